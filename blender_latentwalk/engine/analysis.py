@@ -1,0 +1,363 @@
+"""Song -> per-video-frame features, exactly aligned to the scene's frames.
+
+Features are measured on short hops (5.8 ms for band energies and chroma, 1.45 ms
+for onsets) and then aggregated over each video frame's own time window
+(`timing.frames_of_times`): band energy and chroma are averaged, onset strength
+takes the window's maximum so a hit lands on its own frame. Audio is streamed
+block by block, so memory does not grow with the song's length.
+"""
+
+import os
+import json
+import tempfile
+from dataclasses import dataclass, field
+
+import librosa
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from . import audio, shaping, timing
+from .bands import DEFAULT_BANDS, check_bands
+from .errors import LatentWalkError
+
+SAMPLE_RATE = 22050  # analysis rate; bands may reach its Nyquist frequency, 11025 Hz
+
+# Band energies, RMS, chroma: a 93 ms window resolves bass notes; 128-sample hops.
+BAND_N_FFT = 2048
+BAND_HOP = 128
+# Onsets: a 23 ms window on 1.45 ms hops places a hit within 1.5 ms.
+ONSET_N_FFT = 256
+ONSET_HOP = 16
+ONSET_N_MELS = 24
+ONSET_FLOOR_DB = -150.0
+# Beat tracking works on the onset curve at librosa's usual 512-sample hop.
+BEAT_HOP = 512
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FEATURES_VERSION = 1
+
+
+@dataclass
+class Features:
+    """Everything the bake needs, one value per video frame.
+
+    Attributes
+    ----------
+    band_names : list of str, length n_bands
+    band_low_hz, band_high_hz : np.ndarray, shape (n_bands,)
+    bands : np.ndarray, shape (n_bands, n_frames), float32 in 0..1
+    onset : np.ndarray, shape (n_frames,), float32 in 0..1 (percussive pulse)
+    rms : np.ndarray, shape (n_frames,), float32 in 0..1 (overall loudness)
+    chroma : np.ndarray, shape (n_frames, 12), float32 in 0..1 (C, C#, ... B)
+    beats : np.ndarray, shape (n_beats,), int64 frame indices
+    meta : dict, JSON-able (fps, fps_base, offset_ms, duration_s, audio path, ...)
+    """
+
+    band_names: list
+    band_low_hz: np.ndarray
+    band_high_hz: np.ndarray
+    bands: np.ndarray
+    onset: np.ndarray
+    rms: np.ndarray
+    chroma: np.ndarray
+    beats: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_frames(self):
+        return len(self.onset)
+
+    def band(self, name):
+        return self.bands[self.band_names.index(name)]
+
+    def summary(self):
+        means = ", ".join(f"{n} {v.mean():.2f}" for n, v in zip(self.band_names, self.bands))
+        m = self.meta
+        return (
+            f"{os.path.basename(m.get('audio_path', '?'))}: {m['duration_s']:.2f} s -> {self.n_frames} frames "
+            f"at {m['fps'] / m['fps_base']:.3f} fps, {len(self.beats)} beats; mean {means}"
+        )
+
+    def save_npz(self, path):
+        """Write the features file atomically (a temp file renamed into place)."""
+        arrays = {name: self.bands[i] for i, name in enumerate(self.band_names)}
+        arrays.update(
+            onset=self.onset,
+            rms=self.rms,
+            chroma=self.chroma,
+            beats=self.beats,
+            band_names=np.array(self.band_names, dtype=str),
+            band_low_hz=self.band_low_hz,
+            band_high_hz=self.band_high_hz,
+            meta=np.array(json.dumps(self.meta)),
+        )
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        handle, temp_path = tempfile.mkstemp(suffix=".npz", dir=folder)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, **arrays)
+            os.replace(temp_path, path)
+        except BaseException:
+            if os.path.exists(temp_path):
+                os.unlink(temp_path)
+            raise
+
+    @classmethod
+    def load_npz(cls, path):
+        with np.load(path, allow_pickle=False) as data:
+            names = [str(n) for n in data["band_names"]]
+            n_frames = len(data["onset"])
+            bands = np.stack([data[n] for n in names]) if names else np.zeros((0, n_frames), np.float32)
+            return cls(
+                band_names=names,
+                band_low_hz=data["band_low_hz"],
+                band_high_hz=data["band_high_hz"],
+                bands=bands,
+                onset=data["onset"],
+                rms=data["rms"],
+                chroma=data["chroma"],
+                beats=data["beats"],
+                meta=json.loads(str(data["meta"])),
+            )
+
+
+class _Framer:
+    """Cuts a stream of sample blocks into centred STFT frames.
+
+    Frame ``j`` is centred on sample ``j * hop`` (librosa's ``center=True`` with
+    zero padding), so the result does not depend on how the stream was split.
+    """
+
+    def __init__(self, n_fft, hop):
+        self.n_fft = n_fft
+        self.hop = hop
+        self.buffer = np.zeros(n_fft // 2, dtype=np.float32)
+        self.buffer_start = 0  # index in the padded stream of buffer[0]
+        self.next_frame = 0
+
+    def push(self, samples, final=False):
+        """Add samples; return ``(first_frame_index, frames)`` with frames shape (m, n_fft)."""
+        parts = [self.buffer, samples]
+        if final:
+            parts.append(np.zeros(self.n_fft // 2, dtype=np.float32))
+        self.buffer = np.concatenate(parts)
+        offset = self.next_frame * self.hop - self.buffer_start
+        available = len(self.buffer) - offset - self.n_fft
+        count = available // self.hop + 1 if available >= 0 else 0
+        frames = np.lib.stride_tricks.sliding_window_view(self.buffer[offset:], self.n_fft)[:: self.hop][:count]
+        first = self.next_frame
+        frames = frames.copy()
+        self.next_frame += count
+        drop = self.next_frame * self.hop - self.buffer_start
+        self.buffer = self.buffer[drop:]
+        self.buffer_start += drop
+        return first, frames
+
+
+class _FrameAccumulator:
+    """Sums (or maxima) of hop-level values per video frame, chunk by chunk."""
+
+    def __init__(self, reduce="mean"):
+        self.reduce = reduce
+        self.chunks = []  # (frame indices, values (m, d)) with unique indices per chunk
+
+    def add(self, frame_index, values):
+        """frame_index: shape (m,), non-decreasing; values: shape (m, d)."""
+        if len(frame_index) == 0:
+            return
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(frame_index)) + 1])
+        if self.reduce == "max":
+            reduced = np.maximum.reduceat(values, starts, axis=0)
+        else:
+            reduced = np.add.reduceat(values, starts, axis=0)
+        counts = np.diff(np.append(starts, len(frame_index)))
+        self.chunks.append((frame_index[starts], reduced, counts))
+
+    def result(self, n_frames, width):
+        """np.ndarray, shape (n_frames, width): per-frame mean or max (0 where empty)."""
+        total = np.zeros((n_frames, width), dtype=np.float64)
+        counts = np.zeros(n_frames, dtype=np.int64)
+        for index, values, count in self.chunks:
+            keep = (index >= 0) & (index < n_frames)
+            if self.reduce == "max":
+                np.maximum.at(total, index[keep], values[keep])
+            else:
+                np.add.at(total, index[keep], values[keep])
+            np.add.at(counts, index[keep], count[keep])
+        if self.reduce == "mean":
+            total /= np.maximum(counts, 1)[:, None]
+        return total
+
+
+def _band_matrix(bands, sample_rate, n_fft):
+    """shape (n_bands, n_fft // 2 + 1): 1 where an FFT bin lies in the band."""
+    bin_hz = librosa.fft_frequencies(sr=sample_rate, n_fft=n_fft)
+    matrix = np.zeros((len(bands), len(bin_hz)), dtype=np.float32)
+    for i, band in enumerate(bands):
+        inside = (bin_hz >= band.low_hz) & (bin_hz < band.high_hz)
+        if not inside.any():  # a band narrower than one bin still gets its nearest bin
+            inside[np.argmin(np.abs(bin_hz - (band.low_hz + band.high_hz) / 2))] = True
+        matrix[i, inside] = 1.0
+    return matrix
+
+
+class _Spectrum:
+    """Windowed power spectra, scaled so a signal's total equals its mean square."""
+
+    def __init__(self, n_fft):
+        self.window = scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+        # Parseval: sum over one-sided bins of |X|^2 * 2 / (n_fft * sum(w^2)) ~ mean square.
+        self.scale = np.float32(2.0 / (n_fft * float(np.sum(self.window**2))))
+
+    def power(self, frames):
+        """frames: shape (m, n_fft) -> shape (m, n_fft // 2 + 1), float32."""
+        spectrum = scipy.fft.rfft(frames * self.window, axis=1)
+        return (spectrum.real**2 + spectrum.imag**2) * self.scale
+
+
+def analyze(
+    path,
+    fps,
+    fps_base=1.0,
+    bands=DEFAULT_BANDS,
+    band_shapes=None,
+    onset_shape=shaping.ONSET_SHAPE,
+    offset_ms=0.0,
+    range_db=40.0,
+    sample_rate=SAMPLE_RATE,
+):
+    """Analyse a song into per-frame features.
+
+    Parameters
+    ----------
+    path : str, a wav, flac, ogg or mp3 file (any channels, any sample rate)
+    fps, fps_base : the scene's frame rate is ``fps / fps_base``
+    bands : sequence of `Band`
+    band_shapes : sequence of `ShapeSettings`, one per band (default `shaping.BAND_SHAPE`)
+    onset_shape : `ShapeSettings` for the onset curve
+    offset_ms : latency offset; positive values make every curve react later
+    range_db : level range mapped onto 0..1 for bands and RMS
+
+    Returns
+    -------
+    Features
+    """
+    timing.check_fps(fps, fps_base)
+    bands = tuple(bands)
+    check_bands(bands, sample_rate)
+    band_shapes = tuple(band_shapes) if band_shapes is not None else (shaping.BAND_SHAPE,) * len(bands)
+    if len(band_shapes) != len(bands):
+        raise LatentWalkError(f"{len(bands)} bands but {len(band_shapes)} shape settings were given.")
+    info = audio.probe(path)
+    frame_rate = timing.frames_per_second(fps, fps_base)
+
+    band_framer, onset_framer = _Framer(BAND_N_FFT, BAND_HOP), _Framer(ONSET_N_FFT, ONSET_HOP)
+    band_spectrum, onset_spectrum = _Spectrum(BAND_N_FFT), _Spectrum(ONSET_N_FFT)
+    band_matrix = _band_matrix(bands, sample_rate, BAND_N_FFT)
+    chroma_matrix = librosa.filters.chroma(sr=sample_rate, n_fft=BAND_N_FFT, tuning=0.0, norm=None).astype(np.float32)
+    mel_matrix = librosa.filters.mel(sr=sample_rate, n_fft=ONSET_N_FFT, n_mels=ONSET_N_MELS).astype(np.float32)
+    # A hit enters an onset frame's window half a window before the frame's centre;
+    # the flux peaks on that first frame, so its time is moved back onto the hit.
+    onset_delay_s = (ONSET_N_FFT // 2) / sample_rate
+
+    levels = _FrameAccumulator("mean")  # per frame: band mean squares, overall mean square, chroma
+    onsets = _FrameAccumulator("max")
+    onset_curve = []  # hop-level onset strength, for beat tracking
+    previous_db = np.full(ONSET_N_MELS, ONSET_FLOOR_DB, dtype=np.float32)
+
+    def consume(samples, final):
+        nonlocal previous_db
+        first, frames = band_framer.push(samples, final)
+        if len(frames):
+            power = band_spectrum.power(frames)
+            measures = np.concatenate(
+                [power @ band_matrix.T, np.mean(frames**2, axis=1, keepdims=True), power @ chroma_matrix.T], axis=1
+            )
+            times = (first + np.arange(len(frames))) * (BAND_HOP / sample_rate)
+            levels.add(timing.frames_of_times(times, fps, fps_base, offset_ms), measures)
+        first, frames = onset_framer.push(samples, final)
+        if len(frames):
+            mel_db = 10.0 * np.log10(np.maximum(onset_spectrum.power(frames) @ mel_matrix.T, 1e-15))
+            mel_db = np.maximum(mel_db, ONSET_FLOOR_DB)
+            rises = np.diff(np.vstack([previous_db[None, :], mel_db]), axis=0)
+            flux = np.maximum(rises, 0.0).mean(axis=1)
+            previous_db = mel_db[-1]
+            times = (first + np.arange(len(frames))) * (ONSET_HOP / sample_rate) + onset_delay_s
+            onsets.add(timing.frames_of_times(times, fps, fps_base, offset_ms), flux[:, None])
+            onset_curve.append(flux.astype(np.float32))
+
+    stream = audio.iter_mono(path, sample_rate)
+    while True:
+        try:
+            consume(next(stream), final=False)
+        except StopIteration as done:
+            decoded_samples = done.value
+            break
+    consume(np.zeros(0, dtype=np.float32), final=True)
+
+    duration_s = decoded_samples / info.sample_rate
+    if decoded_samples == 0:
+        raise LatentWalkError(f"audio file '{path}' has no samples (0 s long): export the song again.")
+    n_frames = timing.frame_count(duration_s, fps, fps_base)
+    if duration_s * frame_rate < 1.0:
+        raise LatentWalkError(
+            f"audio file '{path}' is {duration_s * 1000:.1f} ms long, shorter than one frame "
+            f"({1000 / frame_rate:.1f} ms at {frame_rate:.3f} fps): use a longer file."
+        )
+
+    n_bands = len(bands)
+    per_frame = levels.result(n_frames, n_bands + 1 + 12)
+    band_values = np.stack(
+        [
+            shaping.shape(shaping.normalise_level(per_frame[:, i], frame_rate, range_db), band_shapes[i], frame_rate)
+            for i in range(n_bands)
+        ]
+    ) if n_bands else np.zeros((0, n_frames), np.float32)
+    rms_unit = shaping.normalise_level(per_frame[:, n_bands], frame_rate, range_db)
+    chroma = per_frame[:, n_bands + 1 :]
+    chroma_peak = chroma.max(axis=1, keepdims=True)
+    audible = (rms_unit > 0.0)[:, None] & (chroma_peak > 1e-12)
+    chroma = np.where(audible, chroma / np.maximum(chroma_peak, 1e-12), 0.0).astype(np.float32)
+    onset_raw = onsets.result(n_frames, 1)[:, 0]
+    onset_values = shaping.shape(shaping.normalise_positive(onset_raw, frame_rate), onset_shape, frame_rate)
+
+    beats = _beat_frames(np.concatenate(onset_curve) if onset_curve else np.zeros(0, np.float32),
+                         sample_rate, onset_delay_s, fps, fps_base, offset_ms, n_frames)
+
+    return Features(
+        band_names=[b.name for b in bands],
+        band_low_hz=np.array([b.low_hz for b in bands], dtype=np.float64),
+        band_high_hz=np.array([b.high_hz for b in bands], dtype=np.float64),
+        bands=band_values.astype(np.float32),
+        onset=onset_values,
+        rms=rms_unit,
+        chroma=chroma,
+        beats=beats,
+        meta={
+            "version": FEATURES_VERSION,
+            "audio_path": os.path.abspath(path),
+            "fps": fps,
+            "fps_base": fps_base,
+            "offset_ms": offset_ms,
+            "duration_s": duration_s,
+            "source_sample_rate": info.sample_rate,
+            "channels": info.channels,
+            "analysis_sample_rate": sample_rate,
+        },
+    )
+
+
+def _beat_frames(onset_curve, sample_rate, delay_s, fps, fps_base, offset_ms, n_frames):
+    """Beat positions as video frame indices, shape (n_beats,), int64."""
+    group = BEAT_HOP // ONSET_HOP
+    usable = len(onset_curve) // group * group
+    if usable < group * 4 or not np.any(onset_curve > 0):
+        return np.zeros(0, dtype=np.int64)
+    envelope = onset_curve[:usable].reshape(-1, group).mean(axis=1)
+    _, beat_times = librosa.beat.beat_track(
+        onset_envelope=envelope, sr=sample_rate, hop_length=BEAT_HOP, units="time"
+    )
+    frames = timing.frames_of_times(np.asarray(beat_times) + delay_s, fps, fps_base, offset_ms)
+    return np.unique(frames[(frames >= 0) & (frames < n_frames)]).astype(np.int64)

@@ -1,0 +1,88 @@
+"""Frequency bands: the musician's names for parts of the spectrum.
+
+A band is ``(name, low_hz, high_hz)``; its curve is the energy between the two
+frequencies. The defaults are the usual mixing-desk regions, roughly an octave or
+two each (log-spaced), topped at 11 kHz so they fit the default analysis rate.
+"""
+
+from dataclasses import dataclass
+
+from .errors import LatentWalkError
+
+
+@dataclass(frozen=True)
+class Band:
+    name: str
+    low_hz: float
+    high_hz: float
+
+    @property
+    def label(self):
+        """What the UI and Graph Editor show, e.g. ``"Bass (60-250 Hz)"``."""
+        return f"{self.name} ({self.low_hz:g}-{self.high_hz:g} Hz)"
+
+
+DEFAULT_BANDS = (
+    Band("Sub", 20.0, 60.0),
+    Band("Bass", 60.0, 250.0),
+    Band("Low Mids", 250.0, 500.0),
+    Band("Mids", 500.0, 2000.0),
+    Band("High Mids", 2000.0, 4000.0),
+    Band("Presence", 4000.0, 6000.0),
+    Band("Brilliance", 6000.0, 11000.0),
+)
+
+# Keys of the features file that a band name may not shadow.
+RESERVED_NAMES = frozenset(
+    {"onset", "rms", "chroma", "beats", "band_names", "band_low_hz", "band_high_hz", "meta"}
+)
+
+
+def parse_band(spec):
+    """Parse ``"NAME:LOW-HIGH"`` (e.g. ``"kick:40-120"``) into a `Band`."""
+    name, sep, hz_range = spec.rpartition(":")
+    low_text, dash, high_text = hz_range.partition("-")
+    try:
+        if not (sep and dash and name.strip()):
+            raise ValueError
+        return Band(name.strip(), float(low_text), float(high_text))
+    except ValueError:
+        raise LatentWalkError(
+            f"band '{spec}' is not NAME:LOW-HIGH; write it like 'bass:60-250' "
+            "(frequencies in Hz)."
+        ) from None
+
+
+def check_bands(bands, sample_rate):
+    """Raise a ``LatentWalkError`` naming the first unusable band.
+
+    Each band needs a unique, non-reserved name and ``0 <= low_hz < high_hz``
+    with ``high_hz`` at most the analysis Nyquist frequency ``sample_rate / 2``.
+    """
+    if not bands:
+        raise LatentWalkError("no bands are defined: add at least one band (e.g. 'bass:60-250').")
+    nyquist_hz = sample_rate / 2.0
+    seen = set()
+    for band in bands:
+        where = f"band '{band.name}'"
+        key = band.name.strip().lower()
+        if not key:
+            raise LatentWalkError("a band has an empty name: give every band a name.")
+        if key in RESERVED_NAMES:
+            raise LatentWalkError(f"{where}: the name '{band.name}' is reserved; rename the band.")
+        if key in seen:
+            raise LatentWalkError(f"{where}: two bands share this name; rename one of them.")
+        seen.add(key)
+        if not (band.low_hz >= 0.0):
+            raise LatentWalkError(f"{where}: low_hz is {band.low_hz:g}; it must be 0 or more.")
+        if not (band.low_hz < band.high_hz):
+            raise LatentWalkError(
+                f"{where}: low_hz ({band.low_hz:g}) must be below high_hz ({band.high_hz:g}); "
+                "swap or correct them."
+            )
+        if band.high_hz > nyquist_hz:
+            raise LatentWalkError(
+                f"{where}: high_hz ({band.high_hz:g}) is above {nyquist_hz:g} Hz, the highest "
+                f"frequency at the analysis rate of {sample_rate} Hz; lower it, or raise the "
+                f"analysis sample rate to at least {int(2 * band.high_hz)} Hz."
+            )

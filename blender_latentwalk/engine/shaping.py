@@ -1,0 +1,119 @@
+"""Turning raw per-frame measurements into 0..1 curves an artist can use.
+
+Order: level (dB) -> normalised 0..1 by a percentile of local peaks -> threshold
+-> gain -> attack/release envelope. Times are in milliseconds so a curve looks the
+same at 24 and at 60 fps.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d
+
+# Levels below this (dB relative to a full-scale signal's mean square) are silence.
+SILENCE_DB = -70.0
+# Length of the running-max window that defines "local peaks" for normalisation.
+PEAK_WINDOW_S = 1.0
+PEAK_PERCENTILE = 95.0
+
+
+@dataclass(frozen=True)
+class ShapeSettings:
+    """How one curve is shaped after normalisation.
+
+    gain : multiplies the 0..1 curve (clipped back to 1).
+    threshold : values below it become 0; the rest is stretched back to 0..1.
+    attack_ms, release_ms : one-pole envelope time constants for rising and
+        falling values; 0 follows the signal instantly.
+    """
+
+    gain: float = 1.0
+    threshold: float = 0.0
+    attack_ms: float = 10.0
+    release_ms: float = 150.0
+
+
+BAND_SHAPE = ShapeSettings()
+# Onset is a pulse: keep it sharp; the walk adds its own decay.
+ONSET_SHAPE = ShapeSettings(attack_ms=0.0, release_ms=0.0)
+
+
+def peak_reference(values, frame_rate):
+    """The level that maps to 1.0: a high percentile of the running maximum.
+
+    The running max over ``PEAK_WINDOW_S`` turns every local peak into a plateau
+    about a second long, so sparse hits (a click track) still dominate the
+    percentile while a single spike covers too little of the song to set it.
+
+    Parameters
+    ----------
+    values : np.ndarray, shape (n_frames,)
+    frame_rate : float, frames per second of ``values``
+    """
+    if len(values) == 0:
+        return 0.0
+    window = max(1, int(round(PEAK_WINDOW_S * frame_rate)))
+    local_peaks = maximum_filter1d(values, size=window, mode="nearest")
+    return float(np.percentile(local_peaks, PEAK_PERCENTILE))
+
+
+def normalise_positive(values, frame_rate):
+    """Scale a non-negative measurement (e.g. onset strength) to 0..1.
+
+    values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
+    """
+    reference = peak_reference(values, frame_rate)
+    if reference <= 1e-12:
+        return np.zeros(len(values), dtype=np.float32)
+    return np.clip(values / reference, 0.0, 1.0).astype(np.float32)
+
+
+def normalise_level(mean_square, frame_rate, range_db=40.0):
+    """Map a mean-square level to 0..1 on a decibel scale.
+
+    The reference (1.0) is `peak_reference` of the level in dB; 0.0 is
+    ``range_db`` below it, but never below `SILENCE_DB`, so silence and
+    near-silent bands stay at zero instead of having their noise amplified.
+
+    mean_square : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
+    """
+    level_db = 10.0 * np.log10(np.maximum(mean_square, 1e-12))
+    reference_db = peak_reference(level_db, frame_rate)
+    if reference_db <= SILENCE_DB:
+        return np.zeros(len(level_db), dtype=np.float32)
+    floor_db = max(reference_db - range_db, SILENCE_DB)
+    return np.clip((level_db - floor_db) / (reference_db - floor_db), 0.0, 1.0).astype(np.float32)
+
+
+def envelope(values, attack_ms, release_ms, frame_rate):
+    """One-pole attack/release follower, in milliseconds (fps-independent).
+
+    values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
+    """
+    frame_ms = 1000.0 / frame_rate
+    rise = 1.0 if attack_ms <= 0 else 1.0 - math.exp(-frame_ms / attack_ms)
+    fall = 1.0 if release_ms <= 0 else 1.0 - math.exp(-frame_ms / release_ms)
+    if rise == 1.0 and fall == 1.0:
+        return np.asarray(values, dtype=np.float32).copy()
+    out = np.empty(len(values), dtype=np.float32)
+    level = 0.0  # the song starts from silence
+    for i, target in enumerate(np.asarray(values, dtype=np.float64).tolist()):
+        level += (rise if target > level else fall) * (target - level)
+        out[i] = level
+    return out
+
+
+def shape(unit_values, settings, frame_rate):
+    """Apply threshold, gain and envelope to a 0..1 curve.
+
+    unit_values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
+    """
+    values = np.asarray(unit_values, dtype=np.float64)
+    if settings.threshold > 0.0:
+        if settings.threshold >= 1.0:
+            values = np.zeros_like(values)
+        else:
+            values = np.clip((values - settings.threshold) / (1.0 - settings.threshold), 0.0, 1.0)
+    values = np.clip(values * settings.gain, 0.0, 1.0)
+    return envelope(values, settings.attack_ms, settings.release_ms, frame_rate)
