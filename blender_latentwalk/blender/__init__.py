@@ -1,0 +1,22 @@
+"""The add-on layer: Blender state in, engine calls out, Blender state back.
+
+Everything here is thin; the work is in ``..engine``, which never imports bpy.
+"""
+
+import bpy
+
+from . import operators, panels, preferences, properties
+
+_classes = preferences.classes + operators.classes + panels.classes
+
+
+def register():
+    properties.register()
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)
+    properties.unregister()

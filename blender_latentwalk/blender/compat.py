@@ -1,0 +1,108 @@
+"""Every difference between Blender 3.4, 4.2 and 5.0 that the add-on meets.
+
+Each helper detects the feature it needs (an attribute, an operator), never a
+version number, so a point release that back- or forward-ports an API just works.
+
+| what | old | new |
+| F-curves of an ID | ``action.fcurves`` | slotted actions: channelbag of the ID's slot (4.4+, only way in 5.0) |
+| sequencer strips | ``sequence_editor.sequences`` | ``sequence_editor.strips`` (4.4+, only way in 5.0) |
+| Graph Editor sound bake | ``graph.sound_bake`` | ``graph.sound_to_samples`` (4.1+) |
+| sidebar tab | not settable | ``Region.active_panel_category`` |
+"""
+
+import bpy
+
+
+def _channelbag(animation_data, ensure):
+    """The channelbag holding the F-curves of the assigned slot (slotted actions)."""
+    from bpy_extras import anim_utils
+
+    action, slot = animation_data.action, animation_data.action_slot
+    if slot is None:
+        return None
+    if ensure:
+        return anim_utils.action_ensure_channelbag_for_slot(action, slot)
+    return anim_utils.action_get_channelbag_for_slot(action, slot)
+
+
+def fcurves_of(id_data):
+    """The F-curve collection animating ``id_data``, or None when it has no action."""
+    animation_data = id_data.animation_data
+    if animation_data is None or animation_data.action is None:
+        return None
+    if hasattr(animation_data, "action_slot"):
+        bag = _channelbag(animation_data, ensure=False)
+        return bag.fcurves if bag is not None else None
+    return animation_data.action.fcurves
+
+
+def find_fcurve(id_data, data_path, index=0):
+    fcurves = fcurves_of(id_data)
+    return fcurves.find(data_path, index=index) if fcurves is not None else None
+
+
+def ensure_fcurve(id_data, data_path, index, group_name):
+    """The F-curve for ``data_path[index]``, created (in ``group_name``) if missing.
+
+    Creation goes through one ``keyframe_insert``: it makes the action, slot,
+    layer, strip and channelbag that each Blender version needs. The caller
+    replaces that single key with the baked ones.
+    """
+    fcurve = find_fcurve(id_data, data_path, index)
+    if fcurve is None:
+        try:
+            id_data.keyframe_insert(data_path, index=index, group=group_name)
+        except TypeError:  # not an array property: keyframe_insert wants index -1
+            id_data.keyframe_insert(data_path, index=-1, group=group_name)
+        fcurve = find_fcurve(id_data, data_path, index)
+    return fcurve
+
+
+def remove_fcurve(id_data, fcurve):
+    fcurves_of(id_data).remove(fcurve)
+
+
+def all_strips(scene):
+    """Every strip of the scene's sequencer (empty when it has none)."""
+    editor = scene.sequence_editor
+    if editor is None:
+        return []
+    if hasattr(editor, "strips_all"):
+        return list(editor.strips_all)
+    return list(editor.sequences_all)
+
+
+def top_level_strips(scene):
+    """The collection new strips are added to (``strips`` / ``sequences``)."""
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def new_sound_strip(scene, name, filepath, channel, frame_start):
+    """Add a sound strip; None when this Blender build has no audio (some bpy wheels)."""
+    try:
+        return top_level_strips(scene).new_sound(name, filepath, channel=channel, frame_start=frame_start)
+    except RuntimeError as error:
+        if "Audaspace" in str(error):
+            return None
+        raise
+
+
+def sound_bake_operator():
+    """Blender's own Graph Editor sound bake operator (for the benchmark)."""
+    graph = bpy.ops.graph
+    return graph.sound_to_samples if hasattr(graph, "sound_to_samples") else graph.sound_bake
+
+
+def show_sidebar_tab(region, category):
+    """Switch a sidebar region to a tab, where Blender allows it."""
+    if hasattr(region, "active_panel_category"):
+        try:
+            region.active_panel_category = category
+        except (TypeError, AttributeError):
+            pass
+
+
+def online_access_allowed():
+    """False when the user has disallowed network access (4.2+)."""
+    return getattr(bpy.app, "online_access", True)

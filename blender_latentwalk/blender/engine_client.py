@@ -1,0 +1,75 @@
+"""Running the engine from Blender: in Blender's own Python, or in another one.
+
+Blender's bundled Python rarely has librosa or torch, and installing them into it
+is the most common way ML add-ons break. So the engine may run in any Python that
+has it installed (``scripts/setup.sh`` makes ``.venv``): the add-on preference
+"Engine Python", or the ``LATENTWALK_ENGINE_PYTHON`` environment variable for
+headless runs. When neither is set the engine runs in-process if it can import.
+Requests and results travel as files; the subprocess gets an argument list, never
+a shell.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from ..engine.errors import LatentWalkError
+from ..engine.features import Features
+
+ENV_ENGINE_PYTHON = "LATENTWALK_ENGINE_PYTHON"
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PACKAGE_NAME = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def engine_python(preferences_python=""):
+    """The interpreter to run the engine in, or "" for Blender's own process."""
+    return os.environ.get(ENV_ENGINE_PYTHON) or preferences_python or ""
+
+
+def analyze(request, python=""):
+    """Analyse per ``request`` (see `engine.cli.run_request`); returns `Features`."""
+    if not python:
+        try:
+            from ..engine import cli
+            from ..engine import analysis  # noqa: F401  (librosa must import)
+        except ImportError as error:
+            raise LatentWalkError(
+                f"the analysis needs librosa, which Blender's Python cannot import ({error}). "
+                "Set Preferences > Add-ons > Latent Walk > Engine Python to a Python that has it "
+                "(the project's .venv/bin/python, made by scripts/setup.sh)."
+            ) from None
+        return cli.run_request(request)
+    return _analyze_in_subprocess(request, python)
+
+
+def _analyze_in_subprocess(request, python):
+    if not os.path.isfile(python):
+        raise LatentWalkError(
+            f"Engine Python '{python}' does not exist: fix it in Preferences > Add-ons > Latent Walk "
+            "(e.g. the project's .venv/bin/python), or clear it to use Blender's own Python."
+        )
+    with tempfile.TemporaryDirectory(prefix="latentwalk-") as folder:
+        request_path = os.path.join(folder, "request.json")
+        features_path = os.path.join(folder, "features.npz")
+        with open(request_path, "w", encoding="utf-8") as stream:
+            json.dump(request, stream)
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PACKAGE_PARENT, environment.get("PYTHONPATH", "")) if p
+        )
+        command = [python, "-m", f"{_PACKAGE_NAME}.engine", "analyze", "--request", request_path,
+                   "--out", features_path]
+        result = subprocess.run(command, capture_output=True, text=True, env=environment)
+        if result.returncode != 0:
+            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+            message = lines[-1] if lines else f"exit status {result.returncode}"
+            if message.startswith("error: "):
+                raise LatentWalkError(message[len("error: "):])
+            sys.stderr.write(result.stderr)
+            raise LatentWalkError(
+                f"the engine in '{python}' failed: {message}. Check that it has the engine's "
+                "requirements (run scripts/setup.sh)."
+            )
+        return Features.load_npz(features_path)

@@ -1,0 +1,79 @@
+"""The "Latent Walk" sidebar tab, in the Sequencer and in the Graph Editor."""
+
+import bpy
+
+CATEGORY = "Latent Walk"
+
+
+class LATENTWALK_UL_bands(bpy.types.UIList):
+    def draw_item(self, context, layout, data, band, icon, active_data, active_property, index=0, flt_flag=0):
+        row = layout.row(align=True)
+        row.prop(band, "title", text="", emboss=False)
+        row.label(text=f"{band.low_hz:g}-{band.high_hz:g} Hz")
+        row.prop(band, "locked", text="", icon="LOCKED" if band.locked else "UNLOCKED", emboss=False)
+
+
+class _LatentWalkPanel:
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Latent Walk"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.latentwalk
+        layout.use_property_split = False
+
+        layout.prop(settings, "audio_path")
+
+        layout.label(text="Bands")
+        row = layout.row()
+        row.template_list("LATENTWALK_UL_bands", "", settings, "bands", settings, "active_band_index", rows=4)
+        buttons = row.column(align=True)
+        buttons.operator("latentwalk.band_add", icon="ADD", text="")
+        buttons.operator("latentwalk.band_remove", icon="REMOVE", text="")
+        if not len(settings.bands):
+            layout.operator("latentwalk.bands_default", icon="PRESET")
+
+        if 0 <= settings.active_band_index < len(settings.bands):
+            band = settings.bands[settings.active_band_index]
+            box = layout.box()
+            box.prop(band, "title")
+            row = box.row(align=True)
+            row.prop(band, "low_hz")
+            row.prop(band, "high_hz")
+            row = box.row(align=True)
+            row.prop(band, "gain")
+            row.prop(band, "threshold")
+            row = box.row(align=True)
+            row.prop(band, "attack_ms")
+            row.prop(band, "release_ms")
+
+        column = layout.column(align=True)
+        column.prop(settings, "offset_ms")
+        row = column.row(align=True)
+        row.prop(settings, "add_beat_markers")
+        row.prop(settings, "fit_frame_range")
+        row = column.row(align=True)
+        row.prop(settings, "lock_onset", text="Onset", icon="LOCKED" if settings.lock_onset else "UNLOCKED")
+        row.prop(settings, "lock_rms", text="Loudness", icon="LOCKED" if settings.lock_rms else "UNLOCKED")
+        row.prop(settings, "lock_chroma", text="Chroma", icon="LOCKED" if settings.lock_chroma else "UNLOCKED")
+
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.operator("latentwalk.bake", icon="GRAPH")
+        row.operator("latentwalk.show_curves", icon="FCURVE")
+        if settings.last_bake_summary:
+            layout.label(text=f"Last bake: {settings.last_bake_summary}", icon="CHECKMARK")
+
+
+class LATENTWALK_PT_sequencer(_LatentWalkPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_sequencer"
+    bl_space_type = "SEQUENCE_EDITOR"
+
+
+class LATENTWALK_PT_graph(_LatentWalkPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_graph"
+    bl_space_type = "GRAPH_EDITOR"
+
+
+classes = (LATENTWALK_UL_bands, LATENTWALK_PT_sequencer, LATENTWALK_PT_graph)

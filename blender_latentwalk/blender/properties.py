@@ -1,0 +1,103 @@
+"""Scene settings: ``scene.latentwalk``.
+
+The baked curves live on ordinary animatable properties here (``bands[i].value``,
+``onset``, ``rms``, ``chroma[i].value``), so the Graph Editor, drivers and
+keyframes all work on them as on any other Blender property.
+"""
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from ..engine.bands import DEFAULT_BANDS, Band
+
+
+def _update_band_label(band, _context):
+    # The RNA name is what the Graph Editor prints beside the curve:
+    # "Energy (Bass (60-250 Hz))" under the "Latent Walk" group.
+    label = Band(band.title, band.low_hz, band.high_hz).label
+    if band.name != label:
+        band.name = label
+
+
+class LatentWalkBand(bpy.types.PropertyGroup):
+    title: StringProperty(name="Name", default="Band", update=_update_band_label)
+    low_hz: FloatProperty(name="Low", description="Lowest frequency of the band, in Hz",
+                          default=60.0, min=0.0, max=24000.0, precision=0, update=_update_band_label)
+    high_hz: FloatProperty(name="High", description="Highest frequency of the band, in Hz",
+                           default=250.0, min=1.0, max=24000.0, precision=0, update=_update_band_label)
+    gain: FloatProperty(name="Gain", description="Multiplies the curve (clipped at 1)",
+                        default=1.0, min=0.0, soft_max=4.0)
+    threshold: FloatProperty(name="Threshold", description="Values below it become 0",
+                             default=0.0, min=0.0, max=1.0)
+    attack_ms: FloatProperty(name="Attack", description="Rise time of the envelope, in ms",
+                             default=10.0, min=0.0, soft_max=500.0)
+    release_ms: FloatProperty(name="Release", description="Fall time of the envelope, in ms",
+                              default=150.0, min=0.0, soft_max=2000.0)
+    locked: BoolProperty(name="Lock", description="Keep this band's curve as it is when re-baking")
+    value: FloatProperty(name="Energy", description="The band's baked energy (edit it in the Graph Editor)",
+                         default=0.0, soft_min=0.0, soft_max=1.0)
+
+    def as_band(self):
+        return Band(self.title, self.low_hz, self.high_hz)
+
+
+class LatentWalkPitch(bpy.types.PropertyGroup):
+    value: FloatProperty(name="Chroma", description="Strength of this pitch class (0..1)",
+                         default=0.0, soft_min=0.0, soft_max=1.0)
+
+
+class LatentWalkSettings(bpy.types.PropertyGroup):
+    audio_path: StringProperty(name="Song", description="Audio file to analyse (wav, flac, ogg, mp3)",
+                               subtype="FILE_PATH")
+    bands: CollectionProperty(type=LatentWalkBand)
+    active_band_index: IntProperty(name="Active Band")
+    offset_ms: FloatProperty(name="Latency", description="Shift every curve in time, in ms; "
+                             "positive values react later, negative values anticipate the music",
+                             default=0.0, soft_min=-500.0, soft_max=500.0)
+    add_beat_markers: BoolProperty(name="Beat Markers", description="Put a timeline marker on every beat",
+                                   default=False)
+    fit_frame_range: BoolProperty(name="Fit Frame Range", description="Set the scene's end frame to the song's end",
+                                  default=True)
+    lock_onset: BoolProperty(name="Lock Onset", description="Keep the onset curve when re-baking")
+    lock_rms: BoolProperty(name="Lock Loudness", description="Keep the loudness curve when re-baking")
+    lock_chroma: BoolProperty(name="Lock Chroma", description="Keep the chroma curves when re-baking")
+
+    onset: FloatProperty(name="Onset", description="Baked percussive pulse (0..1)",
+                         default=0.0, soft_min=0.0, soft_max=1.0)
+    rms: FloatProperty(name="Loudness", description="Baked overall loudness (0..1)",
+                       default=0.0, soft_min=0.0, soft_max=1.0)
+    chroma: CollectionProperty(type=LatentWalkPitch)
+
+    # Bookkeeping of the last bake, written by the bake operator.
+    baked_fingerprints: StringProperty(options={"HIDDEN"})  # JSON {"path[index]": hash}
+    sound_strip_name: StringProperty(options={"HIDDEN"})
+    last_bake_summary: StringProperty(name="Last Bake", options={"HIDDEN"})
+
+    def ensure_default_bands(self):
+        if len(self.bands):
+            return
+        for band in DEFAULT_BANDS:
+            item = self.bands.add()
+            item.title, item.low_hz, item.high_hz = band.name, band.low_hz, band.high_hz
+
+
+classes = (LatentWalkBand, LatentWalkPitch, LatentWalkSettings)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.latentwalk = PointerProperty(type=LatentWalkSettings)
+
+
+def unregister():
+    del bpy.types.Scene.latentwalk
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

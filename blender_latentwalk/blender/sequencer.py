@@ -1,0 +1,64 @@
+"""The song in the Video Sequence Editor, and beat markers on the timeline."""
+
+import os
+
+import bpy
+
+from . import compat
+
+BEAT_MARKER_NAME = "beat"
+
+
+def _same_file(path_a, path_b):
+    return os.path.normcase(os.path.abspath(bpy.path.abspath(path_a))) == os.path.normcase(
+        os.path.abspath(bpy.path.abspath(path_b))
+    )
+
+
+def find_sound_strip(scene, audio_path):
+    """The sound strip playing ``audio_path``: the one the bake added, else any."""
+    settings = scene.latentwalk
+    strips = [s for s in compat.all_strips(scene) if s.type == "SOUND" and s.sound is not None]
+    for strip in strips:
+        if strip.name == settings.sound_strip_name and _same_file(strip.sound.filepath, audio_path):
+            return strip
+    for strip in strips:
+        if _same_file(strip.sound.filepath, audio_path):
+            return strip
+    return None
+
+
+def _free_channel(scene, first_frame, last_frame):
+    busy = {
+        s.channel
+        for s in compat.all_strips(scene)
+        if s.frame_final_start <= last_frame and s.frame_final_end > first_frame
+    }
+    channel = 1
+    while channel in busy:
+        channel += 1
+    return channel
+
+
+def ensure_sound_strip(scene, audio_path, duration_frames):
+    """Put the song in the sequencer once, so scrubbing plays it.
+
+    Returns the strip, or None when this Blender build cannot play audio.
+    """
+    strip = find_sound_strip(scene, audio_path)
+    if strip is None:
+        start = scene.frame_start
+        channel = _free_channel(scene, start, start + duration_frames)
+        name = os.path.splitext(os.path.basename(audio_path))[0] or "Song"
+        strip = compat.new_sound_strip(scene, name, audio_path, channel, start)
+    scene.latentwalk.sound_strip_name = strip.name if strip is not None else ""
+    return strip
+
+
+def set_beat_markers(scene, beat_frames, first_frame):
+    """Replace the bake's beat markers (named "beat") with new ones."""
+    markers = scene.timeline_markers
+    for marker in [m for m in markers if m.name == BEAT_MARKER_NAME]:
+        markers.remove(marker)
+    for frame in beat_frames:
+        markers.new(BEAT_MARKER_NAME, frame=int(frame) + first_frame)
