@@ -209,7 +209,10 @@ def analyze(
 
     duration_s = decoded_samples / info.sample_rate
     if decoded_samples == 0:
-        raise LatentWalkError(f"audio file '{path}' has no samples (0 s long): export the song again.")
+        raise LatentWalkError(
+            f"no audio could be decoded from '{path}' ({os.path.getsize(path)} bytes): the file is "
+            "empty, truncated or damaged. Export or download it again."
+        )
     n_frames = timing.frame_count(duration_s, fps, fps_base)
     if duration_s * frame_rate < 1.0:
         raise LatentWalkError(
@@ -219,13 +222,9 @@ def analyze(
 
     n_bands = len(bands)
     per_frame = levels.result(n_frames, n_bands + 1 + 12)
-    band_values = np.stack(
-        [
-            shaping.shape(shaping.normalise_level(per_frame[:, i], frame_rate, range_db), band_shapes[i], frame_rate)
-            for i in range(n_bands)
-        ]
-    ) if n_bands else np.zeros((0, n_frames), np.float32)
-    rms_unit = shaping.normalise_level(per_frame[:, n_bands], frame_rate, range_db)
+    band_units = shaping.normalise_levels(shaping.level_db(per_frame[:, :n_bands].T), frame_rate, range_db)
+    band_values = np.stack([shaping.shape(band_units[i], band_shapes[i], frame_rate) for i in range(n_bands)])
+    rms_unit = shaping.normalise_levels(shaping.level_db(per_frame[:, n_bands]), frame_rate, range_db)[0]
     chroma = per_frame[:, n_bands + 1 :]
     chroma_peak = chroma.max(axis=1, keepdims=True)
     audible = (rms_unit > 0.0)[:, None] & (chroma_peak > 1e-12)

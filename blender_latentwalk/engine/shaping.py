@@ -13,9 +13,12 @@ from scipy.ndimage import maximum_filter1d
 
 # Levels below this (dB relative to a full-scale signal's mean square) are silence.
 SILENCE_DB = -70.0
+# A band's 1.0 is never set more than this far below the loudest band's, so a
+# band holding only leakage or faint noise is not blown up to full scale.
+BAND_HEADROOM_DB = 30.0
 # Length of the running-max window that defines "local peaks" for normalisation.
-PEAK_WINDOW_S = 1.0
-PEAK_PERCENTILE = 95.0
+PEAK_WINDOW_S = 0.5
+PEAK_PERCENTILE = 90.0
 
 
 @dataclass(frozen=True)
@@ -39,23 +42,32 @@ BAND_SHAPE = ShapeSettings()
 ONSET_SHAPE = ShapeSettings(attack_ms=0.0, release_ms=0.0)
 
 
-def peak_reference(values, frame_rate):
+def peak_reference(values, frame_rate, silence):
     """The level that maps to 1.0: a high percentile of the running maximum.
 
     The running max over ``PEAK_WINDOW_S`` turns every local peak into a plateau
-    about a second long, so sparse hits (a click track) still dominate the
-    percentile while a single spike covers too little of the song to set it.
+    about a second long, so a single spike covers too little of the song to set
+    the reference. Only frames whose running max is above ``silence`` count, so
+    sparse hits in silence (a click track) are measured against each other.
 
     Parameters
     ----------
     values : np.ndarray, shape (n_frames,)
     frame_rate : float, frames per second of ``values``
+    silence : float, values at or below it are silence
+
+    Returns
+    -------
+    float, or None when everything is silence
     """
     if len(values) == 0:
-        return 0.0
+        return None
     window = max(1, int(round(PEAK_WINDOW_S * frame_rate)))
     local_peaks = maximum_filter1d(values, size=window, mode="nearest")
-    return float(np.percentile(local_peaks, PEAK_PERCENTILE))
+    active = local_peaks[local_peaks > silence]
+    if len(active) == 0:
+        return None
+    return float(np.percentile(active, PEAK_PERCENTILE))
 
 
 def normalise_positive(values, frame_rate):
@@ -63,27 +75,44 @@ def normalise_positive(values, frame_rate):
 
     values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
     """
-    reference = peak_reference(values, frame_rate)
-    if reference <= 1e-12:
+    values = np.asarray(values, dtype=np.float64)
+    loudest = float(values.max()) if len(values) else 0.0
+    # Onset strengths under a thousandth of the strongest are treated as silence.
+    reference = peak_reference(values, frame_rate, silence=max(loudest * 1e-3, 1e-12))
+    if reference is None:
         return np.zeros(len(values), dtype=np.float32)
     return np.clip(values / reference, 0.0, 1.0).astype(np.float32)
 
 
-def normalise_level(mean_square, frame_rate, range_db=40.0):
-    """Map a mean-square level to 0..1 on a decibel scale.
+def level_db(mean_square):
+    """Mean square -> decibels (re a full-scale signal's mean square of 1).
 
-    The reference (1.0) is `peak_reference` of the level in dB; 0.0 is
-    ``range_db`` below it, but never below `SILENCE_DB`, so silence and
-    near-silent bands stay at zero instead of having their noise amplified.
-
-    mean_square : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
+    mean_square : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,)
     """
-    level_db = 10.0 * np.log10(np.maximum(mean_square, 1e-12))
-    reference_db = peak_reference(level_db, frame_rate)
-    if reference_db <= SILENCE_DB:
-        return np.zeros(len(level_db), dtype=np.float32)
-    floor_db = max(reference_db - range_db, SILENCE_DB)
-    return np.clip((level_db - floor_db) / (reference_db - floor_db), 0.0, 1.0).astype(np.float32)
+    return 10.0 * np.log10(np.maximum(mean_square, 1e-12))
+
+
+def normalise_levels(levels_db, frame_rate, range_db=40.0):
+    """Map levels in dB to 0..1, each row against its own loud passages.
+
+    A row's 1.0 is `peak_reference` of its own level, but at least
+    ``BAND_HEADROOM_DB`` below the loudest row's; 0.0 is ``range_db`` lower, and
+    never below `SILENCE_DB`, so silence and near-silent bands stay at zero.
+
+    levels_db : np.ndarray, shape (n_rows, n_frames) -> np.ndarray, same shape, float32
+    """
+    levels_db = np.atleast_2d(levels_db)
+    references = [peak_reference(row, frame_rate, silence=SILENCE_DB) for row in levels_db]
+    known = [r for r in references if r is not None]
+    loudest_db = max(known) if known else None
+    out = np.zeros(levels_db.shape, dtype=np.float32)
+    for i, reference_db in enumerate(references):
+        if reference_db is None:
+            continue
+        reference_db = max(reference_db, loudest_db - BAND_HEADROOM_DB)
+        floor_db = max(reference_db - range_db, SILENCE_DB)
+        out[i] = np.clip((levels_db[i] - floor_db) / (reference_db - floor_db), 0.0, 1.0)
+    return out
 
 
 def envelope(values, attack_ms, release_ms, frame_rate):

@@ -1,0 +1,105 @@
+"""What the curves mean: bands follow their own frequencies, shaping is in ms,
+silence is zero, every format and channel layout reads the same."""
+
+import numpy as np
+import pytest
+
+import synth
+from blender_latentwalk.engine import analysis, shaping
+from blender_latentwalk.engine.bands import DEFAULT_BANDS, Band
+
+BAND_NAMES = [b.name for b in DEFAULT_BANDS]
+
+
+def _tone_song(tmp_path, frequency_hz, sample_rate=44100):
+    # 2 s silence, 4 s tone, 2 s silence.
+    signal = np.concatenate([np.zeros(2 * sample_rate), synth.tone(frequency_hz, sample_rate, 4.0),
+                             np.zeros(2 * sample_rate)]).astype(np.float32)
+    return synth.write(tmp_path / f"tone{frequency_hz}.wav", signal, sample_rate)
+
+
+@pytest.mark.parametrize("frequency_hz,band", [(100.0, "Bass"), (1000.0, "Mids"), (8000.0, "Brilliance")])
+def test_tone_raises_its_band_and_not_the_far_bands(tmp_path, frequency_hz, band):
+    features = analysis.analyze(_tone_song(tmp_path, frequency_hz), 30)
+    during, before = slice(75, 165), slice(0, 55)
+    own = BAND_NAMES.index(band)
+    assert features.bands[own][during].mean() > 0.9
+    assert features.bands[own][before].max() == 0.0
+    for index in range(len(BAND_NAMES)):
+        if abs(index - own) >= 2:  # far bands: not even a neighbour
+            assert features.bands[index].max() < 0.05, (BAND_NAMES[index], features.bands[index].max())
+
+
+def test_chroma_follows_the_pitch_class(tmp_path):
+    features = analysis.analyze(_tone_song(tmp_path, 440.0), 30)  # A4
+    during = features.chroma[75:165]
+    assert np.all(np.argmax(during, axis=1) == 9)  # C=0 ... A=9
+    assert features.chroma[:55].max() == 0.0
+
+
+def test_pure_silence_gives_all_zero_curves_without_nan(tmp_path):
+    path = synth.write(tmp_path / "silence.wav", np.zeros(44100 * 3, np.float32), 44100)
+    features = analysis.analyze(path, 24)
+    for curve in (features.bands, features.onset, features.rms, features.chroma):
+        assert np.all(np.isfinite(curve)) and np.all(curve == 0.0)
+    assert len(features.beats) == 0
+
+
+@pytest.mark.parametrize("suffix", ["wav", "flac", "ogg", "mp3"])
+def test_formats_channels_and_rates_agree(tmp_path, suffix):
+    sample_rate = 32000 if suffix != "mp3" else 44100  # mp3 encoders support fewer rates
+    # Clicks a third into frames 15, 30, 45: lossy codecs smear a hit by a few ms.
+    mono = synth.clicks([15.3 / 30, 30.3 / 30, 45.3 / 30], sample_rate, 2.0) + synth.tone(200, sample_rate, 2.0, 0.2)
+    reference = analysis.analyze(synth.write(tmp_path / "ref.wav", mono, sample_rate), 30)
+    stereo = np.stack([mono, mono], axis=1)
+    path = synth.write(tmp_path / f"song.{suffix}", stereo, sample_rate)
+    features = analysis.analyze(path, 30)
+    assert features.n_frames == reference.n_frames == 60
+    assert [int(np.argmax(features.onset[f - 3: f + 4])) + f - 3 for f in (15, 30, 45)] == [15, 30, 45]
+    assert np.abs(features.band("Bass") - reference.band("Bass")).max() < 0.1
+
+
+def test_multichannel_and_odd_sample_rate(tmp_path):
+    sample_rate = 11025
+    signal = synth.tone(150, sample_rate, 2.0)
+    six_channels = np.stack([signal] + [np.zeros_like(signal)] * 5, axis=1)
+    features = analysis.analyze(synth.write(tmp_path / "surround.wav", six_channels, sample_rate), 25)
+    assert features.n_frames == 50
+    assert features.band("Bass")[10:40].mean() > 0.9
+
+
+def test_one_spike_does_not_flatten_the_rest(tmp_path):
+    sample_rate = 22050
+    rng = np.random.default_rng(0)
+    beat = synth.clicks(np.arange(0.25, 20, 0.5), sample_rate, 20.0, amplitude=0.3)
+    beat += 0.01 * rng.standard_normal(len(beat)).astype(np.float32)
+    spiky = beat.copy()
+    spiky[int(10.1 * sample_rate)] = 1.0  # one huge single-sample spike
+    normal = analysis.analyze(synth.write(tmp_path / "a.wav", beat, sample_rate), 30).onset
+    spiked = analysis.analyze(synth.write(tmp_path / "b.wav", spiky, sample_rate), 30).onset
+    hits = [int(t * 30) for t in np.arange(0.25, 20, 0.5)]
+    assert np.median(spiked[hits]) > 0.8 * np.median(normal[hits])
+
+
+def test_envelope_is_the_same_in_milliseconds_at_any_fps():
+    # A unit step that ends: time to fall below half must be the same in ms.
+    def half_life_ms(frame_rate):
+        step = np.r_[np.ones(int(frame_rate)), np.zeros(int(frame_rate))]
+        out = shaping.envelope(step, attack_ms=0.0, release_ms=200.0, frame_rate=frame_rate)
+        return (np.argmax(out[int(frame_rate):] < 0.5) + 1) * 1000.0 / frame_rate
+
+    assert abs(half_life_ms(24) - half_life_ms(120)) <= 1000.0 / 24
+    assert 100 < half_life_ms(120) < 170  # 200 ms * ln 2 = 139 ms
+
+
+def test_gain_and_threshold():
+    values = np.linspace(0, 1, 11)
+    shaped = shaping.shape(values, shaping.ShapeSettings(gain=2.0, threshold=0.5, attack_ms=0, release_ms=0), 30)
+    assert np.allclose(shaped[:6], 0.0) and np.allclose(shaped[8:], 1.0)
+
+
+def test_custom_bands_are_keyed_by_name(tmp_path):
+    path = _tone_song(tmp_path, 100.0)
+    features = analysis.analyze(path, 30, bands=[Band("kick", 40, 160), Band("hats", 6000, 11000)])
+    assert features.band_names == ["kick", "hats"]
+    assert features.band("kick").max() > 0.9 and features.band("hats").max() < 0.05
