@@ -55,10 +55,12 @@ class _Framer:
         self.buffer = np.concatenate(parts)
         offset = self.next_frame * self.hop - self.buffer_start
         available = len(self.buffer) - offset - self.n_fft
-        count = available // self.hop + 1 if available >= 0 else 0
-        frames = np.lib.stride_tricks.sliding_window_view(self.buffer[offset:], self.n_fft)[:: self.hop][:count]
+        if available < 0:
+            return self.next_frame, np.zeros((0, self.n_fft), dtype=np.float32)
+        count = available // self.hop + 1
+        windows = np.lib.stride_tricks.sliding_window_view(self.buffer[offset:], self.n_fft)
+        frames = windows[:: self.hop][:count].copy()
         first = self.next_frame
-        frames = frames.copy()
         self.next_frame += count
         drop = self.next_frame * self.hop - self.buffer_start
         self.buffer = self.buffer[drop:]
@@ -258,15 +260,36 @@ def analyze(
     )
 
 
+BEAT_SEGMENT_S = 120.0  # beat tracking runs on segments so memory stays bounded
+BEAT_CONTEXT_S = 8.0  # each segment sees this much more on both sides
+
+
 def _beat_frames(onset_curve, sample_rate, delay_s, fps, fps_base, offset_ms, n_frames):
-    """Beat positions as video frame indices, shape (n_beats,), int64."""
+    """Beat positions as video frame indices, shape (n_beats,), int64.
+
+    librosa's tracker needs memory proportional to the song's length, so long songs
+    are tracked in overlapping two-minute segments, each keeping the beats in
+    its own core; the tempo may drift between segments as the music does.
+    """
     group = BEAT_HOP // ONSET_HOP
     usable = len(onset_curve) // group * group
     if usable < group * 4 or not np.any(onset_curve > 0):
         return np.zeros(0, dtype=np.int64)
     envelope = onset_curve[:usable].reshape(-1, group).mean(axis=1)
-    _, beat_times = librosa.beat.beat_track(
-        onset_envelope=envelope, sr=sample_rate, hop_length=BEAT_HOP, units="time"
-    )
-    frames = timing.frames_of_times(np.asarray(beat_times) + delay_s, fps, fps_base, offset_ms)
+    envelope_rate = sample_rate / BEAT_HOP
+    segment, context = int(BEAT_SEGMENT_S * envelope_rate), int(BEAT_CONTEXT_S * envelope_rate)
+    beat_times = []
+    for core_start in range(0, len(envelope), segment):
+        core_end = min(core_start + segment, len(envelope))
+        start, end = max(0, core_start - context), min(len(envelope), core_end + context)
+        piece = envelope[start:end]
+        if not np.any(piece > 0):
+            continue
+        _, beats = librosa.beat.beat_track(onset_envelope=piece, sr=sample_rate, hop_length=BEAT_HOP)
+        beats = np.asarray(beats) + start
+        beats = beats[(beats >= core_start) & (beats < core_end)]
+        beat_times.append(beats * (BEAT_HOP / sample_rate))
+    if not beat_times:
+        return np.zeros(0, dtype=np.int64)
+    frames = timing.frames_of_times(np.concatenate(beat_times) + delay_s, fps, fps_base, offset_ms)
     return np.unique(frames[(frames >= 0) & (frames < n_frames)]).astype(np.int64)
