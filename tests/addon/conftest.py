@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import blender_latentwalk  # noqa: E402
+import synth  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def addon():
+    blender_latentwalk.register()
+    yield blender_latentwalk
+    blender_latentwalk.unregister()
+
+
+@pytest.fixture
+def scene(addon):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    scene.frame_start = 1
+    return scene
+
+
+@pytest.fixture
+def song(tmp_path):
+    """A 4 s song: clicks every half second over a bass note and a 1 kHz tone."""
+    sample_rate = 44100
+    signal = synth.clicks(np.arange(0.5, 4.0, 0.5), sample_rate, 4.0, amplitude=0.6)
+    signal += synth.tone(110, sample_rate, 4.0, 0.3) + synth.tone(1000, sample_rate, 4.0, 0.1)
+    return synth.write(tmp_path / "song.wav", signal, sample_rate)
