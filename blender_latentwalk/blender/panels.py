@@ -63,7 +63,7 @@ class _LatentWalkPanel:
         row.operator("latentwalk.bake", icon="GRAPH")
         row.operator("latentwalk.show_curves", icon="FCURVE")
         if settings.last_bake_summary:
-            layout.label(text=f"Last bake: {settings.last_bake_summary}", icon="CHECKMARK")
+            layout.label(text=settings.last_bake_summary, icon="CHECKMARK")
 
 
 class LATENTWALK_PT_sequencer(_LatentWalkPanel, bpy.types.Panel):

@@ -36,9 +36,9 @@ class LatentWalkBand(bpy.types.PropertyGroup):
                         default=1.0, min=0.0, soft_max=4.0)
     threshold: FloatProperty(name="Threshold", description="Values below it become 0",
                              default=0.0, min=0.0, max=1.0)
-    attack_ms: FloatProperty(name="Attack", description="Rise time of the envelope, in ms",
+    attack_ms: FloatProperty(name="Attack (ms)", description="Rise time of the envelope, in ms",
                              default=10.0, min=0.0, soft_max=500.0)
-    release_ms: FloatProperty(name="Release", description="Fall time of the envelope, in ms",
+    release_ms: FloatProperty(name="Release (ms)", description="Fall time of the envelope, in ms",
                               default=150.0, min=0.0, soft_max=2000.0)
     locked: BoolProperty(name="Lock", description="Keep this band's curve as it is when re-baking")
     value: FloatProperty(name="Energy", description="The band's baked energy (edit it in the Graph Editor)",
@@ -58,7 +58,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
                                subtype="FILE_PATH")
     bands: CollectionProperty(type=LatentWalkBand)
     active_band_index: IntProperty(name="Active Band")
-    offset_ms: FloatProperty(name="Latency", description="Shift every curve in time, in ms; "
+    offset_ms: FloatProperty(name="Latency (ms)", description="Shift every curve in time, in ms; "
                              "positive values react later, negative values anticipate the music",
                              default=0.0, soft_min=-500.0, soft_max=500.0)
     add_beat_markers: BoolProperty(name="Beat Markers", description="Put a timeline marker on every beat",

@@ -1,0 +1,86 @@
+"""Bake a song into Latent Walk curves, headless.
+
+    blender -b [FILE.blend] --python-exit-code 1 -P scripts/bake.py -- --audio SONG [options]
+    python scripts/bake.py -- --audio SONG [options]          (where `import bpy` works)
+
+Options: --fps N, --fps-base B, --band NAME:LOW-HIGH (repeat), --offset-ms MS,
+--beat-markers, --overwrite-edited, --save OUT.blend. In Blender's own Python set
+LATENTWALK_ENGINE_PYTHON (or --engine-python) to a Python with the engine's
+requirements, e.g. .venv/bin/python. Exits 1 with a one-line message on failure.
+"""
+
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import bpy  # noqa: E402
+
+
+def parse_args(argv):
+    argv = argv[argv.index("--") + 1:] if "--" in argv else []
+    parser = argparse.ArgumentParser(prog="scripts/bake.py")
+    parser.add_argument("--audio", required=True)
+    parser.add_argument("--fps", type=int)
+    parser.add_argument("--fps-base", type=float)
+    parser.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH")
+    parser.add_argument("--offset-ms", type=float)
+    parser.add_argument("--beat-markers", action="store_true")
+    parser.add_argument("--overwrite-edited", action="store_true")
+    parser.add_argument("--engine-python")
+    parser.add_argument("--save", help="write the .blend here")
+    return parser.parse_args(argv)
+
+
+def ensure_registered():
+    if not hasattr(bpy.types.Scene, "latentwalk"):
+        import blender_latentwalk
+
+        blender_latentwalk.register()
+
+
+def main():
+    args = parse_args(sys.argv)
+    ensure_registered()
+    from blender_latentwalk.engine.bands import parse_band
+    from blender_latentwalk.engine.errors import LatentWalkError
+
+    if args.engine_python:
+        os.environ["LATENTWALK_ENGINE_PYTHON"] = args.engine_python
+    scene = bpy.context.scene
+    settings = scene.latentwalk
+    settings.audio_path = os.path.abspath(args.audio)
+    if args.fps:
+        scene.render.fps = args.fps
+    if args.fps_base:
+        scene.render.fps_base = args.fps_base
+    if args.offset_ms is not None:
+        settings.offset_ms = args.offset_ms
+    settings.add_beat_markers = args.beat_markers
+    try:
+        if args.band:
+            settings.bands.clear()
+            for band in map(parse_band, args.band):
+                item = settings.bands.add()
+                item.title, item.low_hz, item.high_hz = band.name, band.low_hz, band.high_hz
+        from blender_latentwalk.blender.operators import bake
+
+        written, kept = bake(scene, overwrite_edited=args.overwrite_edited)
+    except LatentWalkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(f"baked {len(written)} curves into scene '{scene.name}' (group 'Latent Walk'): "
+          f"{settings.last_bake_summary}")
+    if kept:
+        print("kept curves edited by hand: " + ", ".join(t.label for t in kept))
+    if args.save:
+        path = os.path.abspath(args.save)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=path)
+        print(f"saved {path}: open it, then Graph Editor > Sidebar > Latent Walk > Show Curves")
+
+
+main()
