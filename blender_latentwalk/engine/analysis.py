@@ -15,6 +15,7 @@ import scipy.fft
 import scipy.signal
 
 from . import audio, shaping, timing
+from . import beats as beats_module
 from .bands import DEFAULT_BANDS, check_bands
 from .errors import LatentWalkError
 from .features import FEATURES_VERSION, Features
@@ -267,7 +268,7 @@ BEAT_CONTEXT_S = 8.0  # each segment sees this much more on both sides
 def _beat_frames(onset_curve, sample_rate, delay_s, fps, fps_base, offset_ms, n_frames):
     """Beat positions as video frame indices, shape (n_beats,), int64.
 
-    librosa's tracker needs memory proportional to the song's length, so long songs
+    The tracker's tempo estimate needs memory proportional to its input, so long songs
     are tracked in overlapping two-minute segments, each keeping the beats in
     its own core; the tempo may drift between segments as the music does.
     """
@@ -277,6 +278,9 @@ def _beat_frames(onset_curve, sample_rate, delay_s, fps, fps_base, offset_ms, n_
         return np.zeros(0, dtype=np.int64)
     envelope = onset_curve[:usable].reshape(-1, group).mean(axis=1)
     envelope_rate = sample_rate / BEAT_HOP
+    fine_group = group // 4
+    fine_envelope = onset_curve[:usable].reshape(-1, fine_group).mean(axis=1)
+    fine_rate = envelope_rate * 4
     segment, context = int(BEAT_SEGMENT_S * envelope_rate), int(BEAT_CONTEXT_S * envelope_rate)
     beat_times = []
     for core_start in range(0, len(envelope), segment):
@@ -285,8 +289,8 @@ def _beat_frames(onset_curve, sample_rate, delay_s, fps, fps_base, offset_ms, n_
         piece = envelope[start:end]
         if not np.any(piece > 0):
             continue
-        _, beats = librosa.beat.beat_track(onset_envelope=piece, sr=sample_rate, hop_length=BEAT_HOP)
-        beats = np.asarray(beats) + start
+        fine_piece = fine_envelope[start * 4 : end * 4]
+        beats = beats_module.track(piece, envelope_rate, fine_piece, fine_rate) + start
         beats = beats[(beats >= core_start) & (beats < core_end)]
         beat_times.append(beats * (BEAT_HOP / sample_rate))
     if not beat_times:
