@@ -82,7 +82,7 @@ for index, (name, low, high) in enumerate(BANDS):
     times.append(time.perf_counter() - t0)
     assert result == {"FINISHED"}, result
     fcurve = compat.find_fcurve(obj, f'["{name}"]', 0)
-    assert len(fcurve.sampled_points) > 1000, "sound bake wrote no samples"
+    assert len(fcurve.sampled_points) > 10, "sound bake wrote no samples"
 print("RESULT=" + json.dumps({"total_s": sum(times), "per_band_s": times}))
 """
 
