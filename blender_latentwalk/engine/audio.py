@@ -84,8 +84,10 @@ def iter_mono(path, sample_rate, block_s=BLOCK_S):
                 ) from None
             last = len(block) < block_samples
             decoded += len(block)
-            mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
-            mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
+            # A matrix-vector product averages channels several times faster than mean(axis=1).
+            mono = block @ np.full(block.shape[1], 1.0 / block.shape[1], dtype=np.float32)
+            if not np.isfinite(mono).all():  # float files can hold NaN or inf
+                mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=last)
             if len(mono):

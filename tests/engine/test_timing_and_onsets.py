@@ -60,3 +60,13 @@ def test_frame_index_arithmetic_is_exact_at_ntsc_rates():
     k = np.arange(0, 30 * 600)
     assert np.array_equal(timing.frames_of_times(k * 1.001 / 30, 30, 1.001), k)
     assert timing.frame_count(1.001, 30, 1.001) == 30
+
+
+def test_quiet_clicks_also_land_on_their_frames_at_60_fps(tmp_path):
+    frames = np.arange(10, 1100, 12)
+    fractions = np.linspace(0.0, 0.9, len(frames))
+    times = synth.click_times_on_frames(60, frames, fractions)
+    path = synth.write(tmp_path / "quiet.wav", synth.clicks(times, 44100, 20.0, amplitude=0.03), 44100)
+    onset = analysis.analyze(path, 60).onset
+    peaks = [frame - 3 + int(np.argmax(onset[frame - 3 : frame + 4])) for frame in frames]
+    assert peaks == list(frames)
