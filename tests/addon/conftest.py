@@ -30,3 +30,24 @@ def song(tmp_path):
     signal = synth.clicks(np.arange(0.5, 4.0, 0.5), sample_rate, 4.0, amplitude=0.6)
     signal += synth.tone(110, sample_rate, 4.0, 0.3) + synth.tone(1000, sample_rate, 4.0, 0.1)
     return synth.write(tmp_path / "song.wav", signal, sample_rate)
+
+
+# The bpy 4.2 wheel crashes (SIGSEGV) while Python shuts down once any Python
+# callback (a property's update=, an operator's execute) has been registered,
+# even after unregistering; 5.0.1 does not. Every test has run and pytest has
+# printed its summary by pytest_unconfigure, so leave with pytest's own status
+# before the interpreter's teardown reaches bpy.
+_EXIT_STATUS = {"code": 0}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["code"] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS["code"])
