@@ -10,13 +10,21 @@ analyze AUDIO --fps 30 [--fps-base 1.0] [--band NAME:LOW-HIGH ...] [--attack-ms 
 analyze --request REQUEST.json --out FEATURES.npz
     The same, with every setting (per-band shaping included) in a JSON file; the
     add-on uses this form when it runs the engine in another Python.
+make-tiny-models DIR
+    Write untrained tiny stand-in models in the real on-disk formats (offline smoke
+    tests): DIR/biggan-tiny-UNTRAINED (config.json + pytorch_model.bin).
+render-biggan PLAN.npz --model NAME_OR_FOLDER --out DIR [--frames A-B] [--batch-size N]
+        [--device auto|cpu|cuda|mps] [--size WxH]
+    BigGAN frames of a RenderPlan, as frame_NNNNNN.png (Blender frame numbers).
 
 Errors a user can fix print one line on stderr and exit with status 2.
 """
 
 import argparse
 import json
+import os
 import sys
+import time
 
 from . import shaping
 from .bands import DEFAULT_BANDS, Band, parse_band
@@ -40,7 +48,54 @@ def _build_parser():
     analyze.add_argument("--offset-ms", type=float, default=0.0,
                          help="latency offset; positive values make curves react later")
     analyze.add_argument("--out", required=True, help="features file to write (.npz)")
+
+    tiny = commands.add_parser("make-tiny-models", help="write untrained tiny stand-in models")
+    tiny.add_argument("folder")
+
+    render = commands.add_parser("render-biggan", help="render a plan's BigGAN frames")
+    render.add_argument("plan")
+    render.add_argument("--model", required=True)
+    render.add_argument("--out", required=True)
+    render.add_argument("--frames", help="plan frame indices A-B (inclusive)")
+    render.add_argument("--batch-size", type=int, default=16)
+    render.add_argument("--device", default="auto")
+    render.add_argument("--size", help="WIDTHxHEIGHT to scale frames to")
     return parser
+
+
+def _parse_range(text, what):
+    try:
+        first, _, last = text.partition("-")
+        return int(first), int(last or first)
+    except ValueError:
+        raise LatentWalkError(f"{what} '{text}' is not A-B (e.g. 0-99).") from None
+
+
+def _make_tiny_models(folder):
+    from . import biggan
+
+    path = biggan.make_tiny_model(os.path.join(folder, "biggan-tiny-UNTRAINED"))
+    print(f"wrote {path} (UNTRAINED stand-in: its images are noise)")
+
+
+def _render_biggan(args):
+    from . import preview
+    from .plan import RenderPlan
+
+    if not os.path.isfile(args.plan):
+        raise LatentWalkError(f"plan file not found: '{args.plan}'.")
+    plan = RenderPlan.load(args.plan)
+    indices = None
+    if args.frames:
+        first, last = _parse_range(args.frames, "--frames")
+        if not (0 <= first <= last < plan.n_frames):
+            raise LatentWalkError(f"--frames {args.frames} is outside the plan's 0-{plan.n_frames - 1}.")
+        indices = range(first, last + 1)
+    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
+    start = time.perf_counter()
+    paths = preview.render_biggan(plan, args.model, args.out, indices, args.batch_size, args.device, size)
+    elapsed = time.perf_counter() - start
+    print(f"rendered {len(paths)} frames to {args.out} in {elapsed:.1f} s ({len(paths) / elapsed:.2f} frames/s)")
 
 
 def request_from_args(args):
@@ -103,6 +158,10 @@ def main(argv=None):
                     f"cannot write features to '{args.out}' ({error.strerror}); choose a writable folder."
                 ) from None
             print(features.summary() + f" -> {args.out}")
+        elif args.command == "make-tiny-models":
+            _make_tiny_models(args.folder)
+        elif args.command == "render-biggan":
+            _render_biggan(args)
     except LatentWalkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

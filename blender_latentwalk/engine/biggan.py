@@ -1,0 +1,210 @@
+"""BigGAN: loading through pytorch-pretrained-biggan, and rendering frames fast.
+
+Models are a pretrained name (``biggan-deep-128/256/512``, found in the
+package's own cache), or a folder with ``config.json`` + ``pytorch_model.bin``;
+both load through ``BigGAN.from_pretrained`` (``torch.load`` with
+``weights_only=True``, torch's default). Nothing is downloaded unless asked, so an
+offline machine fails in milliseconds with a message saying where to put files.
+
+Rendering does no work whose result is thrown away: spectral norm is folded into
+plain weights once (instead of on every forward), and the last convolution keeps
+only the 3 RGB channels of its 128 (the model computes all and slices).
+"""
+
+import glob
+import hashlib
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from .errors import LatentWalkError
+
+KNOWN_MODELS = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
+WEIGHTS_NAME, CONFIG_NAME = "pytorch_model.bin", "config.json"
+
+# The published architectures (as in each model's config.json); the benchmark
+# builds these with random weights, whose compute is the real compute.
+_DEEP_LAYERS = {
+    128: [(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8), (True, 8, 4),
+          (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)],
+    256: [(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8), (True, 8, 8),
+          (False, 8, 4), (True, 4, 4), (False, 4, 2), (True, 2, 2), (False, 2, 1), (True, 1, 1)],
+    512: [(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8), (True, 8, 8),
+          (False, 8, 4), (True, 4, 4), (False, 4, 2), (True, 2, 2), (False, 2, 1), (True, 1, 1),
+          (False, 1, 1), (True, 1, 1)],
+}
+
+
+def architecture(resolution):
+    """Config dict of biggan-deep-``resolution`` (128, 256 or 512)."""
+    return {"output_dim": resolution, "z_dim": 128, "class_embed_dim": 128, "channel_width": 128,
+            "num_classes": 1000, "layers": _DEEP_LAYERS[resolution], "attention_layer_position": 8,
+            "eps": 1e-4, "n_stats": 51}
+
+
+def tiny_architecture():
+    """A 32x32 stand-in with the real layer types, a few channels wide."""
+    return {"output_dim": 32, "z_dim": 128, "class_embed_dim": 128, "channel_width": 4, "num_classes": 1000,
+            "layers": [(True, 16, 8), (True, 8, 4), (True, 4, 2), (False, 2, 1)],
+            "attention_layer_position": 2, "eps": 1e-4, "n_stats": 51}
+
+
+def _biggan_cache_dir():
+    from pytorch_pretrained_biggan import file_utils
+
+    return str(file_utils.PYTORCH_PRETRAINED_BIGGAN_CACHE)
+
+
+def _cached_file(url, cache_dir):
+    """The package's cached copy of ``url`` (named sha256(url)[.sha256(etag)]), or None."""
+    stem = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    found = [p for p in glob.glob(os.path.join(cache_dir, stem + "*")) if not p.endswith(".json")]
+    return max(found, key=os.path.getmtime) if found else None
+
+
+def resolve(name_or_path):
+    """A folder holding config.json + pytorch_model.bin for ``name_or_path``.
+
+    A known name resolves to the package's cache (no network): a temporary folder
+    of links is made so that the real loader reads the cached files.
+    """
+    if os.path.isdir(name_or_path):
+        missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not os.path.isfile(os.path.join(name_or_path, n))]
+        if missing:
+            raise LatentWalkError(
+                f"BigGAN folder '{name_or_path}' lacks {' and '.join(missing)}: it needs config.json and "
+                "pytorch_model.bin (as written by pytorch-pretrained-biggan)."
+            )
+        return name_or_path
+    if name_or_path not in KNOWN_MODELS:
+        raise LatentWalkError(
+            f"BigGAN model '{name_or_path}' is neither a folder nor one of {', '.join(KNOWN_MODELS)}."
+        )
+    from pytorch_pretrained_biggan import model as biggan_model
+
+    cache_dir = _biggan_cache_dir()
+    weights = _cached_file(biggan_model.PRETRAINED_MODEL_ARCHIVE_MAP[name_or_path], cache_dir)
+    config = _cached_file(biggan_model.PRETRAINED_CONFIG_ARCHIVE_MAP[name_or_path], cache_dir)
+    if weights is None or config is None:
+        raise LatentWalkError(
+            f"BigGAN '{name_or_path}' is not downloaded (looked in {cache_dir}). On a machine with network "
+            f"access run: python -c \"from pytorch_pretrained_biggan import BigGAN; "
+            f"BigGAN.from_pretrained('{name_or_path}')\" and copy that folder here, or put config.json and "
+            "pytorch_model.bin in a folder and give the folder instead of the name."
+        )
+    folder = tempfile.mkdtemp(prefix="latentwalk-biggan-")
+    os.symlink(config, os.path.join(folder, CONFIG_NAME))
+    os.symlink(weights, os.path.join(folder, WEIGHTS_NAME))
+    return folder
+
+
+def pick_device(preferred="auto"):
+    """CUDA, then Apple MPS, then CPU (or the one asked for)."""
+    import torch
+
+    if preferred != "auto":
+        return torch.device(preferred)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load(name_or_path, device="auto", half=None):
+    """Load BigGAN for inference; returns ``(model, device, dtype)``.
+
+    ``half`` defaults to fp16 on a GPU and fp32 on the CPU.
+    """
+    import torch
+    from pytorch_pretrained_biggan import BigGAN
+
+    folder = resolve(name_or_path)
+    try:
+        model = BigGAN.from_pretrained(folder)
+    except (OSError, RuntimeError, ValueError, KeyError) as error:
+        raise LatentWalkError(f"BigGAN weights in '{folder}' could not be loaded ({error}).") from None
+    device = pick_device(device)
+    dtype = torch.float16 if (device.type != "cpu" if half is None else half) else torch.float32
+    return prepare_for_inference(model).to(device=device, dtype=dtype), device, dtype
+
+
+def prepare_for_inference(model):
+    """Fold spectral norm into plain weights and trim the RGB convolution to 3 channels.
+
+    Output is unchanged (the same weights the eval-mode hook computes); each
+    forward then skips the normalisation and 125 of the last conv's 128 channels.
+    """
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        for module in list(model.modules()):
+            if any(name.endswith("weight_orig") for name, _ in module.named_parameters(recurse=False)):
+                torch.nn.utils.remove_spectral_norm(module)
+        conv = model.generator.conv_to_rgb
+        rgb = torch.nn.Conv2d(conv.in_channels, 3, conv.kernel_size, padding=conv.padding)
+        rgb.weight.copy_(conv.weight[:3])
+        rgb.bias.copy_(conv.bias[:3])
+        model.generator.conv_to_rgb = rgb
+    return model
+
+
+def make_tiny_model(folder, seed=0):
+    """Write an untrained tiny BigGAN in the real on-disk format (config.json + pytorch_model.bin)."""
+    import torch
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+
+    torch.manual_seed(seed)
+    config = BigGANConfig.from_dict(tiny_architecture())
+    model = BigGAN(config)
+    for module in model.modules():  # batch-norm statistics as a trained model has them
+        if hasattr(module, "running_vars"):
+            module.running_means.normal_(0.0, 0.1)
+            module.running_vars.uniform_(0.5, 1.5)
+    os.makedirs(folder, exist_ok=True)
+    torch.save(model.state_dict(), os.path.join(folder, WEIGHTS_NAME))
+    with open(os.path.join(folder, CONFIG_NAME), "w", encoding="utf-8") as stream:
+        json.dump(tiny_architecture(), stream, indent=1)
+    with open(os.path.join(folder, "README.txt"), "w", encoding="utf-8") as stream:
+        stream.write("UNTRAINED tiny BigGAN stand-in for offline smoke tests. Its images are noise.\n")
+    return folder
+
+
+def batches(truncation, frame_indices, batch_size):
+    """Group frames into batches that share a truncation value.
+
+    BigGAN's batch-norm statistics depend on the truncation, which the model takes
+    as one number per call. Yields lists of frame indices, in order within each group.
+    """
+    groups = {}
+    for index in frame_indices:
+        groups.setdefault(float(truncation[index]), []).append(int(index))
+    for value in sorted(groups):
+        members = groups[value]
+        for start in range(0, len(members), batch_size):
+            yield value, members[start : start + batch_size]
+
+
+def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16, on_batch=None):
+    """Run BigGAN over ``frame_indices``; yields ``(frame_index, image)`` per frame.
+
+    z : np.ndarray (n_frames, 128); classes : np.ndarray (n_frames, 1000);
+    truncation : np.ndarray (n_frames,). Images are uint8 arrays (height, width, 3).
+    """
+    import torch
+
+    with torch.inference_mode():
+        for value, members in batches(truncation, frame_indices, batch_size):
+            z_batch = torch.from_numpy(z[members]).to(device=device, dtype=dtype)
+            class_batch = torch.from_numpy(classes[members]).to(device=device, dtype=dtype)
+            images = model(z_batch, class_batch, value)
+            pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()
+            for index, image in zip(members, pixels):
+                yield index, image
+            if on_batch is not None:
+                on_batch(len(members))

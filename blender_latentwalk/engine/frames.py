@@ -1,0 +1,46 @@
+"""Writing frames: PNG files named by Blender frame number, written atomically."""
+
+import os
+import tempfile
+
+from PIL import Image
+
+from .errors import LatentWalkError
+
+FRAME_PATTERN = "frame_{:06d}.png"
+
+
+def frame_path(folder, blender_frame):
+    return os.path.join(folder, FRAME_PATTERN.format(blender_frame))
+
+
+def ensure_writable_folder(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as error:
+        raise LatentWalkError(
+            f"cannot write frames to '{folder}' ({error.strerror}): choose a folder you can write to."
+        ) from None
+
+
+def write_png(path, image, size=None):
+    """Write an (height, width, 3) uint8 image as PNG via a temp file + rename.
+
+    ``size`` (width, height) resizes with Lanczos first. A crash never leaves a
+    half-written frame under the final name.
+    """
+    picture = Image.fromarray(image, mode="RGB") if hasattr(image, "shape") else image
+    if size is not None and picture.size != tuple(size):
+        picture = picture.resize(tuple(size), Image.LANCZOS)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temp_path = tempfile.mkstemp(suffix=".png.tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            picture.save(stream, format="PNG")
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+        raise

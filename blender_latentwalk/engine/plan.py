@@ -1,0 +1,108 @@
+"""The RenderPlan: everything needed to render every frame, as plain data.
+
+The add-on samples it from Blender (curves after every hand edit, modifier and
+driver, and the walk settings, which are animatable too); everything downstream
+is a pure function of it. Saved as one ``.npz`` (arrays + a JSON ``settings``).
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PLAN_VERSION = 1
+
+DEFAULT_SETTINGS = {
+    "mode": "displacement",  # or "travel"
+    "model": "biggan-deep-256",
+    "class_mode": "chroma",  # 12 pitch classes -> 12 ImageNet classes; or "bands"
+    # One ImageNet class per pitch class C, C#, ... B (chroma mode), or any list (bands mode).
+    "classes": [971, 980, 970, 979, 973, 975, 947, 992, 309, 323, 14, 130],
+    "class_smoothing_ms": 400.0,
+}
+
+
+@dataclass
+class RenderPlan:
+    """Per-frame values (arrays of n_frames) and fixed settings.
+
+    Attributes
+    ----------
+    frame_start : int, the Blender frame of index 0
+    fps, fps_base : float
+    seed : int
+    band_names : list of str, length n_bands
+    bands : np.ndarray, shape (n_bands, n_frames), sampled band curves
+    band_weights : np.ndarray, shape (n_bands, n_frames), how much each band moves the image
+    onset : np.ndarray, shape (n_frames,)
+    chroma : np.ndarray, shape (n_frames, 12)
+    truncation : np.ndarray, shape (n_frames,), in (0, 1]
+    pulse : np.ndarray, shape (n_frames,), strength of the onset kick
+    speed : np.ndarray, shape (n_frames,), travel speed (travel mode)
+    jitter : np.ndarray, shape (n_frames,), per-frame random wobble
+    settings : dict, JSON-able (see DEFAULT_SETTINGS)
+    """
+
+    frame_start: int
+    fps: float
+    fps_base: float
+    seed: int
+    band_names: list
+    bands: np.ndarray
+    band_weights: np.ndarray
+    onset: np.ndarray
+    chroma: np.ndarray
+    truncation: np.ndarray
+    pulse: np.ndarray
+    speed: np.ndarray
+    jitter: np.ndarray
+    settings: dict = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+
+    ARRAYS = ("bands", "band_weights", "onset", "chroma", "truncation", "pulse", "speed", "jitter")
+
+    @property
+    def n_frames(self):
+        return len(self.onset)
+
+    def fingerprint(self):
+        """A hash of everything that affects the frames (for resume and caching)."""
+        digest = hashlib.sha256(json.dumps(self._header(), sort_keys=True).encode())
+        for name in self.ARRAYS:
+            digest.update(np.ascontiguousarray(getattr(self, name), dtype=np.float32).tobytes())
+        return digest.hexdigest()
+
+    def _header(self):
+        return {
+            "version": PLAN_VERSION,
+            "frame_start": int(self.frame_start),
+            "fps": float(self.fps),
+            "fps_base": float(self.fps_base),
+            "seed": int(self.seed),
+            "band_names": list(self.band_names),
+            "settings": self.settings,
+        }
+
+    def save(self, path):
+        arrays = {name: np.asarray(getattr(self, name), dtype=np.float32) for name in self.ARRAYS}
+        arrays["header"] = np.array(json.dumps(self._header(), sort_keys=True))
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        handle, temp_path = tempfile.mkstemp(suffix=".npz", dir=folder)
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+        os.replace(temp_path, path)
+
+    @classmethod
+    def load(cls, path):
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            if header.get("version") != PLAN_VERSION:
+                raise ValueError(f"plan '{path}' has version {header.get('version')}, expected {PLAN_VERSION}")
+            arrays = {name: data[name] for name in cls.ARRAYS}
+        return cls(
+            frame_start=header["frame_start"], fps=header["fps"], fps_base=header["fps_base"],
+            seed=header["seed"], band_names=header["band_names"], settings=header["settings"], **arrays,
+        )

@@ -1,0 +1,120 @@
+"""The latent walk: RenderPlan -> BigGAN inputs per frame.
+
+Noise vector: a seeded resting point plus one seeded direction per band,
+weighted by the band's curve (a weighted sum of random vectors per band):
+
+- *displacement*: energy pushes the image away from the resting point, silence
+  brings it back (z = rest + sum_b energy_b * direction_b);
+- *travel*: energy is speed along a walk that keeps going (the offsets are
+  summed over frames), folded back into the truncation range like a ball
+  bouncing between walls, as in deep-music-visualizer.
+
+Onset adds a kick along its own direction; jitter adds seeded per-frame noise.
+Class vector: chroma (12 pitch classes -> 12 ImageNet classes) or a class list
+weighted by the bands, smoothed in milliseconds and normalised to sum 1.
+
+Everything is a pure function of the plan: the same plan gives the same values.
+"""
+
+import math
+
+import numpy as np
+
+Z_DIM = 128
+N_CLASSES = 1000
+Z_LIMIT = 2.0  # BigGAN samples z from a normal truncated to [-2, 2]
+DISPLACEMENT_SCALE = 1.0  # how far full energy moves z (per band, along a unit-variance direction)
+TRAVEL_STEP = 0.25  # distance per second at full energy and speed 1
+PULSE_SCALE = 0.8
+
+
+def fold(values, limit=Z_LIMIT):
+    """Reflect values into [-limit, limit] (a triangle wave: a bounce off each wall).
+
+    Continuous, and |slope| is 1 everywhere, so a step keeps its length.
+    """
+    period = 4.0 * limit
+    shifted = np.mod(np.asarray(values) + limit, period)
+    return np.where(shifted <= 2 * limit, shifted - limit, 3 * limit - shifted)
+
+
+TRUNCATION_STEP = 0.02  # BigGAN tabulates batch-norm statistics every 0.02 (51 values in 0..1)
+
+
+def truncations(plan):
+    """Per-frame truncation snapped to BigGAN's statistics grid, shape (n_frames,).
+
+    Exact statistics (no interpolation), and frames that share a value share a batch.
+    """
+    steps = np.round(np.asarray(plan.truncation, np.float64) / TRUNCATION_STEP)
+    return np.clip(steps, 1, round(1 / TRUNCATION_STEP)) * TRUNCATION_STEP
+
+
+def _directions(seed, n_bands):
+    rng = np.random.default_rng([seed, 1])
+    rest = np.clip(rng.standard_normal(Z_DIM), -Z_LIMIT, Z_LIMIT)
+    band_directions = rng.standard_normal((n_bands, Z_DIM))
+    pulse_direction = rng.standard_normal(Z_DIM)
+    return rest, band_directions, pulse_direction
+
+
+def noise_vectors(plan):
+    """BigGAN noise vectors, already scaled by the truncation.
+
+    Returns np.ndarray, shape (n_frames, 128), float32.
+    """
+    rest, directions, pulse_direction = _directions(plan.seed, len(plan.band_names))
+    energy = np.asarray(plan.bands, np.float64) * np.asarray(plan.band_weights, np.float64)  # (n_bands, N)
+    frame_s = plan.fps_base / plan.fps
+    if plan.settings.get("mode", "displacement") == "travel":
+        steps = energy * np.asarray(plan.speed, np.float64)[None, :] * (TRAVEL_STEP * frame_s)
+        offset = np.cumsum(steps.T @ directions, axis=0)
+    else:
+        offset = DISPLACEMENT_SCALE * (energy.T @ directions)
+    kick = (np.asarray(plan.pulse, np.float64) * np.asarray(plan.onset, np.float64))[:, None] * PULSE_SCALE
+    raw = rest[None, :] + offset + kick * pulse_direction[None, :]
+    jitter = np.asarray(plan.jitter, np.float64)
+    if np.any(jitter):
+        for k in np.flatnonzero(jitter):
+            raw[k] += jitter[k] * np.random.default_rng([plan.seed, 2, k]).standard_normal(Z_DIM)
+    return (truncations(plan)[:, None] * fold(raw)).astype(np.float32)
+
+
+def resting_point(plan, frame_index=0):
+    """Where the displacement walk rests in silence at ``frame_index`` (shape (128,))."""
+    rest, _, _ = _directions(plan.seed, len(plan.band_names))
+    return (truncations(plan)[frame_index] * fold(rest)).astype(np.float32)
+
+
+def class_vectors(plan):
+    """BigGAN class vectors: weights over the 1000 classes, summing to 1.
+
+    Returns np.ndarray, shape (n_frames, 1000), float32.
+    """
+    classes = [int(c) for c in plan.settings.get("classes", [])]
+    if not classes:
+        raise ValueError("the plan has no classes: pick at least one ImageNet class")
+    if plan.settings.get("class_mode", "chroma") == "chroma":
+        if len(classes) != 12:
+            raise ValueError(f"chroma mode needs 12 classes (one per pitch class), got {len(classes)}")
+        weights = np.asarray(plan.chroma, np.float64) ** 2  # squared: the leading pitch dominates
+    else:
+        energy = np.asarray(plan.bands, np.float64)
+        weights = np.stack([energy[i % len(energy)] for i in range(len(classes))], axis=1) + 1e-3
+    smoothed = _smooth(weights, plan.settings.get("class_smoothing_ms", 400.0), plan.fps / plan.fps_base)
+    vectors = np.zeros((plan.n_frames, N_CLASSES), dtype=np.float64)
+    np.add.at(vectors, (slice(None), classes), smoothed)
+    return (vectors / vectors.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _smooth(weights, smoothing_ms, frame_rate):
+    """One-pole smoothing of (n_frames, k) class weights; silent frames hold the last mix."""
+    weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    step = 1.0 if smoothing_ms <= 0 else 1.0 - math.exp(-1000.0 / (frame_rate * smoothing_ms))
+    out = np.empty_like(weights)
+    level = np.full(weights.shape[1], 1.0 / weights.shape[1])
+    for k, target in enumerate(weights):
+        if target.sum() > 0:  # silence (no chroma) keeps the previous classes
+            level = level + step * (target - level)
+        out[k] = level
+    return out
