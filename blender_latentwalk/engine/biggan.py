@@ -7,8 +7,9 @@ both load through ``BigGAN.from_pretrained`` (``torch.load`` with
 offline machine fails in milliseconds with a message saying where to put files.
 
 Rendering does no work whose result is thrown away: spectral norm is folded into
-plain weights once (instead of on every forward), and the last convolution keeps
-only the 3 RGB channels of its 128 (the model computes all and slices).
+plain weights once (instead of on every forward), batch norm is one multiply-add,
+and the last convolution keeps only the 3 RGB channels of its 128 (the model
+computes all and slices). Frames are batched per truncation value.
 """
 
 import glob
@@ -132,13 +133,45 @@ def load(name_or_path, device="auto", half=None):
     return prepare_for_inference(model).to(device=device, dtype=dtype), device, dtype
 
 
-def prepare_for_inference(model):
-    """Fold spectral norm into plain weights and trim the RGB convolution to 3 channels.
+def _fused_batch_norm(self, x, truncation, condition_vector=None):
+    """BigGANBatchNorm.forward as one multiply-add per element instead of four passes.
 
-    Output is unchanged (the same weights the eval-mode hook computes); each
-    forward then skips the normalisation and 125 of the last conv's 128 channels.
+    (x - mean) / sqrt(var + eps) * weight + bias == x * scale + shift, with the
+    per-channel scale and shift computed first; same statistics interpolation.
     """
+    import math
+
     import torch
+
+    coef, start = math.modf(truncation / self.step_size)
+    start = int(start)
+    mean, var = self.running_means[start], self.running_vars[start]
+    if coef != 0.0:
+        mean = mean * coef + self.running_means[start + 1] * (1 - coef)
+        var = var * coef + self.running_vars[start + 1] * (1 - coef)
+    inverse_std = torch.rsqrt(var + self.eps)
+    if self.conditional:
+        weight = 1 + self.scale(condition_vector)
+        bias = self.offset(condition_vector)
+    else:
+        weight, bias = self.weight.unsqueeze(0), self.bias.unsqueeze(0)
+    scale = weight * inverse_std
+    shift = bias - mean * scale
+    return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
+
+
+def prepare_for_inference(model):
+    """Fold spectral norm into plain weights, fuse batch norm, trim the RGB convolution.
+
+    Output matches the model as loaded to float rounding (the same weights the
+    eval-mode hook computes); each forward then skips the normalisation, does one
+    pass per batch norm instead of four, computes 3 of the last conv's 128 channels,
+    and keeps activations channels-last.
+    """
+    import types
+
+    import torch
+    from pytorch_pretrained_biggan.model import BigGANBatchNorm
 
     model.eval()
     with torch.no_grad():
@@ -150,21 +183,49 @@ def prepare_for_inference(model):
         rgb.weight.copy_(conv.weight[:3])
         rgb.bias.copy_(conv.bias[:3])
         model.generator.conv_to_rgb = rgb
-    return model
+    for module in model.modules():
+        if isinstance(module, BigGANBatchNorm):
+            module.forward = types.MethodType(_fused_batch_norm, module)
+    # Channels-last convolutions are faster on CPUs (oneDNN) and on tensor cores.
+    return model.to(memory_format=torch.channels_last)
+
+
+def untrained_model(config_dict, seed=0):
+    """A BigGAN with random weights and every buffer set as in a trained model.
+
+    The package leaves the last batch norm's weight and bias uninitialised
+    (``torch.Tensor(n)``), which can hold NaN; they get 1 and 0 here. Spectral
+    norm's singular vectors start random (training converges them, and eval mode
+    uses them as they are), so a power iteration converges them first.
+    """
+    import torch
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+    from pytorch_pretrained_biggan.model import BigGANBatchNorm
+
+    torch.manual_seed(seed)
+    model = BigGAN(BigGANConfig.from_dict(config_dict))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, BigGANBatchNorm):
+                module.running_means.normal_(0.0, 0.1)
+                module.running_vars.uniform_(0.5, 1.5)
+                if not module.conditional:
+                    module.weight.fill_(1.0)
+                    module.bias.zero_()
+            if hasattr(module, "weight_orig"):
+                matrix = module.weight_orig.reshape(module.weight_orig.shape[0], -1)
+                u, v = module.weight_u, module.weight_v
+                for _ in range(30):
+                    v.copy_(torch.nn.functional.normalize(matrix.t() @ u, dim=0))
+                    u.copy_(torch.nn.functional.normalize(matrix @ v, dim=0))
+    return model.eval()
 
 
 def make_tiny_model(folder, seed=0):
     """Write an untrained tiny BigGAN in the real on-disk format (config.json + pytorch_model.bin)."""
     import torch
-    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 
-    torch.manual_seed(seed)
-    config = BigGANConfig.from_dict(tiny_architecture())
-    model = BigGAN(config)
-    for module in model.modules():  # batch-norm statistics as a trained model has them
-        if hasattr(module, "running_vars"):
-            module.running_means.normal_(0.0, 0.1)
-            module.running_vars.uniform_(0.5, 1.5)
+    model = untrained_model(tiny_architecture(), seed)
     os.makedirs(folder, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(folder, WEIGHTS_NAME))
     with open(os.path.join(folder, CONFIG_NAME), "w", encoding="utf-8") as stream:

@@ -16,6 +16,8 @@ SILENCE_DB = -70.0
 # A band's 1.0 is never set more than this far below the loudest band's, so a
 # band holding only leakage or faint noise is not blown up to full scale.
 BAND_HEADROOM_DB = 30.0
+# A releasing envelope below this, over silence, is silence.
+SNAP_TO_ZERO = 1e-3
 # Length of the running-max window that defines "local peaks" for normalisation.
 PEAK_WINDOW_S = 0.5
 PEAK_PERCENTILE = 90.0
@@ -129,6 +131,8 @@ def envelope(values, attack_ms, release_ms, frame_rate):
     level = 0.0  # the song starts from silence
     for i, target in enumerate(np.asarray(values, dtype=np.float64).tolist()):
         level += (rise if target > level else fall) * (target - level)
+        if level < SNAP_TO_ZERO and target == 0.0:
+            level = 0.0  # a release reaches silence instead of approaching it forever
         out[i] = level
     return out
 

@@ -1,0 +1,104 @@
+"""The walk: energy moves the image the way a musician expects, and chroma picks the classes."""
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+import synth
+from blender_latentwalk.engine import analysis, walk
+from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+
+
+def plan_from_song(features, mode, **overrides):
+    n = features.n_frames
+    settings = dict(DEFAULT_SETTINGS, mode=mode)
+    values = dict(
+        frame_start=1, fps=30, fps_base=1.0, seed=3, band_names=features.band_names,
+        bands=features.bands, band_weights=np.ones_like(features.bands), onset=features.onset,
+        chroma=features.chroma, truncation=np.full(n, 0.5), pulse=np.zeros(n), speed=np.ones(n),
+        jitter=np.zeros(n), settings=settings,
+    )
+    values.update(overrides)
+    return RenderPlan(**values)
+
+
+@pytest.fixture(scope="module")
+def song_features(tmp_path_factory):
+    """A song that swells and falls silent: bass and chords whose loudness follows a slow envelope."""
+    sample_rate = 22050
+    seconds = 12.0
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    loudness = np.clip(np.sin(np.pi * t / 4.0), 0, None) ** 2  # swells, then silence (4-8 s), then again
+    music = 0.5 * np.sin(2 * np.pi * 110 * t) + 0.2 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)
+    path = synth.write(tmp_path_factory.mktemp("walk") / "swell.wav", (loudness * music).astype(np.float32), sample_rate)
+    return analysis.analyze(path, 30)
+
+
+def test_displacement_distance_from_rest_follows_energy_and_rests_in_silence(song_features):
+    plan = plan_from_song(song_features, "displacement")
+    z = walk.noise_vectors(plan)
+    distance = np.linalg.norm(z - walk.resting_point(plan), axis=1)
+    energy = song_features.bands.sum(axis=0)
+    assert spearmanr(distance, energy).correlation >= 0.8
+    silent = energy == 0
+    assert silent.sum() > 30
+    np.testing.assert_allclose(z[silent], np.broadcast_to(walk.resting_point(plan), z[silent].shape), atol=1e-6)
+
+
+def test_travel_speed_follows_energy_and_stays_in_range(song_features):
+    plan = plan_from_song(song_features, "travel", speed=np.full(song_features.n_frames, 4.0))
+    z = walk.noise_vectors(plan)
+    step = np.linalg.norm(np.diff(z, axis=0), axis=1)
+    energy = song_features.bands.sum(axis=0)[1:]
+    assert spearmanr(step, energy).correlation >= 0.8
+    assert np.all(np.abs(z) <= walk.Z_LIMIT * 0.5 + 1e-6)  # within truncation * limit
+    assert np.all(step[energy == 0] < 1e-6)  # silence: the walk pauses
+
+
+def test_onset_kicks_and_jitter_is_seeded_per_frame(song_features):
+    n = song_features.n_frames
+    onset = np.zeros(n)
+    onset[100] = 1.0
+    calm = plan_from_song(song_features, "displacement", onset=onset)
+    kicked = plan_from_song(song_features, "displacement", onset=onset, pulse=np.ones(n))
+    difference = np.linalg.norm(walk.noise_vectors(kicked) - walk.noise_vectors(calm), axis=1)
+    assert difference[100] > 0.1 and np.all(np.delete(difference, 100) < 1e-6)
+    jitter = plan_from_song(song_features, "displacement", jitter=np.full(n, 0.1))
+    np.testing.assert_array_equal(walk.noise_vectors(jitter), walk.noise_vectors(jitter))
+
+
+def test_class_weights_follow_chroma(tmp_path):
+    sample_rate = 22050
+    a_then_e = np.concatenate([synth.tone(440.0, sample_rate, 3.0), synth.tone(329.63, sample_rate, 3.0)])
+    features = analysis.analyze(synth.write(tmp_path / "ae.wav", a_then_e, sample_rate), 30)
+    plan = plan_from_song(features, "displacement")
+    classes = walk.class_vectors(plan)
+    chosen = DEFAULT_SETTINGS["classes"]
+    assert classes.shape == (features.n_frames, 1000)
+    np.testing.assert_allclose(classes.sum(axis=1), 1.0, atol=1e-5)
+    assert np.argmax(classes[80]) == chosen[9]  # A
+    assert np.argmax(classes[170]) == chosen[4]  # E
+    assert np.count_nonzero(classes.sum(axis=0)) <= 12
+
+
+def test_fold_bounces_inside_the_walls():
+    values = np.linspace(-20, 20, 4001)
+    folded = walk.fold(values)
+    assert folded.min() >= -2 and folded.max() <= 2
+    assert np.max(np.abs(np.diff(folded))) <= np.max(np.diff(values)) + 1e-12  # continuous, |slope| 1
+
+
+def test_truncation_snaps_to_biggan_statistics_grid(song_features):
+    n = song_features.n_frames
+    plan = plan_from_song(song_features, "displacement", truncation=np.linspace(0.0, 1.2, n))
+    levels = walk.truncations(plan)
+    assert levels.min() == pytest.approx(0.02) and levels.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(levels / 0.02, np.round(levels / 0.02), atol=1e-9)
+
+
+def test_plan_round_trips_through_a_file(song_features, tmp_path):
+    plan = plan_from_song(song_features, "travel")
+    plan.save(tmp_path / "plan.npz")
+    loaded = RenderPlan.load(tmp_path / "plan.npz")
+    assert loaded.fingerprint() == plan.fingerprint()
+    np.testing.assert_array_equal(walk.noise_vectors(loaded), walk.noise_vectors(plan))
