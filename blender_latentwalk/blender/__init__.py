@@ -5,9 +5,9 @@ Everything here is thin; the work is in ``..engine``, which never imports bpy.
 
 import bpy
 
-from . import operators, panels, preferences, properties
+from . import operators, panels, preferences, properties, walk
 
-_classes = preferences.classes + operators.classes + panels.classes
+_classes = preferences.classes + operators.classes + walk.classes + panels.classes
 
 
 def register():

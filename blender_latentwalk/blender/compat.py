@@ -88,6 +88,15 @@ def new_sound_strip(scene, name, filepath, channel, frame_start):
         raise
 
 
+def new_image_strip(scene, name, first_file, channel, frame_start):
+    """Add an image-sequence strip starting with ``first_file``."""
+    return top_level_strips(scene).new_image(name, first_file, channel=channel, frame_start=frame_start)
+
+
+def remove_strip(scene, strip):
+    top_level_strips(scene).remove(strip)
+
+
 def sound_bake_operator():
     """Blender's own Graph Editor sound bake operator (for the benchmark)."""
     graph = bpy.ops.graph

@@ -44,32 +44,55 @@ def analyze(request, python=""):
     return _analyze_in_subprocess(request, python)
 
 
-def _analyze_in_subprocess(request, python):
+def render_biggan(plan, model, out_folder, size, device="auto", python=""):
+    """Render a plan's BigGAN frames (size: (width, height)) into ``out_folder``."""
+    if not python:
+        try:
+            from ..engine import preview
+        except ImportError as error:
+            raise LatentWalkError(
+                f"rendering needs torch and pytorch-pretrained-biggan, which Blender's Python cannot import "
+                f"({error}). Set Preferences > Add-ons > Latent Walk > Engine Python to the project's "
+                ".venv/bin/python (made by scripts/setup.sh)."
+            ) from None
+        return preview.render_biggan(plan, model, out_folder, device=device, size=size)
+    with tempfile.TemporaryDirectory(prefix="latentwalk-") as folder:
+        plan_path = os.path.join(folder, "plan.npz")
+        plan.save(plan_path)
+        _run_engine(python, ["render-biggan", plan_path, "--model", model, "--out", out_folder,
+                             "--device", device, "--size", f"{size[0]}x{size[1]}"])
+    return sorted(os.path.join(out_folder, n) for n in os.listdir(out_folder) if n.startswith("frame_"))
+
+
+def _run_engine(python, arguments):
+    """Run ``python -m blender_latentwalk.engine ARGUMENTS``; raise LatentWalkError with its message."""
     if not os.path.isfile(python):
         raise LatentWalkError(
             f"Engine Python '{python}' does not exist: fix it in Preferences > Add-ons > Latent Walk "
             "(e.g. the project's .venv/bin/python), or clear it to use Blender's own Python."
         )
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, environment.get("PYTHONPATH", "")) if p)
+    command = [python, "-m", f"{_PACKAGE_NAME}.engine", *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        message = lines[-1] if lines else f"exit status {result.returncode}"
+        if message.startswith("error: "):
+            raise LatentWalkError(message[len("error: "):])
+        sys.stderr.write(result.stderr)
+        raise LatentWalkError(
+            f"the engine in '{python}' failed: {message}. Check that it has the engine's "
+            "requirements (run scripts/setup.sh)."
+        )
+    return result
+
+
+def _analyze_in_subprocess(request, python):
     with tempfile.TemporaryDirectory(prefix="latentwalk-") as folder:
         request_path = os.path.join(folder, "request.json")
         features_path = os.path.join(folder, "features.npz")
         with open(request_path, "w", encoding="utf-8") as stream:
             json.dump(request, stream)
-        environment = dict(os.environ)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_PARENT, environment.get("PYTHONPATH", "")) if p
-        )
-        command = [python, "-m", f"{_PACKAGE_NAME}.engine", "analyze", "--request", request_path,
-                   "--out", features_path]
-        result = subprocess.run(command, capture_output=True, text=True, env=environment)
-        if result.returncode != 0:
-            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-            message = lines[-1] if lines else f"exit status {result.returncode}"
-            if message.startswith("error: "):
-                raise LatentWalkError(message[len("error: "):])
-            sys.stderr.write(result.stderr)
-            raise LatentWalkError(
-                f"the engine in '{python}' failed: {message}. Check that it has the engine's "
-                "requirements (run scripts/setup.sh)."
-            )
+        _run_engine(python, ["analyze", "--request", request_path, "--out", features_path])
         return Features.load_npz(features_path)

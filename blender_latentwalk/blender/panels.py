@@ -66,6 +66,42 @@ class _LatentWalkPanel:
             layout.label(text=settings.last_bake_summary, icon="CHECKMARK")
 
 
+class _WalkPanel:
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Walk"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        walk = context.scene.latentwalk.walk
+        layout.prop(walk, "mode", expand=True)
+        layout.prop(walk, "model")
+        column = layout.column(align=True)
+        column.prop(walk, "truncation")
+        column.prop(walk, "pulse")
+        if walk.mode == "travel":
+            column.prop(walk, "speed")
+        column.prop(walk, "jitter")
+        layout.prop(walk, "seed")
+        layout.prop(walk, "class_mode")
+        row = layout.row()
+        row.template_list("LATENTWALK_UL_classes", "", walk, "classes", walk, "active_class_index", rows=4)
+        buttons = row.column(align=True)
+        buttons.operator("latentwalk.class_add", icon="ADD", text="")
+        buttons.operator("latentwalk.class_remove", icon="REMOVE", text="")
+        buttons.operator("latentwalk.classes_default", icon="PRESET", text="")
+        layout.prop(walk, "class_smoothing_ms")
+        if 0 <= context.scene.latentwalk.active_band_index < len(context.scene.latentwalk.bands):
+            band = context.scene.latentwalk.bands[context.scene.latentwalk.active_band_index]
+            layout.prop(band, "weight", text=f"{band.title} Weight")
+        row = layout.row(align=True)
+        row.prop(walk, "preview_width")
+        row.prop(walk, "device", text="")
+        layout.prop(walk, "preview_folder")
+        layout.operator("latentwalk.preview", icon="SEQ_PREVIEW")
+
+
 class LATENTWALK_PT_sequencer(_LatentWalkPanel, bpy.types.Panel):
     bl_idname = "LATENTWALK_PT_sequencer"
     bl_space_type = "SEQUENCE_EDITOR"
@@ -76,4 +112,17 @@ class LATENTWALK_PT_graph(_LatentWalkPanel, bpy.types.Panel):
     bl_space_type = "GRAPH_EDITOR"
 
 
-classes = (LATENTWALK_UL_bands, LATENTWALK_PT_sequencer, LATENTWALK_PT_graph)
+class LATENTWALK_PT_sequencer_walk(_WalkPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_sequencer_walk"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_sequencer"
+
+
+class LATENTWALK_PT_graph_walk(_WalkPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_graph_walk"
+    bl_space_type = "GRAPH_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_graph"
+
+
+classes = (LATENTWALK_UL_bands, LATENTWALK_PT_sequencer, LATENTWALK_PT_graph,
+           LATENTWALK_PT_sequencer_walk, LATENTWALK_PT_graph_walk)

@@ -9,6 +9,7 @@ import bpy
 from bpy.props import (
     BoolProperty,
     CollectionProperty,
+    EnumProperty,
     FloatProperty,
     IntProperty,
     PointerProperty,
@@ -41,6 +42,8 @@ class LatentWalkBand(bpy.types.PropertyGroup):
     release_ms: FloatProperty(name="Release (ms)", description="Fall time of the envelope, in ms",
                               default=150.0, min=0.0, soft_max=2000.0)
     locked: BoolProperty(name="Lock", description="Keep this band's curve as it is when re-baking")
+    weight: FloatProperty(name="Weight", description="How strongly this band moves the image (animatable)",
+                          default=1.0, soft_min=0.0, soft_max=4.0)
     value: FloatProperty(name="Energy", description="The band's baked energy (edit it in the Graph Editor)",
                          default=0.0, soft_min=0.0, soft_max=1.0)
 
@@ -51,6 +54,46 @@ class LatentWalkBand(bpy.types.PropertyGroup):
 class LatentWalkPitch(bpy.types.PropertyGroup):
     value: FloatProperty(name="Chroma", description="Strength of this pitch class (0..1)",
                          default=0.0, soft_min=0.0, soft_max=1.0)
+
+
+class LatentWalkClass(bpy.types.PropertyGroup):
+    # name: the class's label, e.g. "volcano"
+    index: IntProperty(name="ImageNet Class", min=0, max=999)
+
+
+class LatentWalkWalk(bpy.types.PropertyGroup):
+    """How the curves drive BigGAN. The numbers are animatable like any property."""
+
+    mode: EnumProperty(
+        name="Mode",
+        items=(("displacement", "Displacement", "Energy pushes the image away from a resting point; silence brings it back"),
+               ("travel", "Travel", "Energy is speed along a walk that keeps going and bounces inside the range")),
+        default="displacement",
+    )
+    model: StringProperty(name="BigGAN", description="biggan-deep-128, -256, -512, or a folder with config.json "
+                          "and pytorch_model.bin", default="biggan-deep-256")
+    class_mode: EnumProperty(
+        name="Classes From",
+        items=(("chroma", "Chroma", "12 classes, one per pitch class (C, C#, ... B): harmony picks the image"),
+               ("bands", "Bands", "Any classes, each weighted by a band's energy")),
+        default="chroma",
+    )
+    classes: CollectionProperty(type=LatentWalkClass)
+    active_class_index: IntProperty(name="Active Class")
+    truncation: FloatProperty(name="Truncation", description="Variety vs fidelity (BigGAN truncation, 0.02..1)",
+                              default=0.4, min=0.02, max=1.0)
+    pulse: FloatProperty(name="Pulse", description="How hard onsets kick the image", default=0.5, min=0.0, soft_max=2.0)
+    speed: FloatProperty(name="Speed", description="Travel speed (travel mode)", default=1.0, min=0.0, soft_max=8.0)
+    jitter: FloatProperty(name="Jitter", description="Random wobble per frame", default=0.0, min=0.0, soft_max=0.5)
+    class_smoothing_ms: FloatProperty(name="Class Smoothing (ms)", description="How slowly the image's class mix "
+                                      "follows the music", default=400.0, min=0.0, soft_max=4000.0)
+    seed: IntProperty(name="Seed", description="Picks the resting point and directions of the walk", default=0, min=0)
+    preview_width: IntProperty(name="Preview Width", description="Width in pixels of preview frames",
+                               default=256, min=16, max=2048)
+    preview_folder: StringProperty(name="Preview Folder", subtype="DIR_PATH", default="//latentwalk_preview/")
+    device: EnumProperty(name="Device", items=(("auto", "Auto", "CUDA, then Apple MPS, then CPU"),
+                                               ("cuda", "CUDA", ""), ("mps", "MPS", ""), ("cpu", "CPU", "")),
+                         default="auto")
 
 
 class LatentWalkSettings(bpy.types.PropertyGroup):
@@ -74,6 +117,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
     rms: FloatProperty(name="Loudness", description="Baked overall loudness (0..1)",
                        default=0.0, soft_min=0.0, soft_max=1.0)
     chroma: CollectionProperty(type=LatentWalkPitch)
+    walk: PointerProperty(type=LatentWalkWalk)
 
     # Bookkeeping of the last bake, written by the bake operator.
     baked_fingerprints: StringProperty(options={"HIDDEN"})  # JSON {"path[index]": hash}
@@ -88,7 +132,18 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
             item.title, item.low_hz, item.high_hz = band.name, band.low_hz, band.high_hz
 
 
-classes = (LatentWalkBand, LatentWalkPitch, LatentWalkSettings)
+    def ensure_default_classes(self):
+        from ..engine.imagenet import class_name
+        from ..engine.plan import DEFAULT_SETTINGS
+
+        if len(self.walk.classes):
+            return
+        for index in DEFAULT_SETTINGS["classes"]:
+            item = self.walk.classes.add()
+            item.index, item.name = index, class_name(index)
+
+
+classes = (LatentWalkBand, LatentWalkPitch, LatentWalkClass, LatentWalkWalk, LatentWalkSettings)
 
 
 def register():

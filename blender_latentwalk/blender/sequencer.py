@@ -62,3 +62,28 @@ def set_beat_markers(scene, beat_frames, first_frame):
         markers.remove(marker)
     for frame in beat_frames:
         markers.new(BEAT_MARKER_NAME, frame=int(frame) + first_frame)
+
+
+PREVIEW_STRIP_NAME = "Latent Walk Preview"
+
+
+def replace_image_strip(scene, name, frame_paths, frame_start, above_channel):
+    """Put an image sequence in the sequencer, replacing the strip of that name.
+
+    The strip goes on the first free channel above ``above_channel`` (the song's),
+    so the video sits over the audio it belongs to. Returns the strip.
+    """
+    for strip in [s for s in compat.all_strips(scene) if s.name == name]:
+        compat.remove_strip(scene, strip)
+    folder = os.path.dirname(frame_paths[0])
+    last_frame = frame_start + len(frame_paths) - 1
+    channel = above_channel + 1
+    busy = {s.channel for s in compat.all_strips(scene)
+            if s.frame_final_start <= last_frame and s.frame_final_end > frame_start}
+    while channel in busy:
+        channel += 1
+    strip = compat.new_image_strip(scene, name, frame_paths[0], channel, frame_start)
+    for path in frame_paths[1:]:
+        strip.elements.append(os.path.basename(path))
+    strip.directory = folder + os.sep
+    return strip

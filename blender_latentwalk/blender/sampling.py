@@ -1,0 +1,67 @@
+"""Blender state -> RenderPlan: every animated value, sampled per frame.
+
+The scene is stepped frame by frame (``frame_set``), so what is sampled is what
+Blender itself evaluates: hand-edited keys, F-curve modifiers and drivers alike.
+The frame the artist was on is restored afterwards.
+"""
+
+import numpy as np
+
+from ..engine.errors import LatentWalkError
+from ..engine.features import PITCH_CLASSES
+from ..engine.plan import RenderPlan
+from . import sequencer
+
+
+def plan_range(scene):
+    """(first, last) Blender frames to render: the song's start to the scene's end frame."""
+    settings = scene.latentwalk
+    strip = sequencer.find_sound_strip(scene, settings.audio_path) if settings.audio_path else None
+    first = int(strip.frame_start) if strip is not None else scene.frame_start
+    return max(first, scene.frame_start), scene.frame_end
+
+
+def sample_plan(scene, first=None, last=None):
+    """The RenderPlan for Blender frames ``first..last`` (default: `plan_range`)."""
+    settings = scene.latentwalk
+    walk = settings.walk
+    if not len(settings.bands):
+        raise LatentWalkError("there are no bands: press Bake Curves first.")
+    default_first, default_last = plan_range(scene)
+    first = default_first if first is None else first
+    last = default_last if last is None else last
+    if last < first:
+        raise LatentWalkError(f"the frame range {first}-{last} is empty: set the scene's end frame after its start.")
+    classes = [c.index for c in walk.classes]
+    if not classes:
+        raise LatentWalkError("no ImageNet classes are chosen: add some in Latent Walk > Walk > Classes.")
+    if walk.class_mode == "chroma" and len(classes) != len(PITCH_CLASSES):
+        raise LatentWalkError(
+            f"Classes From Chroma needs 12 classes, one per pitch class C..B; {len(classes)} are chosen. "
+            "Add or remove classes, or switch Classes From to Bands."
+        )
+    n_frames, n_bands = last - first + 1, len(settings.bands)
+    bands = np.zeros((n_bands, n_frames), np.float32)
+    weights = np.zeros((n_bands, n_frames), np.float32)
+    chroma = np.zeros((n_frames, len(PITCH_CLASSES)), np.float32)
+    per_frame = {name: np.zeros(n_frames, np.float32) for name in ("onset", "truncation", "pulse", "speed", "jitter")}
+    current = scene.frame_current
+    try:
+        for k, frame in enumerate(range(first, last + 1)):
+            scene.frame_set(frame)
+            for i, band in enumerate(settings.bands):
+                bands[i, k], weights[i, k] = band.value, band.weight
+            for i, pitch in enumerate(settings.chroma[: len(PITCH_CLASSES)]):
+                chroma[k, i] = pitch.value
+            per_frame["onset"][k] = settings.onset
+            for name in ("truncation", "pulse", "speed", "jitter"):
+                per_frame[name][k] = getattr(walk, name)
+    finally:
+        scene.frame_set(current)
+    return RenderPlan(
+        frame_start=first, fps=scene.render.fps, fps_base=scene.render.fps_base, seed=walk.seed,
+        band_names=[b.title for b in settings.bands], bands=bands, band_weights=weights, chroma=chroma,
+        settings={"mode": walk.mode, "model": walk.model, "class_mode": walk.class_mode, "classes": classes,
+                  "class_smoothing_ms": walk.class_smoothing_ms},
+        **per_frame,
+    )
