@@ -8,6 +8,7 @@ version number, so a point release that back- or forward-ports an API just works
 | sequencer strips | ``sequence_editor.sequences`` | ``sequence_editor.strips`` (4.4+, only way in 5.0) |
 | Graph Editor sound bake | ``graph.sound_bake`` | ``graph.sound_to_samples`` (4.1+) |
 | sidebar tab | not settable | ``Region.active_panel_category`` |
+| ``//`` paths in properties | always accepted | ``options={'PATH_SUPPORTS_BLEND_RELATIVE'}`` (5.0) |
 """
 
 import bpy
@@ -110,6 +111,17 @@ def show_sidebar_tab(region, category):
             region.active_panel_category = category
         except (TypeError, AttributeError):
             pass
+
+
+def _blend_relative_path_options():
+    # Blender 5.0 rejects "//" paths unless the property says it accepts them;
+    # where the flag exists, RNA properties report it as is_path_supports_blend_relative.
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
+        return {"PATH_SUPPORTS_BLEND_RELATIVE"}
+    return set()
+
+
+PATH_OPTIONS = _blend_relative_path_options()  # use as StringProperty(options=PATH_OPTIONS)
 
 
 def online_access_allowed():

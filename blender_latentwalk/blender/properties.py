@@ -16,6 +16,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from . import compat
 from ..engine.bands import DEFAULT_BANDS, Band
 
 
@@ -90,7 +91,8 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", description="Picks the resting point and directions of the walk", default=0, min=0)
     preview_width: IntProperty(name="Preview Width", description="Width in pixels of preview frames",
                                default=256, min=16, max=2048)
-    preview_folder: StringProperty(name="Preview Folder", subtype="DIR_PATH", default="//latentwalk_preview/")
+    preview_folder: StringProperty(name="Preview Folder", subtype="DIR_PATH", default="//latentwalk_preview/",
+                                   options=compat.PATH_OPTIONS)
     device: EnumProperty(name="Device", items=(("auto", "Auto", "CUDA, then Apple MPS, then CPU"),
                                                ("cuda", "CUDA", ""), ("mps", "MPS", ""), ("cpu", "CPU", "")),
                          default="auto")
@@ -98,7 +100,7 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
 
 class LatentWalkSettings(bpy.types.PropertyGroup):
     audio_path: StringProperty(name="Song", description="Audio file to analyse (wav, flac, ogg, mp3)",
-                               subtype="FILE_PATH")
+                               subtype="FILE_PATH", options=compat.PATH_OPTIONS)
     bands: CollectionProperty(type=LatentWalkBand)
     active_band_index: IntProperty(name="Active Band")
     offset_ms: FloatProperty(name="Latency (ms)", description="Shift every curve in time, in ms; "

@@ -149,3 +149,17 @@ def test_register_unregister_cycle(addon):
     assert not hasattr(bpy.types.Scene, "latentwalk")
     addon.register()
     assert hasattr(bpy.types.Scene, "latentwalk") and hasattr(bpy.ops.latentwalk, "bake")
+
+
+def test_song_path_relative_to_the_blend_file(scene, song, tmp_path):
+    import shutil
+    import warnings
+
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "project.blend"))
+    shutil.copy(song, tmp_path / "relative.wav")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Blender 5 warns when a property refuses "//"
+        scene.latentwalk.audio_path = "//relative.wav"
+    assert scene.latentwalk.audio_path == "//relative.wav"
+    assert bake(scene) == {"FINISHED"}
+    assert "120 frames" in scene.latentwalk.last_bake_summary
