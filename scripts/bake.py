@@ -62,8 +62,13 @@ def main():
     settings.add_beat_markers = args.beat_markers
     try:
         if args.band:
-            settings.bands.clear()
-            for band in map(parse_band, args.band):
+            from blender_latentwalk.blender.curves import remove_band_curve
+
+            new_bands = list(map(parse_band, args.band))
+            for index in reversed(range(len(settings.bands))):  # their curves go with them
+                remove_band_curve(scene, index, len(settings.bands))
+                settings.bands.remove(index)
+            for band in new_bands:
                 item = settings.bands.add()
                 item.title, item.low_hz, item.high_hz = band.name, band.low_hz, band.high_hz
         from blender_latentwalk.blender.operators import bake
@@ -78,8 +83,16 @@ def main():
         print("kept curves edited by hand: " + ", ".join(t.label for t in kept))
     if args.save:
         path = os.path.abspath(args.save)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=path)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as error:
+            print(f"error: cannot create the folder for '{path}' ({error.strerror})", file=sys.stderr)
+            sys.exit(1)
+        try:
+            bpy.ops.wm.save_as_mainfile(filepath=path)
+        except RuntimeError as error:
+            print(f"error: cannot save '{path}': {str(error).strip().splitlines()[-1]}", file=sys.stderr)
+            sys.exit(1)
         print(f"saved {path}: open it, then Graph Editor > Sidebar > Latent Walk > Show Curves")
 
 

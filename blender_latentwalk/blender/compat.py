@@ -63,6 +63,13 @@ def remove_fcurve(id_data, fcurve):
     fcurves_of(id_data).remove(fcurve)
 
 
+def animatable_id_collections():
+    """The bpy.data collections whose IDs can carry drivers."""
+    names = ("scenes", "objects", "materials", "worlds", "node_groups", "meshes", "cameras", "lights",
+             "shape_keys", "textures", "curves", "grease_pencils", "armatures", "particles")
+    return [getattr(bpy.data, name) for name in names if hasattr(bpy.data, name)]
+
+
 def all_strips(scene):
     """Every strip of the scene's sequencer (empty when it has none)."""
     editor = scene.sequence_editor

@@ -9,6 +9,7 @@ overwrite it.
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,3 +146,24 @@ def remove_band_curve(scene, band_index, band_count):
         if f"{old_path}[0]" in recorded:
             recorded[f"{new_path}[0]"] = recorded.pop(f"{old_path}[0]")
     settings.baked_fingerprints = json.dumps(recorded, sort_keys=True)
+    _renumber_band_drivers(scene, band_index)
+
+
+def _renumber_band_drivers(scene, removed_index):
+    """Point drivers that read bands after ``removed_index`` at their band's new index."""
+    pattern = re.compile(r"latentwalk\.bands\[(\d+)\]")
+
+    def renumber(match):
+        index = int(match.group(1))
+        return f"latentwalk.bands[{index - 1 if index > removed_index else index}]"
+
+    for collection in compat.animatable_id_collections():
+        for id_data in collection:
+            animation_data = getattr(id_data, "animation_data", None)
+            if animation_data is None:
+                continue
+            for driver_curve in animation_data.drivers:
+                for variable in driver_curve.driver.variables:
+                    for target in variable.targets:
+                        if target.id == scene and target.data_path:
+                            target.data_path = pattern.sub(renumber, target.data_path)

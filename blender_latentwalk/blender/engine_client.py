@@ -66,15 +66,18 @@ def render_biggan(plan, model, out_folder, size, device="auto", python=""):
 
 def _run_engine(python, arguments):
     """Run ``python -m blender_latentwalk.engine ARGUMENTS``; raise LatentWalkError with its message."""
-    if not os.path.isfile(python):
+    if not os.path.isfile(python) or not os.access(python, os.X_OK):
         raise LatentWalkError(
-            f"Engine Python '{python}' does not exist: fix it in Preferences > Add-ons > Latent Walk "
-            "(e.g. the project's .venv/bin/python), or clear it to use Blender's own Python."
+            f"Engine Python '{python}' does not exist or cannot be run: fix it in Preferences > Add-ons > "
+            "Latent Walk (e.g. the project's .venv/bin/python), or clear it to use Blender's own Python."
         )
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, environment.get("PYTHONPATH", "")) if p)
     command = [python, "-m", f"{_PACKAGE_NAME}.engine", *arguments]
-    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    except OSError as error:
+        raise LatentWalkError(f"Engine Python '{python}' could not be started ({error.strerror}).") from None
     if result.returncode != 0:
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
         message = lines[-1] if lines else f"exit status {result.returncode}"
@@ -95,4 +98,9 @@ def _analyze_in_subprocess(request, python):
         with open(request_path, "w", encoding="utf-8") as stream:
             json.dump(request, stream)
         _run_engine(python, ["analyze", "--request", request_path, "--out", features_path])
+        if not os.path.isfile(features_path):
+            raise LatentWalkError(
+                f"Engine Python '{python}' finished without writing features: is it a Python with the "
+                "engine installed (scripts/setup.sh makes one)?"
+            )
         return Features.load_npz(features_path)

@@ -47,6 +47,12 @@ def bake(scene, overwrite_edited=False, python=None):
     if python is None:
         python = engine_client.engine_python(preferences.get().engine_python)
     features = engine_client.analyze(request, python)  # may raise: nothing written yet
+    try:
+        features.check_shapes()
+    except ValueError as error:
+        raise LatentWalkError(f"the engine returned unusable features ({error}); nothing was changed.") from None
+    if len(features.band_names) != len(settings.bands):
+        raise LatentWalkError("the engine returned a different number of bands; nothing was changed.")
 
     while len(settings.chroma) < len(PITCH_CLASSES):
         settings.chroma.add().name = PITCH_CLASSES[len(settings.chroma)]
@@ -79,6 +85,7 @@ class LATENTWALK_OT_bake(bpy.types.Operator):
         name="Overwrite Edited Curves",
         description="Replace curves edited by hand since the last bake (locked bands are always kept)",
         default=False,
+        options={"SKIP_SAVE"},  # never remembered: every bake asks again before replacing edits
     )
 
     def invoke(self, context, event):

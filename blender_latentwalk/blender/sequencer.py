@@ -46,6 +46,12 @@ def ensure_sound_strip(scene, audio_path, duration_frames):
     Returns the strip, or None when this Blender build cannot play audio.
     """
     strip = find_sound_strip(scene, audio_path)
+    ours = next((s for s in compat.all_strips(scene)
+                 if s.type == "SOUND" and s.name == scene.latentwalk.sound_strip_name), None)
+    if strip is None and ours is not None:
+        # The song changed: the strip the bake added plays the new one, where the artist put it.
+        ours.sound = bpy.data.sounds.load(audio_path, check_existing=True)
+        strip = ours
     if strip is None:
         start = scene.frame_start
         channel = _free_channel(scene, start, start + duration_frames)

@@ -90,8 +90,12 @@ class _FrameAccumulator:
         counts = np.diff(np.append(starts, len(frame_index)))
         self.chunks.append((frame_index[starts], reduced, counts))
 
-    def result(self, n_frames, width):
-        """np.ndarray, shape (n_frames, width): per-frame mean or max (0 where empty)."""
+    def result(self, n_frames, width, fill_gaps=False):
+        """np.ndarray, shape (n_frames, width): per-frame mean or max.
+
+        Frames no measurement fell in are 0, or with ``fill_gaps`` (frames shorter
+        than the hop, above ~86 fps) interpolated between their neighbours.
+        """
         total = np.zeros((n_frames, width), dtype=np.float64)
         counts = np.zeros(n_frames, dtype=np.int64)
         for index, values, count in self.chunks:
@@ -103,6 +107,12 @@ class _FrameAccumulator:
             np.add.at(counts, index[keep], count[keep])
         if self.reduce == "mean":
             total /= np.maximum(counts, 1)[:, None]
+        filled = np.flatnonzero(counts)
+        if fill_gaps and len(filled) > 1:
+            inside = np.arange(filled[0], filled[-1] + 1)
+            gaps = inside[counts[inside] == 0]
+            for column in range(width):
+                total[gaps, column] = np.interp(gaps, filled, total[filled, column])
         return total
 
 
@@ -183,6 +193,7 @@ def analyze(
     # A hit enters an onset frame's window half a window before the frame's centre;
     # the flux peaks on that first frame, so its time is moved back onto the hit.
     onset_delay_s = (ONSET_N_FFT // 2) / sample_rate
+    band_delay_s = (BAND_N_FFT // 2) / sample_rate
 
     levels = _FrameAccumulator("mean")  # per frame: band mean squares, overall mean square, chroma
     onsets = _FrameAccumulator("max")
@@ -195,7 +206,9 @@ def analyze(
             power = band_spectrum.power(frames)
             # Band energies, overall mean square (the spectrum's total, by Parseval), chroma.
             measures = power @ level_matrix
-            times = (first + np.arange(len(frames))) * (BAND_HOP / sample_rate)
+            # A window's energy belongs to its end: a note counts from the frame it
+            # starts in, never earlier (the 93 ms window would otherwise anticipate it).
+            times = (first + np.arange(len(frames))) * (BAND_HOP / sample_rate) + band_delay_s
             levels.add(timing.frames_of_times(times, fps, fps_base, offset_ms), measures)
 
     def measure_onsets(samples, final):
@@ -243,7 +256,7 @@ def analyze(
         )
 
     n_bands = len(bands)
-    per_frame = levels.result(n_frames, n_bands + 1 + 12)
+    per_frame = levels.result(n_frames, n_bands + 1 + 12, fill_gaps=True)
     band_units = shaping.normalise_levels(shaping.level_db(per_frame[:, :n_bands].T), frame_rate, range_db)
     band_values = np.stack([shaping.shape(band_units[i], band_shapes[i], frame_rate) for i in range(n_bands)])
     rms_unit = shaping.normalise_levels(shaping.level_db(per_frame[:, n_bands]), frame_rate, range_db)[0]
@@ -280,6 +293,20 @@ def analyze(
     )
 
 
+def _snap_to_onsets(beats, onset_curve, group, sample_rate):
+    """Beat times (s): each beat moved to the strongest onset within half a beat hop.
+
+    beats : envelope indices (each covers ``group`` onset hops); returns shape (n_beats,).
+    """
+    times = []
+    for beat in beats:
+        low = max(0, beat * group - group // 2)
+        high = min(len(onset_curve), (beat + 1) * group + group // 2)
+        peak = low + int(np.argmax(onset_curve[low:high])) if high > low else beat * group
+        times.append(peak * ONSET_HOP / sample_rate)
+    return np.asarray(times, dtype=np.float64)
+
+
 BEAT_SEGMENT_S = 120.0  # beat tracking runs on segments so memory stays bounded
 BEAT_CONTEXT_S = 8.0  # each segment sees this much more on both sides
 
@@ -311,7 +338,7 @@ def _beat_frames(onset_curve, sample_rate, delay_s, fps, fps_base, offset_ms, n_
         fine_piece = fine_envelope[start * 4 : end * 4]
         beats = beats_module.track(piece, envelope_rate, fine_piece, fine_rate) + start
         beats = beats[(beats >= core_start) & (beats < core_end)]
-        beat_times.append(beats * (BEAT_HOP / sample_rate))
+        beat_times.append(_snap_to_onsets(beats, onset_curve, group, sample_rate))
     if not beat_times:
         return np.zeros(0, dtype=np.int64)
     frames = timing.frames_of_times(np.concatenate(beat_times) + delay_s, fps, fps_base, offset_ms)

@@ -34,7 +34,7 @@ DEFAULT_BANDS = (
 
 # Keys of the features file that a band name may not shadow.
 RESERVED_NAMES = frozenset(
-    {"onset", "rms", "chroma", "beats", "band_names", "band_low_hz", "band_high_hz", "meta"}
+    {"onset", "rms", "chroma", "beats", "bands", "band_names", "band_low_hz", "band_high_hz", "meta"}
 )
 
 
@@ -68,7 +68,7 @@ def check_bands(bands, sample_rate):
         key = band.name.strip().lower()
         if not key:
             raise LatentWalkError("a band has an empty name: give every band a name.")
-        if key in RESERVED_NAMES:
+        if key in RESERVED_NAMES or key.endswith(".npy"):
             raise LatentWalkError(f"{where}: the name '{band.name}' is reserved; rename the band.")
         if key in seen:
             raise LatentWalkError(f"{where}: two bands share this name; rename one of them.")

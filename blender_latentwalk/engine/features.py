@@ -45,6 +45,14 @@ class Features:
     def n_frames(self):
         return len(self.onset)
 
+    def check_shapes(self):
+        """Raise ValueError unless every array has the documented shape."""
+        n = self.n_frames
+        expected = {"bands": (len(self.band_names), n), "rms": (n,), "chroma": (n, len(PITCH_CLASSES))}
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"features: {name} has shape {getattr(self, name).shape}, expected {shape}")
+
     def band(self, name):
         return self.bands[self.band_names.index(name)]
 
@@ -58,8 +66,11 @@ class Features:
 
     def save_npz(self, path):
         """Write the features file atomically (a temp file renamed into place)."""
+        # One array per band, keyed by name, for people reading the file; the
+        # loader reads the 2-D "bands" array, so no band name can shadow anything.
         arrays = {name: self.bands[i] for i, name in enumerate(self.band_names)}
         arrays.update(
+            bands=self.bands,
             onset=self.onset,
             rms=self.rms,
             chroma=self.chroma,
@@ -85,8 +96,7 @@ class Features:
     def load_npz(cls, path):
         with np.load(path, allow_pickle=False) as data:
             names = [str(n) for n in data["band_names"]]
-            n_frames = len(data["onset"])
-            bands = np.stack([data[n] for n in names]) if names else np.zeros((0, n_frames), np.float32)
+            bands = data["bands"]
             return cls(
                 band_names=names,
                 band_low_hz=data["band_low_hz"],

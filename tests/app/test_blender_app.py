@@ -94,3 +94,11 @@ def test_panel_draws_in_the_real_ui_without_python_errors(baked_blend, song):
     with Image.open(SCREENSHOT) as image:
         assert image.size == (1600, 900)
         assert sum(1 for count in image.convert("L").histogram() if count) > 50  # drawn, not blank
+
+
+def test_bake_script_save_to_an_unwritable_place_is_one_line(song, tmp_path):
+    command = [sys.executable, os.path.join(ROOT, "scripts", "bake.py"), "--", "--audio", song,
+               "--save", "/proc/latentwalk/out.blend"]
+    result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
+    assert result.returncode == 1
+    assert "error: cannot" in result.stderr and "Traceback" not in result.stderr

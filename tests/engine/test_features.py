@@ -103,3 +103,43 @@ def test_custom_bands_are_keyed_by_name(tmp_path):
     features = analysis.analyze(path, 30, bands=[Band("kick", 40, 160), Band("hats", 6000, 11000)])
     assert features.band_names == ["kick", "hats"]
     assert features.band("kick").max() > 0.9 and features.band("hats").max() < 0.05
+
+
+def test_high_frame_rates_have_no_empty_frames(tmp_path):
+    path = synth.write(tmp_path / "steady.wav", synth.tone(440, 22050, 3.0), 22050)
+    for fps in (120, 240):
+        features = analysis.analyze(path, fps)
+        steady = slice(int(0.3 * fps), int(2.7 * fps))
+        assert features.rms[steady].min() > 0.9, fps
+        assert features.band("Low Mids")[steady].min() > 0.9, fps
+        assert np.all(features.chroma[steady].max(axis=1) > 0.9), fps
+
+
+def test_band_energy_never_anticipates_a_note(tmp_path):
+    sample_rate = 22050
+    start_frame = 30
+    silence = np.zeros(int(start_frame / 30 * sample_rate), np.float32)
+    note = synth.tone(100, sample_rate, 2.0, fade_s=0.0)
+    path = synth.write(tmp_path / "note.wav", np.concatenate([silence, note]), sample_rate)
+    features = analysis.analyze(path, 30, band_shapes=[shaping.ShapeSettings(attack_ms=0, release_ms=0)] * 7)
+    assert features.band("Bass")[: start_frame].max() == 0.0
+    assert features.rms[: start_frame].max() == 0.0
+    assert features.band("Bass")[start_frame + 3] > 0.9
+
+
+def test_beats_land_on_the_hits(tmp_path):
+    rate = 30
+    frames = np.arange(15, 15 * 38, 15)  # 120 BPM
+    for fraction in (0.05, 0.5):
+        times = synth.click_times_on_frames(rate, frames, np.full(len(frames), fraction))
+        path = synth.write(tmp_path / f"beat{fraction}.wav", synth.clicks(times, 44100, 20.0), 44100)
+        beats = analysis.analyze(path, rate).beats
+        on_hit = np.isin(beats, frames)
+        assert len(beats) >= 30 and on_hit.mean() >= 0.95, (fraction, beats)
+
+
+def test_band_names_cannot_shadow_file_keys():
+    with pytest.raises(Exception, match="reserved"):
+        analysis.analyze("unused.wav", 30, bands=[Band("chroma.npy", 1, 2)])
+    with pytest.raises(Exception, match="reserved"):
+        analysis.analyze("unused.wav", 30, bands=[Band("bands", 1, 2)])
