@@ -1,6 +1,6 @@
 """Screenshot the Latent Walk sidebar in the real Blender UI (needs a display, e.g. Xvfb).
 
-    xvfb-run -a -s "-screen 0 1600x900x24" blender FILE.blend --enable-event-simulate \\
+    xvfb-run -a -s "-screen 0 1600x1000x24" blender FILE.blend --enable-event-simulate \\
         -P scripts/screenshot_panel.py -- --audio SONG --out out/screenshots/panel.png
 
 (Opening a .blend, e.g. one saved by scripts/bake.py, skips the splash screen.)

@@ -54,6 +54,7 @@ def bake(scene, overwrite_edited=False, python=None):
     if len(features.band_names) != len(settings.bands):
         raise LatentWalkError("the engine returned a different number of bands; nothing was changed.")
 
+    settings.ensure_default_classes()
     while len(settings.chroma) < len(PITCH_CLASSES):
         settings.chroma.add().name = PITCH_CLASSES[len(settings.chroma)]
     targets = curves.targets_for(settings, features)

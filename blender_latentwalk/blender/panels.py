@@ -70,7 +70,6 @@ class _WalkPanel:
     bl_region_type = "UI"
     bl_category = CATEGORY
     bl_label = "Walk"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout

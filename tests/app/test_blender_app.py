@@ -81,7 +81,7 @@ def test_headless_bake_of_a_missing_file_exits_1_with_the_reason(baked_blend, tm
 def test_panel_draws_in_the_real_ui_without_python_errors(baked_blend, song):
     if os.path.exists(SCREENSHOT):
         os.unlink(SCREENSHOT)
-    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x900x24", BLENDER, baked_blend,
+    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", BLENDER, baked_blend,
                "--enable-event-simulate", "-P", os.path.join(ROOT, "scripts", "screenshot_panel.py"),
                "--", "--audio", song, "--out", SCREENSHOT]
     result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
@@ -92,7 +92,7 @@ def test_panel_draws_in_the_real_ui_without_python_errors(baked_blend, song):
     from PIL import Image
 
     with Image.open(SCREENSHOT) as image:
-        assert image.size == (1600, 900)
+        assert image.size == (1600, 1000)
         assert sum(1 for count in image.convert("L").histogram() if count) > 50  # drawn, not blank
 
 
