@@ -258,6 +258,8 @@ def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_
     """
     import torch
 
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # shapes repeat batch after batch: pick the fastest kernels once
     with torch.inference_mode():
         for value, members in batches(truncation, frame_indices, batch_size):
             z_batch = torch.from_numpy(z[members]).to(device=device, dtype=dtype)
