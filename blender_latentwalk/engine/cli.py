@@ -57,7 +57,7 @@ def _build_parser():
     render.add_argument("--model", required=True)
     render.add_argument("--out", required=True)
     render.add_argument("--frames", help="plan frame indices A-B (inclusive)")
-    render.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 32 on a GPU")
+    render.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 64 on a GPU")
     render.add_argument("--device", default="auto")
     render.add_argument("--size", help="WIDTHxHEIGHT to scale frames to")
     return parser

@@ -9,14 +9,14 @@ def render_biggan(plan, model_spec, out_folder, frame_indices=None, batch_size=N
 
     frame_indices : plan indices to render (default: all); the walk is computed for
         the whole plan, so a frame is the same whether rendered alone or with others.
-    batch_size : frames per BigGAN call; default 4 on the CPU (cache-friendly), 32 on a GPU.
+    batch_size : frames per BigGAN call; default 4 on the CPU (cache-friendly), 64 on a GPU.
     size : optional (width, height) to scale the frames to.
     progress : optional callable(done, total).
     """
     frames.ensure_writable_folder(out_folder)
     model, device, dtype = model_spec if isinstance(model_spec, tuple) else biggan.load(model_spec, device)
     if batch_size is None:
-        batch_size = 4 if device.type == "cpu" else 32
+        batch_size = 4 if device.type == "cpu" else 64
     z = walk.noise_vectors(plan)
     classes = walk.class_vectors(plan)
     truncation = walk.truncations(plan)
