@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -106,7 +105,7 @@ def main():
         ours = run(OURS, song)
         blender = run(BLENDER, song)
     print(f"song: {args.seconds:.0f} s synthesised stereo 44.1 kHz, 8 bands, 30 fps")
-    print(f"ours (8 bands + onset + RMS + 12 chroma + beats, 22 curves baked):")
+    print("ours (8 bands + onset + RMS + 12 chroma + beats, 22 curves baked):")
     print(f"  imports          {ours['import_s']:7.2f} s  (once per Blender session)")
     print(f"  cold (1st bake)  {ours['cold_s']:7.2f} s")
     print(f"  warm             {ours['warm_s']:7.2f} s")

@@ -7,7 +7,7 @@ from bpy.props import BoolProperty
 
 from . import curves, engine_client, preferences, sequencer
 from ..engine import timing
-from ..engine.bands import DEFAULT_BANDS, check_bands
+from ..engine.bands import check_bands
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
 

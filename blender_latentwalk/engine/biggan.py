@@ -17,9 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 
-import numpy as np
 
 from .errors import LatentWalkError
 

@@ -1,7 +1,6 @@
 """The CLI, and every kind of bad input getting a message a user can act on."""
 
 import os
-import resource
 import subprocess
 import sys
 
