@@ -4,7 +4,9 @@
     python scripts/bake.py -- --audio SONG [options]          (where `import bpy` works)
 
 Options: --fps N, --fps-base B, --band NAME:LOW-HIGH (repeat), --offset-ms MS,
---beat-markers, --overwrite-edited, --save OUT.blend. In Blender's own Python set
+--beat-markers, --overwrite-edited, --save OUT.blend; --preview renders the BigGAN
+preview into the sequencer after the bake (--biggan NAME_OR_FOLDER, --preview-folder DIR,
+--device auto|cpu|cuda|mps). In Blender's own Python set
 LATENTWALK_ENGINE_PYTHON (or --engine-python) to a Python with the engine's
 requirements, e.g. .venv/bin/python. Exits 1 with a one-line message on failure.
 """
@@ -32,6 +34,10 @@ def parse_args(argv):
     parser.add_argument("--overwrite-edited", action="store_true")
     parser.add_argument("--engine-python")
     parser.add_argument("--save", help="write the .blend here")
+    parser.add_argument("--preview", action="store_true", help="render the BigGAN preview after baking")
+    parser.add_argument("--biggan", help="BigGAN name or folder for the preview")
+    parser.add_argument("--preview-folder", help="where preview frames go")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     return parser.parse_args(argv)
 
 
@@ -81,6 +87,23 @@ def main():
           f"{settings.last_bake_summary}")
     if kept:
         print("kept curves edited by hand: " + ", ".join(t.label for t in kept))
+    if args.preview:
+        from blender_latentwalk.blender.walk import render_preview
+
+        walk = settings.walk
+        if args.biggan:
+            walk.model = args.biggan
+        if args.preview_folder:
+            walk.preview_folder = os.path.abspath(args.preview_folder)
+        if args.device:
+            walk.device = args.device
+        try:
+            strip = render_preview(scene)
+        except LatentWalkError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+        print(f"preview: {strip.frame_final_duration} BigGAN frames ({walk.model}) in {strip.directory} "
+              f"on sequencer channel {strip.channel} from frame {strip.frame_final_start}")
     if args.save:
         path = os.path.abspath(args.save)
         try:
