@@ -92,3 +92,14 @@ def test_preview_folder_relative_to_an_unsaved_file_is_explained(baked):
     baked.latentwalk.walk.preview_folder = "//preview/"
     with pytest.raises(Exception, match="save the .blend"):
         walk.preview_folder(baked)
+
+
+def test_class_picker_adds_by_imagenet_index(scene):
+    walk_settings = scene.latentwalk.walk
+    assert bpy.ops.latentwalk.class_add(class_id="980") == {"FINISHED"}
+    assert [(c.index, c.name) for c in walk_settings.classes] == [(980, "volcano")]
+    assert bpy.ops.latentwalk.classes_default() == {"FINISHED"}
+    assert len(walk_settings.classes) == 12 and walk_settings.classes[0].name == "bubble"
+    walk_settings.active_class_index = 0
+    assert bpy.ops.latentwalk.class_remove() == {"FINISHED"}
+    assert len(walk_settings.classes) == 11
