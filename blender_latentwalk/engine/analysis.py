@@ -10,13 +10,10 @@ block by block, so memory does not grow with the song's length.
 import concurrent.futures
 import os
 
-import librosa.filters  # imported up front: their first use costs ~1 s of numba set-up
-import librosa.util.utils  # noqa: F401  (librosa loads it lazily, at a cost, on first use)
 import numpy as np
 import scipy.fft
-import scipy.signal
 
-from . import audio, shaping, timing
+from . import audio, filterbanks, shaping, timing
 from . import beats as beats_module
 from .bands import DEFAULT_BANDS, check_bands
 from .errors import LatentWalkError
@@ -132,7 +129,7 @@ class _Spectrum:
     """Windowed power spectra, scaled so a signal's total equals its mean square."""
 
     def __init__(self, n_fft):
-        self.window = scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+        self.window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa uses
         # Parseval: sum over one-sided bins of |X|^2 * 2 / (n_fft * sum(w^2)) ~ mean square.
         self.scale = np.float32(2.0 / (n_fft * float(np.sum(self.window**2))))
 
@@ -184,12 +181,12 @@ def analyze(
     band_framer, onset_framer = _Framer(BAND_N_FFT, BAND_HOP), _Framer(ONSET_N_FFT, ONSET_HOP)
     band_spectrum, onset_spectrum = _Spectrum(BAND_N_FFT), _Spectrum(ONSET_N_FFT)
     band_matrix = _band_matrix(bands, sample_rate, BAND_N_FFT)
-    chroma_matrix = librosa.filters.chroma(sr=sample_rate, n_fft=BAND_N_FFT, tuning=0.0, norm=None).astype(np.float32)
+    chroma_matrix = filterbanks.chroma(sample_rate, BAND_N_FFT)
     # One product per block: every band, the spectrum's total (mean square), chroma.
     level_matrix = np.concatenate(
         [band_matrix, np.ones((1, band_matrix.shape[1]), np.float32), chroma_matrix], axis=0
     ).T.copy()
-    mel_matrix = librosa.filters.mel(sr=sample_rate, n_fft=ONSET_N_FFT, n_mels=ONSET_N_MELS).astype(np.float32)
+    mel_matrix = filterbanks.mel(sample_rate, ONSET_N_FFT, ONSET_N_MELS)
     # A hit enters an onset frame's window half a window before the frame's centre;
     # the flux peaks on that first frame, so its time is moved back onto the hit.
     onset_delay_s = (ONSET_N_FFT // 2) / sample_rate

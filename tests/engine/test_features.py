@@ -143,3 +143,18 @@ def test_band_names_cannot_shadow_file_keys():
         analysis.analyze("unused.wav", 30, bands=[Band("chroma.npy", 1, 2)])
     with pytest.raises(Exception, match="reserved"):
         analysis.analyze("unused.wav", 30, bands=[Band("bands", 1, 2)])
+
+
+def test_filter_banks_are_librosas_and_cached(tmp_path, monkeypatch):
+    import librosa
+
+    from blender_latentwalk.engine import filterbanks
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = filterbanks.chroma(22050, 2048)
+    np.testing.assert_allclose(first, librosa.filters.chroma(sr=22050, n_fft=2048, tuning=0.0, norm=None), rtol=1e-6)
+    cached = list((tmp_path / "blender_latentwalk" / "filterbanks").iterdir())
+    assert len(cached) == 1 and "librosa" in cached[0].name
+    np.testing.assert_array_equal(filterbanks.chroma(22050, 2048), first)
+    mel = filterbanks.mel(22050, 256, 24)
+    np.testing.assert_allclose(mel, librosa.filters.mel(sr=22050, n_fft=256, n_mels=24), rtol=1e-6)

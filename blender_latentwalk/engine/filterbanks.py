@@ -1,0 +1,58 @@
+"""Mel and chroma filter banks from librosa, cached on disk.
+
+Importing librosa's filters costs about a second of numba set-up in every new
+process, longer than a whole 3-minute analysis; the matrices themselves never
+change for given parameters. So they are computed by librosa once and kept in
+the user's cache folder (keyed by parameters and librosa's version).
+"""
+
+import os
+import tempfile
+from importlib import metadata
+
+import numpy as np
+
+
+def _cache_folder():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "blender_latentwalk", "filterbanks")
+
+
+def _cached(name, compute):
+    path = os.path.join(_cache_folder(), f"{name}-librosa{metadata.version('librosa')}.npy")
+    try:
+        return np.load(path)
+    except (OSError, ValueError):
+        pass
+    matrix = np.asarray(compute(), dtype=np.float32)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle, temp_path = tempfile.mkstemp(suffix=".npy", dir=os.path.dirname(path))
+        with os.fdopen(handle, "wb") as stream:
+            np.save(stream, matrix)
+        os.replace(temp_path, path)
+    except OSError:
+        pass  # a read-only home only costs the second again next time
+    return matrix
+
+
+def mel(sample_rate, n_fft, n_mels):
+    """librosa.filters.mel: shape (n_mels, n_fft // 2 + 1), float32."""
+
+    def compute():
+        import librosa.filters
+
+        return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+
+    return _cached(f"mel-{sample_rate}-{n_fft}-{n_mels}", compute)
+
+
+def chroma(sample_rate, n_fft):
+    """librosa.filters.chroma (12 bins, tuning 0, unnormalised): shape (12, n_fft // 2 + 1), float32."""
+
+    def compute():
+        import librosa.filters
+
+        return librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0, norm=None)
+
+    return _cached(f"chroma-{sample_rate}-{n_fft}", compute)
