@@ -12,7 +12,8 @@ analyze --request REQUEST.json --out FEATURES.npz
     add-on uses this form when it runs the engine in another Python.
 make-tiny-models DIR
     Write untrained tiny stand-in models in the real on-disk formats (offline smoke
-    tests): DIR/biggan-tiny-UNTRAINED (config.json + pytorch_model.bin).
+    tests): DIR/biggan-tiny-UNTRAINED (config.json + pytorch_model.bin) and
+    DIR/sd-tiny-UNTRAINED (a diffusers img2img pipeline, save_pretrained).
 render-biggan PLAN.npz --model NAME_OR_FOLDER --out DIR [--frames A-B] [--batch-size N]
         [--device auto|cpu|cuda|mps] [--size WxH]
     BigGAN frames of a RenderPlan, as frame_NNNNNN.png (Blender frame numbers).
@@ -74,7 +75,11 @@ def _parse_range(text, what):
 def _make_tiny_models(folder):
     from . import biggan
 
+    from . import img2img
+
     path = biggan.make_tiny_model(os.path.join(folder, "biggan-tiny-UNTRAINED"))
+    print(f"wrote {path} (UNTRAINED stand-in: its images are noise)")
+    path = img2img.make_tiny_pipeline(os.path.join(folder, "sd-tiny-UNTRAINED"))
     print(f"wrote {path} (UNTRAINED stand-in: its images are noise)")
 
 

@@ -1,0 +1,125 @@
+"""Stable Diffusion img2img over BigGAN frames (diffusers).
+
+A model is a Hugging Face hub id already in the local hub cache (default
+``stabilityai/sd-turbo``; SD 1.5 and SDXL-class models work through the same
+``AutoPipelineForImage2Image``), or a folder written by ``save_pretrained``.
+Nothing is downloaded here: a model that is not on disk fails at once saying
+where to put it. ``"none"`` skips diffusion.
+
+Temporal coherence: every frame starts from the same noise (one generator per
+image, seeded alike), so a still source gives a still result, and a frame's
+result does not depend on which batch it was rendered in.
+"""
+
+import os
+
+from .errors import LatentWalkError
+
+NONE = "none"
+DEFAULT_MODEL = "stabilityai/sd-turbo"
+
+
+def load(name_or_path, device, dtype, tiny_vae=None):
+    """An ``AutoPipelineForImage2Image`` on ``device``, or None for ``"none"``.
+
+    tiny_vae : optional AutoencoderTiny (hub id or folder), a faster decoder/encoder.
+    """
+    if not name_or_path or name_or_path.lower() == NONE:
+        return None
+    import torch
+    from diffusers import AutoencoderTiny, AutoPipelineForImage2Image
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
+    local = os.path.isdir(name_or_path)
+    if not local and os.path.sep in name_or_path.strip("/") and os.path.exists(os.path.dirname(name_or_path)):
+        raise LatentWalkError(f"Stable Diffusion folder '{name_or_path}' does not exist.")
+    try:
+        pipeline = AutoPipelineForImage2Image.from_pretrained(
+            name_or_path, dtype=dtype, local_files_only=True, safety_checker=None,
+        )
+        if tiny_vae:
+            pipeline.vae = AutoencoderTiny.from_pretrained(tiny_vae, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, EnvironmentError) as error:
+        where = f"the folder '{name_or_path}'" if local else (
+            f"the Hugging Face cache ({os.environ.get('HF_HUB_CACHE') or '~/.cache/huggingface/hub'})")
+        raise LatentWalkError(
+            f"Stable Diffusion model '{name_or_path}' could not be loaded from {where} ({str(error).splitlines()[0]}). "
+            f"On a machine with network access run `hf download {name_or_path}` and copy the cache here, "
+            "or give a folder written by save_pretrained, or 'none' to skip diffusion."
+        ) from None
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device)
+
+
+def fit(image, width, height):
+    """Scale and centre-crop a PIL image to fill (width, height) (no bars, any aspect)."""
+    from PIL import ImageOps
+
+    return ImageOps.fit(image, (width, height), method=3)  # 3 = bicubic
+
+
+def run(pipeline, images, prompt, negative_prompt, strength, guidance, steps, seed, device):
+    """img2img on a batch of PIL images with one setting; returns uint8 arrays (h, w, 3).
+
+    Each image gets its own generator seeded with ``seed``: identical inputs give
+    identical outputs whatever the batch.
+    """
+    import numpy as np
+    import torch
+
+    generator_device = "cpu" if device.type == "mps" else device
+    generators = [torch.Generator(generator_device).manual_seed(int(seed)) for _ in images]
+    with torch.inference_mode():
+        result = pipeline(
+            prompt=[prompt] * len(images),
+            negative_prompt=[negative_prompt] * len(images) if guidance > 1.0 and negative_prompt else None,
+            image=images,
+            strength=float(strength),
+            guidance_scale=float(guidance),
+            num_inference_steps=int(steps),
+            generator=generators,
+            output_type="np",
+        )
+    return [(np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8) for frame in result.images]
+
+
+def make_tiny_pipeline(folder, seed=0):
+    """Write an untrained tiny SD img2img pipeline with save_pretrained (offline smoke tests)."""
+    import torch
+    from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionImg2ImgPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), block_out_channels=(8, 16), latent_channels=4,
+        layers_per_block=1, norm_num_groups=4, sample_size=16,
+    )
+    # A byte-level vocabulary: every character is a token, so any prompt tokenizes.
+    characters = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(characters)}
+    vocab.update({c + "</w>": len(characters) + i for i, c in enumerate(characters)})
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=16, projection_dim=16, bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
+    ))
+    scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                                timestep_spacing="trailing", steps_offset=1)
+    pipeline = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                              scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                              requires_safety_checker=False)
+    pipeline.save_pretrained(folder)
+    with open(os.path.join(folder, "README.txt"), "w", encoding="utf-8") as stream:
+        stream.write("UNTRAINED tiny Stable Diffusion img2img stand-in for offline smoke tests.\n")
+    return folder

@@ -1,0 +1,55 @@
+"""img2img through diffusers' real loader, on a tiny pipeline written with save_pretrained."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from blender_latentwalk.engine import LatentWalkError, img2img
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    folder = img2img.make_tiny_pipeline(str(tmp_path_factory.mktemp("sd") / "tiny-sd-UNTRAINED"))
+    return img2img.load(folder, CPU, torch.float32)
+
+
+def source(seed=0, size=(32, 32)):
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def test_tiny_pipeline_loads_through_auto_pipeline(pipeline):
+    assert type(pipeline).__name__ == "StableDiffusionImg2ImgPipeline"
+
+
+def test_same_noise_every_frame_so_a_still_source_stays_still(pipeline):
+    frame = img2img.fit(source(), 64, 48)
+    batch = img2img.run(pipeline, [frame] * 3, "a volcano", "", 0.6, 0.0, 2, 7, CPU)
+    alone = img2img.run(pipeline, [frame], "a volcano", "", 0.6, 0.0, 2, 7, CPU)
+    assert batch[0].shape == (48, 64, 3)
+    assert all(np.array_equal(image, alone[0]) for image in batch)
+    other_prompt = img2img.run(pipeline, [frame], "a lake", "", 0.6, 0.0, 2, 7, CPU)
+    assert not np.array_equal(other_prompt[0], alone[0])
+
+
+def test_fit_fills_any_aspect_without_bars():
+    wide = img2img.fit(source(size=(40, 40)), 160, 90)
+    tall = img2img.fit(source(size=(40, 40)), 90, 160)
+    assert wide.size == (160, 90) and tall.size == (90, 160)
+
+
+def test_none_skips_diffusion_and_missing_models_fail_fast(tmp_path, monkeypatch):
+    assert img2img.load("none", CPU, torch.float32) is None
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    start = time.perf_counter()
+    with pytest.raises(LatentWalkError, match="could not be loaded from the Hugging Face cache"):
+        img2img.load("stabilityai/sd-turbo", CPU, torch.float32)
+    assert time.perf_counter() - start < 5.0
+    with pytest.raises(LatentWalkError, match="could not be loaded from the folder"):
+        img2img.load(str(tmp_path), CPU, torch.float32)
