@@ -17,6 +17,11 @@ make-tiny-models DIR
 render-biggan PLAN.npz --model NAME_OR_FOLDER --out DIR [--frames A-B] [--batch-size N]
         [--device auto|cpu|cuda|mps] [--size WxH]
     BigGAN frames of a RenderPlan, as frame_NNNNNN.png (Blender frame numbers).
+render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--frames A-B]
+        [--prompt P] [--negative-prompt N] [--strength S] [--guidance G] [--steps K] [--seed N]
+        [--size WxH] [--tiny-vae ID_OR_FOLDER] [--batch-size N] [--device D]
+    The full frames (BigGAN, then img2img), resumable: frames already written under
+    the same settings are kept, frames written under other settings are redone.
 
 Errors a user can fix print one line on stderr and exit with status 2.
 """
@@ -61,6 +66,23 @@ def _build_parser():
     render.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 64 on a GPU")
     render.add_argument("--device", default="auto")
     render.add_argument("--size", help="WIDTHxHEIGHT to scale frames to")
+
+    full = commands.add_parser("render", help="render a plan's final frames (BigGAN + img2img), resumable")
+    full.add_argument("plan")
+    full.add_argument("--biggan", required=True)
+    full.add_argument("--sd", default="stabilityai/sd-turbo", help="hub id, folder, or none")
+    full.add_argument("--out", required=True)
+    full.add_argument("--frames", help="plan frame indices A-B (inclusive)")
+    full.add_argument("--prompt", default="")
+    full.add_argument("--negative-prompt", default="")
+    full.add_argument("--strength", type=float, default=0.5)
+    full.add_argument("--guidance", type=float, default=0.0)
+    full.add_argument("--steps", type=int, default=2)
+    full.add_argument("--seed", type=int, default=0)
+    full.add_argument("--size", default="512x512", help="WIDTHxHEIGHT of the output frames")
+    full.add_argument("--tiny-vae", default="")
+    full.add_argument("--batch-size", type=int)
+    full.add_argument("--device", default="auto")
     return parser
 
 
@@ -83,8 +105,7 @@ def _make_tiny_models(folder):
     print(f"wrote {path} (UNTRAINED stand-in: its images are noise)")
 
 
-def _render_biggan(args):
-    from . import preview
+def _load_plan_and_range(args):
     from .plan import RenderPlan
 
     if not os.path.isfile(args.plan):
@@ -96,7 +117,40 @@ def _render_biggan(args):
         if not (0 <= first <= last < plan.n_frames):
             raise LatentWalkError(f"--frames {args.frames} is outside the plan's 0-{plan.n_frames - 1}.")
         indices = range(first, last + 1)
-    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
+    return plan, indices
+
+
+def _parse_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+        if width < 8 or height < 8:
+            raise ValueError
+        return width, height
+    except ValueError:
+        raise LatentWalkError(f"--size '{text}' is not WIDTHxHEIGHT (e.g. 512x288).") from None
+
+
+def _render_full(args):
+    from . import render
+
+    plan, indices = _load_plan_and_range(args)
+    width, height = _parse_size(args.size)
+    settings = render.Img2ImgSettings(
+        model=args.sd, prompt=args.prompt, negative_prompt=args.negative_prompt, strength=args.strength,
+        guidance=args.guidance, steps=args.steps, seed=args.seed, width=width, height=height, tiny_vae=args.tiny_vae,
+    )
+    start = time.perf_counter()
+    result = render.render(plan, args.biggan, settings, args.out, indices, args.batch_size, args.device,
+                           progress=lambda done, total: print(f"frames {done}/{total}", flush=True))
+    elapsed = time.perf_counter() - start
+    print(f"rendered {len(result.rendered)} frames, reused {len(result.reused)} in {args.out} ({elapsed:.1f} s)")
+
+
+def _render_biggan(args):
+    from . import preview
+
+    plan, indices = _load_plan_and_range(args)
+    size = _parse_size(args.size) if args.size else None
     start = time.perf_counter()
     paths = preview.render_biggan(plan, args.model, args.out, indices, args.batch_size, args.device, size)
     elapsed = time.perf_counter() - start
@@ -167,6 +221,8 @@ def main(argv=None):
             _make_tiny_models(args.folder)
         elif args.command == "render-biggan":
             _render_biggan(args)
+        elif args.command == "render":
+            _render_full(args)
     except LatentWalkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
