@@ -26,7 +26,6 @@ def load(name_or_path, device, dtype, tiny_vae=None):
     """
     if not name_or_path or name_or_path.lower() == NONE:
         return None
-    import torch
     from diffusers import AutoencoderTiny, AutoPipelineForImage2Image
     from diffusers.utils import logging as diffusers_logging
 
