@@ -44,24 +44,31 @@ def analyze(request, python=""):
     return _analyze_in_subprocess(request, python)
 
 
-def render_biggan(plan, model, out_folder, size, device="auto", python=""):
-    """Render a plan's BigGAN frames (size: (width, height)) into ``out_folder``."""
+def render_frames(plan, biggan_model, sd_model, out_folder, size, device="auto", python=""):
+    """Render a plan's frames into ``out_folder`` (resumable); returns every frame's path, in order.
+
+    size : (width, height); sd_model "none" gives BigGAN frames scaled to it.
+    """
     if not python:
         try:
-            from ..engine import preview
+            from ..engine import render
         except ImportError as error:
             raise LatentWalkError(
                 f"rendering needs torch and pytorch-pretrained-biggan, which Blender's Python cannot import "
                 f"({error}). Set Preferences > Add-ons > Latent Walk > Engine Python to the project's "
                 ".venv/bin/python (made by scripts/setup.sh)."
             ) from None
-        return preview.render_biggan(plan, model, out_folder, device=device, size=size)
-    with tempfile.TemporaryDirectory(prefix="latentwalk-") as folder:
-        plan_path = os.path.join(folder, "plan.npz")
-        plan.save(plan_path)
-        _run_engine(python, ["render-biggan", plan_path, "--model", model, "--out", out_folder,
-                             "--device", device, "--size", f"{size[0]}x{size[1]}"])
-    return sorted(os.path.join(out_folder, n) for n in os.listdir(out_folder) if n.startswith("frame_"))
+        settings = render.Img2ImgSettings(model=sd_model, width=size[0], height=size[1])
+        render.render(plan, biggan_model, settings, out_folder, device=device)
+    else:
+        with tempfile.TemporaryDirectory(prefix="latentwalk-") as folder:
+            plan_path = os.path.join(folder, "plan.npz")
+            plan.save(plan_path)
+            _run_engine(python, ["render", plan_path, "--biggan", biggan_model, "--sd", sd_model,
+                                 "--out", out_folder, "--device", device, "--size", f"{size[0]}x{size[1]}"])
+    from ..engine.frames import frame_path
+
+    return [frame_path(out_folder, plan.frame_start + index) for index in range(plan.n_frames)]
 
 
 def _run_engine(python, arguments):

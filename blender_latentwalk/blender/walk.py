@@ -1,6 +1,5 @@
 """The walk settings' operators: the ImageNet class picker and the BigGAN preview."""
 
-import glob
 import os
 
 import bpy
@@ -101,10 +100,8 @@ def render_preview(scene, python=None):
     folder = preview_folder(scene)
     if python is None:
         python = engine_client.engine_python(preferences.get().engine_python)
-    os.makedirs(folder, exist_ok=True)
-    for stale in glob.glob(os.path.join(folder, "frame_*.png")):  # frames of an older preview
-        os.unlink(stale)
-    paths = engine_client.render_biggan(plan, settings.walk.model, folder, preview_size(scene),
+    # Resumable like any render: unchanged frames are kept, changed ones redone.
+    paths = engine_client.render_frames(plan, settings.walk.model, "none", folder, preview_size(scene),
                                         settings.walk.device, python)
     song = sequencer.find_sound_strip(scene, settings.audio_path) if settings.audio_path else None
     return sequencer.replace_image_strip(scene, sequencer.PREVIEW_STRIP_NAME, paths, plan.frame_start,

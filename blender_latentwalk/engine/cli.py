@@ -14,14 +14,12 @@ make-tiny-models DIR
     Write untrained tiny stand-in models in the real on-disk formats (offline smoke
     tests): DIR/biggan-tiny-UNTRAINED (config.json + pytorch_model.bin) and
     DIR/sd-tiny-UNTRAINED (a diffusers img2img pipeline, save_pretrained).
-render-biggan PLAN.npz --model NAME_OR_FOLDER --out DIR [--frames A-B] [--batch-size N]
-        [--device auto|cpu|cuda|mps] [--size WxH]
-    BigGAN frames of a RenderPlan, as frame_NNNNNN.png (Blender frame numbers).
 render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--frames A-B]
         [--prompt P] [--negative-prompt N] [--strength S] [--guidance G] [--steps K] [--seed N]
         [--size WxH] [--tiny-vae ID_OR_FOLDER] [--batch-size N] [--device D]
-    The full frames (BigGAN, then img2img), resumable: frames already written under
-    the same settings are kept, frames written under other settings are redone.
+    Frames of a RenderPlan as frame_NNNNNN.png (Blender frame numbers): BigGAN, then
+    img2img (``--sd none``: BigGAN only, scaled to --size). Resumable: frames already
+    written under the same settings are kept, frames written under other settings are redone.
 
 Errors a user can fix print one line on stderr and exit with status 2.
 """
@@ -58,15 +56,6 @@ def _build_parser():
     tiny = commands.add_parser("make-tiny-models", help="write untrained tiny stand-in models")
     tiny.add_argument("folder")
 
-    render = commands.add_parser("render-biggan", help="render a plan's BigGAN frames")
-    render.add_argument("plan")
-    render.add_argument("--model", required=True)
-    render.add_argument("--out", required=True)
-    render.add_argument("--frames", help="plan frame indices A-B (inclusive)")
-    render.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 64 on a GPU")
-    render.add_argument("--device", default="auto")
-    render.add_argument("--size", help="WIDTHxHEIGHT to scale frames to")
-
     full = commands.add_parser("render", help="render a plan's final frames (BigGAN + img2img), resumable")
     full.add_argument("plan")
     full.add_argument("--biggan", required=True)
@@ -81,7 +70,7 @@ def _build_parser():
     full.add_argument("--seed", type=int, default=0)
     full.add_argument("--size", default="512x512", help="WIDTHxHEIGHT of the output frames")
     full.add_argument("--tiny-vae", default="")
-    full.add_argument("--batch-size", type=int)
+    full.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 16 on a GPU")
     full.add_argument("--device", default="auto")
     return parser
 
@@ -146,17 +135,6 @@ def _render_full(args):
     print(f"rendered {len(result.rendered)} frames, reused {len(result.reused)} in {args.out} ({elapsed:.1f} s)")
 
 
-def _render_biggan(args):
-    from . import preview
-
-    plan, indices = _load_plan_and_range(args)
-    size = _parse_size(args.size) if args.size else None
-    start = time.perf_counter()
-    paths = preview.render_biggan(plan, args.model, args.out, indices, args.batch_size, args.device, size)
-    elapsed = time.perf_counter() - start
-    print(f"rendered {len(paths)} frames to {args.out} in {elapsed:.1f} s ({len(paths) / elapsed:.2f} frames/s)")
-
-
 def request_from_args(args):
     """The analysis request (a JSON-able dict) the flags describe."""
     if args.audio is None or args.fps is None:
@@ -219,8 +197,6 @@ def main(argv=None):
             print(features.summary() + f" -> {args.out}")
         elif args.command == "make-tiny-models":
             _make_tiny_models(args.folder)
-        elif args.command == "render-biggan":
-            _render_biggan(args)
         elif args.command == "render":
             _render_full(args)
     except LatentWalkError as error:

@@ -3,8 +3,6 @@
 import os
 import tempfile
 
-from PIL import Image
-
 from .errors import LatentWalkError
 
 FRAME_PATTERN = "frame_{:06d}.png"
@@ -31,6 +29,8 @@ def write_png(path, image, size=None):
     ``size`` (width, height) resizes with Lanczos first. A crash never leaves a
     half-written frame under the final name.
     """
+    from PIL import Image  # here, not at the top: Blender's own Python may lack Pillow
+
     picture = Image.fromarray(image, mode="RGB") if hasattr(image, "shape") else image
     if size is not None and picture.size != tuple(size):
         picture = picture.resize(tuple(size), Image.LANCZOS)

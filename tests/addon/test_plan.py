@@ -72,7 +72,7 @@ def test_preview_renders_a_ten_second_song_into_the_sequencer(scene, tmp_path):
 
     assert bpy.ops.latentwalk.preview() == {"FINISHED"}
 
-    frames = sorted(os.listdir(tmp_path / "preview"))
+    frames = sorted(n for n in os.listdir(tmp_path / "preview") if n.endswith(".png"))
     assert len(frames) == 240 and frames[0] == "frame_000001.png"
     from PIL import Image
 

@@ -102,3 +102,16 @@ def test_bake_script_save_to_an_unwritable_place_is_one_line(song, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
     assert result.returncode == 1
     assert "error: cannot" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_headless_preview_renders_through_the_engine_python(song, tmp_path):
+    from blender_latentwalk.engine import biggan
+
+    model = biggan.make_tiny_model(str(tmp_path / "biggan"))
+    command = [BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "-P",
+               os.path.join(ROOT, "scripts", "bake.py"), "--", "--audio", song, "--preview", "--biggan", model,
+               "--preview-folder", str(tmp_path / "preview"), "--device", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "preview: 72 BigGAN frames" in result.stdout
+    assert len([n for n in os.listdir(tmp_path / "preview") if n.endswith(".png")]) == 72

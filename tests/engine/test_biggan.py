@@ -104,15 +104,14 @@ def test_whole_and_two_chunks_in_two_processes_are_byte_identical(tiny_models, t
     plan_path = tmp_path / "plan.npz"
     small_plan().save(plan_path)
     whole, chunks = tmp_path / "whole", tmp_path / "chunks"
-    assert run_cli("render-biggan", str(plan_path), "--model", str(tiny_models), "--out", str(whole),
-                   "--device", "cpu").returncode == 0
-    first = run_cli("render-biggan", str(plan_path), "--model", str(tiny_models), "--out", str(chunks),
-                    "--frames", "0-10", "--device", "cpu", "--batch-size", "3")
-    second = run_cli("render-biggan", str(plan_path), "--model", str(tiny_models), "--out", str(chunks),
-                     "--frames", "11-23", "--device", "cpu", "--batch-size", "7")
+    common = ["--biggan", str(tiny_models), "--sd", "none", "--size", "32x32", "--device", "cpu"]
+    assert run_cli("render", str(plan_path), *common, "--out", str(whole)).returncode == 0
+    first = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--frames", "0-10", "--batch-size", "3")
+    second = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--frames", "11-23",
+                     "--batch-size", "7")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    names = sorted(os.listdir(whole))
-    assert names == sorted(os.listdir(chunks)) and len(names) == 24
+    names = sorted(n for n in os.listdir(whole) if n.endswith(".png"))
+    assert names == sorted(n for n in os.listdir(chunks) if n.endswith(".png")) and len(names) == 24
     assert names[0] == "frame_000010.png" and names[-1] == "frame_000033.png"
     for name in names:
         assert (whole / name).read_bytes() == (chunks / name).read_bytes(), name
@@ -120,9 +119,9 @@ def test_whole_and_two_chunks_in_two_processes_are_byte_identical(tiny_models, t
 
 def test_render_cli_errors_are_one_line(tiny_models, tmp_path):
     small_plan().save(tmp_path / "plan.npz")
-    result = run_cli("render-biggan", str(tmp_path / "plan.npz"), "--model", str(tiny_models),
+    result = run_cli("render", str(tmp_path / "plan.npz"), "--biggan", str(tiny_models), "--sd", "none",
                      "--out", str(tmp_path / "o"), "--frames", "20-40")
     assert result.returncode == 2 and "outside the plan's 0-23" in result.stderr
-    result = run_cli("render-biggan", str(tmp_path / "plan.npz"), "--model", str(tmp_path / "nothing"),
+    result = run_cli("render", str(tmp_path / "plan.npz"), "--biggan", str(tmp_path / "nothing"), "--sd", "none",
                      "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "neither a folder" in result.stderr and "Traceback" not in result.stderr
