@@ -7,12 +7,9 @@ from bpy.props import BoolProperty
 
 from . import curves, engine_client, preferences, sequencer
 from ..engine import timing
-from ..engine.bands import check_bands
+from ..engine.bands import ANALYSIS_SAMPLE_RATE, check_bands
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
-
-ANALYSIS_SAMPLE_RATE = 22050  # keep equal to engine.analysis.SAMPLE_RATE (not imported: it needs librosa)
-
 
 def build_request(scene):
     """The engine's analysis request for this scene; raises `LatentWalkError` on bad settings."""

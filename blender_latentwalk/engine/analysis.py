@@ -15,11 +15,11 @@ import scipy.fft
 
 from . import audio, filterbanks, shaping, timing
 from . import beats as beats_module
-from .bands import DEFAULT_BANDS, check_bands
+from .bands import ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, check_bands
 from .errors import LatentWalkError
 from .features import FEATURES_VERSION, Features
 
-SAMPLE_RATE = 22050  # analysis rate; bands may reach its Nyquist frequency, 11025 Hz
+SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
 
 # Band energies, RMS, chroma: a 93 ms window resolves bass notes; 11.6 ms hops.
 BAND_N_FFT = 2048

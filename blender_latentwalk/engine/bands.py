@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from .errors import LatentWalkError
 
 
+# The analysis sample rate; bands may reach its Nyquist frequency, 11025 Hz. It lives
+# here (not in `analysis`, which needs scipy) so that the add-on can check bands in
+# any Blender Python before asking the engine.
+ANALYSIS_SAMPLE_RATE = 22050
+
+
 @dataclass(frozen=True)
 class Band:
     name: str
@@ -82,7 +88,6 @@ def check_bands(bands, sample_rate):
             )
         if band.high_hz > nyquist_hz:
             raise LatentWalkError(
-                f"{where}: high_hz ({band.high_hz:g}) is above {nyquist_hz:g} Hz, the highest "
-                f"frequency at the analysis rate of {sample_rate} Hz; lower it, or raise the "
-                f"analysis sample rate to at least {int(2 * band.high_hz)} Hz."
+                f"{where}: high_hz ({band.high_hz:g}) is above {nyquist_hz:g} Hz, the highest frequency "
+                f"the analysis (at {sample_rate} Hz) can measure; lower it to {nyquist_hz:g} or below."
             )
