@@ -27,7 +27,7 @@ class CurveTarget:
     data_path: str
     index: int
     label: str  # for messages: "Bass (60-250 Hz)", "Onset", "Chroma C#"
-    values: np.ndarray  # shape (n_frames,)
+    values: np.ndarray  # shape (n_frames,); None when only the address matters
     locked: bool
 
     @property
@@ -35,16 +35,23 @@ class CurveTarget:
         return f"{self.data_path}[{self.index}]"
 
 
-def targets_for(settings, features):
-    """Every curve a bake of ``features`` writes, in Graph Editor order."""
+def targets_for(settings, features=None):
+    """Every curve a bake of ``features`` writes, in Graph Editor order.
+
+    Without features the targets carry no values: enough to check for edits.
+    """
+    def values(get):
+        return get(features) if features is not None else None
+
     targets = []
     for i, band in enumerate(settings.bands):
-        targets.append(CurveTarget(f"latentwalk.bands[{i}].value", 0, band.name, features.bands[i], band.locked))
-    targets.append(CurveTarget("latentwalk.onset", 0, "Onset", features.onset, settings.lock_onset))
-    targets.append(CurveTarget("latentwalk.rms", 0, "Loudness", features.rms, settings.lock_rms))
+        targets.append(CurveTarget(f"latentwalk.bands[{i}].value", 0, band.name,
+                                   values(lambda f: f.bands[i]), band.locked))
+    targets.append(CurveTarget("latentwalk.onset", 0, "Onset", values(lambda f: f.onset), settings.lock_onset))
+    targets.append(CurveTarget("latentwalk.rms", 0, "Loudness", values(lambda f: f.rms), settings.lock_rms))
     for i, pitch in enumerate(PITCH_CLASSES):
         targets.append(CurveTarget(f"latentwalk.chroma[{i}].value", 0, f"Chroma {pitch}",
-                                   features.chroma[:, i], settings.lock_chroma))
+                                   values(lambda f: f.chroma[:, i]), settings.lock_chroma))
     return targets
 
 

@@ -5,7 +5,7 @@ import os
 import bpy
 from bpy.props import BoolProperty
 
-from . import curves, engine_client, preferences, sequencer
+from . import compat, curves, engine_client, preferences, sequencer
 from ..engine import timing
 from ..engine.bands import ANALYSIS_SAMPLE_RATE, check_bands
 from ..engine.errors import LatentWalkError
@@ -88,13 +88,8 @@ class LATENTWALK_OT_bake(bpy.types.Operator):
 
     def invoke(self, context, event):
         scene = context.scene
-        try:
-            settings = scene.latentwalk
-            settings.ensure_default_bands()
-            fake = _PlaceholderFeatures(len(settings.bands))
-            edited = [t for t in curves.edited_targets(scene, curves.targets_for(settings, fake)) if not t.locked]
-        except Exception:  # the check is advisory; execute() reports real problems
-            edited = []
+        settings = scene.latentwalk
+        edited = [t for t in curves.edited_targets(scene, curves.targets_for(settings)) if not t.locked]
         if edited and not self.overwrite_edited:
             self._edited_labels = [t.label for t in edited]
             return context.window_manager.invoke_props_dialog(self, width=360)
@@ -121,24 +116,9 @@ class LATENTWALK_OT_bake(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class _PlaceholderFeatures:
-    """Stands in for features when only the curves' addresses matter."""
-
-    def __init__(self, n_bands):
-        import numpy as np
-
-        self.bands = np.zeros((n_bands, 0))
-        self.onset = self.rms = np.zeros(0)
-        self.chroma = np.zeros((0, len(PITCH_CLASSES)))
-
-
 def our_fcurves(scene):
-    from . import compat
-
-    fcurves = compat.fcurves_of(scene)
-    if fcurves is None:
-        return []
-    return [fc for fc in fcurves if fc.data_path.startswith("latentwalk.")]
+    """The scene's F-curves that drive scene.latentwalk.*."""
+    return [fc for fc in compat.fcurves_of(scene) or [] if fc.data_path.startswith("latentwalk.")]
 
 
 class LATENTWALK_OT_show_curves(bpy.types.Operator):
@@ -154,7 +134,7 @@ class LATENTWALK_OT_show_curves(bpy.types.Operator):
             self.report({"WARNING"}, "Latent Walk: nothing is baked yet; press Bake Curves first.")
             return {"CANCELLED"}
         area = _graph_editor_area(context)
-        for fcurve in compat_fcurves(scene):
+        for fcurve in compat.fcurves_of(scene):
             is_ours = fcurve.data_path.startswith("latentwalk.")
             fcurve.select = is_ours
             fcurve.hide = not is_ours
@@ -164,12 +144,6 @@ class LATENTWALK_OT_show_curves(bpy.types.Operator):
         with context.temp_override(area=area, region=region):
             bpy.ops.graph.view_all()
         return {"FINISHED"}
-
-
-def compat_fcurves(scene):
-    from . import compat
-
-    return compat.fcurves_of(scene) or []
 
 
 def _graph_editor_area(context):

@@ -28,13 +28,14 @@ def find_sound_strip(scene, audio_path):
     return None
 
 
-def _free_channel(scene, first_frame, last_frame):
+def _free_channel(scene, first_frame, last_frame, lowest=1):
+    """The lowest channel from ``lowest`` up with no strip between the two frames."""
     busy = {
         s.channel
         for s in compat.all_strips(scene)
         if s.frame_final_start <= last_frame and s.frame_final_end > first_frame
     }
-    channel = 1
+    channel = lowest
     while channel in busy:
         channel += 1
     return channel
@@ -82,12 +83,7 @@ def replace_image_strip(scene, name, frame_paths, frame_start, above_channel):
     for strip in [s for s in compat.all_strips(scene) if s.name == name]:
         compat.remove_strip(scene, strip)
     folder = os.path.dirname(frame_paths[0])
-    last_frame = frame_start + len(frame_paths) - 1
-    channel = above_channel + 1
-    busy = {s.channel for s in compat.all_strips(scene)
-            if s.frame_final_start <= last_frame and s.frame_final_end > frame_start}
-    while channel in busy:
-        channel += 1
+    channel = _free_channel(scene, frame_start, frame_start + len(frame_paths) - 1, lowest=above_channel + 1)
     strip = compat.new_image_strip(scene, name, frame_paths[0], channel, frame_start)
     for path in frame_paths[1:]:
         strip.elements.append(os.path.basename(path))

@@ -42,9 +42,14 @@ class RenderResult:
     stopped: bool = False
 
 
-def frame_keys(plan, biggan_model, settings):
+def walk_inputs(plan):
+    """BigGAN inputs of every frame: (z (n, 128), classes (n, 1000), truncation (n,))."""
+    return walk.noise_vectors(plan), walk.class_vectors(plan), walk.truncations(plan)
+
+
+def frame_keys(plan, biggan_model, settings, inputs=None):
     """{plan index: hex key} for every frame of the plan."""
-    z, classes, truncation = walk.noise_vectors(plan), walk.class_vectors(plan), walk.truncations(plan)
+    z, classes, truncation = inputs if inputs is not None else walk_inputs(plan)
     common = json.dumps({"version": RENDER_VERSION, "biggan": biggan_model, "img2img": asdict(settings)},
                         sort_keys=True).encode()
     keys = {}
@@ -83,7 +88,8 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     """
     frames.ensure_writable_folder(out_folder)
     indices = list(range(plan.n_frames)) if frame_indices is None else [int(i) for i in frame_indices]
-    keys = frame_keys(plan, biggan_model, settings)
+    inputs = walk_inputs(plan)
+    keys = frame_keys(plan, biggan_model, settings, inputs)
     manifest = load_manifest(out_folder)
     todo, reused = [], []
     for index in indices:
@@ -98,7 +104,7 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     pipeline = img2img.load(settings.model, torch_device, dtype, settings.tiny_vae or None)
     if batch_size is None:
         batch_size = 4 if torch_device.type == "cpu" else 16
-    z, classes, truncation = walk.noise_vectors(plan), walk.class_vectors(plan), walk.truncations(plan)
+    z, classes, truncation = inputs
     # Batches are fixed groups of frame indices (index // batch_size), so a resumed
     # render batches frames exactly as an uninterrupted one did: kernels may round
     # differently for other batch shapes, and frames must come out byte-identical.
