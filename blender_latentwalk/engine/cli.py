@@ -18,8 +18,13 @@ render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--
         [--prompt P] [--negative-prompt N] [--strength S] [--guidance G] [--steps K] [--seed N]
         [--size WxH] [--tiny-vae ID_OR_FOLDER] [--batch-size N] [--device D]
     Frames of a RenderPlan as frame_NNNNNN.png (Blender frame numbers): BigGAN, then
-    img2img (``--sd none``: BigGAN only, scaled to --size). Resumable: frames already
-    written under the same settings are kept, frames written under other settings are redone.
+    img2img (``--sd none``: BigGAN only, scaled to --size). The plan holds the per-frame
+    prompt schedule, strength, guidance, steps and seed; each flag given replaces that
+    value on every frame. Resumable: frames already written under the same settings are
+    kept, frames written under other settings are redone.
+worker
+    Serve render requests as JSON lines on stdin/stdout (the add-on's worker process;
+    see `worker.py`).
 
 Errors a user can fix print one line on stderr and exit with status 2.
 """
@@ -29,6 +34,8 @@ import json
 import os
 import sys
 import time
+
+import numpy as np
 
 from . import shaping
 from .bands import DEFAULT_BANDS, Band, parse_band
@@ -62,16 +69,18 @@ def _build_parser():
     full.add_argument("--sd", default="stabilityai/sd-turbo", help="hub id, folder, or none")
     full.add_argument("--out", required=True)
     full.add_argument("--frames", help="plan frame indices A-B (inclusive)")
-    full.add_argument("--prompt", default="")
-    full.add_argument("--negative-prompt", default="")
-    full.add_argument("--strength", type=float, default=0.5)
-    full.add_argument("--guidance", type=float, default=0.0)
-    full.add_argument("--steps", type=int, default=2)
-    full.add_argument("--seed", type=int, default=0)
+    full.add_argument("--prompt", help="one prompt for every frame (default: the plan's schedule)")
+    full.add_argument("--negative-prompt")
+    full.add_argument("--strength", type=float)
+    full.add_argument("--guidance", type=float)
+    full.add_argument("--steps", type=int)
+    full.add_argument("--seed", type=int, help="img2img noise seed")
     full.add_argument("--size", default="512x512", help="WIDTHxHEIGHT of the output frames")
     full.add_argument("--tiny-vae", default="")
     full.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 16 on a GPU")
     full.add_argument("--device", default="auto")
+
+    commands.add_parser("worker", help="serve render requests on stdin/stdout (used by the add-on)")
     return parser
 
 
@@ -124,10 +133,16 @@ def _render_full(args):
 
     plan, indices = _load_plan_and_range(args)
     width, height = _parse_size(args.size)
-    settings = render.Img2ImgSettings(
-        model=args.sd, prompt=args.prompt, negative_prompt=args.negative_prompt, strength=args.strength,
-        guidance=args.guidance, steps=args.steps, seed=args.seed, width=width, height=height, tiny_vae=args.tiny_vae,
-    )
+    if args.prompt is not None:
+        plan.settings["prompts"] = [args.prompt]
+        plan.prompt_weights = np.ones((plan.n_frames, 1), np.float32)
+    if args.negative_prompt is not None:
+        plan.settings["negative_prompt"] = args.negative_prompt
+    for name, value in (("strength", args.strength), ("guidance", args.guidance), ("steps", args.steps),
+                        ("noise_seed", args.seed)):
+        if value is not None:
+            setattr(plan, name, np.full(plan.n_frames, value, np.float32))
+    settings = render.Img2ImgSettings(model=args.sd, width=width, height=height, tiny_vae=args.tiny_vae)
     start = time.perf_counter()
     result = render.render(plan, args.biggan, settings, args.out, indices, args.batch_size, args.device,
                            progress=lambda done, total: print(f"frames {done}/{total}", flush=True))
@@ -199,6 +214,10 @@ def main(argv=None):
             _make_tiny_models(args.folder)
         elif args.command == "render":
             _render_full(args)
+        elif args.command == "worker":
+            from . import worker
+
+            return worker.serve()
     except LatentWalkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

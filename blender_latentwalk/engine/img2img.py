@@ -58,27 +58,92 @@ def fit(image, width, height):
     return ImageOps.fit(image, (width, height), method=3)  # 3 = bicubic
 
 
-def run(pipeline, images, prompt, negative_prompt, strength, guidance, steps, seed, device):
-    """img2img on a batch of PIL images with one setting; returns uint8 arrays (h, w, 3).
+def effective_steps(steps, strength):
+    """How many denoising steps diffusers' img2img runs: ``int(steps * strength)``, at most ``steps``.
 
-    Each image gets its own generator seeded with ``seed``: identical inputs give
-    identical outputs whatever the batch.
+    Frames that agree on it (and on steps and guidance) are the same pipeline call,
+    so they batch together even when an animated strength differs slightly. 0 means
+    the frame is the source image unchanged.
+    """
+    return min(int(steps * strength), int(steps))
+
+
+class PromptEmbeddings:
+    """Text embeddings of each distinct prompt, encoded once and blended per frame.
+
+    Supports the Stable Diffusion 1.x/2.x family (sd-turbo included) and SDXL
+    (sdxl-turbo included), whose pipelines accept precomputed ``prompt_embeds``.
+    """
+
+    def __init__(self, pipeline, negative_prompt, device):
+        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
+
+        if isinstance(pipeline, StableDiffusionXLImg2ImgPipeline):
+            self._xl = True
+        elif isinstance(pipeline, StableDiffusionImg2ImgPipeline):
+            self._xl = False
+        else:
+            raise LatentWalkError(
+                f"the img2img model loads as {type(pipeline).__name__}; prompt schedules work with Stable "
+                "Diffusion 1.x/2.x (e.g. stabilityai/sd-turbo) and SDXL (e.g. stabilityai/sdxl-turbo) models."
+            )
+        self._pipeline, self._negative, self._device, self._cache = pipeline, negative_prompt, device, {}
+
+    def _encode(self, text, guidance_on):
+        import torch
+
+        key = (text, guidance_on)
+        if key not in self._cache:
+            negative = self._negative or None
+            with torch.inference_mode():
+                if self._xl:
+                    names = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+                             "negative_pooled_prompt_embeds")
+                    values = self._pipeline.encode_prompt(prompt=text, device=self._device, num_images_per_prompt=1,
+                                                          do_classifier_free_guidance=guidance_on,
+                                                          negative_prompt=negative)
+                else:
+                    names = ("prompt_embeds", "negative_prompt_embeds")
+                    values = self._pipeline.encode_prompt(text, self._device, 1, guidance_on, negative)
+            self._cache[key] = {name: value for name, value in zip(names, values) if value is not None}
+        return self._cache[key]
+
+    def blend(self, mix, guidance_on):
+        """Keyword tensors (batch 1) for a frame's {prompt text: weight} mix."""
+        parts = [(self._encode(text, guidance_on), weight) for text, weight in sorted(mix.items())]
+        total = sum(weight for _, weight in parts)
+        blended = {}
+        for name in parts[0][0]:
+            if name.startswith("negative"):  # one negative prompt for every frame
+                blended[name] = parts[0][0][name]
+            else:
+                blended[name] = sum(embeddings[name] * (weight / total) for embeddings, weight in parts)
+        return blended
+
+
+def run(pipeline, images, conditions, strength, guidance, steps, seeds, device):
+    """img2img on a batch of PIL images that share strength, guidance and steps.
+
+    conditions : list of dicts from `PromptEmbeddings.blend`, one per image
+    seeds : list of int, one per image; each image gets its own generator, so
+        identical inputs give identical outputs whatever the batch.
+    Returns uint8 arrays of shape (height, width, 3).
     """
     import numpy as np
     import torch
 
     generator_device = "cpu" if device.type == "mps" else device
-    generators = [torch.Generator(generator_device).manual_seed(int(seed)) for _ in images]
+    generators = [torch.Generator(generator_device).manual_seed(int(seed)) for seed in seeds]
+    embeddings = {name: torch.cat([c[name] for c in conditions]) for name in conditions[0]}
     with torch.inference_mode():
         result = pipeline(
-            prompt=[prompt] * len(images),
-            negative_prompt=[negative_prompt] * len(images) if guidance > 1.0 and negative_prompt else None,
             image=images,
             strength=float(strength),
             guidance_scale=float(guidance),
             num_inference_steps=int(steps),
             generator=generators,
             output_type="np",
+            **embeddings,
         )
     return [(np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8) for frame in result.images]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 DEFAULT_SETTINGS = {
     "mode": "displacement",  # or "travel"
@@ -22,7 +22,13 @@ DEFAULT_SETTINGS = {
     # One ImageNet class per pitch class C, C#, ... B (chroma mode), or any list (bands mode).
     "classes": [971, 980, 970, 979, 973, 975, 947, 992, 309, 323, 14, 130],
     "class_smoothing_ms": 400.0,
+    # img2img: prompt_weights[:, j] says how much of prompts[j] each frame gets.
+    "prompts": [""],
+    "negative_prompt": "",
 }
+
+# Per-frame img2img values when a plan is built without them (sd-turbo's settings).
+IMG2IMG_DEFAULTS = {"strength": 0.5, "guidance": 0.0, "steps": 2.0, "noise_seed": 0.0}
 
 
 @dataclass
@@ -43,7 +49,12 @@ class RenderPlan:
     pulse : np.ndarray, shape (n_frames,), strength of the onset kick
     speed : np.ndarray, shape (n_frames,), travel speed (travel mode)
     jitter : np.ndarray, shape (n_frames,), per-frame random wobble
-    settings : dict, JSON-able (see DEFAULT_SETTINGS)
+    strength : np.ndarray, shape (n_frames,), img2img strength in [0, 1]
+    guidance : np.ndarray, shape (n_frames,), classifier-free guidance scale (<= 1: off)
+    steps : np.ndarray, shape (n_frames,), img2img steps (whole numbers)
+    noise_seed : np.ndarray, shape (n_frames,), img2img noise seed (whole numbers < 2**24)
+    prompt_weights : np.ndarray, shape (n_frames, n_prompts), rows sum to 1
+    settings : dict, JSON-able (see DEFAULT_SETTINGS); ``settings["prompts"]`` has n_prompts texts
     """
 
     frame_start: int
@@ -60,8 +71,34 @@ class RenderPlan:
     speed: np.ndarray
     jitter: np.ndarray
     settings: dict = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    strength: np.ndarray = None
+    guidance: np.ndarray = None
+    steps: np.ndarray = None
+    noise_seed: np.ndarray = None
+    prompt_weights: np.ndarray = None
 
-    ARRAYS = ("bands", "band_weights", "onset", "chroma", "truncation", "pulse", "speed", "jitter")
+    ARRAYS = ("bands", "band_weights", "onset", "chroma", "truncation", "pulse", "speed", "jitter",
+              "strength", "guidance", "steps", "noise_seed", "prompt_weights")
+
+    def __post_init__(self):
+        self.settings = {**DEFAULT_SETTINGS, **self.settings}
+        n_frames = self.n_frames
+        for name, value in IMG2IMG_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(n_frames, value, np.float32))
+        if self.prompt_weights is None:
+            self.prompt_weights = np.ones((n_frames, len(self.settings["prompts"])), np.float32)
+        if self.prompt_weights.shape != (n_frames, len(self.settings["prompts"])):
+            raise ValueError(f"prompt_weights has shape {self.prompt_weights.shape}, expected "
+                             f"({n_frames}, {len(self.settings['prompts'])}) for the plan's prompts")
+
+    def frame_prompts(self, index):
+        """{prompt text: weight} of the prompts frame ``index`` uses (weights > 0)."""
+        mix = {}
+        for text, weight in zip(self.settings["prompts"], self.prompt_weights[index]):
+            if weight > 0:
+                mix[text] = mix.get(text, 0.0) + float(weight)
+        return mix
 
     @property
     def n_frames(self):
@@ -100,7 +137,8 @@ class RenderPlan:
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(str(data["header"]))
             if header.get("version") != PLAN_VERSION:
-                raise ValueError(f"plan '{path}' has version {header.get('version')}, expected {PLAN_VERSION}")
+                raise ValueError(f"plan '{path}' has version {header.get('version')}, expected {PLAN_VERSION}: "
+                                 "sample it again from Blender (or the version that wrote it)")
             arrays = {name: data[name] for name in cls.ARRAYS}
         return cls(
             frame_start=header["frame_start"], fps=header["fps"], fps_base=header["fps_base"],

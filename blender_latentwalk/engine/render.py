@@ -17,19 +17,16 @@ from dataclasses import asdict, dataclass
 
 from . import biggan, frames, img2img, walk
 
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 
 
 @dataclass(frozen=True)
 class Img2ImgSettings:
+    """What stays fixed over a render; the per-frame values (prompt mix, strength,
+    guidance, steps, noise seed) come from the RenderPlan."""
+
     model: str = img2img.DEFAULT_MODEL  # hub id, folder, or "none"
-    prompt: str = ""
-    negative_prompt: str = ""
-    strength: float = 0.5
-    guidance: float = 0.0  # sd-turbo is trained without classifier-free guidance
-    steps: int = 2
-    seed: int = 0
     width: int = 512
     height: int = 512
     tiny_vae: str = ""
@@ -42,22 +39,63 @@ class RenderResult:
     stopped: bool = False
 
 
+class Models:
+    """Loaded models, kept between renders: the worker holds one for its lifetime, so
+    a second render starts at once; ending the worker releases the memory. Only the
+    latest model of each kind is kept."""
+
+    def __init__(self):
+        self._biggan = (None, None)
+        self._pipeline = (None, None)
+
+    def biggan(self, name, device):
+        """(model, torch device, dtype) of BigGAN ``name`` on ``device`` ("auto", "cpu", ...)."""
+        key = (name, device)
+        if self._biggan[0] != key:
+            self._biggan = (None, None)  # free the old one before loading the next
+            self._biggan = (key, biggan.load(name, device))
+        return self._biggan[1]
+
+    def pipeline(self, name, tiny_vae, torch_device, dtype):
+        key = (name, tiny_vae, str(torch_device), str(dtype))
+        if self._pipeline[0] != key:
+            self._pipeline = (None, None)
+            self._pipeline = (key, img2img.load(name, torch_device, dtype, tiny_vae or None))
+        return self._pipeline[1]
+
+
 def walk_inputs(plan):
     """BigGAN inputs of every frame: (z (n, 128), classes (n, 1000), truncation (n,))."""
     return walk.noise_vectors(plan), walk.class_vectors(plan), walk.truncations(plan)
 
 
+def _uses_diffusion(settings):
+    return bool(settings.model) and settings.model.lower() != img2img.NONE
+
+
 def frame_keys(plan, biggan_model, settings, inputs=None):
-    """{plan index: hex key} for every frame of the plan."""
+    """{plan index: hex key} for every frame of the plan.
+
+    A frame's key covers its own walk inputs and, when diffusion runs, its own
+    prompt mix and img2img values: editing the prompt of one section re-renders
+    only the frames that use it.
+    """
     z, classes, truncation = inputs if inputs is not None else walk_inputs(plan)
-    common = json.dumps({"version": RENDER_VERSION, "biggan": biggan_model, "img2img": asdict(settings)},
-                        sort_keys=True).encode()
+    diffusion = _uses_diffusion(settings)
+    common = {"version": RENDER_VERSION, "biggan": biggan_model, "img2img": asdict(settings)}
+    if diffusion:
+        common["negative_prompt"] = plan.settings["negative_prompt"]
+    common = json.dumps(common, sort_keys=True).encode()
     keys = {}
     for index in range(plan.n_frames):
         digest = hashlib.sha256(common)
         digest.update(z[index].tobytes())
         digest.update(classes[index].tobytes())
         digest.update(repr(float(truncation[index])).encode())
+        if diffusion:
+            values = {name: float(getattr(plan, name)[index]) for name in ("strength", "guidance", "steps", "noise_seed")}
+            values["prompts"] = sorted(plan.frame_prompts(index).items())
+            digest.update(json.dumps(values, sort_keys=True).encode())
         keys[index] = digest.hexdigest()
     return keys
 
@@ -77,12 +115,28 @@ def save_manifest(folder, manifest):
     os.replace(temp_path, os.path.join(folder, MANIFEST_NAME))
 
 
+def _diffusion_groups(plan, members):
+    """Split a batch into pipeline calls: frames that share steps, effective steps and guidance.
+
+    Returns a list of ((steps, effective_steps, guidance), [plan indices]), in frame order.
+    """
+    calls = {}
+    for index in members:
+        steps = int(round(plan.steps[index]))
+        guidance = float(plan.guidance[index])
+        key = (steps, img2img.effective_steps(steps, float(plan.strength[index])), guidance if guidance > 1 else 0.0)
+        calls.setdefault(key, []).append(index)
+    return list(calls.items())
+
+
 def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_size=None, device="auto",
-           progress=None, should_stop=None):
+           progress=None, should_stop=None, models=None):
     """Render plan frames into ``out_folder`` as frame_NNNNNN.png (Blender frame numbers).
 
-    progress : callable(done, total), after each batch; should_stop : callable() -> bool,
-    checked between batches (a stop leaves finished frames and a consistent manifest).
+    progress : callable(done, total), once the models are loaded (done 0) and after each
+    batch; should_stop : callable() -> bool,
+    checked before each batch (a stop leaves finished frames and a consistent manifest).
+    models : a `Models` to load through and keep (default: a fresh one).
     Frames are byte-identical to an uninterrupted render with the same ``batch_size``.
     Returns a `RenderResult`.
     """
@@ -100,10 +154,16 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     if not todo:
         return result
 
-    model, torch_device, dtype = biggan.load(biggan_model, device)
-    pipeline = img2img.load(settings.model, torch_device, dtype, settings.tiny_vae or None)
+    models = models if models is not None else Models()
+    model, torch_device, dtype = models.biggan(biggan_model, device)
+    pipeline, embeddings = None, None
+    if _uses_diffusion(settings):
+        pipeline = models.pipeline(settings.model, settings.tiny_vae, torch_device, dtype)
+        embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], torch_device)
     if batch_size is None:
         batch_size = 4 if torch_device.type == "cpu" else 16
+    if progress is not None:
+        progress(0, len(todo))  # models are loaded: the frames start now
     z, classes, truncation = inputs
     # Batches are fixed groups of frame indices (index // batch_size), so a resumed
     # render batches frames exactly as an uninterrupted one did: kernels may round
@@ -114,23 +174,28 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     from PIL import Image
 
     for members in groups.values():
+        if should_stop is not None and should_stop():
+            result.stopped = True
+            return result
         generated = dict(biggan.generate(model, torch_device, dtype, z, classes, truncation, members, batch_size))
-        images = [Image.fromarray(generated[index]) for index in members]
+        images = {i: img2img.fit(Image.fromarray(generated[i]), settings.width, settings.height) for i in members}
         if pipeline is not None:
-            images = img2img.run(pipeline, [img2img.fit(i, settings.width, settings.height) for i in images],
-                                 settings.prompt, settings.negative_prompt, settings.strength, settings.guidance,
-                                 settings.steps, settings.seed, torch_device)
-        else:
-            images = [img2img.fit(i, settings.width, settings.height) for i in images]
-        for index, image in zip(members, images):
+            for (steps, effective, guidance), call in _diffusion_groups(plan, members):
+                if effective == 0:  # strength too low for one step: the source as it is
+                    continue
+                outputs = img2img.run(
+                    pipeline, [images[i] for i in call],
+                    [embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in call],
+                    float(plan.strength[call[0]]), guidance, steps,
+                    [int(round(plan.noise_seed[i])) for i in call], torch_device,
+                )
+                images.update(zip(call, outputs))
+        for index in members:
             number = plan.frame_start + index
-            frames.write_png(frames.frame_path(out_folder, number), image)
+            frames.write_png(frames.frame_path(out_folder, number), images[index])
             manifest[number] = keys[index]
             result.rendered.append(number)
         save_manifest(out_folder, manifest)
         if progress is not None:
             progress(len(result.rendered), len(todo))
-        if should_stop is not None and should_stop():
-            result.stopped = True
-            return result
     return result

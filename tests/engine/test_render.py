@@ -15,18 +15,20 @@ def models(tmp_path_factory):
     return (biggan.make_tiny_model(str(folder / "biggan")), img2img.make_tiny_pipeline(str(folder / "sd")))
 
 
-def plan(n_frames=10):
+def plan(n_frames=10, prompt="a volcano", **arrays):
     rng = np.random.default_rng(1)
+    values = dict(strength=np.full(n_frames, 0.6), steps=np.full(n_frames, 2.0))
+    values.update(arrays)
     return RenderPlan(
         frame_start=1, fps=24, fps_base=1.0, seed=2, band_names=["a"], bands=rng.random((1, n_frames)),
         band_weights=np.ones((1, n_frames)), onset=rng.random(n_frames), chroma=rng.random((n_frames, 12)),
         truncation=np.full(n_frames, 0.5), pulse=np.ones(n_frames), speed=np.ones(n_frames),
-        jitter=np.zeros(n_frames), settings=dict(DEFAULT_SETTINGS),
+        jitter=np.zeros(n_frames), settings=dict(DEFAULT_SETTINGS, prompts=[prompt]), **values,
     )
 
 
 def settings(models, **changes):
-    values = dict(model=models[1], prompt="a volcano", strength=0.6, steps=2, width=48, height=32)
+    values = dict(model=models[1], width=48, height=32)
     values.update(changes)
     return render.Img2ImgSettings(**values)
 
@@ -42,9 +44,9 @@ def test_stopped_render_resumes_byte_identical_computing_only_the_rest(models, t
 
     calls = {"n": 0}
 
-    def stop_after_first_batch():
+    def stop_after_first_batch():  # asked before each batch: Esc pressed during the first
         calls["n"] += 1
-        return True
+        return calls["n"] > 1
 
     first = render.render(plan(), models[0], settings(models), str(tmp_path / "resumed"), batch_size=3,
                           device="cpu", should_stop=stop_after_first_batch)
@@ -61,7 +63,7 @@ def test_missing_frames_are_redone_and_changed_settings_rerender(models, tmp_pat
     again = render.render(plan(), models[0], settings(models), out, device="cpu")
     assert again.rendered == [4] and len(again.reused) == 9
     before = read_all(out)
-    changed = render.render(plan(), models[0], settings(models, prompt="a lake"), out, device="cpu")
+    changed = render.render(plan(prompt="a lake"), models[0], settings(models), out, device="cpu")
     assert len(changed.rendered) == 10 and not changed.reused
     assert read_all(out) != before
 
@@ -96,3 +98,48 @@ def test_render_cli_resumes_and_explains_missing_models(models, tmp_path):
     missing = run("--sd", str(tmp_path / "no-such-model"), "--prompt", "x")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "could not be loaded" in missing.stderr or "does not exist" in missing.stderr
+
+
+def scheduled_plan(second_prompt, n_frames=12):
+    from blender_latentwalk.engine import prompts
+
+    result = plan(n_frames)
+    texts, weights = prompts.schedule("a volcano", [(7, second_prompt)], 1, n_frames, fps=24, blend_ms=0)
+    result.settings["prompts"], result.prompt_weights = texts, weights
+    return result
+
+
+def test_editing_one_prompt_of_a_schedule_rerenders_only_its_frames(models, tmp_path):
+    out = str(tmp_path / "out")
+    first = render.render(scheduled_plan("a lake"), models[0], settings(models), out, device="cpu")
+    assert first.rendered == list(range(1, 13))
+    before = read_all(out)
+    edited = render.render(scheduled_plan("a forest"), models[0], settings(models), out, device="cpu")
+    assert edited.rendered == list(range(7, 13)) and edited.reused == list(range(1, 7))
+    after = read_all(out)
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == [f"frame_{n:06d}.png" for n in range(7, 13)]
+
+
+def test_animated_strength_batches_exactly_and_too_little_strength_keeps_the_source(models, tmp_path):
+    # steps 2: strength 0.5..0.99 runs one step and 1.0 runs two; below 0.5 runs none.
+    strength = np.array([0.55, 0.9, 1.0, 0.3, 0.7, 0.5, 0.2, 1.0])
+    mixed = render.render(plan(8, strength=strength), models[0], settings(models), str(tmp_path / "mixed"),
+                          batch_size=8, device="cpu")
+    assert len(mixed.rendered) == 8
+    mixed_frames = read_all(tmp_path / "mixed")
+    # Diffusers runs int(steps * strength) steps, so 0.55 and 0.9 are the same call: the
+    # render groups them into one batch, and that is exact, not an approximation.
+    for value in (0.55, 0.9):
+        render.render(plan(8, strength=np.full(8, value)), models[0], settings(models), str(tmp_path / f"s{value}"),
+                      batch_size=8, device="cpu")
+    assert read_all(tmp_path / "s0.55") == read_all(tmp_path / "s0.9")
+    source = render.render(plan(8), models[0], settings(models, model="none"), str(tmp_path / "source"), device="cpu")
+    assert len(source.rendered) == 8
+    plain = read_all(tmp_path / "source")
+    for number in (4, 7):  # strength 0.3 and 0.2: no step, the BigGAN frame itself
+        assert mixed_frames[f"frame_{number:06d}.png"] == plain[f"frame_{number:06d}.png"]
+    for number in (1, 2, 3):
+        assert mixed_frames[f"frame_{number:06d}.png"] != plain[f"frame_{number:06d}.png"]
+    # One step (0.55, 0.9) and two steps (1.0) give different pictures of the same source.
+    assert mixed_frames["frame_000001.png"] != mixed_frames["frame_000003.png"]

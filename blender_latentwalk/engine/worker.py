@@ -1,0 +1,109 @@
+"""The render worker: ``python -m blender_latentwalk.engine worker``.
+
+The add-on starts it once and sends it render requests; it keeps the models loaded
+between renders, and ending it releases their memory (the "Release Models" button).
+It never imports bpy, so any Python with the engine's requirements can run it.
+
+Protocol: one JSON object per line. Requests on stdin::
+
+    {"command": "render", "id": 1, "plan": "plan.npz", "biggan": "biggan-deep-256",
+     "img2img": {"model": "stabilityai/sd-turbo", "width": 512, "height": 512, "tiny_vae": ""},
+     "out": "/frames", "frames": [first_index, last_index] or null, "batch_size": null, "device": "auto"}
+    {"command": "cancel", "id": 1}      stop that render before its next batch
+    {"command": "quit"}                 (closing stdin does the same)
+
+Events on stdout: ``ready``; then per render ``progress`` (done, total; the first,
+with done 0, once the models are loaded), and ``done`` (rendered, reused, stopped)
+or ``error`` (message). Anything else a library prints goes to stderr, so it cannot
+corrupt the protocol.
+"""
+
+import json
+import os
+import queue
+import sys
+import threading
+import traceback
+
+from .errors import LatentWalkError
+
+
+def _open_protocol_stream():
+    """A private copy of stdout for events; fd 1 itself then points at stderr."""
+    stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return stream
+
+
+def serve(stdin=None):
+    """Serve requests until ``quit`` or end of input; returns the exit status."""
+    stdin = stdin if stdin is not None else sys.stdin
+    events = _open_protocol_stream()
+    lock = threading.Lock()
+
+    def send(**event):
+        with lock:
+            events.write(json.dumps(event) + "\n")
+            events.flush()
+
+    requests = queue.Queue()
+    cancelled = set()
+
+    def read_requests():
+        for line in stdin:
+            try:
+                request = json.loads(line)
+            except ValueError:
+                send(event="error", id=None, message=f"not a JSON request: {line.strip()[:200]}")
+                continue
+            if request.get("command") == "cancel":
+                cancelled.add(request.get("id"))
+            elif request.get("command") == "quit":
+                break
+            else:
+                requests.put(request)
+        cancelled.add("*")  # the add-on went away: stop at the next batch
+        requests.put(None)
+
+    threading.Thread(target=read_requests, name="latentwalk-requests", daemon=True).start()
+    from .render import Models
+
+    models = Models()
+    send(event="ready", pid=os.getpid())
+    while True:
+        request = requests.get()
+        if request is None:
+            return 0
+        request_id = request.get("id")
+        try:
+            if request.get("command") != "render":
+                raise LatentWalkError(f"unknown worker command {request.get('command')!r}")
+            result = _render(request, models, send,
+                             should_stop=lambda: request_id in cancelled or "*" in cancelled)
+            send(event="done", id=request_id, rendered=result.rendered, reused=result.reused,
+                 stopped=result.stopped)
+        except LatentWalkError as error:
+            send(event="error", id=request_id, message=str(error))
+        except Exception as error:  # noqa: BLE001  (the add-on shows it; the traceback goes to stderr)
+            traceback.print_exc()
+            send(event="error", id=request_id,
+                 message=f"the render failed: {type(error).__name__}: {error} (details in the worker's log)")
+
+
+def _render(request, models, send, should_stop):
+    from . import render
+    from .plan import RenderPlan
+
+    try:
+        plan = RenderPlan.load(request["plan"])
+    except (OSError, ValueError) as error:
+        raise LatentWalkError(f"cannot read the render plan '{request['plan']}': {error}") from None
+    frames = request.get("frames")
+    indices = None if frames is None else range(int(frames[0]), int(frames[1]) + 1)
+    settings = render.Img2ImgSettings(**request.get("img2img", {}))
+    return render.render(
+        plan, request["biggan"], settings, request["out"], indices, request.get("batch_size"),
+        request.get("device", "auto"), should_stop=should_stop, models=models,
+        progress=lambda done, total: send(event="progress", id=request.get("id"), done=done, total=total),
+    )
