@@ -21,9 +21,10 @@ if ROOT not in sys.path:
 
 import bpy  # noqa: E402
 
+from blender_latentwalk.blender import headless  # noqa: E402
+
 
 def parse_args(argv):
-    argv = argv[argv.index("--") + 1:] if "--" in argv else []
     parser = argparse.ArgumentParser(prog="scripts/bake.py")
     parser.add_argument("--audio", required=True)
     parser.add_argument("--fps", type=int)
@@ -41,16 +42,9 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def ensure_registered():
-    if not hasattr(bpy.types.Scene, "latentwalk"):
-        import blender_latentwalk
-
-        blender_latentwalk.register()
-
-
 def main():
-    args = parse_args(sys.argv)
-    ensure_registered()
+    args = parse_args(headless.script_arguments())
+    headless.ensure_registered()
     from blender_latentwalk.engine.bands import parse_band
     from blender_latentwalk.engine.errors import LatentWalkError
 
@@ -81,14 +75,13 @@ def main():
 
         written, kept = bake(scene, overwrite_edited=args.overwrite_edited)
     except LatentWalkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        headless.fail(error)
     print(f"baked {len(written)} curves into scene '{scene.name}' (group 'Latent Walk'): "
           f"{settings.last_bake_summary}")
     if kept:
         print("kept curves edited by hand: " + ", ".join(t.label for t in kept))
     if args.preview:
-        from blender_latentwalk.blender.walk import render_preview
+        from blender_latentwalk.blender import render, worker_client
 
         walk = settings.walk
         if args.biggan:
@@ -98,24 +91,14 @@ def main():
         if args.device:
             walk.device = args.device
         try:
-            strip = render_preview(scene)
+            job = render.render_sync(scene, preview=True, print_progress=True)
         except LatentWalkError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(1)
-        print(f"preview: {strip.frame_final_duration} BigGAN frames ({walk.model}) in {strip.directory} "
-              f"on sequencer channel {strip.channel} from frame {strip.frame_final_start}")
+            headless.fail(error)
+        finally:
+            worker_client.release()
+        print(f"preview ({walk.model}): {job.summary}")
     if args.save:
-        path = os.path.abspath(args.save)
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        except OSError as error:
-            print(f"error: cannot create the folder for '{path}' ({error.strerror})", file=sys.stderr)
-            sys.exit(1)
-        try:
-            bpy.ops.wm.save_as_mainfile(filepath=path)
-        except RuntimeError as error:
-            print(f"error: cannot save '{path}': {str(error).strip().splitlines()[-1]}", file=sys.stderr)
-            sys.exit(1)
+        path = headless.save_blend(args.save)
         print(f"saved {path}: open it, then Graph Editor > Sidebar > Latent Walk > Show Curves")
 
 

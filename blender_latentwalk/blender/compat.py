@@ -134,3 +134,10 @@ PATH_OPTIONS = _blend_relative_path_options()  # use as StringProperty(options=P
 def online_access_allowed():
     """False when the user has disallowed network access (4.2+)."""
     return getattr(bpy.app, "online_access", True)
+
+
+def use_video_output(image_settings):
+    """Make the render output a movie file; Blender 5.0 first needs the VIDEO media type."""
+    if hasattr(image_settings, "media_type"):
+        image_settings.media_type = "VIDEO"
+    image_settings.file_format = "FFMPEG"

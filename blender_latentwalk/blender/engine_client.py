@@ -4,9 +4,9 @@ Blender's bundled Python rarely has librosa or torch, and installing them into i
 is the most common way ML add-ons break. So the engine may run in any Python that
 has it installed (``scripts/setup.sh`` makes ``.venv``): the add-on preference
 "Engine Python", or the ``LATENTWALK_ENGINE_PYTHON`` environment variable for
-headless runs. When neither is set the engine runs in-process if it can import.
-Requests and results travel as files; the subprocess gets an argument list, never
-a shell.
+headless runs. The analysis runs in-process when neither is set and librosa
+imports; renders always run in the worker process (worker_client.py). Requests
+and results travel as files; a subprocess gets an argument list, never a shell.
 """
 
 import json
@@ -44,45 +44,32 @@ def analyze(request, python=""):
     return _analyze_in_subprocess(request, python)
 
 
-def render_frames(plan, biggan_model, sd_model, out_folder, size, device="auto", python=""):
-    """Render a plan's frames into ``out_folder`` (resumable); returns every frame's path, in order.
-
-    size : (width, height); sd_model "none" gives BigGAN frames scaled to it.
-    """
-    if not python:
-        try:
-            from ..engine import render
-        except ImportError as error:
-            raise LatentWalkError(
-                f"rendering needs torch and pytorch-pretrained-biggan, which Blender's Python cannot import "
-                f"({error}). Set Preferences > Add-ons > Latent Walk > Engine Python to the project's "
-                ".venv/bin/python (made by scripts/setup.sh)."
-            ) from None
-        settings = render.Img2ImgSettings(model=sd_model, width=size[0], height=size[1])
-        render.render(plan, biggan_model, settings, out_folder, device=device)
-    else:
-        with tempfile.TemporaryDirectory(prefix="latentwalk-") as folder:
-            plan_path = os.path.join(folder, "plan.npz")
-            plan.save(plan_path)
-            _run_engine(python, ["render", plan_path, "--biggan", biggan_model, "--sd", sd_model,
-                                 "--out", out_folder, "--device", device, "--size", f"{size[0]}x{size[1]}"])
-    from ..engine.frames import frame_path
-
-    return [frame_path(out_folder, plan.frame_start + index) for index in range(plan.n_frames)]
-
-
-def _run_engine(python, arguments):
-    """Run ``python -m blender_latentwalk.engine ARGUMENTS``; raise LatentWalkError with its message."""
+def check_python(python):
     if not os.path.isfile(python) or not os.access(python, os.X_OK):
         raise LatentWalkError(
             f"Engine Python '{python}' does not exist or cannot be run: fix it in Preferences > Add-ons > "
             "Latent Walk (e.g. the project's .venv/bin/python), or clear it to use Blender's own Python."
         )
+
+
+def engine_environment():
+    """The environment for an engine process: this add-on's folder importable."""
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, environment.get("PYTHONPATH", "")) if p)
-    command = [python, "-m", f"{_PACKAGE_NAME}.engine", *arguments]
+    return environment
+
+
+def engine_command(python, *arguments):
+    """The argument list that runs ``python -m <add-on>.engine ARGUMENTS`` (never a shell)."""
+    return [python, "-m", f"{_PACKAGE_NAME}.engine", *arguments]
+
+
+def _run_engine(python, arguments):
+    """Run ``python -m blender_latentwalk.engine ARGUMENTS``; raise LatentWalkError with its message."""
+    check_python(python)
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=environment)
+        result = subprocess.run(engine_command(python, *arguments), capture_output=True, text=True,
+                                env=engine_environment())
     except OSError as error:
         raise LatentWalkError(f"Engine Python '{python}' could not be started ({error.strerror}).") from None
     if result.returncode != 0:

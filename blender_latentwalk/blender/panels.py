@@ -101,6 +101,43 @@ class _WalkPanel:
         layout.operator("latentwalk.preview", icon="SEQ_PREVIEW")
 
 
+class _RenderPanel:
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Render"
+
+    def draw(self, context):
+        from . import render
+
+        layout = self.layout
+        diffusion = context.scene.latentwalk.diffusion
+        layout.prop(diffusion, "model")
+        layout.prop(diffusion, "prompt")
+        layout.label(text="Timeline markers named \"prompt: ...\" change it", icon="MARKER_HLT")
+        layout.prop(diffusion, "negative_prompt")
+        column = layout.column(align=True)
+        column.prop(diffusion, "strength")
+        column.prop(diffusion, "guidance")
+        column.prop(diffusion, "steps")
+        column.prop(diffusion, "seed")
+        layout.prop(diffusion, "prompt_blend_ms")
+        layout.prop(diffusion, "tiny_vae")
+        row = layout.row(align=True)
+        row.prop(diffusion, "batch_size")
+        row.prop(context.scene.latentwalk.walk, "device", text="")
+        layout.prop(diffusion, "output_folder")
+        job = render.active_job()
+        if job is not None:
+            layout.label(text=job.status_line(), icon="RENDER_ANIMATION")
+            layout.operator("latentwalk.render_cancel", icon="CANCEL")
+        else:
+            row = layout.row(align=True)
+            row.scale_y = 1.4
+            row.operator("latentwalk.render", icon="RENDER_ANIMATION")
+            row.operator("latentwalk.encode_video", icon="FILE_MOVIE")
+        layout.operator("latentwalk.release_models", icon="X")
+
+
 class LATENTWALK_PT_sequencer(_LatentWalkPanel, bpy.types.Panel):
     bl_idname = "LATENTWALK_PT_sequencer"
     bl_space_type = "SEQUENCE_EDITOR"
@@ -123,5 +160,18 @@ class LATENTWALK_PT_graph_walk(_WalkPanel, bpy.types.Panel):
     bl_parent_id = "LATENTWALK_PT_graph"
 
 
+class LATENTWALK_PT_sequencer_render(_RenderPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_sequencer_render"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_sequencer"
+
+
+class LATENTWALK_PT_graph_render(_RenderPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_graph_render"
+    bl_space_type = "GRAPH_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_graph"
+
+
 classes = (LATENTWALK_UL_bands, LATENTWALK_PT_sequencer, LATENTWALK_PT_graph,
-           LATENTWALK_PT_sequencer_walk, LATENTWALK_PT_graph_walk)
+           LATENTWALK_PT_sequencer_walk, LATENTWALK_PT_graph_walk,
+           LATENTWALK_PT_sequencer_render, LATENTWALK_PT_graph_render)

@@ -13,15 +13,15 @@ class LatentWalkPreferences(bpy.types.AddonPreferences):
 
     engine_python: StringProperty(
         name="Engine Python",
-        description="Python interpreter with the engine's requirements (librosa, torch...), e.g. the "
-        "project's .venv/bin/python. Empty: Blender's own Python",
+        description="Python interpreter with the engine's requirements (librosa, torch, diffusers...), e.g. "
+        "the project's .venv/bin/python. It runs the analysis and the render worker. Empty: Blender's own Python",
         subtype="FILE_PATH",
     )
 
     def draw(self, context):
         layout = self.layout
         layout.prop(self, "engine_python")
-        layout.label(text="Leave empty to run the engine inside Blender's own Python.")
+        layout.label(text="Empty: Blender's own Python (it needs librosa, torch and diffusers installed).")
 
 
 class _Defaults:

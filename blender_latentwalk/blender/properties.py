@@ -98,6 +98,37 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
                          default="auto")
 
 
+class LatentWalkDiffusion(bpy.types.PropertyGroup):
+    """Stable Diffusion img2img over the BigGAN frames. Strength, guidance, steps and
+    seed are animatable (key them, or drive strength from a band curve); the prompt
+    changes at timeline markers named "prompt: ..."."""
+
+    model: StringProperty(name="Model", description="Stable Diffusion img2img model: a Hugging Face id in the "
+                          "local cache (stabilityai/sd-turbo, stabilityai/sdxl-turbo, an SD 1.5 model...), a folder "
+                          "written by save_pretrained, or none for BigGAN frames as they are",
+                          default="stabilityai/sd-turbo")
+    prompt: StringProperty(name="Prompt", description="The prompt before the first 'prompt: ...' timeline marker",
+                           default="an oil painting, vivid colours, highly detailed")
+    negative_prompt: StringProperty(name="Negative", description="What to steer away from (needs Guidance above 1)")
+    strength: FloatProperty(name="Strength", description="How far Stable Diffusion may move from the BigGAN frame "
+                            "(0: not at all). Animatable; with few steps it acts in steps of 1/Steps",
+                            default=0.5, min=0.0, max=1.0)
+    guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale; 1 or less turns it off "
+                            "(sd-turbo and sdxl-turbo are made for 0)", default=0.0, min=0.0, soft_max=15.0)
+    steps: IntProperty(name="Steps", description="Denoising steps (Strength x Steps of them run)",
+                       default=2, min=1, soft_max=50)
+    seed: IntProperty(name="Noise Seed", description="Stable Diffusion's noise; the same for every frame unless "
+                      "animated, so a still source gives a still image", default=0, min=0, max=2**24 - 1)
+    prompt_blend_ms: FloatProperty(name="Prompt Blend (ms)", description="How long a new prompt takes to fade in "
+                                   "after its marker, in ms", default=1000.0, min=0.0, soft_max=10000.0)
+    tiny_vae: StringProperty(name="Tiny VAE", description="Optional AutoencoderTiny (e.g. madebyollin/taesd, or "
+                             "madebyollin/taesdxl for SDXL): faster encoding and decoding, slightly softer images")
+    output_folder: StringProperty(name="Output", description="Folder for the frames (and the encoded video)",
+                                  subtype="DIR_PATH", default="//latentwalk_frames/", options=compat.PATH_OPTIONS)
+    batch_size: IntProperty(name="Batch Size", description="Frames per batch; 0: 4 on the CPU, 16 on a GPU",
+                            default=0, min=0, soft_max=64)
+
+
 class LatentWalkSettings(bpy.types.PropertyGroup):
     audio_path: StringProperty(name="Song", description="Audio file to analyse (wav, flac, ogg, mp3)",
                                subtype="FILE_PATH", options=compat.PATH_OPTIONS)
@@ -120,6 +151,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
                        default=0.0, soft_min=0.0, soft_max=1.0)
     chroma: CollectionProperty(type=LatentWalkPitch)
     walk: PointerProperty(type=LatentWalkWalk)
+    diffusion: PointerProperty(type=LatentWalkDiffusion)
 
     # Bookkeeping of the last bake, written by the bake operator.
     baked_fingerprints: StringProperty(options={"HIDDEN"})  # JSON {"path[index]": hash}
@@ -145,7 +177,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
             item.index, item.name = index, class_name(index)
 
 
-classes = (LatentWalkBand, LatentWalkPitch, LatentWalkClass, LatentWalkWalk, LatentWalkSettings)
+classes = (LatentWalkBand, LatentWalkPitch, LatentWalkClass, LatentWalkWalk, LatentWalkDiffusion, LatentWalkSettings)
 
 
 def register():

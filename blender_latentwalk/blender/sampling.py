@@ -10,7 +10,11 @@ import numpy as np
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
 from ..engine.plan import RenderPlan
+from ..engine.prompts import marker_prompt, schedule
 from . import sequencer
+
+# Per-frame img2img values: plan array name -> property of scene.latentwalk.diffusion.
+DIFFUSION_ARRAYS = {"strength": "strength", "guidance": "guidance", "steps": "steps", "noise_seed": "seed"}
 
 
 def plan_range(scene):
@@ -44,7 +48,9 @@ def sample_plan(scene, first=None, last=None):
     bands = np.zeros((n_bands, n_frames), np.float32)
     weights = np.zeros((n_bands, n_frames), np.float32)
     chroma = np.zeros((n_frames, len(PITCH_CLASSES)), np.float32)
-    per_frame = {name: np.zeros(n_frames, np.float32) for name in ("onset", "truncation", "pulse", "speed", "jitter")}
+    per_frame = {name: np.zeros(n_frames, np.float32)
+                 for name in ("onset", "truncation", "pulse", "speed", "jitter", *DIFFUSION_ARRAYS)}
+    diffusion = settings.diffusion
     current = scene.frame_current
     try:
         for k, frame in enumerate(range(first, last + 1)):
@@ -56,12 +62,19 @@ def sample_plan(scene, first=None, last=None):
             per_frame["onset"][k] = settings.onset
             for name in ("truncation", "pulse", "speed", "jitter"):
                 per_frame[name][k] = getattr(walk, name)
+            for name, prop in DIFFUSION_ARRAYS.items():
+                per_frame[name][k] = getattr(diffusion, prop)
     finally:
         scene.frame_set(current)
+    changes = [(marker.frame, marker_prompt(marker.name)) for marker in scene.timeline_markers
+               if marker_prompt(marker.name) is not None]
+    prompts, prompt_weights = schedule(diffusion.prompt, changes, first, n_frames, scene.render.fps,
+                                       scene.render.fps_base, diffusion.prompt_blend_ms)
     return RenderPlan(
         frame_start=first, fps=scene.render.fps, fps_base=scene.render.fps_base, seed=walk.seed,
         band_names=[b.title for b in settings.bands], bands=bands, band_weights=weights, chroma=chroma,
         settings={"mode": walk.mode, "model": walk.model, "class_mode": walk.class_mode, "classes": classes,
-                  "class_smoothing_ms": walk.class_smoothing_ms},
-        **per_frame,
+                  "class_smoothing_ms": walk.class_smoothing_ms, "prompts": prompts,
+                  "negative_prompt": diffusion.negative_prompt},
+        prompt_weights=prompt_weights, **per_frame,
     )

@@ -89,3 +89,44 @@ def replace_image_strip(scene, name, frame_paths, frame_start, above_channel):
         strip.elements.append(os.path.basename(path))
     strip.directory = folder + os.sep
     return strip
+
+
+def mute_strip(scene, name):
+    for strip in compat.all_strips(scene):
+        if strip.name == name:
+            strip.mute = True
+
+
+def set_video_output(scene, path):
+    """Point the scene's output at an H.264 + AAC MP4 of the sequencer (Output Properties show it)."""
+    render = scene.render
+    compat.use_video_output(render.image_settings)
+    ffmpeg = render.ffmpeg
+    ffmpeg.format, ffmpeg.codec = "MPEG4", "H264"
+    ffmpeg.constant_rate_factor, ffmpeg.ffmpeg_preset = "HIGH", "GOOD"
+    ffmpeg.audio_codec, ffmpeg.audio_channels, ffmpeg.audio_bitrate = "AAC", "STEREO", 192
+    render.filepath = path
+    render.use_file_extension = True
+    render.use_sequencer = True
+    render.use_compositing = False
+
+
+def encode_video(scene, path, first=None, last=None, interactive=False):
+    """Render the sequencer (frames + song) to ``path`` with Blender's FFmpeg.
+
+    interactive: start Blender's own render job (its window shows progress, Esc
+    stops it) and return; otherwise render frames ``first..last`` (default: the
+    scene's range) before returning.
+    """
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    set_video_output(scene, path)
+    if interactive:
+        bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
+        return
+    saved_range = scene.frame_start, scene.frame_end
+    scene.frame_start = saved_range[0] if first is None else first
+    scene.frame_end = saved_range[1] if last is None else last
+    try:
+        bpy.ops.render.render(animation=True)
+    finally:
+        scene.frame_start, scene.frame_end = saved_range

@@ -12,7 +12,7 @@ Protocol: one JSON object per line. Requests on stdin::
     {"command": "cancel", "id": 1}      stop that render before its next batch
     {"command": "quit"}                 (closing stdin does the same)
 
-Events on stdout: ``ready``; then per render ``progress`` (done, total; the first,
+Events on stdout: ``ready`` (or ``fatal`` when this Python lacks torch); then per render ``progress`` (done, total; the first,
 with done 0, once the models are loaded), and ``done`` (rendered, reused, stopped)
 or ``error`` (message). Anything else a library prints goes to stderr, so it cannot
 corrupt the protocol.
@@ -66,8 +66,15 @@ def serve(stdin=None):
         cancelled.add("*")  # the add-on went away: stop at the next batch
         requests.put(None)
 
+    try:
+        from .render import Models
+    except ImportError as error:
+        send(event="fatal", message=(
+            f"the render worker's Python ({sys.executable}) cannot import {error.name or error}: it needs torch, "
+            "diffusers and pytorch-pretrained-biggan. Set Preferences > Add-ons > Latent Walk > Engine Python "
+            "to a Python that has them (the project's .venv/bin/python, made by scripts/setup.sh)."))
+        return 3
     threading.Thread(target=read_requests, name="latentwalk-requests", daemon=True).start()
-    from .render import Models
 
     models = Models()
     send(event="ready", pid=os.getpid())

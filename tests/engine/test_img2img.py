@@ -27,14 +27,42 @@ def test_tiny_pipeline_loads_through_auto_pipeline(pipeline):
     assert type(pipeline).__name__ == "StableDiffusionImg2ImgPipeline"
 
 
+def run(pipeline, frames, mix, seed=7, guidance=0.0, negative=""):
+    embeddings = img2img.PromptEmbeddings(pipeline, negative, CPU)
+    conditions = [embeddings.blend(mix, guidance > 1)] * len(frames)
+    return img2img.run(pipeline, frames, conditions, 0.6, guidance, 2, [seed] * len(frames), CPU)
+
+
 def test_same_noise_every_frame_so_a_still_source_stays_still(pipeline):
     frame = img2img.fit(source(), 64, 48)
-    batch = img2img.run(pipeline, [frame] * 3, "a volcano", "", 0.6, 0.0, 2, 7, CPU)
-    alone = img2img.run(pipeline, [frame], "a volcano", "", 0.6, 0.0, 2, 7, CPU)
+    batch = run(pipeline, [frame] * 3, {"a volcano": 1.0})
+    alone = run(pipeline, [frame], {"a volcano": 1.0})
     assert batch[0].shape == (48, 64, 3)
     assert all(np.array_equal(image, alone[0]) for image in batch)
-    other_prompt = img2img.run(pipeline, [frame], "a lake", "", 0.6, 0.0, 2, 7, CPU)
+    other_prompt = run(pipeline, [frame], {"a lake": 1.0})
     assert not np.array_equal(other_prompt[0], alone[0])
+    other_seed = run(pipeline, [frame], {"a volcano": 1.0}, seed=8)
+    assert not np.array_equal(other_seed[0], alone[0])
+
+
+def test_blended_prompts_lie_between_the_two(pipeline):
+    frame = img2img.fit(source(), 64, 48)
+    volcano, lake = run(pipeline, [frame], {"a volcano": 1.0})[0], run(pipeline, [frame], {"a lake": 1.0})[0]
+    half = run(pipeline, [frame], {"a volcano": 0.5, "a lake": 0.5})[0]
+    mostly_volcano = run(pipeline, [frame], {"a volcano": 0.9, "a lake": 0.1})[0]
+
+    def distance(a, b):
+        return np.abs(a.astype(int) - b.astype(int)).mean()
+
+    assert distance(half, volcano) > 0 and distance(half, lake) > 0
+    assert distance(mostly_volcano, volcano) < distance(half, volcano) < distance(lake, volcano)
+
+
+def test_guidance_uses_the_negative_prompt(pipeline):
+    frame = img2img.fit(source(), 64, 48)
+    plain = run(pipeline, [frame], {"a volcano": 1.0}, guidance=4.0)[0]
+    negative = run(pipeline, [frame], {"a volcano": 1.0}, guidance=4.0, negative="blurry")[0]
+    assert not np.array_equal(plain, negative)
 
 
 def test_fit_fills_any_aspect_without_bars():

@@ -1,0 +1,75 @@
+"""What the headless scripts (scripts/bake.py, scripts/render.py) share.
+
+They run as ``blender -b [FILE.blend] --python-exit-code 1 -P SCRIPT -- ARGS`` or as
+``python SCRIPT -- ARGS`` where ``import bpy`` works; a failure prints one line
+starting with ``error:`` on stderr and exits with status 1.
+"""
+
+import os
+import sys
+
+import bpy
+
+
+def script_arguments(argv=None):
+    """The arguments after ``--`` (Blender keeps the ones before it for itself)."""
+    argv = sys.argv if argv is None else argv
+    return argv[argv.index("--") + 1:] if "--" in argv else []
+
+
+def ensure_registered():
+    """Register the add-on unless Blender already has it enabled."""
+    if not hasattr(bpy.types.Scene, "latentwalk"):
+        import blender_latentwalk
+
+        blender_latentwalk.register()
+
+
+def fail(message):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def open_blend(path):
+    if not os.path.isfile(path):
+        fail(f"no .blend file at '{path}'.")
+    try:
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(path))
+    except RuntimeError as error:
+        fail(f"cannot open '{path}': {str(error).strip().splitlines()[-1]}")
+
+
+def save_blend(path):
+    """Save the open file as ``path`` (creating its folder); exits on failure."""
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as error:
+        fail(f"cannot create the folder for '{path}' ({error.strerror})")
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=path)
+    except RuntimeError as error:
+        fail(f"cannot save '{path}': {str(error).strip().splitlines()[-1]}")
+    return path
+
+
+def parse_frame_range(text):
+    """'A-B' (Blender frames) -> (A, B); exits on a malformed range."""
+    try:
+        first, _, last = text.partition("-")
+        first, last = int(first), int(last or first)
+    except ValueError:
+        fail(f"--frames '{text}' is not A-B (e.g. 1-240).")
+    if last < first:
+        fail(f"--frames '{text}' ends before it starts.")
+    return first, last
+
+
+def parse_size(text):
+    try:
+        width, height = (int(value) for value in text.lower().split("x"))
+        if width >= 8 and height >= 8:
+            return width, height
+    except ValueError:
+        pass
+    fail(f"--size '{text}' is not WIDTHxHEIGHT (e.g. 1280x720).")

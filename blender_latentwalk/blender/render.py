@@ -1,0 +1,315 @@
+"""Rendering from Blender: sample the plan, render it in the worker process with
+progress and cancel, put the frames in the sequencer above the song, and encode
+the video with Blender's own FFmpeg.
+
+In the UI the operator is modal: it polls the worker on a timer, so Blender stays
+responsive, shows progress and ETA in the status bar, and Esc stops the render
+before its next batch. In background mode (``blender -b``) the same job runs
+synchronously and prints progress lines.
+"""
+
+import os
+import queue
+import time
+
+import bpy
+
+from ..engine.errors import LatentWalkError
+from ..engine.frames import ensure_writable_folder, frame_path
+from . import preferences, sampling, sequencer, worker_client
+
+FINAL_STRIP_NAME = "Latent Walk"
+PLAN_FILE_NAME = "plan.npz"
+
+
+def resolve_folder(path, what):
+    """An absolute folder from a Blender path property (``//`` is relative to the .blend)."""
+    if path.startswith("//") and not bpy.data.filepath:
+        raise LatentWalkError(f"the {what} is relative to the .blend file (//...): save the .blend first, "
+                              "or choose an absolute folder.")
+    return os.path.abspath(bpy.path.abspath(path))
+
+
+def output_size(scene):
+    """(width, height) of final frames: the scene's render size, made even for H.264."""
+    render = scene.render
+    scale = render.resolution_percentage / 100.0
+    return (max(8, int(render.resolution_x * scale) // 2 * 2), max(8, int(render.resolution_y * scale) // 2 * 2))
+
+
+def preview_size(scene):
+    """(width, height) of preview frames: Preview Width wide, the render's aspect."""
+    render = scene.render
+    aspect = (render.resolution_y * render.pixel_aspect_y) / (render.resolution_x * render.pixel_aspect_x)
+    width = scene.latentwalk.walk.preview_width
+    return width, max(2, int(round(width * aspect / 2)) * 2)
+
+
+class RenderJob:
+    """One render request to the worker, and what has come back of it.
+
+    frames : optional (first, last) Blender frames inside the song's range.
+    """
+
+    def __init__(self, scene, preview=False, frames=None, python=None):
+        settings = scene.latentwalk
+        settings.ensure_default_classes()
+        walk, diffusion = settings.walk, settings.diffusion
+        self.preview = preview
+        if preview:
+            self.folder, self.size = resolve_folder(walk.preview_folder, "Preview Folder"), preview_size(scene)
+            self.sd_model, tiny_vae = "none", ""
+        else:
+            self.folder, self.size = resolve_folder(diffusion.output_folder, "Output folder"), output_size(scene)
+            self.sd_model, tiny_vae = diffusion.model.strip() or "none", diffusion.tiny_vae.strip()
+        song_first, song_last = sampling.plan_range(scene)
+        first, last = frames if frames is not None else (song_first, song_last)
+        if not (song_first <= first <= last <= song_last):
+            raise LatentWalkError(f"frames {first}-{last} are outside the song's frames {song_first}-{song_last}: "
+                                  "choose a range inside them.")
+        ensure_writable_folder(self.folder)
+        # The whole song is sampled even for a part of it: travel and class smoothing carry history.
+        self.plan = sampling.sample_plan(scene, song_first, song_last)
+        self.first, self.last = first, last
+        plan_path = os.path.join(self.folder, PLAN_FILE_NAME)
+        try:
+            self.plan.save(plan_path)
+        except OSError as error:
+            raise LatentWalkError(f"cannot write '{plan_path}' ({error.strerror}): choose a writable folder.") from None
+        if python is None:
+            python = worker_client.worker_python(preferences.get().engine_python)
+        self.worker = worker_client.get(python)
+        self.request_id = self.worker.render(
+            plan=plan_path, biggan=walk.model,
+            img2img={"model": self.sd_model, "width": self.size[0], "height": self.size[1], "tiny_vae": tiny_vae},
+            out=self.folder, frames=[first - song_first, last - song_first],
+            batch_size=diffusion.batch_size or None, device=walk.device,
+        )
+        self.done, self.total = 0, None
+        self.started_s = None  # when the models were loaded and frames began
+        self.result, self.error, self.cancel_requested = None, None, False
+
+    @property
+    def finished(self):
+        return self.result is not None or self.error is not None
+
+    def _handle(self, event):
+        kind, same = event.get("event"), event.get("id") in (self.request_id, None)
+        if kind == "progress" and same:
+            if self.started_s is None:
+                self.started_s = time.monotonic()
+            self.done, self.total = event["done"], event["total"]
+        elif kind == "done" and same:
+            self.result = event
+        elif kind in ("error", "fatal") and same:
+            self.error = event["message"]
+        elif kind == "exit" and not self.finished:
+            tail = self.worker.log_tail()
+            self.error = (f"the render worker stopped (exit status {event['status']})"
+                          + (f": {tail}" if tail else "") + f". Its log: {self.worker.log_path}")
+
+    def poll(self):
+        """Take in what the worker has said (never blocks); True once the job is over."""
+        while not self.finished:
+            try:
+                self._handle(self.worker.events.get_nowait())
+            except queue.Empty:
+                break
+        return self.finished
+
+    def wait(self, on_progress=None):
+        """Block until the job is over (background mode); ``on_progress(job)`` after each batch."""
+        while not self.finished:
+            before = self.done, self.total
+            self._handle(self.worker.events.get())
+            if on_progress is not None and (self.done, self.total) != before:
+                on_progress(self)
+
+    def cancel(self):
+        self.cancel_requested = True
+        self.worker.cancel(self.request_id)
+
+    def status_line(self):
+        if self.total is None:
+            return "Latent Walk: loading models..."
+        text = f"Latent Walk: {self.done}/{self.total} frames"
+        elapsed = time.monotonic() - self.started_s
+        if self.done and elapsed > 0:
+            rate = self.done / elapsed
+            left_s = (self.total - self.done) / rate
+            text += f", {rate:.2f} frames/s, {int(left_s // 60)}:{int(left_s % 60):02d} left"
+        return text + (" (cancelling)" if self.cancel_requested else "")
+
+    def finish(self, scene):
+        """Put the frames in the sequencer; returns a one-line summary. Raises on a failed job."""
+        if self.error is not None:
+            raise LatentWalkError(self.error)
+        rendered, reused = len(self.result["rendered"]), len(self.result["reused"])
+        if self.result["stopped"]:
+            return (f"cancelled: {rendered} new frames kept in {self.folder}; render again to continue "
+                    "where it stopped")
+        paths = [frame_path(self.folder, number) for number in range(self.first, self.last + 1)]
+        song = sequencer.find_sound_strip(scene, scene.latentwalk.audio_path) if scene.latentwalk.audio_path else None
+        name = sequencer.PREVIEW_STRIP_NAME if self.preview else FINAL_STRIP_NAME
+        strip = sequencer.replace_image_strip(scene, name, paths, self.first, song.channel if song else 0)
+        if not self.preview:
+            sequencer.mute_strip(scene, sequencer.PREVIEW_STRIP_NAME)
+        return (f"{rendered} frames rendered, {reused} kept, in {self.folder}; strip '{strip.name}' on channel "
+                f"{strip.channel} from frame {strip.frame_final_start}")
+
+
+def render_sync(scene, preview=False, frames=None, python=None, print_progress=False):
+    """Render and place the frames, blocking (background mode, scripts, tests); returns the job."""
+    job = RenderJob(scene, preview=preview, frames=frames, python=python)
+
+    def report(job):
+        print(job.status_line(), flush=True)
+
+    job.wait(report if print_progress else None)
+    job.summary = job.finish(scene)
+    return job
+
+
+_active_job = None  # the job the modal operator is running, if any
+
+
+class _RenderOperator:
+    preview = False
+
+    @classmethod
+    def poll(cls, context):
+        return _active_job is None
+
+    def execute(self, context):
+        # Scripts and background mode: the same job, synchronously.
+        try:
+            job = render_sync(context.scene, preview=self.preview, print_progress=bpy.app.background)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Latent Walk: {job.summary}")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        global _active_job
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            _active_job = RenderJob(context.scene, preview=self.preview)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.25, window=context.window)
+        window_manager.modal_handler_add(self)
+        window_manager.progress_begin(0, 1000)
+        context.workspace.status_text_set(_active_job.status_line())
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        global _active_job
+        job = _active_job
+        if event.type == "ESC" and event.value == "PRESS" and not job.cancel_requested:
+            job.cancel()
+        if event.type != "TIMER" and not job.cancel_requested:
+            return {"PASS_THROUGH"}  # the UI stays usable while frames render
+        finished = job.poll()
+        if job.total:
+            context.window_manager.progress_update(int(1000 * job.done / job.total))
+        context.workspace.status_text_set(job.status_line())
+        if not finished:
+            return {"PASS_THROUGH"}
+        window_manager = context.window_manager
+        window_manager.event_timer_remove(self._timer)
+        window_manager.progress_end()
+        context.workspace.status_text_set(None)
+        _active_job = None
+        try:
+            summary = job.finish(context.scene)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Latent Walk: {summary}")
+        return {"FINISHED"}
+
+
+class LATENTWALK_OT_render(_RenderOperator, bpy.types.Operator):
+    """Render the latent walk (BigGAN, then Stable Diffusion img2img) into the Output folder and the Sequencer. Esc cancels; finished frames are kept"""
+
+    bl_idname = "latentwalk.render"
+    bl_label = "Render Frames"
+
+
+class LATENTWALK_OT_preview(_RenderOperator, bpy.types.Operator):
+    """Render a quick BigGAN-only preview at Preview Width into the Sequencer, to judge the motion. Esc cancels"""
+
+    bl_idname = "latentwalk.preview"
+    bl_label = "Preview Walk"
+    preview = True
+
+
+class LATENTWALK_OT_render_cancel(bpy.types.Operator):
+    """Stop the render before its next batch; finished frames are kept"""
+
+    bl_idname = "latentwalk.render_cancel"
+    bl_label = "Cancel Render"
+
+    @classmethod
+    def poll(cls, context):
+        return _active_job is not None and not _active_job.cancel_requested
+
+    def execute(self, context):
+        _active_job.cancel()
+        return {"FINISHED"}
+
+
+class LATENTWALK_OT_release_models(bpy.types.Operator):
+    """End the render worker process, freeing the memory (VRAM) its loaded models hold"""
+
+    bl_idname = "latentwalk.release_models"
+    bl_label = "Release Models"
+
+    @classmethod
+    def poll(cls, context):
+        return _active_job is None and worker_client.running()
+
+    def execute(self, context):
+        worker_client.release()
+        self.report({"INFO"}, "Latent Walk: render worker ended, models released")
+        return {"FINISHED"}
+
+
+def video_path(scene):
+    """Where Encode Video writes: next to the frames, named after the .blend."""
+    folder = resolve_folder(scene.latentwalk.diffusion.output_folder, "Output folder")
+    name = os.path.splitext(os.path.basename(bpy.data.filepath))[0] or "latentwalk"
+    return os.path.join(folder, f"{name}.mp4")
+
+
+class LATENTWALK_OT_encode_video(bpy.types.Operator):
+    """Encode the Sequencer (the rendered frames and the song) with Blender's FFmpeg as H.264 + AAC, next to the frames"""
+
+    bl_idname = "latentwalk.encode_video"
+    bl_label = "Encode Video"
+
+    @classmethod
+    def poll(cls, context):
+        return _active_job is None and any(s.name == FINAL_STRIP_NAME for s in sequencer.compat.all_strips(context.scene))
+
+    def execute(self, context):
+        try:
+            path = video_path(context.scene)
+            sequencer.encode_video(context.scene, path, interactive=not bpy.app.background)
+        except (LatentWalkError, RuntimeError) as error:
+            self.report({"ERROR"}, f"Latent Walk: {str(error).strip()}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Latent Walk: encoding {path}")
+        return {"FINISHED"}
+
+
+classes = (LATENTWALK_OT_render, LATENTWALK_OT_preview, LATENTWALK_OT_render_cancel, LATENTWALK_OT_release_models,
+           LATENTWALK_OT_encode_video)
+
+
+def active_job():
+    return _active_job

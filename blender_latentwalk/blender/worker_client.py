@@ -1,0 +1,129 @@
+"""The render worker process, seen from Blender.
+
+Renders run in ``python -m blender_latentwalk.engine worker`` (see engine/worker.py),
+a separate process that never imports bpy: Blender's UI stays responsive, a cancel
+is clean, and ending the process releases the models' memory. One worker is kept
+between renders so models stay loaded; "Release Models" ends it.
+
+A reader thread turns the worker's event lines into a queue; it never touches bpy.
+The operator (or a headless script) drains the queue from Blender's main thread.
+"""
+
+import atexit
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+
+from ..engine.errors import LatentWalkError
+from . import engine_client
+
+_ids = itertools.count(1)
+
+
+class Worker:
+    def __init__(self, python):
+        self.python = python
+        engine_client.check_python(python)
+        self.log_path = os.path.join(tempfile.gettempdir(), f"latentwalk-worker-{os.getpid()}.log")
+        self._log = open(self.log_path, "w", encoding="utf-8")
+        try:
+            self.process = subprocess.Popen(
+                engine_client.engine_command(python, "worker"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._log, env=engine_client.engine_environment(), text=True, encoding="utf-8", bufsize=1,
+            )
+        except OSError as error:
+            self._log.close()
+            raise LatentWalkError(f"the render worker '{python}' could not be started ({error.strerror}).") from None
+        self.events = queue.Queue()
+        threading.Thread(target=self._read_events, name="latentwalk-worker-events", daemon=True).start()
+
+    def _read_events(self):
+        for line in self.process.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                continue
+        self.events.put({"event": "exit", "status": self.process.wait()})
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def send(self, **request):
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the worker has exited; its "exit" event says so
+
+    def render(self, **request):
+        """Send a render request; returns its id."""
+        request_id = next(_ids)
+        self.send(command="render", id=request_id, **request)
+        return request_id
+
+    def cancel(self, request_id):
+        self.send(command="cancel", id=request_id)
+
+    def log_tail(self, lines=1):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as stream:
+                text = [line.strip() for line in stream if line.strip()]
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def close(self, timeout_s=10.0):
+        """End the worker (models and their memory go with it)."""
+        if self.alive():
+            self.send(command="quit")
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+_worker = None
+
+
+def get(python):
+    """The running worker for ``python``, started when there is none."""
+    global _worker
+    if _worker is not None and (not _worker.alive() or _worker.python != python):
+        _worker.close()
+        _worker = None
+    if _worker is None:
+        _worker = Worker(python)
+    return _worker
+
+
+def running():
+    return _worker is not None and _worker.alive()
+
+
+def release():
+    """End the worker; True when one was running."""
+    global _worker
+    was_running = running()
+    if _worker is not None:
+        _worker.close()
+        _worker = None
+    return was_running
+
+
+def worker_python(preferences_python=""):
+    """The worker's interpreter: Engine Python, else Blender's own."""
+    return engine_client.engine_python(preferences_python) or sys.executable
+
+
+atexit.register(release)

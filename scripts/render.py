@@ -1,0 +1,154 @@
+"""Render a Latent Walk music video, headless.
+
+    blender -b FILE.blend --python-exit-code 1 -P scripts/render.py -- --audio SONG --output DIR \
+        [--frames A-B] [--encode OUT.mp4] [--biggan NAME_OR_FOLDER] [--sd NAME_OR_FOLDER|none] [--save [OUT.blend]]
+    python scripts/render.py -- [--blend FILE.blend] --audio SONG --output DIR ...   (where `import bpy` works)
+
+Bakes the song when the file has no bake of it yet, renders the frames (BigGAN, then
+img2img) in the worker process with progress lines on stdout, puts them in the
+sequencer above the song, optionally saves the .blend (--save alone: in place),
+and encodes the video with Blender's FFmpeg. More options: --prompt, --negative-prompt,
+--strength, --guidance, --steps, --seed (each replaces the scene's value, animation
+included), --tiny-vae, --size WxH, --fps N, --batch-size N, --device auto|cpu|cuda|mps,
+--engine-python PATH (or LATENTWALK_ENGINE_PYTHON: the worker's Python; default
+Blender's own). Exits 1 with a one-line message on any failure; frames already
+rendered, the curves and the saved file are kept.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import bpy  # noqa: E402
+
+from blender_latentwalk.blender import headless  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="scripts/render.py")
+    parser.add_argument("--blend", help="open this .blend first (for `python scripts/render.py`)")
+    parser.add_argument("--audio", help="the song (default: the one the file was baked with)")
+    parser.add_argument("--output", help="folder for the frames (default: the scene's Output folder)")
+    parser.add_argument("--frames", help="Blender frames A-B to render (default: the whole song)")
+    parser.add_argument("--encode", metavar="OUT.mp4", help="encode the video (H.264 + AAC) to this file")
+    parser.add_argument("--biggan", help="BigGAN name (biggan-deep-256...) or folder")
+    parser.add_argument("--sd", help="img2img model: hub id in the local cache, folder, or none")
+    parser.add_argument("--save", nargs="?", const="", metavar="OUT.blend",
+                        help="save the .blend (in place when no path is given)")
+    parser.add_argument("--prompt")
+    parser.add_argument("--negative-prompt")
+    parser.add_argument("--strength", type=float)
+    parser.add_argument("--guidance", type=float)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--seed", type=int, help="img2img noise seed")
+    parser.add_argument("--tiny-vae")
+    parser.add_argument("--size", help="output WIDTHxHEIGHT (sets the scene's resolution)")
+    parser.add_argument("--fps", type=int, help="scene frame rate (a new bake follows it)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--engine-python", help="Python for the analysis and the render worker")
+    return parser.parse_args(argv)
+
+
+def apply_settings(args, scene):
+    """Copy the options into the scene; a value given replaces its animation too."""
+    settings = scene.latentwalk
+    walk, diffusion = settings.walk, settings.diffusion
+    if args.biggan:
+        walk.model = args.biggan
+    if args.device:
+        walk.device = args.device
+    for option, prop in (("sd", "model"), ("prompt", "prompt"), ("negative_prompt", "negative_prompt"),
+                         ("tiny_vae", "tiny_vae"), ("strength", "strength"), ("guidance", "guidance"),
+                         ("steps", "steps"), ("seed", "seed"), ("batch_size", "batch_size")):
+        value = getattr(args, option)
+        if value is not None:
+            _clear_animation(scene, f"latentwalk.diffusion.{prop}")
+            setattr(diffusion, prop, value)
+    if args.output:
+        diffusion.output_folder = os.path.abspath(args.output)
+    if args.size:
+        scene.render.resolution_x, scene.render.resolution_y = headless.parse_size(args.size)
+        scene.render.resolution_percentage = 100
+    if args.fps:
+        scene.render.fps, scene.render.fps_base = args.fps, 1.0
+
+
+def _clear_animation(scene, data_path):
+    from blender_latentwalk.blender import compat
+
+    fcurve = compat.find_fcurve(scene, data_path, 0)
+    if fcurve is not None:
+        compat.remove_fcurve(scene, fcurve)
+    if scene.animation_data is not None:
+        for driver in list(scene.animation_data.drivers):
+            if driver.data_path == data_path:
+                scene.animation_data.drivers.remove(driver)
+
+
+def needs_bake(settings, audio_path):
+    """True when the scene has no bake of this song yet."""
+    from blender_latentwalk.blender.sequencer import _same_file
+
+    if not settings.baked_fingerprints or not settings.audio_path:
+        return True
+    return audio_path is not None and not _same_file(settings.audio_path, audio_path)
+
+
+def main():
+    args = parse_args(headless.script_arguments())
+    if args.blend:
+        headless.open_blend(args.blend)
+    headless.ensure_registered()
+    from blender_latentwalk.blender import render, sequencer, worker_client
+    from blender_latentwalk.blender.operators import bake
+    from blender_latentwalk.engine.errors import LatentWalkError
+
+    if args.engine_python:
+        os.environ["LATENTWALK_ENGINE_PYTHON"] = os.path.abspath(args.engine_python)
+    scene = bpy.context.scene
+    settings = scene.latentwalk
+    audio = os.path.abspath(args.audio) if args.audio else None
+    if audio is None and not settings.audio_path:
+        headless.fail("no song: give --audio SONG (wav, flac, ogg or mp3).")
+    if not args.output and settings.diffusion.output_folder.startswith("//") and not bpy.data.filepath:
+        headless.fail("give --output DIR: the scene's Output folder is relative to a .blend that is not saved.")
+    apply_settings(args, scene)
+    frames = headless.parse_frame_range(args.frames) if args.frames else None
+    start_s = time.perf_counter()
+    try:
+        if needs_bake(settings, audio):
+            if audio is not None:
+                settings.audio_path = audio
+            written, _kept = bake(scene)
+            print(f"baked {len(written)} curves: {settings.last_bake_summary}", flush=True)
+        job = render.render_sync(scene, frames=frames, print_progress=True)
+        print(job.summary, flush=True)
+        if job.result["stopped"]:
+            headless.fail("the render was stopped before it finished.")
+    except LatentWalkError as error:
+        headless.fail(error)
+    finally:
+        worker_client.release()
+    if args.save is not None:
+        path = headless.save_blend(args.save or bpy.data.filepath or headless.fail(
+            "--save needs a path: this scene was not opened from a .blend file."))
+        print(f"saved {path}", flush=True)
+    if args.encode:
+        path = os.path.abspath(args.encode)
+        try:
+            sequencer.encode_video(scene, path, job.first, job.last)
+        except (OSError, RuntimeError) as error:
+            headless.fail(f"cannot encode '{path}': {str(error).strip().splitlines()[-1]}")
+        if not os.path.isfile(path):
+            headless.fail(f"Blender's FFmpeg did not write '{path}': does this Blender build have FFmpeg?")
+        print(f"encoded {path} (H.264 + AAC, frames {job.first}-{job.last})", flush=True)
+    print(f"done in {time.perf_counter() - start_s:.1f} s", flush=True)
+
+
+main()
