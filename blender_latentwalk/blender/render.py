@@ -171,6 +171,7 @@ def render_sync(scene, preview=False, frames=None, python=None, print_progress=F
 
 
 _active_job = None  # the job the modal operator is running, if any
+ESC_HINT = "  (Esc: cancel; finished frames are kept)"
 
 
 class _RenderOperator:
@@ -203,20 +204,23 @@ class _RenderOperator:
         self._timer = window_manager.event_timer_add(0.25, window=context.window)
         window_manager.modal_handler_add(self)
         window_manager.progress_begin(0, 1000)
-        context.workspace.status_text_set(_active_job.status_line())
+        context.workspace.status_text_set(_active_job.status_line() + ESC_HINT)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
         global _active_job
         job = _active_job
-        if event.type == "ESC" and event.value == "PRESS" and not job.cancel_requested:
-            job.cancel()
-        if event.type != "TIMER" and not job.cancel_requested:
+        if event.type == "ESC" and event.value == "PRESS":
+            if not job.cancel_requested:
+                job.cancel()  # the worker stops before its next batch; finished frames stay
+                context.workspace.status_text_set(job.status_line())
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
             return {"PASS_THROUGH"}  # the UI stays usable while frames render
         finished = job.poll()
         if job.total:
             context.window_manager.progress_update(int(1000 * job.done / job.total))
-        context.workspace.status_text_set(job.status_line())
+        context.workspace.status_text_set(job.status_line() + ("" if job.cancel_requested else ESC_HINT))
         if not finished:
             return {"PASS_THROUGH"}
         window_manager = context.window_manager

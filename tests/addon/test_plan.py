@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.blender import compat, sampling, sequencer, walk
+from blender_latentwalk.blender import compat, render, sampling, sequencer
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_preview_renders_a_ten_second_song_into_the_sequencer(scene, tmp_path):
 def test_preview_folder_relative_to_an_unsaved_file_is_explained(baked):
     baked.latentwalk.walk.preview_folder = "//preview/"
     with pytest.raises(Exception, match="save the .blend"):
-        walk.preview_folder(baked)
+        render.RenderJob(baked, preview=True)
 
 
 def test_class_picker_adds_by_imagenet_index(scene):

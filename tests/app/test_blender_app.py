@@ -115,3 +115,74 @@ def test_headless_preview_renders_through_the_engine_python(song, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "preview: 72 BigGAN frames" in result.stdout
     assert len([n for n in os.listdir(tmp_path / "preview") if n.endswith(".png")]) == 72
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    pytest.importorskip("diffusers")
+    from blender_latentwalk.engine import biggan, img2img
+
+    folder = tmp_path_factory.mktemp("models")
+    return (biggan.make_tiny_model(str(folder / "biggan-tiny-UNTRAINED")),
+            img2img.make_tiny_pipeline(str(folder / "sd-tiny-UNTRAINED")))
+
+
+def test_literal_headless_render_command_leaves_frames_a_saved_file_and_a_video(tiny_models, tmp_path):
+    import av
+    from demo_song import synthesise_song
+
+    song = str(tmp_path / "song.wav")
+    synthesise_song(song, seconds=3.0)
+    blend = str(tmp_path / "empty.blend")
+    made = subprocess.run([BLENDER, "-b", "--factory-startup", "--python-expr",
+                           f"import bpy; bpy.ops.wm.save_as_mainfile(filepath={blend!r})"],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    video = tmp_path / "out.mp4"
+    command = [BLENDER, "-b", blend, "--python-exit-code", "1", "-P", os.path.join(ROOT, "scripts", "render.py"),
+               "--", "--audio", song, "--output", str(tmp_path / "frames"), "--encode", str(video),
+               "--biggan", tiny_models[0], "--sd", tiny_models[1], "--save", "--size", "64x48", "--device", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Latent Walk: 72/72 frames" in result.stdout  # factory scenes run at 24 fps
+    assert len([n for n in os.listdir(tmp_path / "frames") if n.endswith(".png")]) == 72
+    with av.open(str(video)) as container:
+        streams = {s.type: s for s in container.streams}
+        assert streams["video"].codec_context.name == "h264" and streams["audio"].codec_context.name == "aac"
+        assert float(streams["video"].duration * streams["video"].time_base) == pytest.approx(3.0, abs=1 / 24)
+        assert float(streams["audio"].duration * streams["audio"].time_base) == pytest.approx(3.0, abs=0.05)
+    # --save wrote the bake and the strips into the file it opened.
+    check = subprocess.run([BLENDER, "-b", blend, "--python-expr",
+                            "import bpy; print('STRIPS', sorted((s.name, s.type, s.frame_final_start) "
+                            "for s in bpy.context.scene.sequence_editor.sequences_all))"],
+                           capture_output=True, text=True, timeout=120)
+    line = next(l for l in check.stdout.splitlines() if l.startswith("STRIPS"))
+    assert "('Latent Walk', 'IMAGE', 1)" in line and "'SOUND', 1)" in line
+
+    bad = subprocess.run(command[:command.index("--") + 1] + ["--audio", song, "--output", str(tmp_path / "frames"),
+                                                              "--frames", "70-80", "--sd", "none"],
+                         capture_output=True, text=True, env=blender_env(), timeout=300)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: frames 70-80 are outside the song's frames 1-72")
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
+def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_blend, tiny_models, tmp_path):
+    screenshot = os.path.join(ROOT, "out", "screenshots", "render_progress.png")
+    os.makedirs(os.path.dirname(screenshot), exist_ok=True)
+    command = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, baked_blend, "--enable-event-simulate",
+               "-P", os.path.join(ROOT, "tests", "app", "modal_render_ui.py"), "--", "--biggan", tiny_models[0],
+               "--sd", tiny_models[1], "--out", str(tmp_path / "frames"), "--screenshot", screenshot]
+    run = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=600)
+    log = run.stdout + run.stderr
+    results = {}
+    for line in log.splitlines():
+        if line.startswith("RESULT "):
+            results.update(json.loads(line[7:]))
+    assert "error" not in results and "Traceback" not in log, log[-4000:]
+    assert results["invoked"] == ["RUNNING_MODAL"] and results["invoked_again"] == ["RUNNING_MODAL"]
+    assert 6 <= results["cancelled_with"] < 72, log[-3000:]  # Esc stopped it; finished frames stayed
+    assert "frames/s" in results["status"][0] and "left" in results["status"][0]
+    assert results["finished_with"] == 72
+    assert ["Latent Walk", "IMAGE", 2, 1, 72] in results["strips"]
+    assert os.path.getsize(screenshot) > 0

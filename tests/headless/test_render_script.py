@@ -1,0 +1,91 @@
+"""scripts/render.py as a user runs it: `python scripts/render.py -- ...` on bpy 5.0.1
+here, and the literal `blender -b FILE.blend --python-exit-code 1 -P scripts/render.py`
+with Debian's Blender 3.4.1 where it is installed (tests/app)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("bpy")
+pytest.importorskip("torch")
+av = pytest.importorskip("av")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "scripts", "render.py")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    from blender_latentwalk.engine import biggan, img2img
+    from demo_song import synthesise_song
+
+    folder = tmp_path_factory.mktemp("inputs")
+    song = str(folder / "song.wav")
+    synthesise_song(song, seconds=3.0)
+    return {"song": song, "biggan": biggan.make_tiny_model(str(folder / "biggan-tiny-UNTRAINED")),
+            "sd": img2img.make_tiny_pipeline(str(folder / "sd-tiny-UNTRAINED"))}
+
+
+def run_script(inputs, out, *extra, audio=None):
+    command = [sys.executable, SCRIPT, "--", "--audio", audio or inputs["song"], "--output", str(out),
+               "--biggan", inputs["biggan"], "--sd", inputs["sd"], "--size", "64x48", "--fps", "24",
+               "--device", "cpu", *extra]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+def video_streams(path):
+    with av.open(str(path)) as container:
+        return {s.type: (s.codec_context.name, float(s.duration * s.time_base)) for s in container.streams}
+
+
+def frames_of(folder):
+    return {name: os.path.getmtime(os.path.join(folder, name))
+            for name in sorted(os.listdir(folder)) if name.endswith(".png")}
+
+
+@pytest.fixture(scope="module")
+def rendered(inputs, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rendered")
+    result = run_script(inputs, folder / "frames", "--encode", str(folder / "video.mp4"),
+                        "--save", str(folder / "video.blend"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, result
+
+
+def test_script_bakes_renders_saves_and_encodes(rendered):
+    folder, result = rendered
+    assert "baked" in result.stdout and "Latent Walk: 72/72 frames" in result.stdout
+    assert len(frames_of(folder / "frames")) == 72
+    streams = video_streams(folder / "video.mp4")
+    assert streams["video"][0] == "h264" and streams["video"][1] == pytest.approx(3.0, abs=1 / 24)
+    assert streams["audio"][0] == "aac" and streams["audio"][1] == pytest.approx(3.0, abs=0.05)
+    assert os.path.isfile(folder / "video.blend")
+
+
+@pytest.mark.parametrize("case", ["missing biggan", "missing sd", "unreadable audio", "unwritable output",
+                                  "frames outside the song"])
+def test_bad_input_exits_1_with_a_message_and_loses_nothing(case, inputs, rendered, tmp_path):
+    folder, _ = rendered
+    before = frames_of(folder / "frames")
+    blend_time = os.path.getmtime(folder / "video.blend")
+    extra, audio, out = [], None, folder / "frames"
+    if case == "missing biggan":
+        extra, expected = ["--biggan", str(tmp_path / "no-such-biggan")], "no-such-biggan"
+    elif case == "missing sd":
+        extra, expected = ["--sd", str(tmp_path / "no-such-sd")], "no-such-sd"
+    elif case == "unreadable audio":
+        audio, expected = os.path.join(ROOT, "README.md"), "README.md"
+    elif case == "unwritable output":
+        (tmp_path / "a-file").write_text("not a folder")
+        out, expected = tmp_path / "a-file" / "frames", "cannot write frames to"
+    else:
+        extra, expected = ["--frames", "60-100"], "outside the song's frames 1-72"
+    result = run_script(inputs, out, *extra, "--save", str(folder / "video.blend"), audio=audio)
+    assert result.returncode == 1, result.stdout[-2000:]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and expected in last_line, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert frames_of(folder / "frames") == before  # no frame rewritten or removed
+    assert os.path.getmtime(folder / "video.blend") == blend_time  # the saved file is untouched
