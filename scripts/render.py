@@ -7,7 +7,8 @@
 Bakes the song when the file has no bake of it yet, renders the frames (BigGAN, then
 img2img) in the worker process with progress lines on stdout, puts them in the
 sequencer above the song, optionally saves the .blend (--save alone: in place),
-and encodes the video with Blender's FFmpeg. More options: --prompt, --negative-prompt,
+and encodes the video with Blender's FFmpeg. More options: --prompt, --prompt-change
+FRAME:TEXT (adds a "prompt: TEXT" timeline marker), --negative-prompt,
 --strength, --guidance, --steps, --seed (each replaces the scene's value, animation
 included), --tiny-vae, --size WxH, --fps N, --batch-size N, --device auto|cpu|cuda|mps,
 --engine-python PATH (or LATENTWALK_ENGINE_PYTHON: the worker's Python; default
@@ -40,7 +41,9 @@ def parse_args(argv):
     parser.add_argument("--sd", help="img2img model: hub id in the local cache, folder, or none")
     parser.add_argument("--save", nargs="?", const="", metavar="OUT.blend",
                         help="save the .blend (in place when no path is given)")
-    parser.add_argument("--prompt")
+    parser.add_argument("--prompt", help="the prompt before the first prompt marker")
+    parser.add_argument("--prompt-change", action="append", default=[], metavar="FRAME:TEXT",
+                        help="add a timeline marker 'prompt: TEXT' at FRAME (repeat for more)")
     parser.add_argument("--negative-prompt")
     parser.add_argument("--strength", type=float)
     parser.add_argument("--guidance", type=float)
@@ -70,6 +73,12 @@ def apply_settings(args, scene):
         if value is not None:
             _clear_animation(scene, f"latentwalk.diffusion.{prop}")
             setattr(diffusion, prop, value)
+    for change in args.prompt_change:
+        frame, _, text = change.partition(":")
+        try:
+            scene.timeline_markers.new(f"prompt: {text.strip()}", frame=int(frame))
+        except ValueError:
+            headless.fail(f"--prompt-change '{change}' is not FRAME:TEXT (e.g. 240:a city at night).")
     if args.output:
         diffusion.output_folder = os.path.abspath(args.output)
     if args.size:

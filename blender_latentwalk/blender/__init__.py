@@ -14,9 +14,11 @@ def register():
     properties.register()
     for cls in _classes:
         bpy.utils.register_class(cls)
+    render.register()
 
 
 def unregister():
+    render.unregister()
     for cls in reversed(_classes):
         bpy.utils.unregister_class(cls)
     properties.unregister()

@@ -317,3 +317,23 @@ classes = (LATENTWALK_OT_render, LATENTWALK_OT_preview, LATENTWALK_OT_render_can
 
 def active_job():
     return _active_job
+
+
+@bpy.app.handlers.persistent
+def _stop_job_on_file_load(*_args):
+    # Loading a file ends modal operators without telling them: stop the worker's
+    # render (finished frames stay) and let Render Frames run again.
+    global _active_job
+    if _active_job is not None:
+        _active_job.cancel()
+        _active_job = None
+
+
+def register():
+    bpy.app.handlers.load_pre.append(_stop_job_on_file_load)
+
+
+def unregister():
+    if _stop_job_on_file_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_stop_job_on_file_load)
+    _stop_job_on_file_load()

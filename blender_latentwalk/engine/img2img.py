@@ -26,8 +26,12 @@ def load(name_or_path, device, dtype, tiny_vae=None):
     """
     if not name_or_path or name_or_path.lower() == NONE:
         return None
-    from diffusers import AutoencoderTiny, AutoPipelineForImage2Image
-    from diffusers.utils import logging as diffusers_logging
+    try:
+        from diffusers import AutoencoderTiny, AutoPipelineForImage2Image
+        from diffusers.utils import logging as diffusers_logging
+    except ImportError as error:
+        raise LatentWalkError(f"Stable Diffusion needs diffusers and transformers, which this Python cannot import "
+                              f"({error}); install them (scripts/setup.sh does), or use 'none'.") from None
 
     diffusers_logging.disable_progress_bar()
     local = os.path.isdir(name_or_path)
@@ -49,6 +53,18 @@ def load(name_or_path, device, dtype, tiny_vae=None):
         ) from None
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device)
+
+
+def is_available(name_or_path):
+    """True when the model is a folder or is in the local Hugging Face cache (no network)."""
+    if os.path.isdir(name_or_path):
+        return os.path.isfile(os.path.join(name_or_path, "model_index.json"))
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name_or_path, "model_index.json"), str)
+    except ValueError:  # not a valid repository id
+        return False
 
 
 def fit(image, width, height):
@@ -148,13 +164,27 @@ def run(pipeline, images, conditions, strength, guidance, steps, seeds, device):
     return [(np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8) for frame in result.images]
 
 
+def byte_level_tokenizer(max_length):
+    """A CLIP tokenizer whose vocabulary is every byte (no merges): any prompt tokenizes.
+
+    Stands in for CLIP's 49408-token BPE vocabulary, which cannot be downloaded here.
+    """
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    characters = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(characters)}
+    vocab.update({c + "</w>": len(characters) + i for i, c in enumerate(characters)})
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
+
+
 def make_tiny_pipeline(folder, seed=0):
     """Write an untrained tiny SD img2img pipeline with save_pretrained (offline smoke tests)."""
     import torch
     from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionImg2ImgPipeline,
                            UNet2DConditionModel)
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -162,20 +192,18 @@ def make_tiny_pipeline(folder, seed=0):
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
     )
+    # Four VAE blocks, as in Stable Diffusion: latents are 1/8 of the image, so the
+    # UNet's attention stays small at video sizes.
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), block_out_channels=(8, 16), latent_channels=4,
-        layers_per_block=1, norm_num_groups=4, sample_size=16,
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 16, 16), latent_channels=4,
+        layers_per_block=1, norm_num_groups=4, sample_size=64,
     )
-    # A byte-level vocabulary: every character is a token, so any prompt tokenizes.
-    characters = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(characters)}
-    vocab.update({c + "</w>": len(characters) + i for i, c in enumerate(characters)})
-    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+    tokenizer = byte_level_tokenizer(77)
+    vocab = tokenizer.get_vocab()
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=16, projection_dim=16, bos_token_id=vocab["<|startoftext|>"],
+        max_position_embeddings=77, projection_dim=16, bos_token_id=vocab["<|startoftext|>"],
         eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
     ))
     scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",

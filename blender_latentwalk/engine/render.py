@@ -64,6 +64,30 @@ class Models:
         return self._pipeline[1]
 
 
+def model_identity(name_or_path):
+    """What a frame key records of a model: for a folder, its files' names, sizes and
+    modification times (so replacing the weights in place re-renders); for a hub id,
+    the cached snapshot's commit; else the name (BigGAN's named releases never change)."""
+    if not name_or_path or name_or_path.lower() == img2img.NONE:
+        return name_or_path
+    if os.path.isdir(name_or_path):
+        entries = []
+        for root, _, names in sorted(os.walk(name_or_path)):
+            for name in sorted(names):
+                status = os.stat(os.path.join(root, name))
+                entries.append([os.path.relpath(os.path.join(root, name), name_or_path), status.st_size,
+                                status.st_mtime_ns])
+        return f"{os.path.abspath(name_or_path)}#{hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]}"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        index = try_to_load_from_cache(name_or_path, "model_index.json")
+    except (ImportError, ValueError):
+        index = None
+    # The cached path is .../snapshots/<commit>/model_index.json.
+    return f"{name_or_path}@{os.path.basename(os.path.dirname(index))}" if isinstance(index, str) else name_or_path
+
+
 def walk_inputs(plan):
     """BigGAN inputs of every frame: (z (n, 128), classes (n, 1000), truncation (n,))."""
     return walk.noise_vectors(plan), walk.class_vectors(plan), walk.truncations(plan)
@@ -82,7 +106,9 @@ def frame_keys(plan, biggan_model, settings, inputs=None):
     """
     z, classes, truncation = inputs if inputs is not None else walk_inputs(plan)
     diffusion = _uses_diffusion(settings)
-    common = {"version": RENDER_VERSION, "biggan": biggan_model, "img2img": asdict(settings)}
+    img2img_settings = asdict(settings)
+    img2img_settings.update(model=model_identity(settings.model), tiny_vae=model_identity(settings.tiny_vae))
+    common = {"version": RENDER_VERSION, "biggan": model_identity(biggan_model), "img2img": img2img_settings}
     if diffusion:
         common["negative_prompt"] = plan.settings["negative_prompt"]
     common = json.dumps(common, sort_keys=True).encode()

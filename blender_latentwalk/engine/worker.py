@@ -66,13 +66,17 @@ def serve(stdin=None):
         cancelled.add("*")  # the add-on went away: stop at the next batch
         requests.put(None)
 
-    try:
+    try:  # imported now, not at the first frame: a Python without them is told at once
+        import PIL  # noqa: F401
+        import pytorch_pretrained_biggan  # noqa: F401
+        import torch  # noqa: F401
+
         from .render import Models
     except ImportError as error:
         send(event="fatal", message=(
             f"the render worker's Python ({sys.executable}) cannot import {error.name or error}: it needs torch, "
-            "diffusers and pytorch-pretrained-biggan. Set Preferences > Add-ons > Latent Walk > Engine Python "
-            "to a Python that has them (the project's .venv/bin/python, made by scripts/setup.sh)."))
+            "pytorch-pretrained-biggan, Pillow and diffusers. Set Preferences > Add-ons > Latent Walk > Engine "
+            "Python to a Python that has them (the project's .venv/bin/python, made by scripts/setup.sh)."))
         return 3
     threading.Thread(target=read_requests, name="latentwalk-requests", daemon=True).start()
 

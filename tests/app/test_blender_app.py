@@ -113,7 +113,7 @@ def test_headless_preview_renders_through_the_engine_python(song, tmp_path):
                "--preview-folder", str(tmp_path / "preview"), "--device", "cpu"]
     result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "preview: 72 BigGAN frames" in result.stdout
+    assert "72 frames rendered, 0 kept" in result.stdout and "Latent Walk Preview" in result.stdout
     assert len([n for n in os.listdir(tmp_path / "preview") if n.endswith(".png")]) == 72
 
 

@@ -143,3 +143,15 @@ def test_animated_strength_batches_exactly_and_too_little_strength_keeps_the_sou
         assert mixed_frames[f"frame_{number:06d}.png"] != plain[f"frame_{number:06d}.png"]
     # One step (0.55, 0.9) and two steps (1.0) give different pictures of the same source.
     assert mixed_frames["frame_000001.png"] != mixed_frames["frame_000003.png"]
+
+
+def test_weights_replaced_in_the_same_folder_rerender(models, tmp_path):
+    folder = str(tmp_path / "sd")
+    img2img.make_tiny_pipeline(folder, seed=0)
+    out = str(tmp_path / "out")
+    render.render(plan(4), models[0], settings(models, model=folder), out, device="cpu")
+    before = read_all(out)
+    img2img.make_tiny_pipeline(folder, seed=1)  # other weights, same path
+    again = render.render(plan(4), models[0], settings(models, model=folder), out, device="cpu")
+    assert again.rendered == [1, 2, 3, 4]
+    assert read_all(out) != before
