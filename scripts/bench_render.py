@@ -47,6 +47,8 @@ def build_pipeline(folder, unet_kind, size):
 
     torch.manual_seed(0)
     tokenizer = img2img.byte_level_tokenizer(77)  # CLIP's context length
+    token_ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                     pad_token_id=tokenizer.pad_token_id)
     if unet_kind == "sd-turbo":  # Stable Diffusion 2.1 (sd-turbo's architecture)
         unet = UNet2DConditionModel(
             sample_size=size // 8, block_out_channels=(320, 640, 1280, 1280), attention_head_dim=(5, 10, 20, 20),
@@ -58,7 +60,7 @@ def build_pipeline(folder, unet_kind, size):
         )
         text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=1024, intermediate_size=4096,
                               num_hidden_layers=23, num_attention_heads=16, max_position_embeddings=77,
-                              projection_dim=1024, hidden_act="gelu")
+                              projection_dim=1024, hidden_act="gelu", **token_ids)
     else:  # small: the same block layout, narrow, for CPUs
         unet = UNet2DConditionModel(
             sample_size=size // 8, block_out_channels=(64, 128, 128, 128), attention_head_dim=(2, 4, 4, 4),
@@ -71,9 +73,7 @@ def build_pipeline(folder, unet_kind, size):
         )
         text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=1024,
                               num_hidden_layers=6, num_attention_heads=4, max_position_embeddings=77,
-                              projection_dim=256, hidden_act="gelu")
-    text.bos_token_id, text.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
-    text.pad_token_id = tokenizer.pad_token_id
+                              projection_dim=256, hidden_act="gelu", **token_ids)
     scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                                 timestep_spacing="trailing", steps_offset=1)
     pipeline = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=CLIPTextModel(text), tokenizer=tokenizer,
@@ -130,10 +130,7 @@ def full_render(sd_folder, tiny_vae, size, frames, batch_size, device_name, out)
 
     biggan_folder = os.path.join(out, "biggan-deep-256-random")
     if not os.path.isdir(biggan_folder):
-        model = biggan.untrained_model(biggan.architecture(256))
-        os.makedirs(biggan_folder)
-        model.config.to_json_file(os.path.join(biggan_folder, "config.json"))
-        torch.save(model.state_dict(), os.path.join(biggan_folder, "pytorch_model.bin"))
+        biggan.save_untrained_model(biggan_folder, biggan.architecture(256))
     rng = np.random.default_rng(0)
     plan = RenderPlan(frame_start=1, fps=30, fps_base=1, seed=0, band_names=["a"], bands=rng.random((1, frames)),
                       band_weights=np.ones((1, frames)), onset=rng.random(frames), chroma=rng.random((frames, 12)),

@@ -219,18 +219,24 @@ def untrained_model(config_dict, seed=0):
     return model.eval()
 
 
-def make_tiny_model(folder, seed=0):
-    """Write an untrained tiny BigGAN in the real on-disk format (config.json + pytorch_model.bin)."""
+def save_untrained_model(folder, config, seed=0):
+    """Write an untrained BigGAN of architecture ``config`` in the real on-disk format
+    (config.json + pytorch_model.bin). Its images are noise; its compute is real."""
     import torch
 
-    model = untrained_model(tiny_architecture(), seed)
+    model = untrained_model(config, seed)
     os.makedirs(folder, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(folder, WEIGHTS_NAME))
     with open(os.path.join(folder, CONFIG_NAME), "w", encoding="utf-8") as stream:
-        json.dump(tiny_architecture(), stream, indent=1)
+        json.dump(config, stream, indent=1)
     with open(os.path.join(folder, "README.txt"), "w", encoding="utf-8") as stream:
-        stream.write("UNTRAINED tiny BigGAN stand-in for offline smoke tests. Its images are noise.\n")
+        stream.write("UNTRAINED BigGAN stand-in for offline tests and benchmarks. Its images are noise.\n")
     return folder
+
+
+def make_tiny_model(folder, seed=0):
+    """Write an untrained tiny BigGAN (offline smoke tests)."""
+    return save_untrained_model(folder, tiny_architecture(), seed)
 
 
 def batches(truncation, frame_indices, batch_size):
