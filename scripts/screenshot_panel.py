@@ -1,7 +1,8 @@
 """Screenshot the Latent Walk sidebar in the real Blender UI (needs a display, e.g. Xvfb).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" blender FILE.blend --enable-event-simulate \\
-        -P scripts/screenshot_panel.py -- --audio SONG --out out/screenshots/panel.png
+        -P scripts/screenshot_panel.py -- --audio SONG --out out/screenshots/panel.png \\
+        [--out-render out/screenshots/render_panel.png]
 
 (Opening a .blend, e.g. one saved by scripts/bake.py, skips the splash screen.)
 
@@ -25,6 +26,7 @@ def parse_args():
     parser = argparse.ArgumentParser()
     parser.add_argument("--audio", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--out-render", help="also scroll the sidebar down to the Render panel and save this PNG")
     return parser.parse_args(argv)
 
 
@@ -67,14 +69,23 @@ def setup():
     return None
 
 
-def capture():
+def capture(path):
     window = bpy.context.window_manager.windows[0]
-    os.makedirs(os.path.dirname(os.path.abspath(ARGS.out)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with bpy.context.temp_override(window=window, screen=window.screen, area=window.screen.areas[0]):
-        bpy.ops.screen.screenshot(filepath=os.path.abspath(ARGS.out))
-    print(f"screenshot written: {os.path.abspath(ARGS.out)}")
-    bpy.ops.wm.quit_blender()
-    return None
+        bpy.ops.screen.screenshot(filepath=os.path.abspath(path))
+    print(f"screenshot written: {os.path.abspath(path)}")
+
+
+def scroll_sidebar_down():
+    """Wheel down over the sequencer sidebar, so the Render sub-panel comes into view."""
+    window = bpy.context.window_manager.windows[0]
+    area = next(a for a in window.screen.areas if a.type == "SEQUENCE_EDITOR")
+    region = next(r for r in area.regions if r.type == "UI")
+    x, y = region.x + region.width // 2, region.y + region.height // 2
+    window.event_simulate("MOUSEMOVE", "NOTHING", x=x, y=y)
+    for _ in range(40):
+        window.event_simulate("WHEELDOWNMOUSE", "PRESS", x=x, y=y)
 
 
 DRAWN = {"sidebar": False}
@@ -121,8 +132,17 @@ def step():
         watch_sidebar_panel()
         STATE["step"] = 1
         return 1.0
+    if STATE["step"] == 2:
+        capture(ARGS.out_render)
+        bpy.ops.wm.quit_blender()
+        return None
     if DRAWN["sidebar"] or not STATE["clicks"] and STATE["clicks"] is not None:
-        capture()
+        capture(ARGS.out)
+        if ARGS.out_render and bpy.app.use_event_simulate:
+            scroll_sidebar_down()
+            STATE["step"] = 2
+            return 0.5
+        bpy.ops.wm.quit_blender()
         return None
     if STATE["clicks"] is None:
         STATE["clicks"] = tab_clicks() if bpy.app.use_event_simulate else []

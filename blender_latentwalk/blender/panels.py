@@ -113,7 +113,7 @@ class _RenderPanel:
         diffusion = context.scene.latentwalk.diffusion
         layout.prop(diffusion, "model")
         layout.prop(diffusion, "prompt")
-        layout.label(text="Timeline markers named \"prompt: ...\" change it", icon="MARKER_HLT")
+        layout.label(text="Markers \"prompt: ...\" change it", icon="MARKER_HLT")
         layout.prop(diffusion, "negative_prompt")
         column = layout.column(align=True)
         column.prop(diffusion, "strength")

@@ -203,7 +203,6 @@ class _RenderOperator:
         window_manager = context.window_manager
         self._timer = window_manager.event_timer_add(0.25, window=context.window)
         window_manager.modal_handler_add(self)
-        window_manager.progress_begin(0, 1000)
         context.workspace.status_text_set(_active_job.status_line() + ESC_HINT)
         return {"RUNNING_MODAL"}
 
@@ -218,14 +217,14 @@ class _RenderOperator:
         if event.type != "TIMER":
             return {"PASS_THROUGH"}  # the UI stays usable while frames render
         finished = job.poll()
-        if job.total:
-            context.window_manager.progress_update(int(1000 * job.done / job.total))
         context.workspace.status_text_set(job.status_line() + ("" if job.cancel_requested else ESC_HINT))
+        for area in context.screen.areas if context.screen else ():
+            if area.type in ("SEQUENCE_EDITOR", "GRAPH_EDITOR"):
+                area.tag_redraw()  # the sidebar shows the progress too
         if not finished:
             return {"PASS_THROUGH"}
         window_manager = context.window_manager
         window_manager.event_timer_remove(self._timer)
-        window_manager.progress_end()
         context.workspace.status_text_set(None)
         _active_job = None
         try:

@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BLENDER = shutil.which("blender")
 pytestmark = pytest.mark.skipif(BLENDER is None, reason="no blender executable on PATH")
 SCREENSHOT = os.path.join(ROOT, "out", "screenshots", "panel.png")
+RENDER_PANEL = os.path.join(ROOT, "out", "screenshots", "render_panel.png")
 
 CHECK_CURVES = """
 import bpy, json, sys
@@ -83,10 +84,10 @@ def test_panel_draws_in_the_real_ui_without_python_errors(baked_blend, song):
         os.unlink(SCREENSHOT)
     command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", BLENDER, baked_blend,
                "--enable-event-simulate", "-P", os.path.join(ROOT, "scripts", "screenshot_panel.py"),
-               "--", "--audio", song, "--out", SCREENSHOT]
+               "--", "--audio", song, "--out", SCREENSHOT, "--out-render", RENDER_PANEL]
     result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
     log = result.stdout + result.stderr
-    assert "screenshot written" in log, log
+    assert f"screenshot written: {SCREENSHOT}" in log and f"screenshot written: {RENDER_PANEL}" in log, log
     for marker in ("Traceback", "Error:", "rna_uiItem", "ERROR"):
         assert marker not in log, log
     from PIL import Image
