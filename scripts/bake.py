@@ -11,7 +11,6 @@ LATENTWALK_ENGINE_PYTHON (or --engine-python) to a Python with the engine's
 requirements, e.g. .venv/bin/python. Exits 1 with a one-line message on failure.
 """
 
-import argparse
 import os
 import sys
 
@@ -25,7 +24,7 @@ from blender_latentwalk.blender import headless  # noqa: E402
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="scripts/bake.py")
+    parser = headless.ArgumentParser(prog="scripts/bake.py")
     parser.add_argument("--audio", required=True)
     parser.add_argument("--fps", type=int)
     parser.add_argument("--fps-base", type=float)

@@ -16,7 +16,6 @@ Blender's own). Exits 1 with a one-line message on any failure; frames already
 rendered, the curves and the saved file are kept.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from blender_latentwalk.blender import headless  # noqa: E402
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="scripts/render.py")
+    parser = headless.ArgumentParser(prog="scripts/render.py")
     parser.add_argument("--blend", help="open this .blend first (for `python scripts/render.py`)")
     parser.add_argument("--audio", help="the song (default: the one the file was baked with)")
     parser.add_argument("--output", help="folder for the frames (default: the scene's Output folder)")
@@ -74,11 +73,10 @@ def apply_settings(args, scene):
             _clear_animation(scene, f"latentwalk.diffusion.{prop}")
             setattr(diffusion, prop, value)
     for change in args.prompt_change:
-        frame, _, text = change.partition(":")
-        try:
-            scene.timeline_markers.new(f"prompt: {text.strip()}", frame=int(frame))
-        except ValueError:
+        frame, colon, text = change.partition(":")
+        if not colon or not frame.strip().isdigit() or not text.strip():
             headless.fail(f"--prompt-change '{change}' is not FRAME:TEXT (e.g. 240:a city at night).")
+        scene.timeline_markers.new(f"prompt: {text.strip()}", frame=int(frame))
     if args.output:
         diffusion.output_folder = os.path.abspath(args.output)
     if args.size:
@@ -100,11 +98,11 @@ def _clear_animation(scene, data_path):
                 scene.animation_data.drivers.remove(driver)
 
 
-def needs_bake(settings, audio_path):
-    """True when the scene has no bake of this song yet."""
+def needs_bake(settings, audio_path, fps_changed):
+    """True when the scene has no bake of this song at this frame rate yet."""
     from blender_latentwalk.blender.sequencer import _same_file
 
-    if not settings.baked_fingerprints or not settings.audio_path:
+    if not settings.baked_fingerprints or not settings.audio_path or fps_changed:
         return True
     return audio_path is not None and not _same_file(settings.audio_path, audio_path)
 
@@ -127,11 +125,14 @@ def main():
         headless.fail("no song: give --audio SONG (wav, flac, ogg or mp3).")
     if not args.output and settings.diffusion.output_folder.startswith("//") and not bpy.data.filepath:
         headless.fail("give --output DIR: the scene's Output folder is relative to a .blend that is not saved.")
+    if args.encode and not args.encode.lower().endswith(".mp4"):
+        headless.fail(f"--encode '{args.encode}': the video is an MP4 (H.264 + AAC); give a path ending in .mp4.")
+    fps_before = (scene.render.fps, scene.render.fps_base)
     apply_settings(args, scene)
     frames = headless.parse_frame_range(args.frames) if args.frames else None
     start_s = time.perf_counter()
     try:
-        if needs_bake(settings, audio):
+        if needs_bake(settings, audio, fps_changed=(scene.render.fps, scene.render.fps_base) != fps_before):
             if audio is not None:
                 settings.audio_path = audio
             written, _kept = bake(scene)

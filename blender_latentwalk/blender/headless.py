@@ -5,6 +5,7 @@ They run as ``blender -b [FILE.blend] --python-exit-code 1 -P SCRIPT -- ARGS`` o
 starting with ``error:`` on stderr and exits with status 1.
 """
 
+import argparse
 import os
 import sys
 
@@ -26,8 +27,17 @@ def ensure_registered():
 
 
 def fail(message):
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    """Print one ``error:`` line on stderr and exit with status 1."""
+    text = " | ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    print(f"error: {text}", file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes are one ``error:`` line and exit status 1, like every other failure."""
+
+    def error(self, message):
+        fail(f"{message} (see {self.prog} --help)")
 
 
 def open_blend(path):

@@ -103,6 +103,8 @@ class RenderJob:
             self.result = event
         elif kind in ("error", "fatal") and same:
             self.error = event["message"]
+        elif kind == "exit" and not self.finished and self.cancel_requested:
+            self.result = {"rendered": [], "reused": [], "stopped": True}  # ended on purpose
         elif kind == "exit" and not self.finished:
             tail = self.worker.log_tail()
             self.error = (f"the render worker stopped (exit status {event['status']})"
@@ -146,8 +148,8 @@ class RenderJob:
             raise LatentWalkError(self.error)
         rendered, reused = len(self.result["rendered"]), len(self.result["reused"])
         if self.result["stopped"]:
-            return (f"cancelled: {rendered} new frames kept in {self.folder}; render again to continue "
-                    "where it stopped")
+            return (f"cancelled: {max(rendered, self.done)} new frames kept in {self.folder}; render again to "
+                    "continue where it stopped")
         paths = [frame_path(self.folder, number) for number in range(self.first, self.last + 1)]
         song = sequencer.find_sound_strip(scene, scene.latentwalk.audio_path) if scene.latentwalk.audio_path else None
         name = sequencer.PREVIEW_STRIP_NAME if self.preview else FINAL_STRIP_NAME
@@ -200,33 +202,57 @@ class _RenderOperator:
         except LatentWalkError as error:
             self.report({"ERROR"}, f"Latent Walk: {error}")
             return {"CANCELLED"}
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.25, window=context.window)
-        window_manager.modal_handler_add(self)
-        context.workspace.status_text_set(_active_job.status_line() + ESC_HINT)
+        self._job = _active_job
+        self._workspace = context.workspace  # the status text is per workspace: clear the one we set
+        self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        self._show(context)
         return {"RUNNING_MODAL"}
 
-    def modal(self, context, event):
-        global _active_job
-        job = _active_job
-        if event.type == "ESC" and event.value == "PRESS":
-            if not job.cancel_requested:
-                job.cancel()  # the worker stops before its next batch; finished frames stay
-                context.workspace.status_text_set(job.status_line())
-            return {"RUNNING_MODAL"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}  # the UI stays usable while frames render
-        finished = job.poll()
-        context.workspace.status_text_set(job.status_line() + ("" if job.cancel_requested else ESC_HINT))
+    def _show(self, context):
+        job = self._job
+        hint = " (Esc again: end the worker now)" if job.cancel_requested else ESC_HINT
+        self._workspace.status_text_set(job.status_line() + hint)
         for area in context.screen.areas if context.screen else ():
             if area.type in ("SEQUENCE_EDITOR", "GRAPH_EDITOR"):
                 area.tag_redraw()  # the sidebar shows the progress too
-        if not finished:
-            return {"PASS_THROUGH"}
-        window_manager = context.window_manager
-        window_manager.event_timer_remove(self._timer)
-        context.workspace.status_text_set(None)
-        _active_job = None
+
+    def _end(self, context):
+        """Always the way out: timer, status text and the active job are cleaned up."""
+        global _active_job
+        context.window_manager.event_timer_remove(self._timer)
+        try:
+            self._workspace.status_text_set(None)
+        except ReferenceError:  # the workspace was deleted meanwhile
+            pass
+        if _active_job is self._job:
+            _active_job = None
+
+    def cancel(self, context):
+        # Blender ends the operator itself (its window closed, Blender quits).
+        if not self._job.finished:
+            self._job.cancel()
+        self._end(context)
+
+    def modal(self, context, event):
+        job = self._job
+        try:
+            if event.type == "ESC" and event.value == "PRESS":
+                if job.cancel_requested:
+                    worker_client.release(timeout_s=1.0)  # a worker stuck (loading, a hung GPU) is ended now
+                else:
+                    job.cancel()  # the worker stops before its next batch; finished frames stay
+                self._show(context)
+                return {"RUNNING_MODAL"}
+            if event.type != "TIMER":
+                return {"PASS_THROUGH"}  # the UI stays usable while frames render
+            if not job.poll():
+                self._show(context)
+                return {"PASS_THROUGH"}
+        except Exception:
+            self._end(context)
+            raise
+        self._end(context)
         try:
             summary = job.finish(context.scene)
         except LatentWalkError as error:
@@ -241,6 +267,7 @@ class LATENTWALK_OT_render(_RenderOperator, bpy.types.Operator):
 
     bl_idname = "latentwalk.render"
     bl_label = "Render Frames"
+    bl_options = {"REGISTER", "UNDO"}
 
 
 class LATENTWALK_OT_preview(_RenderOperator, bpy.types.Operator):
@@ -248,6 +275,7 @@ class LATENTWALK_OT_preview(_RenderOperator, bpy.types.Operator):
 
     bl_idname = "latentwalk.preview"
     bl_label = "Preview Walk"
+    bl_options = {"REGISTER", "UNDO"}
     preview = True
 
 

@@ -45,9 +45,11 @@ class Worker:
     def _read_events(self):
         for line in self.process.stdout:
             try:
-                self.events.put(json.loads(line))
+                event = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(event, dict):  # anything else is not the protocol
+                self.events.put(event)
         self.events.put({"event": "exit", "status": self.process.wait()})
 
     def alive(self):
@@ -111,12 +113,12 @@ def running():
     return _worker is not None and _worker.alive()
 
 
-def release():
-    """End the worker; True when one was running."""
+def release(timeout_s=10.0):
+    """End the worker (killed after ``timeout_s``); True when one was running."""
     global _worker
     was_running = running()
     if _worker is not None:
-        _worker.close()
+        _worker.close(timeout_s)
         _worker = None
     return was_running
 

@@ -263,7 +263,9 @@ def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_
     import torch
 
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # shapes repeat batch after batch: pick the fastest kernels once
+        # cuDNN's autotuner picks kernels by timing, so two processes may pick differently
+        # and a resumed render would differ in the last bits; its heuristics are deterministic.
+        torch.backends.cudnn.benchmark = False
     with torch.inference_mode():
         for value, members in batches(truncation, frame_indices, batch_size):
             z_batch = torch.from_numpy(z[members]).to(device=device, dtype=dtype)

@@ -75,13 +75,19 @@ def fit(image, width, height):
 
 
 def effective_steps(steps, strength):
-    """How many denoising steps diffusers' img2img runs: ``int(steps * strength)``, at most ``steps``.
+    """How many of ``steps`` denoising steps img2img runs at ``strength``: ``int(steps * strength)``.
 
-    Frames that agree on it (and on steps and guidance) are the same pipeline call,
-    so they batch together even when an animated strength differs slightly. 0 means
-    the frame is the source image unchanged.
+    diffusers runs exactly that many, so frames that agree on it (and on steps and
+    guidance) are the same pipeline call and batch together even when an animated
+    strength differs. 0 means the frame is the source image unchanged. (The small
+    tolerance keeps 0.7 stored as float32 0.69999999 at 7 of 10 steps, not 6.)
     """
-    return min(int(steps * strength), int(steps))
+    return max(0, min(int(steps * strength + 1e-4), int(steps)))
+
+
+def pipeline_strength(steps, effective):
+    """The strength to hand diffusers so that it runs exactly ``effective`` of ``steps`` steps."""
+    return 1.0 if effective >= steps else (effective + 0.5) / steps
 
 
 class PromptEmbeddings:

@@ -50,14 +50,14 @@ class Models:
 
     def biggan(self, name, device):
         """(model, torch device, dtype) of BigGAN ``name`` on ``device`` ("auto", "cpu", ...)."""
-        key = (name, device)
+        key = (model_identity(name), device)  # weights replaced in the folder: load them again
         if self._biggan[0] != key:
             self._biggan = (None, None)  # free the old one before loading the next
             self._biggan = (key, biggan.load(name, device))
         return self._biggan[1]
 
     def pipeline(self, name, tiny_vae, torch_device, dtype):
-        key = (name, tiny_vae, str(torch_device), str(dtype))
+        key = (model_identity(name), model_identity(tiny_vae), str(torch_device), str(dtype))
         if self._pipeline[0] != key:
             self._pipeline = (None, None)
             self._pipeline = (key, img2img.load(name, torch_device, dtype, tiny_vae or None))
@@ -204,7 +204,8 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
             result.stopped = True
             return result
         generated = dict(biggan.generate(model, torch_device, dtype, z, classes, truncation, members, batch_size))
-        images = {i: img2img.fit(Image.fromarray(generated[i]), settings.width, settings.height) for i in members}
+        size = (settings.width, settings.height)
+        images = {i: img2img.fit(Image.fromarray(generated[i]), *size) for i in members}
         if pipeline is not None:
             for (steps, effective, guidance), call in _diffusion_groups(plan, members):
                 if effective == 0:  # strength too low for one step: the source as it is
@@ -212,13 +213,19 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
                 outputs = img2img.run(
                     pipeline, [images[i] for i in call],
                     [embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in call],
-                    float(plan.strength[call[0]]), guidance, steps,
+                    img2img.pipeline_strength(steps, effective), guidance, steps,
                     [int(round(plan.noise_seed[i])) for i in call], torch_device,
                 )
                 images.update(zip(call, outputs))
+        # Forget the batch's old keys before its files change: a kill while writing must
+        # not leave new pixels under an old key (or old pixels under a new one).
+        for index in members:
+            manifest.pop(plan.frame_start + index, None)
+        save_manifest(out_folder, manifest)
         for index in members:
             number = plan.frame_start + index
-            frames.write_png(frames.frame_path(out_folder, number), images[index])
+            # diffusers works in multiples of 8 pixels: back to the exact output size.
+            frames.write_png(frames.frame_path(out_folder, number), images[index], size=size)
             manifest[number] = keys[index]
             result.rendered.append(number)
         save_manifest(out_folder, manifest)

@@ -58,6 +58,24 @@ def test_blended_prompts_lie_between_the_two(pipeline):
     assert distance(mostly_volcano, volcano) < distance(half, volcano) < distance(lake, volcano)
 
 
+def test_strength_acts_in_whole_steps_as_diffusers_runs_them(pipeline):
+    frame = img2img.fit(source(), 64, 48)
+    embeddings = img2img.PromptEmbeddings(pipeline, "", CPU)
+    condition = [embeddings.blend({"a volcano": 1.0}, False)]
+
+    def at(strength, steps=4):
+        return img2img.run(pipeline, [frame], condition, strength, 0.0, steps, [3], CPU)[0]
+
+    # diffusers runs int(4 x strength) steps: 0.5 and 0.74 are the same 2 steps, 0.75 is 3.
+    assert np.array_equal(at(0.5), at(0.74)) and not np.array_equal(at(0.5), at(0.75))
+    assert img2img.effective_steps(4, 0.74) == 2 and img2img.effective_steps(4, 0.75) == 3
+    assert img2img.effective_steps(10, np.float32(0.7)) == 7  # float32 0.69999999 is still 7 of 10
+    for steps in (1, 2, 3, 4, 10):
+        for effective in range(1, steps + 1):
+            strength = img2img.pipeline_strength(steps, effective)
+            assert 0 < strength <= 1 and min(int(steps * strength), steps) == effective
+
+
 def test_guidance_uses_the_negative_prompt(pipeline):
     frame = img2img.fit(source(), 64, 48)
     plain = run(pipeline, [frame], {"a volcano": 1.0}, guidance=4.0)[0]

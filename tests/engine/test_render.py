@@ -145,13 +145,26 @@ def test_animated_strength_batches_exactly_and_too_little_strength_keeps_the_sou
     assert mixed_frames["frame_000001.png"] != mixed_frames["frame_000003.png"]
 
 
-def test_weights_replaced_in_the_same_folder_rerender(models, tmp_path):
+def test_weights_replaced_in_the_same_folder_rerender_even_in_a_warm_worker(models, tmp_path):
     folder = str(tmp_path / "sd")
     img2img.make_tiny_pipeline(folder, seed=0)
-    out = str(tmp_path / "out")
-    render.render(plan(4), models[0], settings(models, model=folder), out, device="cpu")
+    out, warm = str(tmp_path / "out"), render.Models()  # the worker keeps its models between renders
+    render.render(plan(4), models[0], settings(models, model=folder), out, device="cpu", models=warm)
     before = read_all(out)
     img2img.make_tiny_pipeline(folder, seed=1)  # other weights, same path
-    again = render.render(plan(4), models[0], settings(models, model=folder), out, device="cpu")
+    again = render.render(plan(4), models[0], settings(models, model=folder), out, device="cpu", models=warm)
     assert again.rendered == [1, 2, 3, 4]
-    assert read_all(out) != before
+    fresh = str(tmp_path / "fresh")
+    render.render(plan(4), models[0], settings(models, model=folder), fresh, device="cpu")
+    assert read_all(out) != before and read_all(out) == read_all(fresh)  # the new weights, not the cached ones
+
+
+def test_sizes_that_are_not_multiples_of_8_come_out_exact(models, tmp_path):
+    from PIL import Image
+
+    strength = np.array([0.2, 0.6, 1.0])  # no step, one step, two steps
+    render.render(plan(3, strength=strength), models[0], settings(models, width=60, height=44),
+                  str(tmp_path / "odd"), device="cpu")
+    for number in (1, 2, 3):
+        with Image.open(tmp_path / "odd" / f"frame_{number:06d}.png") as image:
+            assert image.size == (60, 44)

@@ -65,7 +65,7 @@ def test_script_bakes_renders_saves_and_encodes(rendered):
 
 
 @pytest.mark.parametrize("case", ["missing biggan", "missing sd", "unreadable audio", "unwritable output",
-                                  "frames outside the song"])
+                                  "frames outside the song", "malformed frames", "not an mp4"])
 def test_bad_input_exits_1_with_a_message_and_loses_nothing(case, inputs, rendered, tmp_path):
     folder, _ = rendered
     before = frames_of(folder / "frames")
@@ -80,8 +80,12 @@ def test_bad_input_exits_1_with_a_message_and_loses_nothing(case, inputs, render
     elif case == "unwritable output":
         (tmp_path / "a-file").write_text("not a folder")
         out, expected = tmp_path / "a-file" / "frames", "cannot write frames to"
-    else:
+    elif case == "frames outside the song":
         extra, expected = ["--frames", "60-100"], "outside the song's frames 1-72"
+    elif case == "malformed frames":
+        extra, expected = ["--frames", "sixty"], "--frames 'sixty' is not A-B"
+    else:
+        extra, expected = ["--encode", str(tmp_path / "video.mov")], "give a path ending in .mp4"
     result = run_script(inputs, out, *extra, "--save", str(folder / "video.blend"), audio=audio)
     assert result.returncode == 1, result.stdout[-2000:]
     last_line = result.stderr.strip().splitlines()[-1]
@@ -89,3 +93,15 @@ def test_bad_input_exits_1_with_a_message_and_loses_nothing(case, inputs, render
     assert "Traceback" not in result.stderr
     assert frames_of(folder / "frames") == before  # no frame rewritten or removed
     assert os.path.getmtime(folder / "video.blend") == blend_time  # the saved file is untouched
+
+
+def test_another_frame_rate_rebakes_a_saved_file(inputs, rendered, tmp_path):
+    folder, _ = rendered
+    command = [sys.executable, SCRIPT, "--", "--blend", str(folder / "video.blend"), "--fps", "30",
+               "--output", str(tmp_path / "frames30"), "--sd", "none", "--device", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "baked" in result.stdout and "Latent Walk: 90/90 frames" in result.stdout
+    same = subprocess.run(command[:5] + ["--output", str(tmp_path / "frames30b"), "--sd", "none", "--device", "cpu"],
+                          capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert same.returncode == 0 and "baked" not in same.stdout  # the file's own bake is used as it is
