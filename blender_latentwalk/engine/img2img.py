@@ -185,19 +185,18 @@ def byte_level_tokenizer(max_length):
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
-def make_tiny_pipeline(folder, seed=0):
-    """Write an untrained tiny SD img2img pipeline with save_pretrained (offline smoke tests)."""
+def make_tiny_pipeline(folder, seed=0, xl=False):
+    """Write an untrained tiny img2img pipeline with save_pretrained (offline smoke tests).
+
+    xl : an SDXL-layout pipeline (two text encoders, pooled embeddings, time ids)
+    instead of the Stable Diffusion 1.x/2.x layout.
+    """
     import torch
     from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionImg2ImgPipeline,
-                           UNet2DConditionModel)
-    from transformers import CLIPTextConfig, CLIPTextModel
+                           StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
-    )
     # Four VAE blocks, as in Stable Diffusion: latents are 1/8 of the image, so the
     # UNet's attention stays small at video sizes.
     vae = AutoencoderKL(
@@ -207,17 +206,34 @@ def make_tiny_pipeline(folder, seed=0):
     )
     tokenizer = byte_level_tokenizer(77)
     vocab = tokenizer.get_vocab()
-    text_encoder = CLIPTextModel(CLIPTextConfig(
+    text_config = CLIPTextConfig(
         vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
         max_position_embeddings=77, projection_dim=16, bos_token_id=vocab["<|startoftext|>"],
         eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
-    ))
+    )
     scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                                 timestep_spacing="trailing", steps_offset=1)
-    pipeline = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                              scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                              requires_safety_checker=False)
+    blocks = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=2, norm_num_groups=4)
+    if xl:
+        # SDXL: both encoders' hidden states side by side (16 + 16), and the second's pooled
+        # projection (16) plus six time ids of 8 each as the added conditioning.
+        unet = UNet2DConditionModel(cross_attention_dim=32, addition_embed_type="text_time",
+                                    addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 16,
+                                    use_linear_projection=True, **blocks)
+        pipeline = StableDiffusionXLImg2ImgPipeline(
+            vae=vae, text_encoder=CLIPTextModel(text_config), text_encoder_2=CLIPTextModelWithProjection(text_config),
+            tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
+            requires_aesthetics_score=False, force_zeros_for_empty_prompt=True,
+        )
+    else:
+        unet = UNet2DConditionModel(cross_attention_dim=16, **blocks)
+        pipeline = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=CLIPTextModel(text_config),
+                                                  tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                                  safety_checker=None, feature_extractor=None,
+                                                  requires_safety_checker=False)
     pipeline.save_pretrained(folder)
     with open(os.path.join(folder, "README.txt"), "w", encoding="utf-8") as stream:
-        stream.write("UNTRAINED tiny Stable Diffusion img2img stand-in for offline smoke tests.\n")
+        stream.write(f"UNTRAINED tiny {'SDXL' if xl else 'Stable Diffusion'} img2img stand-in for offline tests.\n")
     return folder

@@ -99,3 +99,17 @@ def test_none_skips_diffusion_and_missing_models_fail_fast(tmp_path, monkeypatch
     assert time.perf_counter() - start < 5.0
     with pytest.raises(LatentWalkError, match="could not be loaded from the folder"):
         img2img.load(str(tmp_path), CPU, torch.float32)
+
+
+def test_sdxl_layout_pipelines_load_blend_prompts_and_use_the_negative_prompt(tmp_path):
+    folder = img2img.make_tiny_pipeline(str(tmp_path / "tiny-sdxl-UNTRAINED"), xl=True)
+    pipeline = img2img.load(folder, CPU, torch.float32)
+    assert type(pipeline).__name__ == "StableDiffusionXLImg2ImgPipeline"
+    frame = img2img.fit(source(), 64, 48)
+    volcano, lake = run(pipeline, [frame], {"a volcano": 1.0})[0], run(pipeline, [frame], {"a lake": 1.0})[0]
+    half = run(pipeline, [frame], {"a volcano": 0.5, "a lake": 0.5})[0]
+    assert volcano.shape == (48, 64, 3)
+    assert not np.array_equal(volcano, lake) and not np.array_equal(half, volcano) and not np.array_equal(half, lake)
+    guided = run(pipeline, [frame], {"a volcano": 1.0}, guidance=4.0)[0]
+    negative = run(pipeline, [frame], {"a volcano": 1.0}, guidance=4.0, negative="blurry")[0]
+    assert not np.array_equal(guided, negative)
