@@ -16,13 +16,13 @@ import argparse
 import copy
 import os
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from benchmarking import timed  # noqa: E402
 
 from blender_latentwalk.engine import biggan  # noqa: E402
 
@@ -43,16 +43,6 @@ def engine_loop(model, device, dtype, z, classes, truncation, batch_size):
     images = biggan.generate(model, device, dtype, z, classes, np.full(len(z), truncation),
                              range(len(z)), batch_size=batch_size)
     return np.stack([image for _, image in images])
-
-
-def timed(function, device, *args):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = function(*args)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - start
 
 
 def main():

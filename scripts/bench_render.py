@@ -33,6 +33,7 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from benchmarking import timed  # noqa: E402
 
 from blender_latentwalk.engine import biggan, img2img  # noqa: E402
 
@@ -112,16 +113,6 @@ def engine_batched(pipeline, images, strength, steps, seed, device, batch_size):
         outputs += img2img.run(pipeline, batch, [condition] * len(batch), strength, 0.0, steps,
                                [seed] * len(batch), device)
     return outputs
-
-
-def timed(function, device, *args):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = function(*args)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - start
 
 
 def full_render(sd_folder, tiny_vae, size, frames, batch_size, device_name, out):
