@@ -34,25 +34,30 @@ def load(name_or_path, device, dtype, tiny_vae=None):
                               f"({error}); install them (scripts/setup.sh does), or use 'none'.") from None
 
     diffusers_logging.disable_progress_bar()
+    pipeline = _from_pretrained(AutoPipelineForImage2Image, name_or_path, "Stable Diffusion model", dtype,
+                                safety_checker=None)
+    if tiny_vae:
+        pipeline.vae = _from_pretrained(AutoencoderTiny, tiny_vae, "Tiny VAE", dtype)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device)
+
+
+def _from_pretrained(cls, name_or_path, what, dtype, **options):
+    """``cls.from_pretrained`` from disk only; a missing model says where it was looked for."""
     local = os.path.isdir(name_or_path)
     if not local and os.path.sep in name_or_path.strip("/") and os.path.exists(os.path.dirname(name_or_path)):
-        raise LatentWalkError(f"Stable Diffusion folder '{name_or_path}' does not exist.")
+        raise LatentWalkError(f"{what} folder '{name_or_path}' does not exist.")
     try:
-        pipeline = AutoPipelineForImage2Image.from_pretrained(
-            name_or_path, dtype=dtype, local_files_only=True, safety_checker=None,
-        )
-        if tiny_vae:
-            pipeline.vae = AutoencoderTiny.from_pretrained(tiny_vae, dtype=dtype, local_files_only=True)
+        return cls.from_pretrained(name_or_path, dtype=dtype, local_files_only=True, **options)
     except (OSError, ValueError, EnvironmentError) as error:
         where = f"the folder '{name_or_path}'" if local else (
             f"the Hugging Face cache ({os.environ.get('HF_HUB_CACHE') or '~/.cache/huggingface/hub'})")
         raise LatentWalkError(
-            f"Stable Diffusion model '{name_or_path}' could not be loaded from {where} ({str(error).splitlines()[0]}). "
+            f"{what} '{name_or_path}' could not be loaded from {where} ({str(error).splitlines()[0]}). "
             f"On a machine with network access run `hf download {name_or_path}` and copy the cache here, "
-            "or give a folder written by save_pretrained, or 'none' to skip diffusion."
+            "or give a folder written by save_pretrained"
+            + (", or 'none' to skip diffusion." if what.startswith("Stable") else ", or leave it empty.")
         ) from None
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline.to(device)
 
 
 def is_available(name_or_path):

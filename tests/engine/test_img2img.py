@@ -113,3 +113,17 @@ def test_sdxl_layout_pipelines_load_blend_prompts_and_use_the_negative_prompt(tm
     guided = run(pipeline, [frame], {"a volcano": 1.0}, guidance=4.0)[0]
     negative = run(pipeline, [frame], {"a volcano": 1.0}, guidance=4.0, negative="blurry")[0]
     assert not np.array_equal(guided, negative)
+
+
+def test_tiny_vae_replaces_the_pipelines_autoencoder(tmp_path):
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    AutoencoderTiny().save_pretrained(str(tmp_path / "taesd-UNTRAINED"))  # taesd's architecture
+    sd = img2img.make_tiny_pipeline(str(tmp_path / "sd"))
+    pipeline = img2img.load(sd, CPU, torch.float32, tiny_vae=str(tmp_path / "taesd-UNTRAINED"))
+    assert isinstance(pipeline.vae, AutoencoderTiny)
+    frame = img2img.fit(source(), 64, 48)
+    assert run(pipeline, [frame], {"a volcano": 1.0})[0].shape == (48, 64, 3)
+    with pytest.raises(LatentWalkError, match="Tiny VAE folder '.*no-such-vae' does not exist"):
+        img2img.load(sd, CPU, torch.float32, tiny_vae=str(tmp_path / "no-such-vae"))
