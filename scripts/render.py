@@ -100,11 +100,11 @@ def _clear_animation(scene, data_path):
 
 def needs_bake(settings, audio_path, fps_changed):
     """True when the scene has no bake of this song at this frame rate yet."""
-    from blender_latentwalk.blender.sequencer import _same_file
+    from blender_latentwalk.blender.sequencer import same_file
 
     if not settings.baked_fingerprints or not settings.audio_path or fps_changed:
         return True
-    return audio_path is not None and not _same_file(settings.audio_path, audio_path)
+    return audio_path is not None and not same_file(settings.audio_path, audio_path)
 
 
 def main():

@@ -9,7 +9,8 @@ from . import compat
 BEAT_MARKER_NAME = "beat"
 
 
-def _same_file(path_a, path_b):
+def same_file(path_a, path_b):
+    """True when two Blender paths (``//`` relative to the .blend) name the same file."""
     return os.path.normcase(os.path.abspath(bpy.path.abspath(path_a))) == os.path.normcase(
         os.path.abspath(bpy.path.abspath(path_b))
     )
@@ -20,10 +21,10 @@ def find_sound_strip(scene, audio_path):
     settings = scene.latentwalk
     strips = [s for s in compat.all_strips(scene) if s.type == "SOUND" and s.sound is not None]
     for strip in strips:
-        if strip.name == settings.sound_strip_name and _same_file(strip.sound.filepath, audio_path):
+        if strip.name == settings.sound_strip_name and same_file(strip.sound.filepath, audio_path):
             return strip
     for strip in strips:
-        if _same_file(strip.sound.filepath, audio_path):
+        if same_file(strip.sound.filepath, audio_path):
             return strip
     return None
 
