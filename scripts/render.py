@@ -28,6 +28,8 @@ import bpy  # noqa: E402
 
 from blender_latentwalk.blender import headless  # noqa: E402
 
+MARKER_NAME_MAX = 63  # Blender cuts timeline marker names after 63 characters
+
 
 def parse_args(argv):
     parser = headless.ArgumentParser(prog="scripts/render.py")
@@ -76,6 +78,9 @@ def apply_settings(args, scene):
         frame, colon, text = change.partition(":")
         if not colon or not frame.strip().isdigit() or not text.strip():
             headless.fail(f"--prompt-change '{change}' is not FRAME:TEXT (e.g. 240:a city at night).")
+        if len(f"prompt: {text.strip()}") > MARKER_NAME_MAX:
+            headless.fail(f"--prompt-change '{change}': a marker name holds {MARKER_NAME_MAX} characters, so its "
+                          f"prompt at most {MARKER_NAME_MAX - len('prompt: ')}; shorten it.")
         scene.timeline_markers.new(f"prompt: {text.strip()}", frame=int(frame))
     if args.output:
         diffusion.output_folder = os.path.abspath(args.output)
@@ -125,6 +130,8 @@ def main():
         headless.fail("no song: give --audio SONG (wav, flac, ogg or mp3).")
     if not args.output and settings.diffusion.output_folder.startswith("//") and not bpy.data.filepath:
         headless.fail("give --output DIR: the scene's Output folder is relative to a .blend that is not saved.")
+    if args.save == "" and not bpy.data.filepath:
+        headless.fail("--save needs a path (--save OUT.blend): this scene was not opened from a .blend file.")
     if args.encode and not args.encode.lower().endswith(".mp4"):
         headless.fail(f"--encode '{args.encode}': the video is an MP4 (H.264 + AAC); give a path ending in .mp4.")
     fps_before = (scene.render.fps, scene.render.fps_base)
@@ -146,8 +153,7 @@ def main():
     finally:
         worker_client.release()
     if args.save is not None:
-        path = headless.save_blend(args.save or bpy.data.filepath or headless.fail(
-            "--save needs a path: this scene was not opened from a .blend file."))
+        path = headless.save_blend(args.save or bpy.data.filepath)
         print(f"saved {path}", flush=True)
     if args.encode:
         path = os.path.abspath(args.encode)

@@ -103,8 +103,8 @@ class RenderJob:
             self.result = event
         elif kind in ("error", "fatal") and same:
             self.error = event["message"]
-        elif kind == "exit" and not self.finished and self.cancel_requested:
-            self.result = {"rendered": [], "reused": [], "stopped": True}  # ended on purpose
+        elif kind == "exit" and not self.finished and self.cancel_requested and self.worker.closing:
+            self.result = {"rendered": [], "reused": [], "stopped": True}  # ended on purpose (Esc twice)
         elif kind == "exit" and not self.finished:
             tail = self.worker.log_tail()
             self.error = (f"the render worker stopped (exit status {event['status']})"
@@ -238,10 +238,13 @@ class _RenderOperator:
         job = self._job
         try:
             if event.type == "ESC" and event.value == "PRESS":
-                if job.cancel_requested:
-                    worker_client.release(timeout_s=1.0)  # a worker stuck (loading, a hung GPU) is ended now
-                else:
+                if getattr(event, "is_repeat", False):
+                    return {"RUNNING_MODAL"}  # a held key is one press
+                if not job.cancel_requested:
                     job.cancel()  # the worker stops before its next batch; finished frames stay
+                    self._cancelled_s = time.monotonic()
+                elif time.monotonic() - self._cancelled_s > 0.5:  # a second, deliberate press
+                    worker_client.release(timeout_s=1.0)  # a worker stuck (loading, a hung GPU) is ended now
                 self._show(context)
                 return {"RUNNING_MODAL"}
             if event.type != "TIMER":
@@ -267,7 +270,7 @@ class LATENTWALK_OT_render(_RenderOperator, bpy.types.Operator):
 
     bl_idname = "latentwalk.render"
     bl_label = "Render Frames"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}  # not REGISTER: Repeat Last would re-run it blocking, without Esc
 
 
 class LATENTWALK_OT_preview(_RenderOperator, bpy.types.Operator):
@@ -275,7 +278,7 @@ class LATENTWALK_OT_preview(_RenderOperator, bpy.types.Operator):
 
     bl_idname = "latentwalk.preview"
     bl_label = "Preview Walk"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}
     preview = True
 
 

@@ -40,6 +40,7 @@ class Worker:
             self._log.close()
             raise LatentWalkError(f"the render worker '{python}' could not be started ({error.strerror}).") from None
         self.events = queue.Queue()
+        self.closing = False  # set when the add-on ends it, so its exit is not a crash
         threading.Thread(target=self._read_events, name="latentwalk-worker-events", daemon=True).start()
 
     def _read_events(self):
@@ -81,6 +82,7 @@ class Worker:
 
     def close(self, timeout_s=10.0):
         """End the worker (models and their memory go with it)."""
+        self.closing = True
         if self.alive():
             self.send(command="quit")
             try:

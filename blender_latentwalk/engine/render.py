@@ -72,20 +72,28 @@ def model_identity(name_or_path):
         return name_or_path
     if os.path.isdir(name_or_path):
         entries = []
-        for root, _, names in sorted(os.walk(name_or_path)):
-            for name in sorted(names):
-                status = os.stat(os.path.join(root, name))
+        for root, folders, names in os.walk(name_or_path, followlinks=True):
+            folders[:] = sorted(f for f in folders if not f.startswith("."))  # .git, .cache: not the model
+            for name in sorted(n for n in names if not n.startswith(".")):
+                try:
+                    status = os.stat(os.path.join(root, name))
+                except OSError:  # a broken link: not something the loader reads either
+                    continue
                 entries.append([os.path.relpath(os.path.join(root, name), name_or_path), status.st_size,
                                 status.st_mtime_ns])
         return f"{os.path.abspath(name_or_path)}#{hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]}"
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        index = try_to_load_from_cache(name_or_path, "model_index.json")
+        # A pipeline has model_index.json, a single model (a Tiny VAE) config.json; the
+        # cached path is .../snapshots/<commit>/<file>.
+        for file_name in ("model_index.json", "config.json"):
+            cached = try_to_load_from_cache(name_or_path, file_name)
+            if isinstance(cached, str):
+                return f"{name_or_path}@{os.path.basename(os.path.dirname(cached))}"
     except (ImportError, ValueError):
-        index = None
-    # The cached path is .../snapshots/<commit>/model_index.json.
-    return f"{name_or_path}@{os.path.basename(os.path.dirname(index))}" if isinstance(index, str) else name_or_path
+        pass
+    return name_or_path
 
 
 def walk_inputs(plan):

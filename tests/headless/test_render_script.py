@@ -95,13 +95,34 @@ def test_bad_input_exits_1_with_a_message_and_loses_nothing(case, inputs, render
     assert os.path.getmtime(folder / "video.blend") == blend_time  # the saved file is untouched
 
 
-def test_another_frame_rate_rebakes_a_saved_file(inputs, rendered, tmp_path):
+def test_another_frame_rate_rebakes_a_saved_file_and_the_same_one_does_not(inputs, rendered, tmp_path):
+    import shutil
+
     folder, _ = rendered
-    command = [sys.executable, SCRIPT, "--", "--blend", str(folder / "video.blend"), "--fps", "30",
-               "--output", str(tmp_path / "frames30"), "--sd", "none", "--device", "cpu"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "baked" in result.stdout and "Latent Walk: 90/90 frames" in result.stdout
-    same = subprocess.run(command[:5] + ["--output", str(tmp_path / "frames30b"), "--sd", "none", "--device", "cpu"],
-                          capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    blend = tmp_path / "copy.blend"
+    shutil.copy(folder / "video.blend", blend)  # baked at 24 fps
+
+    def run(out, *extra):
+        return subprocess.run([sys.executable, SCRIPT, "--", "--blend", str(blend), "--output", str(tmp_path / out),
+                               "--sd", "none", "--device", "cpu", *extra],
+                              capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+    other = run("frames30", "--fps", "30", "--save")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "baked" in other.stdout and "Latent Walk: 90/90 frames" in other.stdout
+    same = run("frames30b", "--fps", "30")
     assert same.returncode == 0 and "baked" not in same.stdout  # the file's own bake is used as it is
+    assert "Latent Walk: 90/90 frames" in same.stdout
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["--prompt-change", "240"], "is not FRAME:TEXT"),
+    (["--prompt-change", "2:" + "x" * 60], "a marker name holds 63 characters"),
+    (["--save"], "--save needs a path"),
+    (["--strength", "strong"], "argument --strength: invalid float value"),
+])
+def test_argument_mistakes_are_one_line_and_exit_1_before_any_work(inputs, tmp_path, arguments, expected):
+    result = run_script(inputs, tmp_path / "frames", *arguments)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and expected in result.stderr
+    assert not (tmp_path / "frames").exists()  # refused before baking or rendering
