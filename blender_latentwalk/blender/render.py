@@ -8,6 +8,8 @@ before its next batch. In background mode (``blender -b``) the same job runs
 synchronously and prints progress lines.
 """
 
+import hashlib
+import json
 import os
 import queue
 import time
@@ -45,6 +47,26 @@ def preview_size(scene):
     return width, max(2, int(round(width * aspect / 2)) * 2)
 
 
+def render_request(scene, preview):
+    """(folder, what the worker is asked to render with) from the scene's settings."""
+    settings = scene.latentwalk
+    walk, diffusion = settings.walk, settings.diffusion
+    if preview:
+        folder, size = resolve_folder(walk.preview_folder, "Preview Folder"), preview_size(scene)
+        sd_model, tiny_vae = "none", ""
+    else:
+        folder, size = resolve_folder(diffusion.output_folder, "Output folder"), output_size(scene)
+        sd_model, tiny_vae = diffusion.model.strip() or "none", diffusion.tiny_vae.strip()
+    return folder, {"biggan": walk.model, "img2img": {"model": sd_model, "width": size[0], "height": size[1],
+                                                       "tiny_vae": tiny_vae}}
+
+
+def render_fingerprint(plan, folder, request, first, last):
+    """A hash of everything a finished render of frames first..last was made from."""
+    payload = {"plan": plan.fingerprint(), "folder": folder, "request": request, "frames": [first, last]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 class RenderJob:
     """One render request to the worker, and what has come back of it.
 
@@ -56,12 +78,7 @@ class RenderJob:
         settings.ensure_default_classes()
         walk, diffusion = settings.walk, settings.diffusion
         self.preview = preview
-        if preview:
-            self.folder, self.size = resolve_folder(walk.preview_folder, "Preview Folder"), preview_size(scene)
-            self.sd_model, tiny_vae = "none", ""
-        else:
-            self.folder, self.size = resolve_folder(diffusion.output_folder, "Output folder"), output_size(scene)
-            self.sd_model, tiny_vae = diffusion.model.strip() or "none", diffusion.tiny_vae.strip()
+        self.folder, request = render_request(scene, preview)
         song_first, song_last = sampling.plan_range(scene)
         first, last = frames if frames is not None else (song_first, song_last)
         if not (song_first <= first <= last <= song_last):
@@ -79,11 +96,10 @@ class RenderJob:
         if python is None:
             python = worker_client.worker_python(preferences.get().engine_python)
         self.worker = worker_client.get(python)
+        self.fingerprint = render_fingerprint(self.plan, self.folder, request, first, last)
         self.request_id = self.worker.render(
-            plan=plan_path, biggan=walk.model,
-            img2img={"model": self.sd_model, "width": self.size[0], "height": self.size[1], "tiny_vae": tiny_vae},
-            out=self.folder, frames=[first - song_first, last - song_first],
-            batch_size=diffusion.batch_size or None, device=walk.device,
+            plan=plan_path, out=self.folder, frames=[first - song_first, last - song_first],
+            batch_size=diffusion.batch_size or None, device=walk.device, **request,
         )
         self.done, self.total = 0, None
         self.started_s = None  # when the models were loaded and frames began
@@ -147,6 +163,8 @@ class RenderJob:
         if self.error is not None:
             raise LatentWalkError(self.error)
         rendered, reused = len(self.result["rendered"]), len(self.result["reused"])
+        if not self.preview:  # Encode Video takes only a finished render of the scene as it is
+            scene.latentwalk.last_render_fingerprint = "" if self.result["stopped"] else self.fingerprint
         if self.result["stopped"]:
             return (f"cancelled: {max(rendered, self.done)} new frames kept in {self.folder}; render again to "
                     "continue where it stopped")
@@ -320,6 +338,18 @@ def video_path(scene):
     return os.path.join(folder, f"{name}.mp4")
 
 
+def check_frames_are_current(scene):
+    """Refuse to encode frames that are not a finished render of the scene as it is now."""
+    strip = next(s for s in sequencer.compat.all_strips(scene) if s.name == FINAL_STRIP_NAME)
+    first, last = strip.frame_final_start, strip.frame_final_end - 1
+    folder, request = render_request(scene, preview=False)
+    plan = sampling.sample_plan(scene, *sampling.plan_range(scene))
+    if render_fingerprint(plan, folder, request, first, last) != scene.latentwalk.last_render_fingerprint:
+        raise LatentWalkError("the frames on the Sequencer are not a finished render of the scene as it is now "
+                              "(a render was cancelled, or curves or settings changed since): press Render Frames "
+                              "first; it re-renders only what changed.")
+
+
 class LATENTWALK_OT_encode_video(bpy.types.Operator):
     """Encode the Sequencer (the rendered frames and the song) with Blender's FFmpeg as H.264 + AAC, next to the frames"""
 
@@ -332,6 +362,7 @@ class LATENTWALK_OT_encode_video(bpy.types.Operator):
 
     def execute(self, context):
         try:
+            check_frames_are_current(context.scene)
             path = video_path(context.scene)
             sequencer.encode_video(context.scene, path, interactive=not bpy.app.background)
         except (LatentWalkError, RuntimeError) as error:

@@ -99,11 +99,18 @@ def test_cancelled_render_resumes_byte_identical_computing_only_the_missing_fram
     first_part = job.result["rendered"]
     assert 8 <= len(first_part) < 72
     assert "cancelled" in job.finish(scene)
+    with pytest.raises(RuntimeError, match="not a finished render"):  # half old, half new frames
+        bpy.ops.latentwalk.encode_video()
 
     again = render.render_sync(scene)
     assert again.result["reused"] == first_part
     assert sorted(again.result["rendered"] + first_part) == list(range(1, 73))
     assert pngs(tmp_path / "resumed") == uninterrupted
+    scene.latentwalk.diffusion.strength = 0.8  # changed since the render: refused again
+    with pytest.raises(RuntimeError, match="not a finished render"):
+        bpy.ops.latentwalk.encode_video()
+    scene.latentwalk.diffusion.strength = 0.5
+    assert bpy.ops.latentwalk.encode_video() == {"FINISHED"}
 
 
 def test_prompt_edits_rerender_only_what_they_change(baked, tmp_path):
