@@ -4,8 +4,9 @@
         --biggan DIR --sd DIR --out FRAMES --screenshot PNG
 
 Starts "Render Frames" as a user's click does (INVOKE_DEFAULT), takes a screenshot
-while it runs, presses Esc, waits for the cancel, renders again to the end, prints
-what happened as RESULT lines, and quits.
+while it runs, presses Esc, waits for the cancel, renders again to the end, presses
+Encode Video and waits for Blender's render job, prints what happened as RESULT
+lines, and quits.
 """
 
 import argparse
@@ -83,8 +84,17 @@ def step():
         strips = [(s.name, s.type, s.channel, s.frame_final_start, s.frame_final_duration)
                   for s in scene.sequence_editor.sequences_all]
         result(finished_with=len(frames), strips=strips)
-        bpy.ops.wm.quit_blender()
-        return None
+        with bpy.context.temp_override(**sequencer_context()):
+            result(encode=sorted(bpy.ops.latentwalk.encode_video()))  # Blender's own render job
+        STATE["step"] = "encoding"
+        STATE["encode_ticks"] = 0
+    elif STATE["step"] == "encoding":
+        STATE["encode_ticks"] += 1
+        if STATE["encode_ticks"] > 5 and not bpy.app.is_job_running("RENDER"):
+            video = os.path.join(ARGS.out, "baked.mp4")
+            result(video=video if os.path.isfile(video) else None)
+            bpy.ops.wm.quit_blender()
+            return None
     return 0.1
 
 

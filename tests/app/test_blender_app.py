@@ -187,3 +187,8 @@ def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_
     assert results["finished_with"] == 72
     assert ["Latent Walk", "IMAGE", 2, 1, 72] in results["strips"]
     assert os.path.getsize(screenshot) > 0
+    assert results["encode"] == ["FINISHED"] and results["video"] is not None
+    import av
+
+    with av.open(results["video"]) as container:
+        assert {s.type for s in container.streams} == {"video", "audio"}
