@@ -103,11 +103,13 @@ def _clear_animation(scene, data_path):
                 scene.animation_data.drivers.remove(driver)
 
 
-def needs_bake(settings, audio_path, fps_changed):
-    """True when the scene has no bake of this song at this frame rate yet."""
+def needs_bake(scene, audio_path):
+    """True when the scene has no bake of this song at its frame rate yet."""
     from blender_latentwalk.blender.sequencer import same_file
 
-    if not settings.baked_fingerprints or not settings.audio_path or fps_changed:
+    settings = scene.latentwalk
+    fps = scene.render.fps / scene.render.fps_base
+    if not settings.baked_fingerprints or not settings.audio_path or abs(settings.baked_fps - fps) > 1e-6:
         return True
     return audio_path is not None and not same_file(settings.audio_path, audio_path)
 
@@ -134,12 +136,11 @@ def main():
         headless.fail("--save needs a path (--save OUT.blend): this scene was not opened from a .blend file.")
     if args.encode and not args.encode.lower().endswith(".mp4"):
         headless.fail(f"--encode '{args.encode}': the video is an MP4 (H.264 + AAC); give a path ending in .mp4.")
-    fps_before = (scene.render.fps, scene.render.fps_base)
     apply_settings(args, scene)
     frames = headless.parse_frame_range(args.frames) if args.frames else None
     start_s = time.perf_counter()
     try:
-        if needs_bake(settings, audio, fps_changed=(scene.render.fps, scene.render.fps_base) != fps_before):
+        if needs_bake(scene, audio):
             if audio is not None:
                 settings.audio_path = audio
             written, _kept = bake(scene)

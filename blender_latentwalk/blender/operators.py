@@ -65,6 +65,7 @@ def bake(scene, overwrite_edited=False, python=None):
         scene.frame_end = first_frame + features.n_frames - 1
     scene.use_audio_scrub = True
     scene.sync_mode = "AUDIO_SYNC"
+    settings.baked_fps = scene.render.fps / scene.render.fps_base
     settings.last_bake_summary = (
         f"{features.n_frames} frames from {first_frame}, {len(written)} curves, {len(features.beats)} beats"
         + ("" if strip is not None else " (this Blender build has no audio: song not added to the sequencer)")
