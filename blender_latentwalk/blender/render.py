@@ -223,6 +223,7 @@ class _RenderOperator:
         self._job = _active_job
         self._workspace = context.workspace  # the status text is per workspace: clear the one we set
         self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
+        _active_job.ui = (self._timer, self._workspace)  # for a cleanup Blender does not announce
         context.window_manager.modal_handler_add(self)
         self._show(context)
         return {"RUNNING_MODAL"}
@@ -238,11 +239,7 @@ class _RenderOperator:
     def _end(self, context):
         """Always the way out: timer, status text and the active job are cleaned up."""
         global _active_job
-        context.window_manager.event_timer_remove(self._timer)
-        try:
-            self._workspace.status_text_set(None)
-        except ReferenceError:  # the workspace was deleted meanwhile
-            pass
+        _release_ui(self._job)
         if _active_job is self._job:
             _active_job = None
 
@@ -380,13 +377,28 @@ def active_job():
     return _active_job
 
 
+def _release_ui(job):
+    """Remove the modal render's timer and status text (safe to call twice)."""
+    timer, workspace = getattr(job, "ui", (None, None))
+    job.ui = (None, None)
+    if timer is not None:
+        bpy.context.window_manager.event_timer_remove(timer)
+    try:
+        if workspace is not None:
+            workspace.status_text_set(None)
+    except ReferenceError:  # the workspace was deleted meanwhile
+        pass
+
+
 @bpy.app.handlers.persistent
 def _stop_job_on_file_load(*_args):
-    # Loading a file ends modal operators without telling them: stop the worker's
-    # render (finished frames stay) and let Render Frames run again.
+    # Loading a file, disabling the add-on or reloading scripts ends the modal operator
+    # without telling it: stop the worker's render (finished frames stay), take the
+    # timer and status text away, and let Render Frames run again.
     global _active_job
     if _active_job is not None:
         _active_job.cancel()
+        _release_ui(_active_job)
         _active_job = None
 
 

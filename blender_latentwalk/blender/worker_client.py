@@ -93,7 +93,10 @@ class Worker:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait()
+                try:
+                    self.process.wait(5.0)
+                except subprocess.TimeoutExpired:  # stuck in a driver call: leave it to the OS
+                    pass
         self._log.close()
 
 
