@@ -42,9 +42,8 @@ PROMPT = "an oil painting of a volcano at night, glowing lava"
 
 def build_pipeline(folder, unet_kind, size):
     """Write a random-weight SD img2img pipeline of the given UNet kind with save_pretrained."""
-    from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionImg2ImgPipeline,
-                           UNet2DConditionModel)
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig
 
     torch.manual_seed(0)
     tokenizer = img2img.byte_level_tokenizer(77)  # CLIP's context length
@@ -75,13 +74,7 @@ def build_pipeline(folder, unet_kind, size):
         text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=1024,
                               num_hidden_layers=6, num_attention_heads=4, max_position_embeddings=77,
                               projection_dim=256, hidden_act="gelu", **token_ids)
-    scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                                timestep_spacing="trailing", steps_offset=1)
-    pipeline = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=CLIPTextModel(text), tokenizer=tokenizer,
-                                              unet=unet, scheduler=scheduler, safety_checker=None,
-                                              feature_extractor=None, requires_safety_checker=False)
-    pipeline.save_pretrained(folder)
-    return folder
+    return img2img.save_untrained_pipeline(folder, unet, vae, text, tokenizer)
 
 
 def build_tiny_vae(folder):

@@ -97,10 +97,7 @@ def _clear_animation(scene, data_path):
     fcurve = compat.find_fcurve(scene, data_path, 0)
     if fcurve is not None:
         compat.remove_fcurve(scene, fcurve)
-    if scene.animation_data is not None:
-        for driver in list(scene.animation_data.drivers):
-            if driver.data_path == data_path:
-                scene.animation_data.drivers.remove(driver)
+    scene.driver_remove(data_path)  # False when there is none
 
 
 def needs_bake(scene, audio_path):

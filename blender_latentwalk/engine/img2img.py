@@ -60,16 +60,29 @@ def _from_pretrained(cls, name_or_path, what, dtype, **options):
         ) from None
 
 
+def cached_commit(repo_id, file_names=("model_index.json", "config.json")):
+    """The commit of ``repo_id``'s snapshot in the local Hugging Face cache, or None.
+
+    A pipeline has model_index.json, a single model (a Tiny VAE) config.json; the
+    cached path is .../snapshots/<commit>/<file>. Never touches the network.
+    """
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for file_name in file_names:
+            cached = try_to_load_from_cache(repo_id, file_name)
+            if isinstance(cached, str):
+                return os.path.basename(os.path.dirname(cached))
+    except (ImportError, ValueError):  # no huggingface_hub, or not a repository id
+        pass
+    return None
+
+
 def is_available(name_or_path):
-    """True when the model is a folder or is in the local Hugging Face cache (no network)."""
+    """True when the pipeline is a folder or is in the local Hugging Face cache (no network)."""
     if os.path.isdir(name_or_path):
         return os.path.isfile(os.path.join(name_or_path, "model_index.json"))
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return isinstance(try_to_load_from_cache(name_or_path, "model_index.json"), str)
-    except ValueError:  # not a valid repository id
-        return False
+    return cached_commit(name_or_path, ("model_index.json",)) is not None
 
 
 def fit(image, width, height):
@@ -114,7 +127,8 @@ class PromptEmbeddings:
                 f"the img2img model loads as {type(pipeline).__name__}; prompt schedules work with Stable "
                 "Diffusion 1.x/2.x (e.g. stabilityai/sd-turbo) and SDXL (e.g. stabilityai/sdxl-turbo) models."
             )
-        self._pipeline, self._negative, self._device, self._cache = pipeline, negative_prompt, device, {}
+        self._pipeline, self._negative, self._device = pipeline, negative_prompt, device
+        self._cache, self._blends = {}, {}
 
     def _encode(self, text, guidance_on):
         import torch
@@ -136,7 +150,16 @@ class PromptEmbeddings:
         return self._cache[key]
 
     def blend(self, mix, guidance_on):
-        """Keyword tensors (batch 1) for a frame's {prompt text: weight} mix."""
+        """Keyword tensors (batch 1) for a frame's {prompt text: weight} mix.
+
+        Frames with the same mix (all frames between prompt changes) share one result.
+        """
+        key = (tuple(sorted(mix.items())), guidance_on)
+        if key not in self._blends:
+            self._blends[key] = self._blend(mix, guidance_on)
+        return self._blends[key]
+
+    def _blend(self, mix, guidance_on):
         parts = [(self._encode(text, guidance_on), weight) for text, weight in sorted(mix.items())]
         total = sum(weight for _, weight in parts)
         blended = {}
@@ -190,6 +213,32 @@ def byte_level_tokenizer(max_length):
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
+def save_untrained_pipeline(folder, unet, vae, text_config, tokenizer, xl=False):
+    """Assemble an img2img pipeline around untrained parts and write it with save_pretrained.
+
+    The scheduler is sd-turbo's (Euler ancestral, trailing timesteps). xl: the SDXL
+    layout, with a second text encoder (``text_config`` again, with a projection).
+    """
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                                timestep_spacing="trailing", steps_offset=1)
+    if xl:
+        pipeline = StableDiffusionXLImg2ImgPipeline(
+            vae=vae, text_encoder=CLIPTextModel(text_config), text_encoder_2=CLIPTextModelWithProjection(text_config),
+            tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
+            requires_aesthetics_score=False, force_zeros_for_empty_prompt=True,
+        )
+    else:
+        pipeline = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=CLIPTextModel(text_config),
+                                                  tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                                  safety_checker=None, feature_extractor=None,
+                                                  requires_safety_checker=False)
+    pipeline.save_pretrained(folder)
+    return folder
+
+
 def make_tiny_pipeline(folder, seed=0, xl=False):
     """Write an untrained tiny img2img pipeline with save_pretrained (offline smoke tests).
 
@@ -197,9 +246,8 @@ def make_tiny_pipeline(folder, seed=0, xl=False):
     instead of the Stable Diffusion 1.x/2.x layout.
     """
     import torch
-    from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionImg2ImgPipeline,
-                           StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel)
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig
 
     torch.manual_seed(seed)
     # Four VAE blocks, as in Stable Diffusion: latents are 1/8 of the image, so the
@@ -216,8 +264,6 @@ def make_tiny_pipeline(folder, seed=0, xl=False):
         max_position_embeddings=77, projection_dim=16, bos_token_id=vocab["<|startoftext|>"],
         eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
     )
-    scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                                timestep_spacing="trailing", steps_offset=1)
     blocks = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
                   down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                   up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=2, norm_num_groups=4)
@@ -227,18 +273,9 @@ def make_tiny_pipeline(folder, seed=0, xl=False):
         unet = UNet2DConditionModel(cross_attention_dim=32, addition_embed_type="text_time",
                                     addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 16,
                                     use_linear_projection=True, **blocks)
-        pipeline = StableDiffusionXLImg2ImgPipeline(
-            vae=vae, text_encoder=CLIPTextModel(text_config), text_encoder_2=CLIPTextModelWithProjection(text_config),
-            tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
-            requires_aesthetics_score=False, force_zeros_for_empty_prompt=True,
-        )
     else:
         unet = UNet2DConditionModel(cross_attention_dim=16, **blocks)
-        pipeline = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=CLIPTextModel(text_config),
-                                                  tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                                                  safety_checker=None, feature_extractor=None,
-                                                  requires_safety_checker=False)
-    pipeline.save_pretrained(folder)
+    save_untrained_pipeline(folder, unet, vae, text_config, tokenizer, xl=xl)
     with open(os.path.join(folder, "README.txt"), "w", encoding="utf-8") as stream:
         stream.write(f"UNTRAINED tiny {'SDXL' if xl else 'Stable Diffusion'} img2img stand-in for offline tests.\n")
     return folder

@@ -48,16 +48,20 @@ class Models:
         self._biggan = (None, None)
         self._pipeline = (None, None)
 
-    def biggan(self, name, device):
-        """(model, torch device, dtype) of BigGAN ``name`` on ``device`` ("auto", "cpu", ...)."""
-        key = (model_identity(name), device)  # weights replaced in the folder: load them again
+    def biggan(self, name, device, identity):
+        """(model, torch device, dtype) of BigGAN ``name`` on ``device`` ("auto", "cpu", ...).
+
+        identity : `model_identity(name)`; weights replaced in the folder load again.
+        """
+        key = (identity, device)
         if self._biggan[0] != key:
             self._biggan = (None, None)  # free the old one before loading the next
             self._biggan = (key, biggan.load(name, device))
         return self._biggan[1]
 
-    def pipeline(self, name, tiny_vae, torch_device, dtype):
-        key = (model_identity(name), model_identity(tiny_vae), str(torch_device), str(dtype))
+    def pipeline(self, name, tiny_vae, torch_device, dtype, identities):
+        """The img2img pipeline; identities : (`model_identity` of name, of tiny_vae)."""
+        key = (*identities, str(torch_device), str(dtype))
         if self._pipeline[0] != key:
             self._pipeline = (None, None)
             self._pipeline = (key, img2img.load(name, torch_device, dtype, tiny_vae or None))
@@ -82,18 +86,14 @@ def model_identity(name_or_path):
                 entries.append([os.path.relpath(os.path.join(root, name), name_or_path), status.st_size,
                                 status.st_mtime_ns])
         return f"{os.path.abspath(name_or_path)}#{hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]}"
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    commit = img2img.cached_commit(name_or_path)
+    return f"{name_or_path}@{commit}" if commit else name_or_path
 
-        # A pipeline has model_index.json, a single model (a Tiny VAE) config.json; the
-        # cached path is .../snapshots/<commit>/<file>.
-        for file_name in ("model_index.json", "config.json"):
-            cached = try_to_load_from_cache(name_or_path, file_name)
-            if isinstance(cached, str):
-                return f"{name_or_path}@{os.path.basename(os.path.dirname(cached))}"
-    except (ImportError, ValueError):
-        pass
-    return name_or_path
+
+def model_identities(biggan_model, settings):
+    """{"biggan", "model", "tiny_vae": `model_identity`} of a render's models, read once."""
+    return {"biggan": model_identity(biggan_model), "model": model_identity(settings.model),
+            "tiny_vae": model_identity(settings.tiny_vae)}
 
 
 def walk_inputs(plan):
@@ -105,7 +105,7 @@ def _uses_diffusion(settings):
     return bool(settings.model) and settings.model.lower() != img2img.NONE
 
 
-def frame_keys(plan, biggan_model, settings, inputs=None):
+def frame_keys(plan, biggan_model, settings, inputs=None, identities=None):
     """{plan index: hex key} for every frame of the plan.
 
     A frame's key covers its own walk inputs and, when diffusion runs, its own
@@ -113,10 +113,10 @@ def frame_keys(plan, biggan_model, settings, inputs=None):
     only the frames that use it.
     """
     z, classes, truncation = inputs if inputs is not None else walk_inputs(plan)
+    identities = identities if identities is not None else model_identities(biggan_model, settings)
     diffusion = _uses_diffusion(settings)
-    img2img_settings = asdict(settings)
-    img2img_settings.update(model=model_identity(settings.model), tiny_vae=model_identity(settings.tiny_vae))
-    common = {"version": RENDER_VERSION, "biggan": model_identity(biggan_model), "img2img": img2img_settings}
+    img2img_settings = dict(asdict(settings), model=identities["model"], tiny_vae=identities["tiny_vae"])
+    common = {"version": RENDER_VERSION, "biggan": identities["biggan"], "img2img": img2img_settings}
     if diffusion:
         common["negative_prompt"] = plan.settings["negative_prompt"]
     common = json.dumps(common, sort_keys=True).encode()
@@ -177,7 +177,8 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     frames.ensure_writable_folder(out_folder)
     indices = list(range(plan.n_frames)) if frame_indices is None else [int(i) for i in frame_indices]
     inputs = walk_inputs(plan)
-    keys = frame_keys(plan, biggan_model, settings, inputs)
+    identities = model_identities(biggan_model, settings)  # a folder model's files are read once a render
+    keys = frame_keys(plan, biggan_model, settings, inputs, identities)
     manifest = load_manifest(out_folder)
     todo, reused = [], []
     for index in indices:
@@ -189,10 +190,11 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
         return result
 
     models = models if models is not None else Models()
-    model, torch_device, dtype = models.biggan(biggan_model, device)
+    model, torch_device, dtype = models.biggan(biggan_model, device, identities["biggan"])
     pipeline, embeddings = None, None
     if _uses_diffusion(settings):
-        pipeline = models.pipeline(settings.model, settings.tiny_vae, torch_device, dtype)
+        pipeline = models.pipeline(settings.model, settings.tiny_vae, torch_device, dtype,
+                                   (identities["model"], identities["tiny_vae"]))
         embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], torch_device)
     if batch_size is None:
         batch_size = 4 if torch_device.type == "cpu" else 16
@@ -207,12 +209,12 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
         groups.setdefault(index // batch_size, []).append(index)
     from PIL import Image
 
+    size = (settings.width, settings.height)
     for members in groups.values():
         if should_stop is not None and should_stop():
             result.stopped = True
             return result
         generated = dict(biggan.generate(model, torch_device, dtype, z, classes, truncation, members, batch_size))
-        size = (settings.width, settings.height)
         images = {i: img2img.fit(Image.fromarray(generated[i]), *size) for i in members}
         if pipeline is not None:
             for (steps, effective, guidance), call in _diffusion_groups(plan, members):
