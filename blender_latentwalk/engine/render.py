@@ -2,11 +2,13 @@
 
 Every frame has a key: a hash of everything that decides its pixels (its own
 noise vector, class vector and truncation, the models, the img2img settings and
-the output size). ``manifest.json`` in the output folder records the key each
-frame was written with. A render skips frames whose file exists under the same
-key, redoes frames written under other settings (never reusing a stale frame),
-and saves the manifest after every batch, so a killed render resumes at the
-first missing frame.
+the output size). ``manifest.json`` in the output folder records, per frame, the
+key it was written with and the identity of the file written (size and
+modification time), so a PNG replaced behind the manifest's back (a preview into
+the same folder, a copy from another render) is not taken for the frame.
+`frame_status` is the one place that decides whether a frame is current: the
+render uses it to skip finished frames, and Encode Video and the panel use it to
+refuse or count stale ones.
 """
 
 import hashlib
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass
 from . import biggan, frames, img2img, walk
 
 RENDER_VERSION = 2
+MANIFEST_VERSION = 3  # 3: each frame records its key and its file's size and modification time
 MANIFEST_NAME = "manifest.json"
 
 
@@ -135,18 +138,93 @@ def frame_keys(plan, biggan_model, settings, inputs=None, identities=None):
 
 
 def load_manifest(folder):
+    """{Blender frame: {"key", "bytes", "mtime_ns"}} from the folder's manifest ({} when there is none,
+    or it is from another version: its frames then count as stale)."""
     try:
         with open(os.path.join(folder, MANIFEST_NAME), encoding="utf-8") as stream:
-            return {int(frame): key for frame, key in json.load(stream)["frames"].items()}
-    except (OSError, ValueError, KeyError):
+            data = json.load(stream)
+        if data.get("version") != MANIFEST_VERSION:
+            return {}
+        return {int(frame): dict(entry) for frame, entry in data["frames"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
 def save_manifest(folder, manifest):
     handle, temp_path = tempfile.mkstemp(suffix=".json.tmp", dir=folder)
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump({"version": RENDER_VERSION, "frames": {str(f): k for f, k in sorted(manifest.items())}}, stream)
+        json.dump({"version": MANIFEST_VERSION, "frames": {str(f): e for f, e in sorted(manifest.items())}}, stream)
     os.replace(temp_path, os.path.join(folder, MANIFEST_NAME))
+
+
+def manifest_entry(path, key):
+    """What the manifest records of a frame file just written under ``key``."""
+    status = os.stat(path)
+    return {"key": key, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def _file_matches(path, entry):
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False
+    return status.st_size == entry.get("bytes") and status.st_mtime_ns == entry.get("mtime_ns")
+
+
+@dataclass(frozen=True)
+class FrameStatus:
+    """Which frames of a range are, on disk, a finished render of the plan as it is now.
+
+    current : Blender frame numbers whose PNG is the one the manifest records under the frame's key now
+    stale : frames with a PNG that is not (other settings, another plan, replaced or changed since)
+    missing : frames with no PNG
+    """
+
+    current: tuple
+    stale: tuple
+    missing: tuple
+
+    @property
+    def total(self):
+        return len(self.current) + len(self.stale) + len(self.missing)
+
+    @property
+    def complete(self):
+        return not self.stale and not self.missing
+
+    @property
+    def first_not_current(self):
+        """The lowest frame that is stale or missing (None when complete)."""
+        return min(self.stale + self.missing, default=None)
+
+    def summary(self):
+        """One line, e.g. "238 of 240 frames current (1 stale, 1 missing)"."""
+        text = f"{len(self.current)} of {self.total} frames current"
+        parts = [f"{len(self.stale)} stale"] * bool(self.stale) + [f"{len(self.missing)} missing"] * bool(self.missing)
+        return text + (f" ({', '.join(parts)})" if parts else "")
+
+
+def frame_status(plan, biggan_model, settings, folder, frame_indices=None, keys=None):
+    """Compare the folder's PNGs and manifest with the frame keys of ``plan`` now.
+
+    frame_indices : plan indices to check (default: all); keys : `frame_keys` when already computed.
+    Returns a `FrameStatus` in Blender frame numbers (plan.frame_start + index).
+    """
+    indices = range(plan.n_frames) if frame_indices is None else [int(i) for i in frame_indices]
+    keys = keys if keys is not None else frame_keys(plan, biggan_model, settings)
+    manifest = load_manifest(folder)
+    current, stale, missing = [], [], []
+    for index in indices:
+        number = plan.frame_start + index
+        path = frames.frame_path(folder, number)
+        entry = manifest.get(number)
+        if not os.path.exists(path):
+            missing.append(number)
+        elif entry is not None and entry.get("key") == keys[index] and _file_matches(path, entry):
+            current.append(number)
+        else:
+            stale.append(number)
+    return FrameStatus(tuple(current), tuple(stale), tuple(missing))
 
 
 def _diffusion_groups(plan, members):
@@ -179,13 +257,11 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     inputs = walk_inputs(plan)
     identities = model_identities(biggan_model, settings)  # a folder model's files are read once a render
     keys = frame_keys(plan, biggan_model, settings, inputs, identities)
+    status = frame_status(plan, biggan_model, settings, out_folder, indices, keys)
+    reused = set(status.current)
+    todo = [index for index in indices if plan.frame_start + index not in reused]
     manifest = load_manifest(out_folder)
-    todo, reused = [], []
-    for index in indices:
-        number = plan.frame_start + index
-        current = os.path.exists(frames.frame_path(out_folder, number)) and manifest.get(number) == keys[index]
-        (reused if current else todo).append(index)
-    result = RenderResult(rendered=[], reused=[plan.frame_start + i for i in reused])
+    result = RenderResult(rendered=[], reused=sorted(reused))
     if not todo:
         return result
 
@@ -235,8 +311,9 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
         for index in members:
             number = plan.frame_start + index
             # diffusers works in multiples of 8 pixels: back to the exact output size.
-            frames.write_png(frames.frame_path(out_folder, number), images[index], size=size)
-            manifest[number] = keys[index]
+            path = frames.frame_path(out_folder, number)
+            frames.write_png(path, images[index], size=size)
+            manifest[number] = manifest_entry(path, keys[index])
             result.rendered.append(number)
         save_manifest(out_folder, manifest)
         if progress is not None:

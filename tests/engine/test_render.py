@@ -168,3 +168,24 @@ def test_sizes_that_are_not_multiples_of_8_come_out_exact(models, tmp_path):
     for number in (1, 2, 3):
         with Image.open(tmp_path / "odd" / f"frame_{number:06d}.png") as image:
             assert image.size == (60, 44)
+
+
+def test_frame_status_is_decided_by_the_files_and_the_plan_now(models, tmp_path):
+    out = str(tmp_path / "out")
+    render.render(plan(), models[0], settings(models), out, batch_size=5, device="cpu")
+    status = render.frame_status(plan(), models[0], settings(models), out)
+    assert status.complete and status.current == tuple(range(1, 11)) and status.summary() == "10 of 10 frames current"
+
+    # A PNG replaced behind the manifest's back (a preview, a copy from another render) is not the frame.
+    replaced = os.path.join(out, "frame_000007.png")
+    other = render.render(plan(), models[0], settings(models, model="none"), str(tmp_path / "other"), device="cpu")
+    assert other.rendered
+    os.replace(os.path.join(tmp_path, "other", "frame_000007.png"), replaced)
+    os.unlink(os.path.join(out, "frame_000009.png"))
+    status = render.frame_status(plan(), models[0], settings(models), out)
+    assert status.stale == (7,) and status.missing == (9,) and status.first_not_current == 7
+    assert status.summary() == "8 of 10 frames current (1 stale, 1 missing)"
+    # ...and the plan as it is now decides: an edited prompt makes every frame stale.
+    assert render.frame_status(plan(prompt="a lake"), models[0], settings(models), out).current == ()
+    again = render.render(plan(), models[0], settings(models), out, batch_size=5, device="cpu")
+    assert again.rendered == [7, 9]
