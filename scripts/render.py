@@ -133,8 +133,15 @@ def main():
         headless.fail("--save needs a path (--save OUT.blend): this scene was not opened from a .blend file.")
     if args.encode and not args.encode.lower().endswith(".mp4"):
         headless.fail(f"--encode '{args.encode}': the video is an MP4 (H.264 + AAC); give a path ending in .mp4.")
-    apply_settings(args, scene)
     frames = headless.parse_frame_range(args.frames) if args.frames else None
+    if args.encode:  # found now, not after an hour of rendering
+        from blender_latentwalk.engine.frames import ensure_writable_folder
+
+        try:
+            ensure_writable_folder(os.path.dirname(os.path.abspath(args.encode)))
+        except LatentWalkError as error:
+            headless.fail(f"--encode '{args.encode}': {error}")
+    apply_settings(args, scene)
     start_s = time.perf_counter()
     try:
         if needs_bake(scene, audio):
@@ -142,6 +149,9 @@ def main():
                 settings.audio_path = audio
             written, _kept = bake(scene)
             print(f"baked {len(written)} curves: {settings.last_bake_summary}", flush=True)
+        if args.encode:  # the song is checked (or its strip repaired) before the render, not after
+            for line in sequencer.check_song_strip(scene):
+                print(line, flush=True)
         job = render.render_sync(scene, frames=frames, print_progress=True)
         print(job.summary, flush=True)
         if job.result["stopped"]:
@@ -155,8 +165,11 @@ def main():
         print(f"saved {path}", flush=True)
     if args.encode:
         path = os.path.abspath(args.encode)
-        try:
-            sequencer.encode_video(scene, path, job.first, job.last)
+        try:  # the files decide: every frame current for the scene as it is, and the song checked again
+            for line in render.encode(scene, path, job.first, job.last):
+                print(line, flush=True)
+        except LatentWalkError as error:
+            headless.fail(error)
         except (OSError, RuntimeError) as error:
             headless.fail(f"cannot encode '{path}': {str(error).strip().splitlines()[-1]}")
         if not os.path.isfile(path):

@@ -19,6 +19,9 @@ from ..engine.errors import LatentWalkError
 from ..engine.features import Features
 
 ENV_ENGINE_PYTHON = "LATENTWALK_ENGINE_PYTHON"
+# Where a user sets the Engine Python, in the UI and headless (every message names both).
+SET_ENGINE_PYTHON = ("Preferences > Add-ons > Latent Walk > Engine Python (headless: --engine-python PATH, or the "
+                     f"{ENV_ENGINE_PYTHON} environment variable)")
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PACKAGE_NAME = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -37,8 +40,8 @@ def analyze(request, python=""):
         except ImportError as error:
             raise LatentWalkError(
                 f"the analysis needs librosa, which Blender's Python cannot import ({error}). "
-                "Set Preferences > Add-ons > Latent Walk > Engine Python to a Python that has it "
-                "(the project's .venv/bin/python, made by scripts/setup.sh)."
+                f"Set {SET_ENGINE_PYTHON} to a Python that has it (the project's .venv/bin/python, made by "
+                "scripts/setup.sh)."
             ) from None
         return cli.run_request(request)
     return _analyze_in_subprocess(request, python)
@@ -47,8 +50,8 @@ def analyze(request, python=""):
 def check_python(python):
     if not os.path.isfile(python) or not os.access(python, os.X_OK):
         raise LatentWalkError(
-            f"Engine Python '{python}' does not exist or cannot be run: fix it in Preferences > Add-ons > "
-            "Latent Walk (e.g. the project's .venv/bin/python), or clear it to use Blender's own Python."
+            f"Engine Python '{python}' does not exist or cannot be run: fix it in {SET_ENGINE_PYTHON} (e.g. the "
+            "project's .venv/bin/python), or clear it to use Blender's own Python."
         )
 
 
@@ -98,3 +101,28 @@ def _analyze_in_subprocess(request, python):
                 "engine installed (scripts/setup.sh makes one)?"
             )
         return Features.load_npz(features_path)
+
+
+def frame_status(python, plan_path, request, folder, index_range):
+    """The engine's `FrameStatus` of ``folder`` for plan indices ``index_range`` (first, last).
+
+    Computed by the engine in the worker's Python (``python``; "" for this process), so the
+    frame keys and model identities are the ones the render itself computes.
+    request : {"biggan": name, "img2img": {"model", "width", "height", "tiny_vae"}} as sent to the worker.
+    """
+    from ..engine.render import FrameStatus
+
+    img2img = request["img2img"]
+    arguments = ["status", plan_path, "--biggan", request["biggan"], "--sd", img2img["model"],
+                 "--size", f"{img2img['width']}x{img2img['height']}", "--tiny-vae", img2img["tiny_vae"],
+                 "--out", folder, "--frames", f"{index_range[0]}-{index_range[1]}", "--json"]
+    if not python:
+        from ..engine import cli
+
+        return cli.status_of(arguments)
+    output = _run_engine(python, arguments).stdout.strip().splitlines()
+    try:
+        return FrameStatus.from_json(output[-1])
+    except (IndexError, ValueError, KeyError) as error:
+        raise LatentWalkError(f"Engine Python '{python}' answered the frame check with something else ({error}): "
+                              "is it a Python with this version of the add-on's engine?") from None

@@ -7,6 +7,7 @@ starting with ``error:`` on stderr and exits with status 1.
 
 import argparse
 import os
+import re
 import sys
 
 import bpy
@@ -64,12 +65,12 @@ def save_blend(path):
 
 
 def parse_frame_range(text):
-    """'A-B' (Blender frames) -> (A, B); exits on a malformed range."""
-    try:
-        first, _, last = text.partition("-")
-        first, last = int(first), int(last or first)
-    except ValueError:
+    """'A-B' or 'A' (Blender frames, digits only: Python's int() would read '1_120' as 1120) -> (A, B);
+    exits on a malformed range."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
+    if match is None:
         fail(f"--frames '{text}' is not A-B (e.g. 1-240).")
+    first, last = int(match.group(1)), int(match.group(2) or match.group(1))
     if last < first:
         fail(f"--frames '{text}' ends before it starts.")
     return first, last

@@ -126,6 +126,14 @@ class _RenderPanel:
         row.prop(diffusion, "batch_size")
         row.prop(context.scene.latentwalk.walk, "device", text="")
         layout.prop(diffusion, "output_folder")
+        checked = render.last_check(context.scene)
+        row = layout.row(align=True)
+        if checked is None:
+            row.label(text="Frames: not checked yet", icon="QUESTION")
+        else:
+            when, status = checked
+            row.label(text=f"{status.summary()} ({when})", icon="CHECKMARK" if status.complete else "ERROR")
+        row.operator("latentwalk.check_frames", text="", icon="FILE_REFRESH")
         job = render.active_job()
         if job is not None:
             layout.label(text=job.status_line(), icon="RENDER_ANIMATION")

@@ -91,8 +91,9 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", description="Picks the resting point and directions of the walk", default=0, min=0)
     preview_width: IntProperty(name="Preview Width", description="Width in pixels of preview frames",
                                default=256, min=16, max=2048)
-    preview_folder: StringProperty(name="Preview Folder", subtype="DIR_PATH", default="//latentwalk_preview/",
-                                   options=compat.PATH_OPTIONS)
+    preview_folder: StringProperty(name="Preview Folder", subtype="DIR_PATH",
+                                   description="Folder for preview frames; {blend_name} is the .blend's name",
+                                   default="//latentwalk_preview/{blend_name}/", options=compat.PATH_OPTIONS)
     device: EnumProperty(name="Device", items=(("auto", "Auto", "CUDA, then Apple MPS, then CPU"),
                                                ("cuda", "CUDA", ""), ("mps", "MPS", ""), ("cpu", "CPU", "")),
                          default="auto")
@@ -123,8 +124,10 @@ class LatentWalkDiffusion(bpy.types.PropertyGroup):
                                    "after its marker, in ms", default=1000.0, min=0.0, soft_max=10000.0)
     tiny_vae: StringProperty(name="Tiny VAE", description="Optional AutoencoderTiny (e.g. madebyollin/taesd, or "
                              "madebyollin/taesdxl for SDXL): faster encoding and decoding, slightly softer images")
-    output_folder: StringProperty(name="Output", description="Folder for the frames (and the encoded video)",
-                                  subtype="DIR_PATH", default="//latentwalk_frames/", options=compat.PATH_OPTIONS)
+    output_folder: StringProperty(name="Output", description="Folder for the frames (and the encoded video); "
+                                  "{blend_name} is the .blend's name, so files in one folder never share frames",
+                                  subtype="DIR_PATH", default="//latentwalk_frames/{blend_name}/",
+                                  options=compat.PATH_OPTIONS)
     batch_size: IntProperty(name="Batch Size", description="Frames per batch; 0: 4 on the CPU, 16 on a GPU",
                             default=0, min=0, soft_max=64)
 
@@ -157,8 +160,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
     baked_fingerprints: StringProperty(options={"HIDDEN"})  # JSON {"path[index]": hash}
     sound_strip_name: StringProperty(options={"HIDDEN"})
     last_bake_summary: StringProperty(name="Last Bake", options={"HIDDEN"})
-    last_render_fingerprint: StringProperty(options={"HIDDEN"})
-    baked_fps: FloatProperty(options={"HIDDEN"})  # the frame rate the curves were baked at  # of the last finished render (Encode Video)
+    baked_fps: FloatProperty(options={"HIDDEN"})  # the frame rate the curves were baked at
 
     def ensure_default_bands(self):
         if len(self.bands):

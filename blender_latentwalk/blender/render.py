@@ -8,28 +8,30 @@ before its next batch. In background mode (``blender -b``) the same job runs
 synchronously and prints progress lines.
 """
 
-import hashlib
-import json
 import os
 import queue
+import tempfile
 import time
 
 import bpy
 
 from ..engine.errors import LatentWalkError
 from ..engine.frames import ensure_writable_folder, frame_path
-from . import preferences, sampling, sequencer, worker_client
+from . import engine_client, preferences, sampling, sequencer, worker_client
 
 FINAL_STRIP_NAME = "Latent Walk"
 PLAN_FILE_NAME = "plan.npz"
+BLEND_NAME_TOKEN = "{blend_name}"  # Blender 5.0's path-template name for the .blend's name
 
 
 def resolve_folder(path, what):
-    """An absolute folder from a Blender path property (``//`` is relative to the .blend)."""
-    if path.startswith("//") and not bpy.data.filepath:
-        raise LatentWalkError(f"the {what} is relative to the .blend file (//...): save the .blend first, "
+    """An absolute folder from a Blender path property: ``//`` is relative to the .blend, and
+    ``{blend_name}`` is the .blend's name, so two files in one folder never share frames."""
+    if (path.startswith("//") or BLEND_NAME_TOKEN in path) and not bpy.data.filepath:
+        raise LatentWalkError(f"the {what} '{path}' depends on the .blend file: save the .blend first, "
                               "or choose an absolute folder.")
-    return os.path.abspath(bpy.path.abspath(path))
+    blend_name = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
+    return os.path.abspath(bpy.path.abspath(path.replace(BLEND_NAME_TOKEN, blend_name)))
 
 
 def output_size(scene):
@@ -48,23 +50,72 @@ def preview_size(scene):
 
 
 def render_request(scene, preview):
-    """(folder, what the worker is asked to render with) from the scene's settings."""
+    """(folder, what the worker is asked to render with) from the scene's settings.
+
+    Refuses a Preview Folder that is the Output folder: previews would replace finished frames.
+    """
     settings = scene.latentwalk
     walk, diffusion = settings.walk, settings.diffusion
+    output_folder = resolve_folder(diffusion.output_folder, "Output folder")
+    try:
+        preview_folder = resolve_folder(walk.preview_folder, "Preview Folder")
+    except LatentWalkError:
+        if preview:
+            raise
+        preview_folder = None  # cannot hold previews yet, so cannot clash with the Output folder
+    if preview_folder is not None and os.path.normcase(preview_folder) == os.path.normcase(output_folder):
+        raise LatentWalkError(f"the Preview Folder and the Output folder are the same ('{preview_folder}'): "
+                              "previews would replace the rendered frames. Choose another Preview Folder.")
     if preview:
-        folder, size = resolve_folder(walk.preview_folder, "Preview Folder"), preview_size(scene)
+        folder, size = preview_folder, preview_size(scene)
         sd_model, tiny_vae = "none", ""
     else:
-        folder, size = resolve_folder(diffusion.output_folder, "Output folder"), output_size(scene)
+        folder, size = output_folder, output_size(scene)
         sd_model, tiny_vae = diffusion.model.strip() or "none", diffusion.tiny_vae.strip()
     return folder, {"biggan": walk.model, "img2img": {"model": sd_model, "width": size[0], "height": size[1],
                                                        "tiny_vae": tiny_vae}}
 
 
-def render_fingerprint(plan, folder, request, first, last):
-    """A hash of everything a finished render of frames first..last was made from."""
-    payload = {"plan": plan.fingerprint(), "folder": folder, "request": request, "frames": [first, last]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def check_frames(scene, first=None, last=None, python=None):
+    """(FrameStatus, folder): which of the Output folder's frames first..last (default: the song's
+    frames) are, on disk, a finished render of the scene as it is now.
+
+    The files decide, not anything remembered in the .blend: the plan is sampled now and
+    the check runs in the worker's Python, so it computes the same frame keys the render does.
+    """
+    folder, request = render_request(scene, preview=False)
+    song_first, song_last = sampling.plan_range(scene)
+    first = song_first if first is None else first
+    last = song_last if last is None else last
+    _check_inside(first, last, song_first, song_last, scene)
+    plan = sampling.sample_plan(scene, song_first, song_last)
+    python = engine_client.engine_python(preferences.get().engine_python) if python is None else python
+    with tempfile.TemporaryDirectory(prefix="latentwalk-check-") as temp:
+        plan_path = os.path.join(temp, PLAN_FILE_NAME)
+        plan.save(plan_path)
+        status = engine_client.frame_status(python, plan_path, request, folder,
+                                            (first - song_first, last - song_first))
+    _remember_check(scene, status)
+    return status, folder
+
+
+_last_checks = {}  # scene name -> (local time, FrameStatus) of the latest check (the panel shows it)
+
+
+def _remember_check(scene, status):
+    _last_checks[scene.name] = (time.strftime("%H:%M:%S"), status)
+
+
+def last_check(scene):
+    """(time, FrameStatus) of the latest check of this scene's Output folder, or None."""
+    return _last_checks.get(scene.name)
+
+
+def _check_inside(first, last, song_first, song_last, scene):
+    if not (song_first <= first <= last <= song_last):
+        end = "the scene's end frame" if song_last == scene.frame_end else "the song's end"
+        raise LatentWalkError(f"frames {first}-{last} are outside the frames to render, {song_first}-{song_last} "
+                              f"(from the song's first frame to {end}): choose a range inside them.")
 
 
 class RenderJob:
@@ -81,9 +132,7 @@ class RenderJob:
         self.folder, request = render_request(scene, preview)
         song_first, song_last = sampling.plan_range(scene)
         first, last = frames if frames is not None else (song_first, song_last)
-        if not (song_first <= first <= last <= song_last):
-            raise LatentWalkError(f"frames {first}-{last} are outside the song's frames {song_first}-{song_last}: "
-                                  "choose a range inside them.")
+        _check_inside(first, last, song_first, song_last, scene)
         ensure_writable_folder(self.folder)
         # The whole song is sampled even for a part of it: travel and class smoothing carry history.
         self.plan = sampling.sample_plan(scene, song_first, song_last)
@@ -96,7 +145,6 @@ class RenderJob:
         if python is None:
             python = worker_client.worker_python(preferences.get().engine_python)
         self.worker = worker_client.get(python)
-        self.fingerprint = render_fingerprint(self.plan, self.folder, request, first, last)
         self.request_id = self.worker.render(
             plan=plan_path, out=self.folder, frames=[first - song_first, last - song_first],
             batch_size=diffusion.batch_size or None, device=walk.device, **request,
@@ -104,6 +152,7 @@ class RenderJob:
         self.done, self.total = 0, None
         self.started_s = None  # when the models were loaded and frames began
         self.result, self.error, self.cancel_requested = None, None, False
+        self.cancelled_s = None  # when cancel was asked for (Esc or the Cancel button)
 
     @property
     def finished(self):
@@ -144,8 +193,9 @@ class RenderJob:
                 on_progress(self)
 
     def cancel(self):
-        self.cancel_requested = True
-        self.worker.cancel(self.request_id)
+        if not self.cancel_requested:
+            self.cancel_requested, self.cancelled_s = True, time.monotonic()
+            self.worker.cancel(self.request_id)
 
     def status_line(self):
         if self.total is None:
@@ -163,11 +213,14 @@ class RenderJob:
         if self.error is not None:
             raise LatentWalkError(self.error)
         rendered, reused = len(self.result["rendered"]), len(self.result["reused"])
-        if not self.preview:  # Encode Video takes only a finished render of the scene as it is
-            scene.latentwalk.last_render_fingerprint = "" if self.result["stopped"] else self.fingerprint
         if self.result["stopped"]:
             return (f"cancelled: {max(rendered, self.done)} new frames kept in {self.folder}; render again to "
                     "continue where it stopped")
+        if not self.preview:
+            try:
+                check_frames(scene)  # the panel's "N of M frames current" follows each render
+            except LatentWalkError:
+                pass  # the render itself went well; the panel keeps its older count
         paths = [frame_path(self.folder, number) for number in range(self.first, self.last + 1)]
         song = sequencer.find_sound_strip(scene, scene.latentwalk.audio_path) if scene.latentwalk.audio_path else None
         name = sequencer.PREVIEW_STRIP_NAME if self.preview else FINAL_STRIP_NAME
@@ -257,9 +310,8 @@ class _RenderOperator:
                     return {"RUNNING_MODAL"}  # a held key is one press
                 if not job.cancel_requested:
                     job.cancel()  # the worker stops before its next batch; finished frames stay
-                    self._cancelled_s = time.monotonic()
-                elif time.monotonic() - self._cancelled_s > 0.5:  # a second, deliberate press
-                    worker_client.release(timeout_s=1.0)  # a worker stuck (loading, a hung GPU) is ended now
+                elif time.monotonic() - job.cancelled_s > 0.5:  # a second, deliberate press
+                    worker_client.kill()  # a worker stuck (loading, a hung GPU) ends now; its exit ends the job
                 self._show(context)
                 return {"RUNNING_MODAL"}
             if event.type != "TIMER":
@@ -335,42 +387,72 @@ def video_path(scene):
     return os.path.join(folder, f"{name}.mp4")
 
 
-def check_frames_are_current(scene):
-    """Refuse to encode frames that are not a finished render of the scene as it is now."""
-    strip = next(s for s in sequencer.compat.all_strips(scene) if s.name == FINAL_STRIP_NAME)
-    first, last = strip.frame_final_start, strip.frame_final_end - 1
-    folder, request = render_request(scene, preview=False)
-    plan = sampling.sample_plan(scene, *sampling.plan_range(scene))
-    if render_fingerprint(plan, folder, request, first, last) != scene.latentwalk.last_render_fingerprint:
-        raise LatentWalkError("the frames on the Sequencer are not a finished render of the scene as it is now "
-                              "(a render was cancelled, or curves or settings changed since): press Render Frames "
-                              "first; it re-renders only what changed.")
+def encode(scene, path, first=None, last=None, interactive=False, python=None):
+    """Encode frames first..last (default: the song's) with the song, after checking both.
+
+    Refuses (LatentWalkError) unless every frame in the Output folder is current for the
+    scene as it is now and the song strip plays the song the curves were baked from; then
+    lays those frames on the Sequencer (the preview strip muted) and encodes. Returns the
+    lines to tell the user (a repaired song strip, the frames encoded).
+    """
+    status, folder = check_frames(scene, first, last, python)
+    if not status.complete:
+        raise LatentWalkError(status.refusal(folder))
+    notes = sequencer.check_song_strip(scene)
+    numbers = sorted(status.current)
+    song = sequencer.find_sound_strip(scene, scene.latentwalk.audio_path)
+    sequencer.replace_image_strip(scene, FINAL_STRIP_NAME, [frame_path(folder, n) for n in numbers], numbers[0],
+                                  song.channel)
+    sequencer.mute_strip(scene, sequencer.PREVIEW_STRIP_NAME)
+    sequencer.encode_video(scene, path, numbers[0], numbers[-1], interactive=interactive)
+    return notes + [f"{status.summary()}; encoding frames {numbers[0]}-{numbers[-1]} with the song to {path}"]
+
+
+class LATENTWALK_OT_check_frames(bpy.types.Operator):
+    """Count the frames in the Output folder that are a finished render of the scene as it is now"""
+
+    bl_idname = "latentwalk.check_frames"
+    bl_label = "Check Frames"
+
+    @classmethod
+    def poll(cls, context):
+        return _active_job is None
+
+    def execute(self, context):
+        try:
+            status, folder = check_frames(context.scene)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        self.report({"INFO"} if status.complete else {"WARNING"},
+                    f"Latent Walk: {status.refusal(folder) or status.summary() + ' in ' + folder}")
+        return {"FINISHED"}
 
 
 class LATENTWALK_OT_encode_video(bpy.types.Operator):
-    """Encode the Sequencer (the rendered frames and the song) with Blender's FFmpeg as H.264 + AAC, next to the frames"""
+    """Encode the rendered frames and the song with Blender's FFmpeg as H.264 + AAC, next to the frames. Refuses frames that are not a finished render of the scene as it is now"""
 
     bl_idname = "latentwalk.encode_video"
     bl_label = "Encode Video"
 
     @classmethod
     def poll(cls, context):
-        return _active_job is None and any(s.name == FINAL_STRIP_NAME for s in sequencer.compat.all_strips(context.scene))
+        return _active_job is None and bool(context.scene.latentwalk.audio_path)
 
     def execute(self, context):
         try:
-            check_frames_are_current(context.scene)
             path = video_path(context.scene)
-            sequencer.encode_video(context.scene, path, interactive=not bpy.app.background)
+            lines = encode(context.scene, path, interactive=not bpy.app.background)
         except (LatentWalkError, RuntimeError) as error:
             self.report({"ERROR"}, f"Latent Walk: {str(error).strip()}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Latent Walk: encoding {path}")
+        for line in lines:
+            self.report({"INFO"}, f"Latent Walk: {line}")
         return {"FINISHED"}
 
 
 classes = (LATENTWALK_OT_render, LATENTWALK_OT_preview, LATENTWALK_OT_render_cancel, LATENTWALK_OT_release_models,
-           LATENTWALK_OT_encode_video)
+           LATENTWALK_OT_check_frames, LATENTWALK_OT_encode_video)
 
 
 def active_job():
@@ -410,3 +492,4 @@ def unregister():
     if _stop_job_on_file_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_stop_job_on_file_load)
     _stop_job_on_file_load()
+    worker_client.release(timeout_s=2.0)  # disabling the add-on frees the models' memory too

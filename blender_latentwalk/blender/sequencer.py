@@ -1,9 +1,11 @@
 """The song in the Video Sequence Editor, and beat markers on the timeline."""
 
+import filecmp
 import os
 
 import bpy
 
+from ..engine.errors import LatentWalkError
 from . import compat
 
 BEAT_MARKER_NAME = "beat"
@@ -27,6 +29,40 @@ def find_sound_strip(scene, audio_path):
         if same_file(strip.sound.filepath, audio_path):
             return strip
     return None
+
+
+def check_song_strip(scene):
+    """Make sure the video will play the song the curves were baked from (the Song setting).
+
+    The bake's sound strip must play an existing file with the Song's content and must not
+    be muted. A strip whose file no longer resolves (a .blend moved or copied elsewhere: the
+    strip's path is relative, the Song's is not) is pointed at the Song. Anything else is
+    refused: the video is never encoded with silence or another song.
+    Returns the lines to tell the user (a repair); raises LatentWalkError.
+    """
+    settings = scene.latentwalk
+    song = os.path.abspath(bpy.path.abspath(settings.audio_path)) if settings.audio_path else ""
+    strips = [s for s in compat.all_strips(scene) if s.type == "SOUND" and s.sound is not None]
+    strip = (next((s for s in strips if s.name == settings.sound_strip_name), None)
+             or (find_sound_strip(scene, settings.audio_path) if song else None))
+    if strip is None:
+        raise LatentWalkError("the Sequencer has no sound strip of the song, so the video would be silent: "
+                              "press Bake Curves (it adds the song), or put the song on the Sequencer.")
+    played = os.path.abspath(bpy.path.abspath(strip.sound.filepath))
+    notes = []
+    if not os.path.isfile(played):
+        if not os.path.isfile(song):
+            raise LatentWalkError(f"the song strip '{strip.name}' plays '{played}', which does not exist, and the "
+                                  f"Song setting '{song or '(empty)'}' does not either: set Song to the song's file "
+                                  "(or give --audio).")
+        strip.sound.filepath = song
+        notes.append(f"the song strip played '{played}', which does not exist; it now plays the Song '{song}'")
+    elif song and not same_file(played, song) and not (os.path.isfile(song) and filecmp.cmp(played, song, False)):
+        raise LatentWalkError(f"the song strip '{strip.name}' plays '{played}', but the curves were baked from "
+                              f"'{song}': bake again with the song you want, or put that song on the strip.")
+    if strip.mute:
+        raise LatentWalkError(f"the song strip '{strip.name}' is muted, so the video would be silent: unmute it.")
+    return notes
 
 
 def _free_channel(scene, first_frame, last_frame, lowest=1):
@@ -112,22 +148,92 @@ def set_video_output(scene, path):
     render.use_compositing = False
 
 
+def _settable(struct):
+    """{name: value} of a struct's plain, writable properties (what a user may have set)."""
+    values = {}
+    for prop in struct.bl_rna.properties:
+        if prop.identifier == "rna_type" or prop.is_readonly or prop.type in ("POINTER", "COLLECTION"):
+            continue
+        value = getattr(struct, prop.identifier)
+        values[prop.identifier] = tuple(value) if getattr(prop, "is_array", False) else value
+    return values
+
+
+class OutputSettings:
+    """The scene's output settings as the user left them, to put back after an encode.
+
+    Covers the file path and format, the FFmpeg settings, the sequencer/compositing
+    switches and the frame range.
+    """
+
+    def __init__(self, scene):
+        self.scene = scene
+        render = scene.render
+        self.render = {name: getattr(render, name) for name in
+                       ("filepath", "use_file_extension", "use_sequencer", "use_compositing")}
+        self.range = scene.frame_start, scene.frame_end
+        self.image = _settable(render.image_settings)
+        self.ffmpeg = _settable(render.ffmpeg)
+
+    def restore(self):
+        scene = self.scene
+        render = scene.render
+        for name, value in self.render.items():
+            setattr(render, name, value)
+        scene.frame_start, scene.frame_end = self.range
+        # media_type (5.0) decides which file formats exist, so it goes first.
+        image = dict(self.image)
+        for name in ("media_type", "file_format"):
+            if name in image:
+                _set_quietly(render.image_settings, name, image.pop(name))
+        for struct, values in ((render.image_settings, image), (render.ffmpeg, self.ffmpeg)):
+            for name, value in values.items():
+                _set_quietly(struct, name, value)
+
+
+def _set_quietly(struct, name, value):
+    try:
+        if getattr(struct, name) != value:
+            setattr(struct, name, value)
+    except (AttributeError, TypeError, ValueError):  # not valid for the restored format: Blender derives it
+        pass
+
+
+_pending_restores = []  # OutputSettings of interactive encodes still running
+
+
+def _restore_after_render_job(*_args):
+    while _pending_restores:
+        _pending_restores.pop().restore()
+    for handlers in (bpy.app.handlers.render_complete, bpy.app.handlers.render_cancel):
+        if _restore_after_render_job in handlers:
+            handlers.remove(_restore_after_render_job)
+
+
 def encode_video(scene, path, first=None, last=None, interactive=False):
-    """Render the sequencer (frames + song) to ``path`` with Blender's FFmpeg.
+    """Render the sequencer (frames + song) to ``path`` with Blender's FFmpeg, frames
+    ``first..last`` (default: the scene's range); the user's output settings are put back after.
 
     interactive: start Blender's own render job (its window shows progress, Esc
-    stops it) and return; otherwise render frames ``first..last`` (default: the
-    scene's range) before returning.
+    stops it) and return; the settings are put back when the job completes or is cancelled.
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    saved = OutputSettings(scene)
     set_video_output(scene, path)
+    scene.frame_start = saved.range[0] if first is None else first
+    scene.frame_end = saved.range[1] if last is None else last
     if interactive:
-        bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
+        _pending_restores.append(saved)
+        for handlers in (bpy.app.handlers.render_complete, bpy.app.handlers.render_cancel):
+            if _restore_after_render_job not in handlers:
+                handlers.append(_restore_after_render_job)
+        try:
+            bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
+        except RuntimeError:
+            _restore_after_render_job()
+            raise
         return
-    saved_range = scene.frame_start, scene.frame_end
-    scene.frame_start = saved_range[0] if first is None else first
-    scene.frame_end = saved_range[1] if last is None else last
     try:
         bpy.ops.render.render(animation=True)
     finally:
-        scene.frame_start, scene.frame_end = saved_range
+        saved.restore()

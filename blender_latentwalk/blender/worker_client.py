@@ -16,8 +16,8 @@ import os
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
+import time
 
 from ..engine.errors import LatentWalkError
 from . import engine_client
@@ -29,8 +29,8 @@ class Worker:
     def __init__(self, python):
         self.python = python
         engine_client.check_python(python)
-        self.log_path = os.path.join(tempfile.gettempdir(), f"latentwalk-worker-{os.getpid()}.log")
-        self._log = open(self.log_path, "w", encoding="utf-8")
+        self.log_path = log_path()
+        self._log = _open_private(self.log_path)
         try:
             self.process = subprocess.Popen(
                 engine_client.engine_command(python, "worker"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -80,6 +80,12 @@ class Worker:
             return ""
         return " | ".join(text[-lines:])
 
+    def kill(self):
+        """End the worker now, without waiting: its exit event ends the job."""
+        self.closing = True
+        if self.alive():
+            self.process.kill()
+
     def close(self, timeout_s=10.0):
         """End the worker (models and their memory go with it)."""
         self.closing = True
@@ -98,6 +104,37 @@ class Worker:
                 except subprocess.TimeoutExpired:  # stuck in a driver call: leave it to the OS
                     pass
         self._log.close()
+
+
+def log_folder():
+    """A folder only this user can read: Blender's user data folder for the add-on (never a shared
+    /tmp path another user could predict, pre-create or read)."""
+    import bpy
+
+    folder = bpy.utils.user_resource("DATAFILES", path=os.path.join("latentwalk", "logs"), create=True)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+LOGS_KEPT = 20
+
+
+def log_path():
+    """A new worker log, <log_folder>/worker-<time>-<pid>-<n>.log; only the newest LOGS_KEPT are kept."""
+    folder = log_folder()
+    logs = sorted(name for name in os.listdir(folder) if name.startswith("worker-") and name.endswith(".log"))
+    for name in logs[:max(0, len(logs) - LOGS_KEPT + 1)]:
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+    return os.path.join(folder, f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_ids)}.log")
+
+
+def _open_private(path):
+    """Create a log file only this user can read (0600); an existing file or link there is refused."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(path, flags, 0o600), "w", encoding="utf-8")
 
 
 _worker = None
@@ -126,6 +163,14 @@ def release(timeout_s=10.0):
         _worker.close(timeout_s)
         _worker = None
     return was_running
+
+
+def kill():
+    """End the worker at once and forget it (a second Esc: never blocks the UI)."""
+    global _worker
+    if _worker is not None:
+        _worker.kill()
+        _worker = None  # the next render starts a fresh one; the old one's log stays
 
 
 def worker_python(preferences_python=""):

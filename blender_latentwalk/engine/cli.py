@@ -22,6 +22,10 @@ render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--
     prompt schedule, strength, guidance, steps and seed; each flag given replaces that
     value on every frame. Resumable: frames already written under the same settings are
     kept, frames written under other settings are redone.
+status PLAN.npz --biggan ... --sd ... --out DIR [--frames A-B] [every render flag] [--json]
+    Which frames in DIR are a finished render of the plan with these settings: the
+    one check that Encode Video, the panel and scripts/render.py --encode use. Prints
+    "N of M frames current ..."; exits 1 when any frame is stale or missing.
 worker
     Serve render requests as JSON lines on stdin/stdout (the add-on's worker process;
     see `worker.py`).
@@ -63,7 +67,19 @@ def _build_parser():
     tiny = commands.add_parser("make-tiny-models", help="write untrained tiny stand-in models")
     tiny.add_argument("folder")
 
-    full = commands.add_parser("render", help="render a plan's final frames (BigGAN + img2img), resumable")
+    commands.add_parser("render", parents=[_render_flags()],
+                        help="render a plan's final frames (BigGAN + img2img), resumable")
+    status = commands.add_parser("status", parents=[_render_flags()], add_help=True,
+                                 help="which frames in --out are a finished render of the plan (exit 1: some are not)")
+    status.add_argument("--json", action="store_true", help="print the status as JSON (used by the add-on)")
+
+    commands.add_parser("worker", help="serve render requests on stdin/stdout (used by the add-on)")
+    return parser
+
+
+def _render_flags():
+    """The flags `render` and `status` share: the same flags name the same frames."""
+    full = argparse.ArgumentParser(add_help=False)
     full.add_argument("plan")
     full.add_argument("--biggan", required=True)
     full.add_argument("--sd", default="stabilityai/sd-turbo", help="hub id, folder, or none")
@@ -79,9 +95,7 @@ def _build_parser():
     full.add_argument("--tiny-vae", default="")
     full.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 16 on a GPU")
     full.add_argument("--device", default="auto")
-
-    commands.add_parser("worker", help="serve render requests on stdin/stdout (used by the add-on)")
-    return parser
+    return full
 
 
 def _parse_range(text, what):
@@ -128,7 +142,8 @@ def _parse_size(text):
         raise LatentWalkError(f"--size '{text}' is not WIDTHxHEIGHT (e.g. 512x288).") from None
 
 
-def _render_full(args):
+def _plan_and_settings(args):
+    """(plan with the flags' replacements, plan indices or None, Img2ImgSettings) of `render` / `status`."""
     from . import render
 
     plan, indices = _load_plan_and_range(args)
@@ -143,6 +158,36 @@ def _render_full(args):
         if value is not None:
             setattr(plan, name, np.full(plan.n_frames, value, np.float32))
     settings = render.Img2ImgSettings(model=args.sd, width=width, height=height, tiny_vae=args.tiny_vae)
+    return plan, indices, settings
+
+
+def _frame_status(args):
+    from . import render
+
+    plan, indices, settings = _plan_and_settings(args)
+    return render.frame_status(plan, args.biggan, settings, args.out, indices)
+
+
+def status_of(argv):
+    """`FrameStatus` for the `status` command's arguments, in this process (raises LatentWalkError)."""
+    return _frame_status(_build_parser().parse_args(argv))
+
+
+def _status(args):
+    """Print the frame status; exit status 1 when a frame is stale or missing (0 with --json)."""
+    status = _frame_status(args)
+    print(status.to_json() if args.json else status.summary())
+    if args.json:
+        return 0
+    if not status.complete:
+        print(status.refusal(args.out), file=sys.stderr)
+    return 0 if status.complete else 1
+
+
+def _render_full(args):
+    from . import render
+
+    plan, indices, settings = _plan_and_settings(args)
     start = time.perf_counter()
     result = render.render(plan, args.biggan, settings, args.out, indices, args.batch_size, args.device,
                            progress=lambda done, total: print(f"frames {done}/{total}", flush=True))
@@ -214,6 +259,8 @@ def main(argv=None):
             _make_tiny_models(args.folder)
         elif args.command == "render":
             _render_full(args)
+        elif args.command == "status":
+            return _status(args)
         elif args.command == "worker":
             from . import worker
 

@@ -22,6 +22,7 @@ from . import biggan, frames, img2img, walk
 RENDER_VERSION = 2
 MANIFEST_VERSION = 3  # 3: each frame records its key and its file's size and modification time
 MANIFEST_NAME = "manifest.json"
+STATUS_VERSION = 1  # FrameStatus as JSON (the engine CLI's `status` answers the add-on with it)
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,26 @@ class FrameStatus:
         text = f"{len(self.current)} of {self.total} frames current"
         parts = [f"{len(self.stale)} stale"] * bool(self.stale) + [f"{len(self.missing)} missing"] * bool(self.missing)
         return text + (f" ({', '.join(parts)})" if parts else "")
+
+    def refusal(self, folder):
+        """Why these frames cannot become a video, and what to do (None when complete)."""
+        if self.complete:
+            return None
+        first = self.first_not_current
+        why = "missing" if first in self.missing else "not rendered from the scene as it is now"
+        return (f"{self.summary()} in '{folder}': frame {first} is {why}. Press Render Frames (or run the "
+                "render again): it renders only the frames that are not current.")
+
+    def to_json(self):
+        return json.dumps({"version": STATUS_VERSION, "current": self.current, "stale": self.stale,
+                           "missing": self.missing})
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        if data.get("version") != STATUS_VERSION:
+            raise ValueError(f"frame status version {data.get('version')}, expected {STATUS_VERSION}")
+        return cls(tuple(data["current"]), tuple(data["stale"]), tuple(data["missing"]))
 
 
 def frame_status(plan, biggan_model, settings, folder, frame_indices=None, keys=None):

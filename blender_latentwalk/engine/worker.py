@@ -76,7 +76,8 @@ def serve(stdin=None):
         send(event="fatal", message=(
             f"the render worker's Python ({sys.executable}) cannot import {error.name or error}: it needs torch, "
             "pytorch-pretrained-biggan, Pillow and diffusers. Set Preferences > Add-ons > Latent Walk > Engine "
-            "Python to a Python that has them (the project's .venv/bin/python, made by scripts/setup.sh)."))
+            "Python (headless: --engine-python PATH, or the LATENTWALK_ENGINE_PYTHON environment variable) to a "
+            "Python that has them (the project's .venv/bin/python, made by scripts/setup.sh)."))
         return 3
     threading.Thread(target=read_requests, name="latentwalk-requests", daemon=True).start()
 
