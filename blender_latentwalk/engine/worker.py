@@ -10,7 +10,10 @@ Protocol: one JSON object per line. Requests on stdin::
      "img2img": {"model": "stabilityai/sd-turbo", "width": 512, "height": 512, "tiny_vae": ""},
      "out": "/frames", "frames": [first_index, last_index] or null, "batch_size": null, "device": "auto"}
     {"command": "cancel", "id": 1}      stop that render before its next batch
-    {"command": "quit"}                 (closing stdin does the same)
+    {"command": "quit"}                 end after the current batch
+
+Closing stdin without "quit" means the add-on is gone (killed, crashed): the worker
+ends at once, so a render started again never meets it still writing.
 
 Events on stdout: ``ready`` (or ``fatal`` when this Python lacks torch); then per render ``progress`` (done, total; the first,
 with done 0, once the models are loaded), and ``done`` (rendered, reused, stopped)
@@ -60,11 +63,15 @@ def serve(stdin=None):
             if request.get("command") == "cancel":
                 cancelled.add(request.get("id"))
             elif request.get("command") == "quit":
-                break
+                cancelled.add("*")
+                requests.put(None)
+                return
             else:
                 requests.put(request)
-        cancelled.add("*")  # the add-on went away: stop at the next batch
-        requests.put(None)
+        # End of input without "quit": the add-on (Blender, a headless render) is gone, killed or
+        # crashed. Nobody reads what comes next, and a render started again must not meet this
+        # one still writing frames: end now. Finished frames and the manifest are already on disk.
+        os._exit(4)
 
     try:  # imported now, not at the first frame: a Python without them is told at once
         import PIL  # noqa: F401

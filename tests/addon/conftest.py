@@ -5,6 +5,7 @@ bpy = pytest.importorskip("bpy")
 
 import blender_latentwalk  # noqa: E402
 import synth  # noqa: E402
+from render_helpers import FPS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,40 @@ def song(tmp_path):
     signal = synth.clicks(np.arange(0.5, 4.0, 0.5), sample_rate, 4.0, amplitude=0.6)
     signal += synth.tone(110, sample_rate, 4.0, 0.3) + synth.tone(1000, sample_rate, 4.0, 0.1)
     return synth.write(tmp_path / "song.wav", signal, sample_rate)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Tiny untrained BigGAN and SD pipeline in the real on-disk formats."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from blender_latentwalk.engine import biggan, img2img
+
+    folder = tmp_path_factory.mktemp("models")
+    return (biggan.make_tiny_model(str(folder / "biggan-tiny-UNTRAINED")),
+            img2img.make_tiny_pipeline(str(folder / "sd-tiny-UNTRAINED")))
+
+
+@pytest.fixture
+def baked(scene, models, tmp_path):
+    from demo_song import synthesise_song
+
+    song = str(tmp_path / "song.wav")
+    synthesise_song(song, seconds=3.0)  # kick, bass, chords and hats
+    scene.render.fps = FPS
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
+    settings = scene.latentwalk
+    settings.audio_path = song
+    assert bpy.ops.latentwalk.bake() == {"FINISHED"}
+    settings.walk.model, settings.diffusion.model = models
+    settings.walk.device = "cpu"
+    settings.diffusion.prompt = "a volcano"
+    settings.diffusion.output_folder = str(tmp_path / "frames")
+    settings.diffusion.batch_size = 4
+    yield scene
+    from blender_latentwalk.blender import worker_client
+
+    worker_client.release()
 
 
 # The bpy 4.2 wheel crashes (SIGSEGV) while Python shuts down once any Python

@@ -1,7 +1,5 @@
 """The render from Blender: frames through the worker process, the sequencer, the video."""
 
-import os
-
 import bpy
 import numpy as np
 import pytest
@@ -12,41 +10,7 @@ pytest.importorskip("torch")  # the worker runs in this Python (Blender's own, b
 pytest.importorskip("diffusers")
 av = pytest.importorskip("av")
 
-FPS = 24
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    from blender_latentwalk.engine import biggan, img2img
-
-    folder = tmp_path_factory.mktemp("models")
-    return (biggan.make_tiny_model(str(folder / "biggan-tiny-UNTRAINED")),
-            img2img.make_tiny_pipeline(str(folder / "sd-tiny-UNTRAINED")))
-
-
-@pytest.fixture
-def baked(scene, models, tmp_path):
-    from demo_song import synthesise_song
-
-    song = str(tmp_path / "song.wav")
-    synthesise_song(song, seconds=3.0)  # kick, bass, chords and hats
-    scene.render.fps = FPS
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
-    settings = scene.latentwalk
-    settings.audio_path = song
-    assert bpy.ops.latentwalk.bake() == {"FINISHED"}
-    settings.walk.model, settings.diffusion.model = models
-    settings.walk.device = "cpu"
-    settings.diffusion.prompt = "a volcano"
-    settings.diffusion.output_folder = str(tmp_path / "frames")
-    settings.diffusion.batch_size = 4
-    yield scene
-    worker_client.release()
-
-
-def pngs(folder):
-    return {name: open(os.path.join(folder, name), "rb").read()
-            for name in sorted(os.listdir(folder)) if name.endswith(".png")}
+from render_helpers import FPS, pngs  # noqa: E402
 
 
 def test_three_second_song_becomes_frames_strips_and_a_video_with_sound(baked, tmp_path):

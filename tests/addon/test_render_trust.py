@@ -14,7 +14,7 @@ pytest.importorskip("torch")  # the worker runs in this Python (Blender's own, b
 pytest.importorskip("diffusers")
 av = pytest.importorskip("av")
 
-from test_render_in_blender import FPS, baked, models, pngs  # noqa: E402,F401  (shared fixtures)
+from render_helpers import FPS, pngs  # noqa: E402
 
 
 def strip_named(scene, name):

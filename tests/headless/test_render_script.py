@@ -81,7 +81,7 @@ def test_bad_input_exits_1_with_a_message_and_loses_nothing(case, inputs, render
         (tmp_path / "a-file").write_text("not a folder")
         out, expected = tmp_path / "a-file" / "frames", "cannot write frames to"
     elif case == "frames outside the song":
-        extra, expected = ["--frames", "60-100"], "outside the song's frames 1-72"
+        extra, expected = ["--frames", "60-100"], "outside the frames to render, 1-72"
     elif case == "malformed frames":
         extra, expected = ["--frames", "sixty"], "--frames 'sixty' is not A-B"
     else:
@@ -120,9 +120,103 @@ def test_another_frame_rate_rebakes_a_saved_file_and_the_same_one_does_not(input
     (["--prompt-change", "2:" + "x" * 60], "a marker name holds 63 characters"),
     (["--save"], "--save needs a path"),
     (["--strength", "strong"], "argument --strength: invalid float value"),
+    (["--frames", "1_120"], "--frames '1_120' is not A-B"),  # Python's int() would read 1120
+    (["--engine-python", "/no/such/python"], "--engine-python PATH, or the LATENTWALK_ENGINE_PYTHON"),
 ])
 def test_argument_mistakes_are_one_line_and_exit_1_before_any_work(inputs, tmp_path, arguments, expected):
     result = run_script(inputs, tmp_path / "frames", *arguments)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and expected in result.stderr
     assert not (tmp_path / "frames").exists()  # refused before baking or rendering
+
+
+def test_an_unwritable_video_path_is_refused_before_any_work(inputs, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run_script(inputs, tmp_path / "frames", "--encode", str(tmp_path / "a-file" / "video.mp4"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: --encode") and "cannot write" in last_line
+    assert not (tmp_path / "frames").exists()
+
+
+def audio_rms(path):
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        samples = [frame.to_ndarray().astype(np.float64).ravel() for frame in container.decode(audio=0)]
+    return float(np.sqrt(np.mean(np.concatenate(samples) ** 2)))
+
+
+def test_a_blend_copied_elsewhere_still_encodes_the_song(inputs, rendered, tmp_path):
+    """The saved file's sound strip is relative to it; a copy elsewhere must not give a silent video."""
+    import shutil
+
+    folder, _ = rendered
+    assert audio_rms(folder / "video.mp4") > 0.01
+    copy = tmp_path / "a" / "b" / "c" / "copy.blend"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(folder / "video.blend", copy)
+    result = subprocess.run([sys.executable, SCRIPT, "--", "--blend", str(copy), "--audio", inputs["song"],
+                             "--output", str(folder / "frames"), "--encode", str(tmp_path / "copy.mp4")],
+                            capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "it now plays the Song" in result.stdout and "72 of 72 frames current" in result.stdout
+    assert audio_rms(tmp_path / "copy.mp4") == pytest.approx(audio_rms(folder / "video.mp4"), rel=0.05)
+
+
+
+def children_of(pid):
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stream:
+                    if int(stream.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker process through /proc")
+def test_kill_9_at_a_random_point_then_resume_gives_the_same_bytes(inputs, rendered, tmp_path):
+    import random
+    import signal
+    import time
+
+    folder, _ = rendered
+    out = tmp_path / "frames"
+    command = [sys.executable, SCRIPT, "--", "--audio", inputs["song"], "--output", str(out), "--biggan",
+               inputs["biggan"], "--sd", inputs["sd"], "--size", "64x48", "--fps", "24", "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                               stdin=subprocess.DEVNULL)
+    kill_after = random.Random().randint(8, 60)  # frames done, reported by the progress lines
+    for line in process.stdout:
+        if line.startswith("Latent Walk: ") and "/72 frames" in line and int(line.split()[2].split("/")[0]) >= kill_after:
+            break
+    time.sleep(random.Random().uniform(0.0, 0.5))  # somewhere inside the next batch
+    workers = children_of(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 20
+    while any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+              for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker ends when its parent is gone
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")
+                and open(f"/proc/{pid}/stat").read().split()[2] != "Z"], "the worker outlived the killed render"
+
+    resumed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "kept" in resumed.stdout
+    names = sorted(os.listdir(out))
+    assert [n for n in names if n.endswith(".png")] == [f"frame_{n:06d}.png" for n in range(1, 73)]
+    assert not [n for n in names if "tmp" in n], names  # no temp file left behind
+    reference = folder / "frames"
+    for name in names:
+        if name.endswith(".png"):
+            assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    status = subprocess.run([sys.executable, "-m", "blender_latentwalk.engine", "status", str(out / "plan.npz"),
+                             "--biggan", inputs["biggan"], "--sd", inputs["sd"], "--size", "64x48", "--out", str(out)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert status.returncode == 0 and "72 of 72 frames current" in status.stdout, status.stderr
