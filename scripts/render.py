@@ -127,8 +127,10 @@ def main():
     audio = os.path.abspath(args.audio) if args.audio else None
     if audio is None and not settings.audio_path:
         headless.fail("no song: give --audio SONG (wav, flac, ogg or mp3).")
-    if not args.output and settings.diffusion.output_folder.startswith("//") and not bpy.data.filepath:
-        headless.fail("give --output DIR: the scene's Output folder is relative to a .blend that is not saved.")
+    if not args.output and not bpy.data.filepath and (settings.diffusion.output_folder.startswith("//")
+                                                      or render.BLEND_NAME_TOKEN in settings.diffusion.output_folder):
+        headless.fail("give --output DIR: the scene's Output folder depends on a .blend file, and this one is not "
+                      "saved.")
     if args.save == "" and not bpy.data.filepath:
         headless.fail("--save needs a path (--save OUT.blend): this scene was not opened from a .blend file.")
     if args.encode and not args.encode.lower().endswith(".mp4"):

@@ -56,14 +56,17 @@ def render_request(scene, preview):
     """
     settings = scene.latentwalk
     walk, diffusion = settings.walk, settings.diffusion
-    output_folder = resolve_folder(diffusion.output_folder, "Output folder")
-    try:
-        preview_folder = resolve_folder(walk.preview_folder, "Preview Folder")
-    except LatentWalkError:
-        if preview:
-            raise
-        preview_folder = None  # cannot hold previews yet, so cannot clash with the Output folder
-    if preview_folder is not None and os.path.normcase(preview_folder) == os.path.normcase(output_folder):
+    folders = {}
+    for name, path, what in (("preview", walk.preview_folder, "Preview Folder"),
+                             ("output", diffusion.output_folder, "Output folder")):
+        try:
+            folders[name] = resolve_folder(path, what)
+        except LatentWalkError:
+            if name == ("preview" if preview else "output"):
+                raise  # the folder this render writes
+            folders[name] = None  # cannot hold frames yet, so cannot clash with the other
+    preview_folder, output_folder = folders["preview"], folders["output"]
+    if None not in (preview_folder, output_folder) and os.path.normcase(preview_folder) == os.path.normcase(output_folder):
         raise LatentWalkError(f"the Preview Folder and the Output folder are the same ('{preview_folder}'): "
                               "previews would replace the rendered frames. Choose another Preview Folder.")
     if preview:

@@ -4,9 +4,10 @@
         --biggan DIR --sd DIR --out FRAMES --screenshot PNG
 
 Starts "Render Frames" as a user's click does (INVOKE_DEFAULT), takes a screenshot
-while it runs, presses Esc, waits for the cancel, renders again to the end, presses
-Encode Video and waits for Blender's render job, prints what happened as RESULT
-lines, and quits.
+while it runs, clicks Cancel Render and then presses Esc (a second, impatient stop:
+it ends the worker at once), waits for the cancel, renders again to the end, presses
+Encode Video and waits for Blender's render job (the artist's output settings must be
+as they were after it), prints what happened as RESULT lines, and quits.
 """
 
 import argparse
@@ -40,6 +41,12 @@ def invoke_render():
         return bpy.ops.latentwalk.render("INVOKE_DEFAULT")
 
 
+def output_settings(scene):
+    render = scene.render
+    return [render.filepath, render.image_settings.file_format, render.use_sequencer, render.use_compositing,
+            scene.frame_start, scene.frame_end]
+
+
 def result(**values):
     print("RESULT " + json.dumps(values), flush=True)
 
@@ -64,6 +71,9 @@ def step():
         settings.diffusion.model, settings.diffusion.output_folder = ARGS.sd, ARGS.out
         settings.diffusion.batch_size = 2
         scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
+        scene.render.filepath, scene.render.image_settings.file_format = "//stills/shot_", "JPEG"
+        scene.render.use_sequencer, scene.render.use_compositing = False, True
+        STATE["settings_before"] = output_settings(scene)
         result(invoked=sorted(invoke_render()))
         STATE["step"] = "running"
     elif STATE["step"] == "running" and job is not None and job.done >= 6:
@@ -71,8 +81,15 @@ def step():
         window = bpy.context.window_manager.windows[0]
         with bpy.context.temp_override(window=window, screen=window.screen, area=window.screen.areas[0]):
             bpy.ops.screen.screenshot(filepath=ARGS.screenshot)
-        window.event_simulate("ESC", "PRESS")
+        with bpy.context.temp_override(**sequencer_context()):
+            result(cancel_clicked=sorted(bpy.ops.latentwalk.render_cancel()))
+        STATE["step"], STATE["clicked_ticks"] = "cancel clicked", STATE["ticks"]
+    elif STATE["step"] == "cancel clicked" and STATE["ticks"] - STATE["clicked_ticks"] >= 10 and job is not None:
+        window = bpy.context.window_manager.windows[0]
+        window.event_simulate("ESC", "PRESS")  # a second stop, a second after the click: the worker ends now
         window.event_simulate("ESC", "RELEASE")
+        STATE["step"] = "cancelling"
+    elif STATE["step"] == "cancel clicked" and job is None:  # the click alone stopped it first
         STATE["step"] = "cancelling"
     elif STATE["step"] == "cancelling" and job is None:
         frames = sorted(n for n in os.listdir(ARGS.out) if n.endswith(".png"))
@@ -92,7 +109,9 @@ def step():
         STATE["encode_ticks"] += 1
         if STATE["encode_ticks"] > 5 and not bpy.app.is_job_running("RENDER"):
             video = os.path.join(ARGS.out, "baked.mp4")
-            result(video=video if os.path.isfile(video) else None)
+            result(video=video if os.path.isfile(video) else None,
+                   settings_kept=output_settings(scene) == STATE["settings_before"],
+                   settings=[output_settings(scene), STATE["settings_before"]])
             bpy.ops.wm.quit_blender()
             return None
     return 0.1

@@ -164,7 +164,7 @@ def test_literal_headless_render_command_leaves_frames_a_saved_file_and_a_video(
                                                               "--frames", "70-80", "--sd", "none"],
                          capture_output=True, text=True, env=blender_env(), timeout=300)
     assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines()[-1].startswith("error: frames 70-80 are outside the song's frames 1-72")
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: frames 70-80 are outside the frames to render, 1-72")
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
@@ -187,7 +187,9 @@ def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_
     assert results["finished_with"] == 72
     assert ["Latent Walk", "IMAGE", 2, 1, 72] in results["strips"]
     assert os.path.getsize(screenshot) > 0
+    assert results["cancel_clicked"] == ["FINISHED"]
     assert results["encode"] == ["FINISHED"] and results["video"] is not None
+    assert results["settings_kept"], results["settings"]  # Encode Video put the artist's output settings back
     import av
 
     with av.open(results["video"]) as container:
