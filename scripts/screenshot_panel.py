@@ -1,8 +1,8 @@
 """Screenshot the Latent Walk sidebar in the real Blender UI (needs a display, e.g. Xvfb).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" blender FILE.blend --enable-event-simulate \\
-        -P scripts/screenshot_panel.py -- --audio SONG --out out/screenshots/panel.png \\
-        [--out-render out/screenshots/render_panel.png]
+        -P scripts/screenshot_panel.py -- --audio SONG --out docs/screenshots/panel.png \\
+        [--out-render docs/screenshots/render_panel.png]
 
 (Opening a .blend, e.g. one saved by scripts/bake.py, skips the splash screen.)
 

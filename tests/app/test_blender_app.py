@@ -19,8 +19,8 @@ from blender_latentwalk.engine import analysis
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLENDER = shutil.which("blender")
 pytestmark = pytest.mark.skipif(BLENDER is None, reason="no blender executable on PATH")
-SCREENSHOT = os.path.join(ROOT, "out", "screenshots", "panel.png")
-RENDER_PANEL = os.path.join(ROOT, "out", "screenshots", "render_panel.png")
+SCREENSHOT = os.path.join(ROOT, "docs", "screenshots", "panel.png")
+RENDER_PANEL = os.path.join(ROOT, "docs", "screenshots", "render_panel.png")
 
 CHECK_CURVES = """
 import bpy, json, sys
@@ -169,7 +169,7 @@ def test_literal_headless_render_command_leaves_frames_a_saved_file_and_a_video(
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
 def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_blend, tiny_models, tmp_path):
-    screenshot = os.path.join(ROOT, "out", "screenshots", "render_progress.png")
+    screenshot = os.path.join(ROOT, "docs", "screenshots", "render_progress.png")
     os.makedirs(os.path.dirname(screenshot), exist_ok=True)
     command = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, baked_blend, "--enable-event-simulate",
                "-P", os.path.join(ROOT, "tests", "app", "modal_render_ui.py"), "--", "--biggan", tiny_models[0],
