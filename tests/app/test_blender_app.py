@@ -194,3 +194,35 @@ def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_
 
     with av.open(results["video"]) as container:
         assert {s.type for s in container.streams} == {"video", "audio"}
+
+
+def test_the_extension_zip_installs_as_a_legacy_add_on_through_preferences(song, tmp_path):
+    """Blender 3.4.1: Preferences > Add-ons > Install (the operator), enable, bake."""
+    build = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "build_extension.py"), "--out",
+                            str(tmp_path / "dist")], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    package = build.stdout.strip().splitlines()[-1]
+    script = tmp_path / "install.py"
+    script.write_text("""
+import json, sys, bpy
+package, song = sys.argv[sys.argv.index("--") + 1:]
+installed = bpy.ops.preferences.addon_install(filepath=package)
+enabled = bpy.ops.preferences.addon_enable(module="blender_latentwalk")
+import blender_latentwalk
+scene = bpy.context.scene
+scene.latentwalk.audio_path = song
+baked = bpy.ops.latentwalk.bake()
+print("RESULT " + json.dumps({"install": sorted(installed), "enable": sorted(enabled), "bake": sorted(baked),
+                              "from": blender_latentwalk.__file__, "summary": scene.latentwalk.last_bake_summary}))
+""")
+    env = dict(blender_env(), BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"))
+    env.pop("PYTHONPATH")  # only the installed copy may be imported
+    result = subprocess.run([BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "-P", str(script), "--",
+                             package, song], capture_output=True, text=True, env=env, timeout=300,
+                            cwd=str(tmp_path))
+    line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert line is not None, result.stdout[-2000:] + result.stderr[-2000:]
+    found = json.loads(line[7:])
+    assert found["install"] == ["FINISHED"] and found["enable"] == ["FINISHED"] and found["bake"] == ["FINISHED"]
+    assert found["from"].startswith(str(tmp_path / "scripts" / "addons" / "blender_latentwalk"))
+    assert "21 curves" in found["summary"], found
