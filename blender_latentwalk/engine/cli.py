@@ -112,8 +112,6 @@ def _load_plan_and_range(args):
         raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 4 on the CPU, "
                               "16 on a GPU).")
     first_last = _parse_range(args.frames, "--frames") if args.frames else None
-    if os.path.isdir(args.plan):
-        raise LatentWalkError(f"plan '{args.plan}' is a folder: give the plan .npz file.")
     plan = RenderPlan.load(args.plan)
     indices = None
     if first_last is not None:

@@ -141,8 +141,10 @@ class RenderPlan:
             data = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise LatentWalkError(f"plan file not found: '{path}'.") from None
-        except (OSError, ValueError, zipfile.BadZipFile) as error:
-            raise LatentWalkError(f"'{path}' is not a render plan ({str(error).splitlines()[0] if str(error) else 'not a .npz file'}): {fix}.") from None
+        except IsADirectoryError:
+            raise LatentWalkError(f"plan '{path}' is a folder: give the plan .npz file.") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            raise LatentWalkError(f"'{path}' is not a render plan (not a .npz file): {fix}.") from None
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise LatentWalkError(f"'{path}' is not a render plan (a single array, not a .npz of a plan): {fix}.")
         with data:
