@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from . import atomic, biggan, claims, frames, img2img, walk
 from .errors import LatentWalkError
 
-RENDER_VERSION = 2
+RENDER_VERSION = 3  # 3: BigGAN uses the exact statistics row at truncations 0.14, 0.28, 0.56, 0.58
 MANIFEST_VERSION = 3  # 3: each frame records its key and its file's size and modification time
 MANIFEST_NAME = "manifest.json"
 
