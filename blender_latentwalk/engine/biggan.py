@@ -2,8 +2,8 @@
 
 Models are a pretrained name (``biggan-deep-128/256/512``, found in the
 package's own cache), or a folder with ``config.json`` + ``pytorch_model.bin``;
-both load through ``BigGAN.from_pretrained`` (``torch.load`` with
-``weights_only=True``, torch's default). Nothing is downloaded unless asked, so an
+both build the package's ``BigGAN`` from the config and load the weights with
+``torch.load(weights_only=True)`` and a strict key check (`load_weights`). Nothing is downloaded unless asked, so an
 offline machine fails in milliseconds with a message saying where to put files.
 
 Rendering does no work whose result is thrown away: spectral norm is folded into
@@ -16,8 +16,6 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
-
 
 from .errors import LatentWalkError
 
@@ -65,10 +63,10 @@ def _cached_file(url, cache_dir):
 
 
 def resolve(name_or_path):
-    """A folder holding config.json + pytorch_model.bin for ``name_or_path``.
+    """(config.json path, pytorch_model.bin path) of ``name_or_path``.
 
-    A known name resolves to the package's cache (no network): a temporary folder
-    of links is made so that the real loader reads the cached files.
+    A known name resolves to pytorch-pretrained-biggan's own cache (no network);
+    the files are read where they are (no links, no temporary folder).
     """
     if os.path.isdir(name_or_path):
         missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not os.path.isfile(os.path.join(name_or_path, n))]
@@ -77,7 +75,7 @@ def resolve(name_or_path):
                 f"BigGAN folder '{name_or_path}' lacks {' and '.join(missing)}: it needs config.json and "
                 "pytorch_model.bin (as written by pytorch-pretrained-biggan)."
             )
-        return name_or_path
+        return os.path.join(name_or_path, CONFIG_NAME), os.path.join(name_or_path, WEIGHTS_NAME)
     if name_or_path not in KNOWN_MODELS:
         raise LatentWalkError(
             f"BigGAN model '{name_or_path}' is neither a folder nor one of {', '.join(KNOWN_MODELS)}."
@@ -94,10 +92,7 @@ def resolve(name_or_path):
             f"BigGAN.from_pretrained('{name_or_path}')\" and copy that folder here, or put config.json and "
             "pytorch_model.bin in a folder and give the folder instead of the name."
         )
-    folder = tempfile.mkdtemp(prefix="latentwalk-biggan-")
-    os.symlink(config, os.path.join(folder, CONFIG_NAME))
-    os.symlink(weights, os.path.join(folder, WEIGHTS_NAME))
-    return folder
+    return config, weights
 
 
 def pick_device(preferred="auto"):
@@ -121,14 +116,66 @@ def load(name_or_path, device="auto", half=None):
     import torch
     from pytorch_pretrained_biggan import BigGAN
 
-    folder = resolve(name_or_path)
-    try:
-        model = BigGAN.from_pretrained(folder)
-    except (OSError, RuntimeError, ValueError, KeyError) as error:
-        raise LatentWalkError(f"BigGAN weights in '{folder}' could not be loaded ({error}).") from None
+    config_path, weights_path = resolve(name_or_path)
+    model = load_weights(config_path, weights_path)
     device = pick_device(device)
     dtype = torch.float16 if (device.type != "cpu" if half is None else half) else torch.float32
     return prepare_for_inference(model).to(device=device, dtype=dtype), device, dtype
+
+
+def load_weights(config_path, weights_path):
+    """A ``BigGAN`` (pytorch-pretrained-biggan's class) built from ``config_path`` with the weights in
+    ``weights_path``, read with ``torch.load(weights_only=True)`` (tensors only, no code) and checked
+    strictly: a missing or unexpected key is an error that names it, not a half-loaded model."""
+    import torch
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+
+    try:
+        model = BigGAN(BigGANConfig.from_json_file(config_path))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise LatentWalkError(f"BigGAN config '{config_path}' could not be read ({error}).") from None
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (pickle, zip and torch all raise their own kinds)
+        raise LatentWalkError(f"BigGAN weights '{weights_path}' could not be loaded "
+                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}).") from None
+    if not isinstance(state, dict):
+        raise LatentWalkError(f"BigGAN weights '{weights_path}' are not a state dict (found {type(state).__name__}).")
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        def listed(keys):
+            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+        parts = ([f"missing {listed(missing)}"] if missing else []) + (
+            [f"unexpected {listed(unexpected)}"] if unexpected else [])
+        raise LatentWalkError(f"BigGAN weights '{weights_path}' do not match '{config_path}': {'; '.join(parts)}. "
+                              "Use the config.json saved with these weights.")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:  # right keys, wrong shapes
+        raise LatentWalkError(f"BigGAN weights '{weights_path}' do not match '{config_path}' "
+                              f"({str(error).splitlines()[-1].strip()}). Use the config.json saved with these weights.") from None
+    return model
+
+
+def statistics_index(truncation, n_stats):
+    """(start, coef) into BigGAN's batch-norm statistics table for ``truncation``.
+
+    The table holds ``n_stats`` rows for truncation 0, 1/(n_stats-1), ... 1. A value on
+    that grid (as the walk gives) gets its own row exactly (coef 0): dividing by the
+    float step instead (``modf(0.14 / 0.02)`` is 7.000000000000001) would land on the
+    next row's statistics for 0.14, 0.28, 0.56 and 0.58. Off the grid it is the
+    package's interpolation: coef weighs row ``start`` and 1 - coef row ``start + 1``.
+    """
+    import math
+
+    position = truncation * (n_stats - 1)
+    nearest = round(position)
+    if abs(position - nearest) < 1e-6:
+        return int(nearest), 0.0
+    coef, start = math.modf(position)
+    return int(start), coef
 
 
 def _fused_batch_norm(self, x, truncation, condition_vector=None):
@@ -137,12 +184,9 @@ def _fused_batch_norm(self, x, truncation, condition_vector=None):
     (x - mean) / sqrt(var + eps) * weight + bias == x * scale + shift, with the
     per-channel scale and shift computed first; same statistics interpolation.
     """
-    import math
-
     import torch
 
-    coef, start = math.modf(truncation / self.step_size)
-    start = int(start)
+    start, coef = statistics_index(truncation, len(self.running_means))
     mean, var = self.running_means[start], self.running_vars[start]
     if coef != 0.0:
         mean = mean * coef + self.running_means[start + 1] * (1 - coef)

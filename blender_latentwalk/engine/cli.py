@@ -21,7 +21,9 @@ render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--
     img2img (``--sd none``: BigGAN only, scaled to --size). The plan holds the per-frame
     prompt schedule, strength, guidance, steps and seed; each flag given replaces that
     value on every frame. Resumable: frames already written under the same settings are
-    kept, frames written under other settings are redone.
+    kept untouched, missing frames and frames written under other settings are redone; any
+    chunking, order or resume gives the bytes of one render at the same --batch-size.
+    A second render whose frames overlap a running one's in the same --out is refused.
 status PLAN.npz --biggan ... --sd ... --out DIR [--frames A-B] [every render flag] [--json]
     Which frames in DIR are a finished render of the plan with these settings: the
     one check that Encode Video, the panel and scripts/render.py --encode use. Prints
@@ -120,13 +122,17 @@ def _make_tiny_models(folder):
 def _load_plan_and_range(args):
     from .plan import RenderPlan
 
-    if not os.path.isfile(args.plan):
-        raise LatentWalkError(f"plan file not found: '{args.plan}'.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 4 on the CPU, "
+                              "16 on a GPU).")
+    first_last = _parse_range(args.frames, "--frames") if args.frames else None
     plan = RenderPlan.load(args.plan)
     indices = None
-    if args.frames:
-        first, last = _parse_range(args.frames, "--frames")
-        if not (0 <= first <= last < plan.n_frames):
+    if first_last is not None:
+        first, last = first_last
+        if first > last:
+            raise LatentWalkError(f"--frames {args.frames}: the first frame is after the last.")
+        if not (0 <= first and last < plan.n_frames):
             raise LatentWalkError(f"--frames {args.frames} is outside the plan's 0-{plan.n_frames - 1}.")
         indices = range(first, last + 1)
     return plan, indices
@@ -190,9 +196,17 @@ def _render_full(args):
     plan, indices, settings = _plan_and_settings(args)
     start = time.perf_counter()
     result = render.render(plan, args.biggan, settings, args.out, indices, args.batch_size, args.device,
-                           progress=lambda done, total: print(f"frames {done}/{total}", flush=True))
+                           progress=lambda done, total: print(f"frames {done}/{total}", flush=True),
+                           warn=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - start
     print(f"rendered {len(result.rendered)} frames, reused {len(result.reused)} in {args.out} ({elapsed:.1f} s)")
+    if result.replaced:
+        print(f"replaced {len(result.replaced)} frames that were not current (written under other settings, "
+              f"by another plan, or changed since), first {result.replaced[0]}")
+    if result.reduced_batch:
+        sizes = sorted(set(result.reduced_batch.values()))
+        print(f"note: {len(result.reduced_batch)} frames were made at a smaller batch ({', '.join(map(str, sizes))}) "
+              f"after running out of memory, first {min(result.reduced_batch)}", file=sys.stderr)
 
 
 def request_from_args(args):

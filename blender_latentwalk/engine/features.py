@@ -6,10 +6,11 @@ Blender) need numpy only, not librosa.
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import atomic
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 FEATURES_VERSION = 1
@@ -82,15 +83,7 @@ class Features:
         )
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-        handle, temp_path = tempfile.mkstemp(suffix=".npz", dir=folder)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)
-            os.replace(temp_path, path)
-        except BaseException:
-            if os.path.exists(temp_path):
-                os.unlink(temp_path)
-            raise
+        atomic.write_via(path, lambda stream: np.savez(stream, **arrays))
 
     @classmethod
     def load_npz(cls, path):

@@ -7,10 +7,11 @@ the user's cache folder (keyed by parameters and librosa's version).
 """
 
 import os
-import tempfile
 from importlib import metadata
 
 import numpy as np
+
+from . import atomic
 
 
 def _cache_folder():
@@ -27,10 +28,7 @@ def _cached(name, compute):
     matrix = np.asarray(compute(), dtype=np.float32)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle, temp_path = tempfile.mkstemp(suffix=".npy", dir=os.path.dirname(path))
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, matrix)
-        os.replace(temp_path, path)
+        atomic.write_via(path, lambda stream: np.save(stream, matrix))
     except OSError:
         pass  # a read-only home only costs the second again next time
     return matrix

@@ -3,6 +3,7 @@
 import os
 import tempfile
 
+from . import atomic
 from .errors import LatentWalkError
 
 FRAME_PATTERN = "frame_{:06d}.png"
@@ -23,24 +24,15 @@ def ensure_writable_folder(folder):
         ) from None
 
 
-def write_png(path, image, size=None):
-    """Write an (height, width, 3) uint8 image as PNG via a temp file + rename.
+def write_png(path, image, size=None, temp_prefix=None):
+    """Write an (height, width, 3) uint8 image as PNG atomically (`atomic.write_via`).
 
     ``size`` (width, height) resizes with Lanczos first. A crash never leaves a
-    half-written frame under the final name.
+    half-written frame under the final name. temp_prefix : see `atomic.write_via`.
     """
     from PIL import Image  # here, not at the top: Blender's own Python may lack Pillow
 
     picture = Image.fromarray(image, mode="RGB") if hasattr(image, "shape") else image
     if size is not None and picture.size != tuple(size):
         picture = picture.resize(tuple(size), Image.LANCZOS)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp_path = tempfile.mkstemp(suffix=".png.tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            picture.save(stream, format="PNG")
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
+    atomic.write_via(path, lambda stream: picture.save(stream, format="PNG"), temp_prefix=temp_prefix)

@@ -8,10 +8,13 @@ is a pure function of it. Saved as one ``.npz`` (arrays + a JSON ``settings``).
 import hashlib
 import json
 import os
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import atomic
+from .errors import LatentWalkError
 
 PLAN_VERSION = 2
 
@@ -127,20 +130,44 @@ class RenderPlan:
         arrays["header"] = np.array(json.dumps(self._header(), sort_keys=True))
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-        handle, temp_path = tempfile.mkstemp(suffix=".npz", dir=folder)
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temp_path, path)
+        atomic.write_via(path, lambda stream: np.savez(stream, **arrays))
 
     @classmethod
     def load(cls, path):
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            if header.get("version") != PLAN_VERSION:
-                raise ValueError(f"plan '{path}' has version {header.get('version')}, expected {PLAN_VERSION}: "
-                                 "sample it again from Blender (or the version that wrote it)")
+        """The plan saved at ``path``; raises `LatentWalkError` naming the file when it is missing,
+        not a plan (another .npz, e.g. a features file), or from another version."""
+        fix = "sample it again from Blender (Render Frames writes the plan next to the frames)"
+        try:
+            data = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise LatentWalkError(f"plan file not found: '{path}'.") from None
+        except IsADirectoryError:
+            raise LatentWalkError(f"plan '{path}' is a folder: give the plan .npz file.") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            raise LatentWalkError(f"'{path}' is not a render plan (not a .npz file): {fix}.") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise LatentWalkError(f"'{path}' is not a render plan (a single array, not a .npz of a plan): {fix}.")
+        with data:
+            if "header" not in data.files:
+                raise LatentWalkError(f"'{path}' is not a render plan (it holds {', '.join(data.files[:4]) or 'nothing'}"
+                                      f"{'...' if len(data.files) > 4 else ''}; a features file?): {fix}.")
+            try:
+                header = json.loads(str(data["header"]))
+                version = header.get("version")
+            except (ValueError, AttributeError):
+                raise LatentWalkError(f"'{path}' is not a render plan (its header is not a plan's): {fix}.") from None
+            if version != PLAN_VERSION:
+                age = "an older" if isinstance(version, int) and version < PLAN_VERSION else "another"
+                raise LatentWalkError(f"plan '{path}' is from {age} version of Latent Walk (plan version {version}, "
+                                      f"this one reads {PLAN_VERSION}): {fix}.")
+            missing = [name for name in cls.ARRAYS if name not in data.files]
+            if missing:
+                raise LatentWalkError(f"plan '{path}' is damaged (it lacks {', '.join(missing)}): {fix}.")
             arrays = {name: data[name] for name in cls.ARRAYS}
-        return cls(
-            frame_start=header["frame_start"], fps=header["fps"], fps_base=header["fps_base"],
-            seed=header["seed"], band_names=header["band_names"], settings=header["settings"], **arrays,
-        )
+        try:
+            return cls(
+                frame_start=header["frame_start"], fps=header["fps"], fps_base=header["fps_base"],
+                seed=header["seed"], band_names=header["band_names"], settings=header["settings"], **arrays,
+            )
+        except (KeyError, ValueError, TypeError) as error:
+            raise LatentWalkError(f"plan '{path}' is damaged ({type(error).__name__}: {error}): {fix}.") from None

@@ -11,15 +11,16 @@ render uses it to skip finished frames, and Encode Video and the panel use it to
 refuse or count stale ones.
 """
 
+import errno
 import hashlib
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-from . import biggan, frames, img2img, walk
+from . import atomic, biggan, claims, frames, img2img, walk
+from .errors import LatentWalkError
 
-RENDER_VERSION = 2
+RENDER_VERSION = 3  # 3: BigGAN uses the exact statistics row at truncations 0.14, 0.28, 0.56, 0.58
 MANIFEST_VERSION = 3  # 3: each frame records its key and its file's size and modification time
 MANIFEST_NAME = "manifest.json"
 STATUS_VERSION = 1  # FrameStatus as JSON (the engine CLI's `status` answers the add-on with it)
@@ -41,6 +42,9 @@ class RenderResult:
     rendered: list  # Blender frame numbers computed now
     reused: list  # frames whose file and key already matched
     stopped: bool = False
+    replaced: list = field(default_factory=list)  # frames whose PNG was not current and was overwritten
+    reduced_batch: dict = field(default_factory=dict)  # {frame: batch size} of frames made at a smaller batch
+    warnings: list = field(default_factory=list)  # what the user was told during the render
 
 
 class Models:
@@ -138,30 +142,78 @@ def frame_keys(plan, biggan_model, settings, inputs=None, identities=None):
     return keys
 
 
+class ManifestError(LatentWalkError):
+    """The folder's manifest.json is damaged, another program's, or from a newer version."""
+
+
+def _manifest_problem(path, what):
+    return ManifestError(
+        f"'{path}' {what}, so the frames in '{os.path.dirname(path)}' cannot be trusted: move that file "
+        "away (its frames then count as stale and are rendered again) or choose another Output folder.")
+
+
 def load_manifest(folder):
-    """{Blender frame: {"key", "bytes", "mtime_ns"}} from the folder's manifest ({} when there is none,
-    or it is from another version: its frames then count as stale)."""
+    """{Blender frame: {"key", "bytes", "mtime_ns", ...}} from the folder's manifest.
+
+    {} when there is none, or when an older version wrote it (its frames then count as
+    stale). Raises `ManifestError` for a file that is not a manifest this version can read
+    (damaged, another program's, a newer version's): nothing is mixed in from it.
+    """
+    path = os.path.join(folder, MANIFEST_NAME)
     try:
-        with open(os.path.join(folder, MANIFEST_NAME), encoding="utf-8") as stream:
-            data = json.load(stream)
-        if data.get("version") != MANIFEST_VERSION:
-            return {}
-        return {int(frame): dict(entry) for frame, entry in data["frames"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        with open(path, "rb") as stream:
+            text = stream.read()
+    except FileNotFoundError:
         return {}
+    except OSError as error:
+        raise _manifest_problem(path, f"cannot be read ({error.strerror})") from None
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except ValueError:
+        raise _manifest_problem(path, "is damaged (not JSON)") from None
+    if not (isinstance(data, dict) and isinstance(data.get("version"), int) and isinstance(data.get("frames"), dict)):
+        raise _manifest_problem(path, "is not a Latent Walk manifest (another program's file?)")
+    if data["version"] < MANIFEST_VERSION:
+        return {}
+    if data["version"] > MANIFEST_VERSION:
+        raise _manifest_problem(path, f"was written by a newer version of Latent Walk (manifest version "
+                                      f"{data['version']}, this one reads {MANIFEST_VERSION})")
+    try:
+        manifest = {int(frame): dict(entry) for frame, entry in data["frames"].items()}
+    except (ValueError, TypeError):
+        raise _manifest_problem(path, "is damaged (a frame entry is not a frame number and a record)") from None
+    if not all(isinstance(entry.get("key"), str) for entry in manifest.values()):
+        raise _manifest_problem(path, "is damaged (a frame entry has no key)")
+    return manifest
 
 
-def save_manifest(folder, manifest):
-    handle, temp_path = tempfile.mkstemp(suffix=".json.tmp", dir=folder)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump({"version": MANIFEST_VERSION, "frames": {str(f): e for f, e in sorted(manifest.items())}}, stream)
-    os.replace(temp_path, os.path.join(folder, MANIFEST_NAME))
+def update_manifest(folder, changes, temp_prefix=None):
+    """Apply ``changes`` ({Blender frame: entry, or None to forget it}) to the folder's manifest.
+
+    Read, merge and write happen under the folder's lock, so renders writing other
+    frames of the folder at the same time never lose each other's entries.
+    Returns the manifest as written.
+    """
+    lock = claims.locked(folder)
+    try:
+        manifest = load_manifest(folder)
+        for frame, entry in changes.items():
+            if entry is None:
+                manifest.pop(int(frame), None)
+            else:
+                manifest[int(frame)] = entry
+        text = json.dumps({"version": MANIFEST_VERSION, "frames": {str(f): e for f, e in sorted(manifest.items())}})
+        atomic.write_text(os.path.join(folder, MANIFEST_NAME), text, temp_prefix=temp_prefix)
+    finally:
+        lock.release()
+    return manifest
 
 
-def manifest_entry(path, key):
-    """What the manifest records of a frame file just written under ``key``."""
+def manifest_entry(path, key, batch_size):
+    """What the manifest records of a frame file just written under ``key``, computed in a
+    batch of ``batch_size`` frames (smaller than asked after running out of memory)."""
     status = os.stat(path)
-    return {"key": key, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
+    return {"key": key, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns, "batch_size": int(batch_size)}
 
 
 def _file_matches(path, entry):
@@ -179,11 +231,13 @@ class FrameStatus:
     current : Blender frame numbers whose PNG is the one the manifest records under the frame's key now
     stale : frames with a PNG that is not (other settings, another plan, replaced or changed since)
     missing : frames with no PNG
+    problem : one line when manifest.json is damaged or foreign (`ManifestError`), else ""
     """
 
     current: tuple
     stale: tuple
     missing: tuple
+    problem: str = ""  # why the manifest could not be used (then every PNG counts as stale)
 
     @property
     def total(self):
@@ -202,7 +256,7 @@ class FrameStatus:
         """One line, e.g. "238 of 240 frames current (1 stale, 1 missing)"."""
         text = f"{len(self.current)} of {self.total} frames current"
         parts = [f"{len(self.stale)} stale"] * bool(self.stale) + [f"{len(self.missing)} missing"] * bool(self.missing)
-        return text + (f" ({', '.join(parts)})" if parts else "")
+        return text + (f" ({', '.join(parts)})" if parts else "") + (f": {self.problem}" if self.problem else "")
 
     def refusal(self, folder):
         """Why these frames cannot become a video, and what to do (None when complete)."""
@@ -215,14 +269,14 @@ class FrameStatus:
 
     def to_json(self):
         return json.dumps({"version": STATUS_VERSION, "current": self.current, "stale": self.stale,
-                           "missing": self.missing})
+                           "missing": self.missing, "problem": self.problem})
 
     @classmethod
     def from_json(cls, text):
         data = json.loads(text)
         if data.get("version") != STATUS_VERSION:
             raise ValueError(f"frame status version {data.get('version')}, expected {STATUS_VERSION}")
-        return cls(tuple(data["current"]), tuple(data["stale"]), tuple(data["missing"]))
+        return cls(tuple(data["current"]), tuple(data["stale"]), tuple(data["missing"]), data.get("problem", ""))
 
 
 def frame_status(plan, biggan_model, settings, folder, frame_indices=None, keys=None):
@@ -233,7 +287,10 @@ def frame_status(plan, biggan_model, settings, folder, frame_indices=None, keys=
     """
     indices = range(plan.n_frames) if frame_indices is None else [int(i) for i in frame_indices]
     keys = keys if keys is not None else frame_keys(plan, biggan_model, settings)
-    manifest = load_manifest(folder)
+    try:
+        manifest, problem = load_manifest(folder), ""
+    except ManifestError as error:
+        manifest, problem = {}, str(error)
     current, stale, missing = [], [], []
     for index in indices:
         number = plan.frame_start + index
@@ -245,7 +302,7 @@ def frame_status(plan, biggan_model, settings, folder, frame_indices=None, keys=
             current.append(number)
         else:
             stale.append(number)
-    return FrameStatus(tuple(current), tuple(stale), tuple(missing))
+    return FrameStatus(tuple(current), tuple(stale), tuple(missing), problem)
 
 
 def _diffusion_groups(plan, members):
@@ -262,27 +319,131 @@ def _diffusion_groups(plan, members):
     return list(calls.items())
 
 
+def is_out_of_memory(error):
+    """Whether ``error`` is a device (or host) running out of memory during a batch."""
+    import torch
+
+    kinds = tuple(kind for kind in (getattr(torch, "OutOfMemoryError", None),
+                                    getattr(torch.cuda, "OutOfMemoryError", None)) if kind is not None)
+    return isinstance(error, kinds + (MemoryError,)) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+def _free_device_memory(torch_device):
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch_device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif torch_device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+def _write_error(error, folder):
+    """A one-line `LatentWalkError` for an OSError while writing into ``folder``."""
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        fix = "free some space there"
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make it writable again"
+    else:
+        fix = "check the folder"
+    return LatentWalkError(f"cannot write frames to '{folder}' ({error.strerror or error}): {fix}, then render "
+                           "again: every finished frame is kept and the render goes on from there.")
+
+
+class _BatchRenderer:
+    """Computes the frames of one aligned batch (the models are loaded)."""
+
+    def __init__(self, plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings):
+        self.plan, self.settings, self.inputs = plan, settings, inputs
+        self.model, self.torch_device, self.dtype = model, torch_device, dtype
+        self.pipeline, self.embeddings = pipeline, embeddings
+
+    def compute(self, batch, wanted):
+        """{plan index: PIL image} of ``wanted``, computed as members of ``batch``.
+
+        batch : plan indices of the whole aligned batch; wanted : the subset to return.
+        BigGAN and img2img calls are formed from the whole batch, exactly as when every
+        frame of it is rendered; a call with no wanted frame is skipped (its result
+        would be thrown away), and every other call runs with all its members.
+        """
+        from PIL import Image
+
+        plan, wanted = self.plan, set(wanted)
+        z, classes, truncation = self.inputs
+        calls = []
+        if self.pipeline is not None:
+            calls = [(values, call) for values, call in _diffusion_groups(plan, batch)
+                     if values[1] > 0 and wanted.intersection(call)]
+        needed = wanted.union(*[call for _, call in calls])
+        groups = {}
+        for index in batch:
+            groups.setdefault(float(truncation[index]), []).append(index)
+        sources = [index for members in groups.values() if needed.intersection(members) for index in members]
+        generated = dict(biggan.generate(self.model, self.torch_device, self.dtype, z, classes, truncation,
+                                         sources, len(batch)))
+        size = (self.settings.width, self.settings.height)
+        images = {i: img2img.fit(Image.fromarray(generated[i]), *size) for i in needed}
+        for (steps, effective, guidance), call in calls:
+            outputs = img2img.run(
+                self.pipeline, [images[i] for i in call],
+                [self.embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in call],
+                img2img.pipeline_strength(steps, effective), guidance, steps,
+                [int(round(plan.noise_seed[i])) for i in call], self.torch_device,
+            )
+            images.update(zip(call, outputs))
+        return {i: images[i] for i in wanted}
+
+
 def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_size=None, device="auto",
-           progress=None, should_stop=None, models=None):
+           progress=None, should_stop=None, models=None, warn=None):
     """Render plan frames into ``out_folder`` as frame_NNNNNN.png (Blender frame numbers).
 
-    progress : callable(done, total), once the models are loaded (done 0) and after each
-    batch; should_stop : callable() -> bool,
-    checked before each batch (a stop leaves finished frames and a consistent manifest).
+    Frames already current (`frame_status`) are kept untouched; missing and stale ones
+    are rendered. A frame is always computed inside its aligned batch (plan indices
+    ``k * batch_size ... k * batch_size + batch_size - 1``, cut at the plan's end), its
+    neighbours computed and thrown away when they are not asked for, so any chunking,
+    order or resume gives the bytes of one uninterrupted render at the same batch size.
+
+    progress : callable(done, total), once the models are loaded (done 0) and after each batch.
+    should_stop : callable() -> bool, checked before each batch (a stop leaves finished
+        frames and a consistent manifest).
     models : a `Models` to load through and keep (default: a fresh one).
-    Frames are byte-identical to an uninterrupted render with the same ``batch_size``.
-    Returns a `RenderResult`.
+    warn : callable(message), told when the render goes on differently than asked (out of
+        memory: a smaller batch). The messages are also in `RenderResult.warnings`.
+    Raises `LatentWalkError` (`claims.FolderBusy` when another live render writes some of
+    the same frames, `ManifestError` for a manifest it cannot trust, a full or read-only
+    folder, out of memory at batch size 1). Returns a `RenderResult`.
     """
+    if batch_size is not None and int(batch_size) < 1:
+        raise LatentWalkError(f"batch size {batch_size} must be 1 or more.")
     frames.ensure_writable_folder(out_folder)
-    indices = list(range(plan.n_frames)) if frame_indices is None else [int(i) for i in frame_indices]
+    indices = sorted(set(range(plan.n_frames) if frame_indices is None else (int(i) for i in frame_indices)))
+    outside = [i for i in indices if not 0 <= i < plan.n_frames]
+    if outside:
+        raise LatentWalkError(f"frame indices {outside[0]}... are outside the plan's 0-{plan.n_frames - 1}.")
+    load_manifest(out_folder)  # a manifest that cannot be trusted stops the render before any work
+    claim = claims.claim(out_folder, [plan.frame_start + i for i in indices])
+    try:
+        return _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_size, device, progress,
+                               should_stop, models, warn, claim)
+    finally:
+        claim.release()
+
+
+def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_size, device, progress, should_stop,
+                    models, warn, claim):
     inputs = walk_inputs(plan)
     identities = model_identities(biggan_model, settings)  # a folder model's files are read once a render
     keys = frame_keys(plan, biggan_model, settings, inputs, identities)
     status = frame_status(plan, biggan_model, settings, out_folder, indices, keys)
+    if status.problem:  # the manifest changed since the check above
+        raise ManifestError(status.problem)
     reused = set(status.current)
     todo = [index for index in indices if plan.frame_start + index not in reused]
-    manifest = load_manifest(out_folder)
-    result = RenderResult(rendered=[], reused=sorted(reused))
+    result = RenderResult(rendered=[], reused=sorted(reused), replaced=sorted(status.stale))
     if not todo:
         return result
 
@@ -293,50 +454,68 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
         pipeline = models.pipeline(settings.model, settings.tiny_vae, torch_device, dtype,
                                    (identities["model"], identities["tiny_vae"]))
         embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], torch_device)
-    if batch_size is None:
-        batch_size = 4 if torch_device.type == "cpu" else 16
+    asked = int(batch_size) if batch_size is not None else (4 if torch_device.type == "cpu" else 16)
     if progress is not None:
         progress(0, len(todo))  # models are loaded: the frames start now
-    z, classes, truncation = inputs
-    # Batches are fixed groups of frame indices (index // batch_size), so a resumed
-    # render batches frames exactly as an uninterrupted one did: kernels may round
-    # differently for other batch shapes, and frames must come out byte-identical.
-    groups = {}
-    for index in todo:
-        groups.setdefault(index // batch_size, []).append(index)
-    from PIL import Image
-
-    size = (settings.width, settings.height)
-    for members in groups.values():
+    renderer = _BatchRenderer(plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings)
+    current_size, position = asked, 0
+    while position < len(todo):
         if should_stop is not None and should_stop():
             result.stopped = True
             return result
-        generated = dict(biggan.generate(model, torch_device, dtype, z, classes, truncation, members, batch_size))
-        images = {i: img2img.fit(Image.fromarray(generated[i]), *size) for i in members}
-        if pipeline is not None:
-            for (steps, effective, guidance), call in _diffusion_groups(plan, members):
-                if effective == 0:  # strength too low for one step: the source as it is
-                    continue
-                outputs = img2img.run(
-                    pipeline, [images[i] for i in call],
-                    [embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in call],
-                    img2img.pipeline_strength(steps, effective), guidance, steps,
-                    [int(round(plan.noise_seed[i])) for i in call], torch_device,
-                )
-                images.update(zip(call, outputs))
-        # Forget the batch's old keys before its files change: a kill while writing must
-        # not leave new pixels under an old key (or old pixels under a new one).
-        for index in members:
-            manifest.pop(plan.frame_start + index, None)
-        save_manifest(out_folder, manifest)
-        for index in members:
-            number = plan.frame_start + index
-            # diffusers works in multiples of 8 pixels: back to the exact output size.
-            path = frames.frame_path(out_folder, number)
-            frames.write_png(path, images[index], size=size)
-            manifest[number] = manifest_entry(path, keys[index])
-            result.rendered.append(number)
-        save_manifest(out_folder, manifest)
+        claim.check()
+        # Batches are fixed groups of plan indices (index // batch size): kernels may round
+        # differently for other batch shapes, and frames must come out byte-identical.
+        group = todo[position] // current_size
+        batch = list(range(group * current_size, min((group + 1) * current_size, plan.n_frames)))
+        wanted = [i for i in todo[position:position + current_size] if i // current_size == group]
+        try:
+            images = renderer.compute(batch, wanted)
+        except Exception as error:  # noqa: BLE001  (only running out of memory is handled here)
+            if not is_out_of_memory(error):
+                raise
+            _free_device_memory(torch_device)
+            if current_size == 1:
+                raise LatentWalkError(
+                    f"out of memory on {torch_device} rendering frame {plan.frame_start + wanted[0]} even one frame "
+                    f"at a time ({type(error).__name__}); use a smaller output size, a Tiny VAE, or close what "
+                    "else uses the device. Finished frames are kept.") from None
+            current_size //= 2
+            message = (f"out of memory on {torch_device} at batch size {current_size * 2}: going on at batch size "
+                       f"{current_size}. Frames made at a smaller batch can differ in the last bits from a render "
+                       f"at batch size {asked}; the manifest records each frame's batch size.")
+            result.warnings.append(message)
+            if warn is not None:
+                warn(message)
+            continue
+        _write_batch(plan, out_folder, images, keys, (settings.width, settings.height), current_size, claim, result)
+        if current_size != asked:
+            result.reduced_batch.update({plan.frame_start + i: current_size for i in wanted})
+        position += len(wanted)
         if progress is not None:
             progress(len(result.rendered), len(todo))
     return result
+
+
+def _write_batch(plan, folder, images, keys, size, batch_size, claim, result):
+    """Write a batch's frames (``size`` (width, height): diffusers works in multiples of 8 pixels, so
+    back to the exact output size) and record them; an OSError becomes one line naming the folder."""
+    written = {}
+    try:
+        # Forget the batch's old keys before its files change: a kill while writing must
+        # not leave new pixels under an old key (or old pixels under a new one).
+        update_manifest(folder, {plan.frame_start + i: None for i in images}, claim.temp_prefix)
+        for index in sorted(images):
+            number = plan.frame_start + index
+            path = frames.frame_path(folder, number)
+            frames.write_png(path, images[index], size=size, temp_prefix=claim.temp_prefix)
+            written[number] = manifest_entry(path, keys[index], batch_size)
+        update_manifest(folder, written, claim.temp_prefix)
+    except OSError as error:
+        if written:  # keep what was written in this batch, when the manifest can still be written
+            try:
+                update_manifest(folder, written, claim.temp_prefix)
+            except OSError:
+                pass
+        raise _write_error(error, folder) from None
+    result.rendered.extend(sorted(written))

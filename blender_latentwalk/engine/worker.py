@@ -16,8 +16,10 @@ Closing stdin without "quit" means the add-on is gone (killed, crashed): the wor
 ends at once, so a render started again never meets it still writing.
 
 Events on stdout: ``ready`` (or ``fatal`` when this Python lacks torch); then per render ``progress`` (done, total; the first,
-with done 0, once the models are loaded), and ``done`` (rendered, reused, stopped)
-or ``error`` (message). Anything else a library prints goes to stderr, so it cannot
+with done 0, once the models are loaded), ``warning`` (message: the render goes on differently than
+asked, e.g. at a smaller batch after running out of memory), and ``done`` (rendered, reused, stopped,
+replaced: frames whose PNG was not current and was overwritten, warnings, reduced_batch: {frame: batch
+size} of frames made at a smaller batch) or ``error`` (message). Anything else a library prints goes to stderr, so it cannot
 corrupt the protocol.
 """
 
@@ -101,7 +103,8 @@ def serve(stdin=None):
             result = _render(request, models, send,
                              should_stop=lambda: request_id in cancelled or "*" in cancelled)
             send(event="done", id=request_id, rendered=result.rendered, reused=result.reused,
-                 stopped=result.stopped)
+                 stopped=result.stopped, replaced=result.replaced, warnings=result.warnings,
+                 reduced_batch={str(frame): size for frame, size in result.reduced_batch.items()})
         except LatentWalkError as error:
             send(event="error", id=request_id, message=str(error))
         except Exception as error:  # noqa: BLE001  (the add-on shows it; the traceback goes to stderr)
@@ -114,10 +117,7 @@ def _render(request, models, send, should_stop):
     from . import render
     from .plan import RenderPlan
 
-    try:
-        plan = RenderPlan.load(request["plan"])
-    except (OSError, ValueError) as error:
-        raise LatentWalkError(f"cannot read the render plan '{request['plan']}': {error}") from None
+    plan = RenderPlan.load(request["plan"])
     frames = request.get("frames")
     indices = None if frames is None else range(int(frames[0]), int(frames[1]) + 1)
     settings = render.Img2ImgSettings(**request.get("img2img", {}))
@@ -125,4 +125,5 @@ def _render(request, models, send, should_stop):
         plan, request["biggan"], settings, request["out"], indices, request.get("batch_size"),
         request.get("device", "auto"), should_stop=should_stop, models=models,
         progress=lambda done, total: send(event="progress", id=request.get("id"), done=done, total=total),
+        warn=lambda message: send(event="warning", id=request.get("id"), message=message),
     )

@@ -125,3 +125,78 @@ def test_render_cli_errors_are_one_line(tiny_models, tmp_path):
     result = run_cli("render", str(tmp_path / "plan.npz"), "--biggan", str(tmp_path / "nothing"), "--sd", "none",
                      "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "neither a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("k", range(51))
+def test_every_grid_truncation_uses_its_own_batch_norm_statistics(k):
+    from pytorch_pretrained_biggan.model import BigGANBatchNorm
+
+    norm = BigGANBatchNorm(2, n_stats=51, conditional=False)
+    with torch.no_grad():
+        norm.running_means.copy_(torch.arange(51.0)[:, None].repeat(1, 2))  # row j holds mean j
+        norm.running_vars.fill_(1.0 - norm.eps)
+        norm.weight.fill_(1.0)
+        norm.bias.zero_()
+    # The truncations the walk gives (k steps of 0.02; the walk starts at 0.02, the grid at 0).
+    truncation = float(np.round(k) * walk.TRUNCATION_STEP)
+    x = torch.zeros(1, 2, 1, 1)
+    out = biggan._fused_batch_norm(norm, x, truncation)
+    # (0 - mean k) / sqrt(var + eps) = -k exactly when row k, and only row k, is used.
+    assert out.flatten().tolist() == [-float(k), -float(k)], (truncation, out.flatten().tolist())
+    assert biggan.statistics_index(truncation, 51) == (k, 0.0)
+
+
+def test_off_grid_truncation_interpolates_as_the_package_does():
+    start, coef = biggan.statistics_index(0.5 + 0.005, 51)  # a quarter of the way from row 25 to 26
+    assert start == 25 and coef == pytest.approx(0.25)
+
+
+def test_weights_with_missing_or_unexpected_keys_are_refused_naming_them(tiny_models, tmp_path):
+    state = torch.load(tiny_models / "pytorch_model.bin", weights_only=True)
+    removed = "generator.conv_to_rgb.bias"
+    del state[removed]
+    state["generator.extra_layer.weight"] = torch.zeros(3)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    torch.save(state, broken / "pytorch_model.bin")
+    (broken / "config.json").write_bytes((tiny_models / "config.json").read_bytes())
+    with pytest.raises(LatentWalkError) as error:
+        biggan.load(str(broken), device="cpu")
+    message = str(error.value)
+    assert f"missing {removed}" in message and "unexpected generator.extra_layer.weight" in message
+    assert str(broken / "pytorch_model.bin") in message and "\n" not in message
+
+
+def test_weights_that_are_not_plain_tensors_are_not_unpickled(tiny_models, tmp_path):
+    import argparse
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((tiny_models / "config.json").read_bytes())
+    torch.save({"weights": argparse.Namespace(a=1)}, folder / "pytorch_model.bin")  # an arbitrary object
+    with pytest.raises(LatentWalkError, match="could not be loaded \\(UnpicklingError"):
+        biggan.load(str(folder), device="cpu")
+
+
+def test_a_pretrained_name_loads_without_links_or_temporary_folders(tiny_models, tmp_path, monkeypatch):
+    import tempfile
+
+    from pytorch_pretrained_biggan import file_utils
+    from pytorch_pretrained_biggan import model as biggan_model
+
+    for url, name in ((biggan_model.PRETRAINED_MODEL_ARCHIVE_MAP["biggan-deep-256"], "pytorch_model.bin"),
+                      (biggan_model.PRETRAINED_CONFIG_ARCHIVE_MAP["biggan-deep-256"], "config.json")):
+        (tmp_path / hashlib.sha256(url.encode()).hexdigest()).write_bytes((tiny_models / name).read_bytes())
+    monkeypatch.setattr(file_utils, "PYTORCH_PRETRAINED_BIGGAN_CACHE", str(tmp_path))
+
+    def no_links(*args, **kwargs):  # Windows without Developer Mode
+        raise OSError(1314, "A required privilege is not held by the client")
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    temp_root = tmp_path / "temp"
+    temp_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_root))
+    for _ in range(2):
+        model, _, _ = biggan.load("biggan-deep-256", device="cpu")
+        assert model.config.output_dim == 32
+    assert os.listdir(temp_root) == []  # nothing left behind per load

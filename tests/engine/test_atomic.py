@@ -1,0 +1,78 @@
+"""One atomic write for every file the engine writes: a failure leaves the old file and no temp file."""
+
+import errno
+import os
+
+import numpy as np
+import pytest
+
+from blender_latentwalk.engine import atomic, claims, features, filterbanks, frames, render
+from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "notes.txt"
+    atomic.write_text(str(target), "old")
+
+    def half_then_fail(stream):
+        stream.write(b"new, but only ha")
+        raise KeyboardInterrupt  # Ctrl+C in the middle of a write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_via(str(target), half_then_fail)
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["notes.txt"]
+    atomic.write_bytes(str(target), b"new")
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["notes.txt"]
+
+
+def tiny_plan():
+    n = 3
+    return RenderPlan(frame_start=1, fps=24, fps_base=1.0, seed=0, band_names=["a"], bands=np.zeros((1, n)),
+                      band_weights=np.ones((1, n)), onset=np.zeros(n), chroma=np.zeros((n, 12)),
+                      truncation=np.full(n, 0.5), pulse=np.ones(n), speed=np.ones(n), jitter=np.zeros(n),
+                      settings=dict(DEFAULT_SETTINGS))
+
+
+def tiny_features():
+    n = 3
+    return features.Features(band_names=["a"], band_low_hz=np.array([20.0]), band_high_hz=np.array([200.0]),
+                             bands=np.zeros((1, n), np.float32), onset=np.zeros(n, np.float32),
+                             rms=np.zeros(n, np.float32), chroma=np.zeros((n, 12), np.float32),
+                             beats=np.zeros(0, np.int64))
+
+
+WRITERS = {
+    "plan": ("plan.npz", lambda path: tiny_plan().save(path)),
+    "features": ("features.npz", lambda path: tiny_features().save_npz(path)),
+    "frame": ("frame_000001.png", lambda path: frames.write_png(path, np.zeros((4, 4, 3), np.uint8))),
+    "manifest": ("manifest.json", lambda path: render.update_manifest(os.path.dirname(path), {1: {"key": "k"}})),
+}
+
+
+@pytest.mark.parametrize("step", ["fsync", "replace"])
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_every_engine_writer_is_atomic_on_a_full_disk(tmp_path, monkeypatch, kind, step):
+    name, write = WRITERS[kind]
+    path = str(tmp_path / name)
+    write(path)
+    before = open(path, "rb").read()
+    monkeypatch.setattr(atomic.os, step, disk_full)  # the data does not fit, or the rename fails
+    with pytest.raises(OSError) as error:
+        write(path)
+    assert error.value.errno == errno.ENOSPC
+    assert open(path, "rb").read() == before
+    expected = [name] + ([claims.LOCK_NAME] if kind == "manifest" else [])  # the manifest's lock file stays
+    assert sorted(os.listdir(tmp_path)) == sorted(expected)
+
+
+def test_the_filter_bank_cache_survives_a_full_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)
+    matrix = filterbanks.mel(8000, 256, 16)  # computed; the cache could not be written
+    assert matrix.shape == (16, 129)
+    folder = tmp_path / "blender_latentwalk" / "filterbanks"
+    assert os.listdir(folder) == []
