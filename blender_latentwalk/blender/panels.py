@@ -109,8 +109,11 @@ class _RenderPanel:
     def draw(self, context):
         from . import render
 
+        from . import presets
+
         layout = self.layout
         diffusion = context.scene.latentwalk.diffusion
+        presets.draw_menu(layout)
         layout.prop(diffusion, "model")
         layout.prop(diffusion, "prompt")
         layout.label(text="Markers \"prompt: ...\" change it", icon="MARKER_HLT")
