@@ -27,8 +27,22 @@ _PACKAGE_NAME = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath
 
 
 def engine_python(preferences_python=""):
-    """The interpreter to run the engine in, or "" for Blender's own process."""
-    return os.environ.get(ENV_ENGINE_PYTHON) or preferences_python or ""
+    """The interpreter to run the engine in, or "" for Blender's own process.
+
+    A relative path, as the README has people type it (``.venv/bin/python``), is taken from
+    the folder that holds the add-on (a developer checkout), else from the current folder;
+    ``//`` is relative to the .blend file, as in every Blender path.
+    """
+    python = os.environ.get(ENV_ENGINE_PYTHON) or preferences_python or ""
+    if not python or os.path.isabs(python):
+        return python
+    if python.startswith("//"):
+        import bpy
+
+        return os.path.abspath(bpy.path.abspath(python))
+    python = os.path.expanduser(python)
+    in_checkout = os.path.join(_PACKAGE_PARENT, python)
+    return os.path.abspath(in_checkout if os.path.exists(in_checkout) else python)
 
 
 def analyze(request, python=""):

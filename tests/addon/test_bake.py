@@ -207,3 +207,16 @@ def test_a_broken_engine_python_is_explained(scene, song, monkeypatch, python, e
     monkeypatch.setenv("LATENTWALK_ENGINE_PYTHON", python)
     with pytest.raises(RuntimeError, match=expected):
         bake(scene)
+
+
+def test_engine_python_typed_as_the_readme_shows_it_is_found(monkeypatch, tmp_path):
+    import os
+
+    from blender_latentwalk.blender import engine_client
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    monkeypatch.delenv(engine_client.ENV_ENGINE_PYTHON, raising=False)
+    monkeypatch.chdir(tmp_path)  # Blender started from anywhere
+    assert engine_client.engine_python(".venv/bin/python") == os.path.join(root, ".venv", "bin", "python")
+    assert engine_client.engine_python("elsewhere/python") == str(tmp_path / "elsewhere" / "python")
+    assert engine_client.engine_python("") == ""
