@@ -15,6 +15,12 @@ from . import sequencer
 
 # Per-frame img2img values: plan array name -> property of scene.latentwalk.diffusion.
 DIFFUSION_ARRAYS = {"strength": "strength", "guidance": "guidance", "steps": "steps", "noise_seed": "seed"}
+# Per-frame walk values: properties of scene.latentwalk.walk, the plan's arrays of the same names.
+WALK_ARRAYS = ("truncation", "pulse", "speed", "jitter")
+# Every property the render samples on every frame, by property group (docs/parameters.md shows it).
+SAMPLED_PER_FRAME = {"LatentWalkSettings": ("onset",), "LatentWalkBand": ("value", "weight"),
+                     "LatentWalkPitch": ("value",), "LatentWalkWalk": WALK_ARRAYS,
+                     "LatentWalkDiffusion": tuple(DIFFUSION_ARRAYS.values())}
 
 
 def plan_range(scene):
@@ -49,7 +55,7 @@ def sample_plan(scene, first=None, last=None):
     weights = np.zeros((n_bands, n_frames), np.float32)
     chroma = np.zeros((n_frames, len(PITCH_CLASSES)), np.float32)
     per_frame = {name: np.zeros(n_frames, np.float32)
-                 for name in ("onset", "truncation", "pulse", "speed", "jitter", *DIFFUSION_ARRAYS)}
+                 for name in ("onset", *WALK_ARRAYS, *DIFFUSION_ARRAYS)}
     diffusion = settings.diffusion
     current = scene.frame_current
     try:
@@ -60,7 +66,7 @@ def sample_plan(scene, first=None, last=None):
             for i, pitch in enumerate(settings.chroma[: len(PITCH_CLASSES)]):
                 chroma[k, i] = pitch.value
             per_frame["onset"][k] = settings.onset
-            for name in ("truncation", "pulse", "speed", "jitter"):
+            for name in WALK_ARRAYS:
                 per_frame[name][k] = getattr(walk, name)
             for name, prop in DIFFUSION_ARRAYS.items():
                 per_frame[name][k] = getattr(diffusion, prop)
