@@ -31,6 +31,19 @@ from blender_latentwalk.blender import headless  # noqa: E402
 MARKER_NAME_MAX = 63  # Blender cuts timeline marker names after 63 characters
 
 
+def _frame_rate(text):
+    """--fps TEXT -> (fps, fps_base) as Blender sets them."""
+    import argparse
+
+    from blender_latentwalk.engine.errors import LatentWalkError
+    from blender_latentwalk.engine.timing import blender_frame_rate
+
+    try:
+        return blender_frame_rate(text)
+    except LatentWalkError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv):
     parser = headless.ArgumentParser(prog="scripts/render.py")
     parser.add_argument("--blend", help="open this .blend first (for `python scripts/render.py`)")
@@ -52,7 +65,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, help="img2img noise seed")
     parser.add_argument("--tiny-vae")
     parser.add_argument("--size", help="output WIDTHxHEIGHT (sets the scene's resolution)")
-    parser.add_argument("--fps", type=int, help="scene frame rate (a new bake follows it)")
+    parser.add_argument("--fps", type=_frame_rate, help="scene frame rate: 24, 29.97, 23.976, 59.94 or a fraction "
+                        "such as 30000/1001 (the curves are re-baked to it)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--engine-python", help="Python for the analysis and the render worker")
@@ -88,7 +102,7 @@ def apply_settings(args, scene):
         scene.render.resolution_x, scene.render.resolution_y = headless.parse_size(args.size)
         scene.render.resolution_percentage = 100
     if args.fps:
-        scene.render.fps, scene.render.fps_base = args.fps, 1.0
+        scene.render.fps, scene.render.fps_base = args.fps
 
 
 def _clear_animation(scene, data_path):
@@ -100,24 +114,13 @@ def _clear_animation(scene, data_path):
     scene.driver_remove(data_path)  # False when there is none
 
 
-def needs_bake(scene, audio_path):
-    """True when the scene has no bake of this song at its frame rate yet."""
-    from blender_latentwalk.blender.sequencer import same_file
-
-    settings = scene.latentwalk
-    fps = scene.render.fps / scene.render.fps_base
-    if not settings.baked_fingerprints or not settings.audio_path or abs(settings.baked_fps - fps) > 1e-6:
-        return True
-    return audio_path is not None and not same_file(settings.audio_path, audio_path)
-
-
 def main():
     args = parse_args(headless.script_arguments())
     if args.blend:
         headless.open_blend(args.blend)
     headless.ensure_registered()
     from blender_latentwalk.blender import render, sequencer, worker_client
-    from blender_latentwalk.blender.operators import bake
+    from blender_latentwalk.blender.operators import bake_if_stale
     from blender_latentwalk.engine.errors import LatentWalkError
 
     if args.engine_python:
@@ -137,11 +140,8 @@ def main():
     frames = headless.parse_frame_range(args.frames) if args.frames else None
     start_s = time.perf_counter()
     try:
-        if needs_bake(scene, audio):
-            if audio is not None:
-                settings.audio_path = audio
-            written, _kept = bake(scene)
-            print(f"baked {len(written)} curves: {settings.last_bake_summary}", flush=True)
+        for line in bake_if_stale(scene, audio):  # no bake, or not of this song, fps or song start
+            print(line, flush=True)
         job = render.render_sync(scene, frames=frames, print_progress=True)
         print(job.summary, flush=True)
         if job.result["stopped"]:

@@ -18,7 +18,7 @@ import bpy
 
 from ..engine.errors import LatentWalkError
 from ..engine.frames import ensure_writable_folder, frame_path
-from . import preferences, sampling, sequencer, worker_client
+from . import bake_state, preferences, sampling, sequencer, worker_client
 
 FINAL_STRIP_NAME = "Latent Walk"
 PLAN_FILE_NAME = "plan.npz"
@@ -74,6 +74,7 @@ class RenderJob:
     """
 
     def __init__(self, scene, preview=False, frames=None, python=None):
+        bake_state.check_current(scene)  # keys made at another fps or song start would drift off the music
         settings = scene.latentwalk
         settings.ensure_default_classes()
         walk, diffusion = settings.walk, settings.diffusion
@@ -359,6 +360,7 @@ class LATENTWALK_OT_encode_video(bpy.types.Operator):
 
     def execute(self, context):
         try:
+            bake_state.check_current(context.scene)
             check_frames_are_current(context.scene)
             path = video_path(context.scene)
             sequencer.encode_video(context.scene, path, interactive=not bpy.app.background)
