@@ -205,6 +205,9 @@ def retime_fcurve(fcurve, frame_map):
 
 def curve_label(settings, data_path, index=0):
     """A name an artist recognises for an F-curve on the scene: "Bass (60-250 Hz) Weight", "Onset"."""
+    baked = next((t.label for t in targets_for(settings) if t.data_path == data_path and t.index == index), None)
+    if baked is not None:
+        return baked
     match = _BAND_PATH.match(data_path)
     if match and int(match.group(1)) < len(settings.bands):
         band = settings.bands[int(match.group(1))]
