@@ -101,7 +101,7 @@ def removing_and_moving_bands_keeps_animation_and_drivers_on_their_band(scene, s
     reader.targets[0].id_type = "SCENE"
     reader.targets[0].id = scene
     reader.targets[0].data_path = "latentwalk.bands[1].weight"
-    high_mids_energy = [fcurve(scene, "latentwalk.bands[4].value").evaluate(f) for f in range(1, 121)]
+    high_mids_energy = [fcurve(scene, "latentwalk.bands[4].value").evaluate(f) for f in range(1, 41)]
 
     def check(step):
         for frame in (10, 40):

@@ -95,7 +95,7 @@ def _retime_kept_animation(scene, frame_map, rewritten_keys):
         expression = driver_curve.driver.expression if driver_curve.driver.type == "SCRIPTED" else ""
         if driver_curve.data_path.startswith("latentwalk.") and "frame" in expression:
             problems.append(f"the driver on {curves.curve_label(settings, driver_curve.data_path)} uses the frame "
-                            "number ({expression}): left as it is")
+                            f"number ({expression}): left as it is")
     markers = [m for m in scene.timeline_markers if marker_prompt(m.name) is not None]
     for marker in markers:
         marker.frame = int(round(float(frame_map(marker.frame))))
@@ -136,7 +136,8 @@ def bake(scene, overwrite_edited=False, python=None):
     kept = [] if overwrite_edited else [t for t in curves.edited_targets(scene, targets) if not t.locked]
     strip = sequencer.ensure_sound_strip(scene, request["audio"], features.n_frames)
     first_frame = int(strip.frame_start) if strip is not None else scene.frame_start
-    rewritten = {t.key for t in targets if not t.locked and t not in kept}
+    kept_keys = {t.key for t in kept}
+    rewritten = {t.key for t in targets if not t.locked and t.key not in kept_keys}
     result = BakeResult(written=[], kept=kept)
     frame_map = None
     if before is not None:
@@ -146,7 +147,7 @@ def bake(scene, overwrite_edited=False, python=None):
             frame_map = None
         else:
             result.retimed, result.not_retimed = _retime_kept_animation(scene, frame_map, rewritten)
-    result.written = curves.write_bake(scene, targets, first_frame, skip_keys={t.key for t in kept})
+    result.written = curves.write_bake(scene, targets, first_frame, skip_keys=kept_keys)
     if settings.add_beat_markers:
         sequencer.set_beat_markers(scene, features.beats, first_frame)
     song_end = first_frame + features.n_frames - 1

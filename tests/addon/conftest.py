@@ -23,6 +23,27 @@ def scene(addon):
     return scene
 
 
+@pytest.fixture(scope="session")
+def engine_python():
+    """The render worker's Python: Blender's own where it has torch, else the project's .venv (as on 4.2)."""
+    import engine_python as engine
+
+    python = engine.find()
+    if python is None:
+        pytest.skip("no Python with torch, diffusers and av: run scripts/setup.sh to make .venv")
+    return python
+
+
+@pytest.fixture
+def use_engine_python(engine_python, monkeypatch):
+    """Point the add-on's Engine Python at the worker's Python, as a user without torch in Blender does."""
+    import sys
+
+    if engine_python != sys.executable:
+        monkeypatch.setenv("LATENTWALK_ENGINE_PYTHON", engine_python)
+    return engine_python
+
+
 @pytest.fixture
 def song(tmp_path):
     """A 4 s song: clicks every half second over a bass note and a 1 kHz tone."""

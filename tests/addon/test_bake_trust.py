@@ -73,12 +73,15 @@ def test_headless_rebake_reports_the_edited_curves_it_kept_and_retimed(scene, so
     assert operators.bake_if_stale(scene, song) == []  # current: nothing to do
     compat.find_fcurve(scene, "latentwalk.onset", 0).keyframe_points[30].co.y = 1.0
     compat.find_fcurve(scene, "latentwalk.rms", 0).modifiers.new("GENERATOR")
+    driver = scene.driver_add("latentwalk.walk.pulse").driver
+    driver.type, driver.expression = "SCRIPTED", "frame / 100"
     scene.render.fps = 60
     lines = operators.bake_if_stale(scene, song)
     assert lines[0] == "baking: the scene is now 60 fps, the curves were baked at 30 fps"
     assert "kept 2 curve(s) edited by hand: Onset, Loudness" in lines
     assert any(line.startswith("retimed to the new timing: ") and "Onset" in line for line in lines)
     assert any("Loudness" in line and "Generator modifier" in line and line.startswith("not retimed") for line in lines)
+    assert "not retimed: the driver on Pulse uses the frame number (frame / 100): left as it is" in lines
     assert compat.find_fcurve(scene, "latentwalk.onset", 0).keyframe_points[30].co.x == pytest.approx(61.0)
 
 
