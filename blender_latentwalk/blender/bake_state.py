@@ -44,11 +44,14 @@ def format_rate(fps, fps_base):
     return f"{rate(fps, fps_base):.5g} fps"
 
 
-def record(scene, audio_path, song_start, fitted_end):
-    """Remember what the bake was timed against. ``fitted_end``: the end frame it set, or -1."""
+def record(scene, song_start, fitted_end):
+    """Remember what the bake was timed against. ``fitted_end``: the end frame it set, or a negative mark."""
+    audio_path = scene.latentwalk.audio_path
     scene.latentwalk.baked_timing = json.dumps({
         "fps": scene.render.fps, "fps_base": scene.render.fps_base, "song_start": int(song_start),
-        "audio": audio_path, "audio_size": _file_size(audio_path), "fitted_end": int(fitted_end),
+        # The Song as the artist set it ("//song.wav" stays valid when the project folder moves) and where it was.
+        "audio": audio_path, "audio_absolute": os.path.abspath(bpy.path.abspath(audio_path)),
+        "audio_size": _file_size(audio_path), "fitted_end": int(fitted_end),
     }, sort_keys=True)
 
 
@@ -71,6 +74,12 @@ def same_song(path_a, path_b):
     return bool(path_a) and bool(path_b) and same_file(path_a, path_b)
 
 
+def is_baked_song(timing, audio_path):
+    """True when ``audio_path`` is the song of the bake ``timing`` records."""
+    return (audio_path == timing["audio"] or same_song(audio_path, timing["audio"])
+            or same_song(audio_path, timing.get("audio_absolute", "")))
+
+
 def changes(scene, audio_path=None):
     """What changed since the bake, one phrase each; empty when the bake is current.
 
@@ -86,23 +95,24 @@ def changes(scene, audio_path=None):
     now, then = (scene.render.fps, scene.render.fps_base), (timing["fps"], timing["fps_base"])
     if abs(rate(*now) - rate(*then)) > 1e-9 * rate(*then):
         found.append(f"the scene is now {format_rate(*now)}, the curves were baked at {format_rate(*then)}")
-    baked_song = timing["audio"]
-    song_name = os.path.basename(bpy.path.abspath(baked_song))
+    song_name = os.path.basename(bpy.path.abspath(timing["audio"]))
+    song_changed = False
     for label, path in (("--audio", audio_path), ("the Song", settings.audio_path)):
-        if path and not same_song(path, baked_song):
+        if path and not is_baked_song(timing, path):
             found.append(f"{label} is now {os.path.basename(bpy.path.abspath(path))}, "
                          f"the curves were baked from {song_name}")
+            song_changed = True
             break
     else:
-        size = _file_size(baked_song)
+        size = _file_size(settings.audio_path)
         if size is not None and timing.get("audio_size") not in (None, size):
             found.append(f"{song_name} changed on disk since the bake")
     strip = _song_strip(scene)
     if strip is not None:
-        if not same_song(strip.sound.filepath, baked_song):
+        if settings.audio_path and not song_changed and not same_song(strip.sound.filepath, settings.audio_path):
             found.append(f"the song strip '{strip.name}' now plays "
-                         f"{os.path.basename(bpy.path.abspath(strip.sound.filepath))}, the curves were baked "
-                         f"from {song_name}")
+                         f"{os.path.basename(bpy.path.abspath(strip.sound.filepath))}, not the Song "
+                         f"{os.path.basename(bpy.path.abspath(settings.audio_path))}")
         if int(strip.frame_start) != timing["song_start"]:
             found.append(f"the song strip now starts at frame {int(strip.frame_start)}, the curves were baked "
                          f"from frame {timing['song_start']}")

@@ -131,7 +131,7 @@ def bake(scene, overwrite_edited=False, python=None):
     while len(settings.chroma) < len(PITCH_CLASSES):
         settings.chroma.add().name = PITCH_CLASSES[len(settings.chroma)]
     before = bake_state.recorded(settings) if bake_state.is_baked(settings) else None
-    song_changed = before is None or not bake_state.same_song(before["audio"], request["audio"])
+    song_changed = before is None or not bake_state.is_baked_song(before, settings.audio_path)
     targets = curves.targets_for(settings, features)
     kept = [] if overwrite_edited else [t for t in curves.edited_targets(scene, targets) if not t.locked]
     strip = sequencer.ensure_sound_strip(scene, request["audio"], features.n_frames)
@@ -166,7 +166,7 @@ def bake(scene, overwrite_edited=False, python=None):
             result.frame_range_note = f"the frame range was retimed to {start}-{scene.frame_end}"
     scene.use_audio_scrub = True
     scene.sync_mode = "AUDIO_SYNC"
-    bake_state.record(scene, request["audio"], first_frame, fitted_end)
+    bake_state.record(scene, first_frame, fitted_end)
     settings.last_bake_summary = (
         f"{features.n_frames} frames from {first_frame} at "
         f"{bake_state.format_rate(scene.render.fps, scene.render.fps_base)}, {len(result.written)} curves, "

@@ -63,6 +63,9 @@ def ensure_sound_strip(scene, audio_path, duration_frames):
         channel = _free_channel(scene, start, start + duration_frames)
         name = os.path.splitext(os.path.basename(audio_path))[0] or "Song"
         strip = compat.new_sound_strip(scene, name, audio_path, channel, start)
+    song = scene.latentwalk.audio_path
+    if strip is not None and song.startswith("//") and strip.sound.filepath != song:
+        strip.sound.filepath = song  # relative like the Song, so the strip still plays when the project moves
     scene.latentwalk.sound_strip_name = strip.name if strip is not None else ""
     return strip
 

@@ -161,3 +161,27 @@ def test_swapping_the_song_for_a_longer_one_lengthens_the_strip_and_the_range(sc
         assert len(sounds) == 1 and sounds[0].frame_final_duration == 210
         assert (sounds[0].channel, sounds[0].volume, sounds[0].frame_start) == (3, 0.5, 1)
         assert os.path.basename(sounds[0].sound.filepath) == "other.wav"
+
+
+def test_a_project_folder_moved_elsewhere_is_still_current_and_a_swapped_strip_is_not(scene, song, tmp_path):
+    import shutil
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(song, project / "song.wav")
+    bpy.ops.wm.save_as_mainfile(filepath=str(project / "video.blend"))
+    settings = scene.latentwalk
+    settings.audio_path = "//song.wav"
+    bpy.ops.latentwalk.bake()
+    bpy.ops.wm.save_mainfile()
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.copytree(project, moved)
+    shutil.rmtree(project)
+    bpy.ops.wm.open_mainfile(filepath=str(moved / "video.blend"))
+    scene = bpy.context.scene
+    assert bake_state.changes(scene) == []  # the same song, beside the same .blend
+    if "no audio" in scene.latentwalk.last_bake_summary:
+        return
+    strip = next(s for s in compat.all_strips(scene) if s.type == "SOUND")
+    strip.sound = bpy.data.sounds.load(other_song(tmp_path, 4.0))  # the artist swaps the strip's file
+    assert bake_state.changes(scene) == ["the song strip 'song' now plays other.wav, not the Song song.wav"]
