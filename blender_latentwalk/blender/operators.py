@@ -97,10 +97,14 @@ def _retime_kept_animation(scene, frame_map, rewritten_keys):
             problems.append(f"the driver on {curves.curve_label(settings, driver_curve.data_path)} uses the frame "
                             f"number ({expression}): left as it is")
     markers = [m for m in scene.timeline_markers if marker_prompt(m.name) is not None]
-    for marker in markers:
+    beats = [] if settings.add_beat_markers else [m for m in scene.timeline_markers  # else the bake remakes them
+                                                   if m.name == sequencer.BEAT_MARKER_NAME]
+    for marker in markers + beats:
         marker.frame = int(round(float(frame_map(marker.frame))))
     if markers:
         retimed.append(f"{len(markers)} prompt marker(s)")
+    if beats:
+        retimed.append(f"{len(beats)} beat marker(s)")
     return retimed, problems
 
 

@@ -185,3 +185,15 @@ def test_a_project_folder_moved_elsewhere_is_still_current_and_a_swapped_strip_i
     strip = next(s for s in compat.all_strips(scene) if s.type == "SOUND")
     strip.sound = bpy.data.sounds.load(other_song(tmp_path, 4.0))  # the artist swaps the strip's file
     assert bake_state.changes(scene) == ["the song strip 'song' now plays other.wav, not the Song song.wav"]
+
+
+def test_prompt_markers_keep_their_time_in_the_song_when_the_fps_changes(scene, song):
+    settings = scene.latentwalk
+    settings.audio_path = song
+    bpy.ops.latentwalk.bake()
+    scene.timeline_markers.new("prompt: a volcano", frame=61)  # 2.0 s at 30 fps
+    scene.timeline_markers.new("camera cut", frame=61)  # not ours: stays
+    scene.render.fps = 24
+    bpy.ops.latentwalk.bake()
+    frames = {m.name: m.frame for m in scene.timeline_markers}
+    assert frames == {"prompt: a volcano": 49, "camera cut": 61}
