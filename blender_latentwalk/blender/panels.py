@@ -68,9 +68,12 @@ class _LatentWalkPanel:
             box = layout.box()
             box.alert = True
             box.label(text="The bake is out of date:", icon="ERROR")
-            for change in stale:
-                box.label(text=change)
-            box.operator("latentwalk.bake", text="Re-bake (edited curves are kept and retimed)", icon="FILE_REFRESH")
+            column = box.column(align=True)
+            for change in stale:  # "the scene is now 30 fps, the curves were baked at 24 fps": two short lines
+                for part in change.split(", "):
+                    column.label(text=part)
+            box.operator("latentwalk.bake", text="Re-bake", icon="FILE_REFRESH")
+            box.label(text="Edited curves are kept and retimed")
         row = layout.row(align=True)
         row.scale_y = 1.4
         row.operator("latentwalk.bake", icon="GRAPH")
