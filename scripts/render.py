@@ -4,13 +4,14 @@
         [--frames A-B] [--encode OUT.mp4] [--biggan NAME_OR_FOLDER] [--sd NAME_OR_FOLDER|none] [--save [OUT.blend]]
     python scripts/render.py -- [--blend FILE.blend] --audio SONG --output DIR ...   (where `import bpy` works)
 
-Bakes the song when the file has no bake of it yet, renders the frames (BigGAN, then
+Bakes the song when the file has no bake of it at this fps and song start (printing what
+changed and the edited curves it kept and retimed), renders the frames (BigGAN, then
 img2img) in the worker process with progress lines on stdout, puts them in the
 sequencer above the song, optionally saves the .blend (--save alone: in place),
 and encodes the video with Blender's FFmpeg. More options: --prompt, --prompt-change
 FRAME:TEXT (adds a "prompt: TEXT" timeline marker), --negative-prompt,
 --strength, --guidance, --steps, --seed (each replaces the scene's value, animation
-included), --tiny-vae, --size WxH, --fps N, --batch-size N, --device auto|cpu|cuda|mps,
+included), --tiny-vae, --size WxH, --fps RATE (24, 29.97, 30000/1001), --batch-size N, --device auto|cpu|cuda|mps,
 --engine-python PATH (or LATENTWALK_ENGINE_PYTHON: the worker's Python; default
 Blender's own). Exits 1 with a one-line message on any failure; frames already
 rendered, the curves and the saved file are kept.
