@@ -3,7 +3,7 @@
     blender -b [FILE.blend] --python-exit-code 1 -P scripts/bake.py -- --audio SONG [options]
     python scripts/bake.py -- --audio SONG [options]          (where `import bpy` works)
 
-Options: --fps N, --fps-base B, --band NAME:LOW-HIGH (repeat), --offset-ms MS,
+Options: --fps RATE (24, 29.97, 23.976 or 30000/1001), --fps-base B, --band NAME:LOW-HIGH (repeat), --offset-ms MS,
 --beat-markers, --overwrite-edited, --save OUT.blend; --preview renders the BigGAN
 preview into the sequencer after the bake (--biggan NAME_OR_FOLDER, --preview-folder DIR,
 --device auto|cpu|cuda|mps). In Blender's own Python set
@@ -26,7 +26,7 @@ from blender_latentwalk.blender import headless  # noqa: E402
 def parse_args(argv):
     parser = headless.ArgumentParser(prog="scripts/bake.py")
     parser.add_argument("--audio", required=True)
-    parser.add_argument("--fps", type=int)
+    parser.add_argument("--fps", help="24, 29.97, 23.976, 59.94, or a fraction such as 30000/1001")
     parser.add_argument("--fps-base", type=float)
     parser.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH")
     parser.add_argument("--offset-ms", type=float)
@@ -53,7 +53,12 @@ def main():
     settings = scene.latentwalk
     settings.audio_path = os.path.abspath(args.audio)
     if args.fps:
-        scene.render.fps = args.fps
+        from blender_latentwalk.engine.timing import blender_frame_rate
+
+        try:
+            scene.render.fps, scene.render.fps_base = blender_frame_rate(args.fps)
+        except LatentWalkError as error:
+            headless.fail(error)
     if args.fps_base:
         scene.render.fps_base = args.fps_base
     if args.offset_ms is not None:
@@ -61,24 +66,24 @@ def main():
     settings.add_beat_markers = args.beat_markers
     try:
         if args.band:
-            from blender_latentwalk.blender.curves import remove_band_curve
+            from blender_latentwalk.blender.curves import remove_band
 
             new_bands = list(map(parse_band, args.band))
             for index in reversed(range(len(settings.bands))):  # their curves go with them
-                remove_band_curve(scene, index, len(settings.bands))
-                settings.bands.remove(index)
+                for line in remove_band(scene, index):
+                    print(f"warning: {line}", flush=True)
             for band in new_bands:
                 item = settings.bands.add()
                 item.title, item.low_hz, item.high_hz = band.name, band.low_hz, band.high_hz
         from blender_latentwalk.blender.operators import bake
 
-        written, kept = bake(scene, overwrite_edited=args.overwrite_edited)
+        result = bake(scene, overwrite_edited=args.overwrite_edited)
     except LatentWalkError as error:
         headless.fail(error)
-    print(f"baked {len(written)} curves into scene '{scene.name}' (group 'Latent Walk'): "
+    print(f"baked {len(result.written)} curves into scene '{scene.name}' (group 'Latent Walk'): "
           f"{settings.last_bake_summary}")
-    if kept:
-        print("kept curves edited by hand: " + ", ".join(t.label for t in kept))
+    for line in result.messages():
+        print(line)
     if args.preview:
         from blender_latentwalk.blender import render, worker_client
 

@@ -4,13 +4,14 @@
         [--frames A-B] [--encode OUT.mp4] [--biggan NAME_OR_FOLDER] [--sd NAME_OR_FOLDER|none] [--save [OUT.blend]]
     python scripts/render.py -- [--blend FILE.blend] --audio SONG --output DIR ...   (where `import bpy` works)
 
-Bakes the song when the file has no bake of it yet, renders the frames (BigGAN, then
+Bakes the song when the file has no bake of it at this fps and song start (printing what
+changed and the edited curves it kept and retimed), renders the frames (BigGAN, then
 img2img) in the worker process with progress lines on stdout, puts them in the
 sequencer above the song, optionally saves the .blend (--save alone: in place),
 and encodes the video with Blender's FFmpeg. More options: --prompt, --prompt-change
 FRAME:TEXT (adds a "prompt: TEXT" timeline marker), --negative-prompt,
 --strength, --guidance, --steps, --seed (each replaces the scene's value, animation
-included), --tiny-vae, --size WxH, --fps N, --batch-size N, --device auto|cpu|cuda|mps,
+included), --tiny-vae, --size WxH, --fps RATE (24, 29.97, 30000/1001), --batch-size N, --device auto|cpu|cuda|mps,
 --engine-python PATH (or LATENTWALK_ENGINE_PYTHON: the worker's Python; default
 Blender's own). Exits 1 with a one-line message on any failure; frames already
 rendered, the curves and the saved file are kept.
@@ -29,6 +30,19 @@ import bpy  # noqa: E402
 from blender_latentwalk.blender import headless  # noqa: E402
 
 MARKER_NAME_MAX = 63  # Blender cuts timeline marker names after 63 characters
+
+
+def _frame_rate(text):
+    """--fps TEXT -> (fps, fps_base) as Blender sets them."""
+    import argparse
+
+    from blender_latentwalk.engine.errors import LatentWalkError
+    from blender_latentwalk.engine.timing import blender_frame_rate
+
+    try:
+        return blender_frame_rate(text)
+    except LatentWalkError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv):
@@ -52,7 +66,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, help="img2img noise seed")
     parser.add_argument("--tiny-vae")
     parser.add_argument("--size", help="output WIDTHxHEIGHT (sets the scene's resolution)")
-    parser.add_argument("--fps", type=int, help="scene frame rate (a new bake follows it)")
+    parser.add_argument("--fps", type=_frame_rate, help="scene frame rate: 24, 29.97, 23.976, 59.94 or a fraction "
+                        "such as 30000/1001 (the curves are re-baked to it)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--engine-python", help="Python for the analysis and the render worker")
@@ -88,7 +103,7 @@ def apply_settings(args, scene):
         scene.render.resolution_x, scene.render.resolution_y = headless.parse_size(args.size)
         scene.render.resolution_percentage = 100
     if args.fps:
-        scene.render.fps, scene.render.fps_base = args.fps, 1.0
+        scene.render.fps, scene.render.fps_base = args.fps
 
 
 def _clear_animation(scene, data_path):
@@ -100,24 +115,13 @@ def _clear_animation(scene, data_path):
     scene.driver_remove(data_path)  # False when there is none
 
 
-def needs_bake(scene, audio_path):
-    """True when the scene has no bake of this song at its frame rate yet."""
-    from blender_latentwalk.blender.sequencer import same_file
-
-    settings = scene.latentwalk
-    fps = scene.render.fps / scene.render.fps_base
-    if not settings.baked_fingerprints or not settings.audio_path or abs(settings.baked_fps - fps) > 1e-6:
-        return True
-    return audio_path is not None and not same_file(settings.audio_path, audio_path)
-
-
 def main():
     args = parse_args(headless.script_arguments())
     if args.blend:
         headless.open_blend(args.blend)
     headless.ensure_registered()
     from blender_latentwalk.blender import render, sequencer, worker_client
-    from blender_latentwalk.blender.operators import bake
+    from blender_latentwalk.blender.operators import bake_if_stale
     from blender_latentwalk.engine.errors import LatentWalkError
 
     if args.engine_python:
@@ -146,11 +150,8 @@ def main():
     apply_settings(args, scene)
     start_s = time.perf_counter()
     try:
-        if needs_bake(scene, audio):
-            if audio is not None:
-                settings.audio_path = audio
-            written, _kept = bake(scene)
-            print(f"baked {len(written)} curves: {settings.last_bake_summary}", flush=True)
+        for line in bake_if_stale(scene, audio):  # no bake, or not of this song, fps or song start
+            print(line, flush=True)
         if args.encode:  # the song is checked (or its strip repaired) before the render, not after
             for line in sequencer.check_song_strip(scene):
                 print(line, flush=True)

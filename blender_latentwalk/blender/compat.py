@@ -63,6 +63,42 @@ def remove_fcurve(id_data, fcurve):
     fcurves_of(id_data).remove(fcurve)
 
 
+def fcurve_collections(id_data):
+    """Every F-curve collection animating ``id_data``: its action's and its NLA strips' (each once)."""
+    animation_data = id_data.animation_data
+    if animation_data is None:
+        return []
+    slotted = hasattr(animation_data, "action_slot")
+    pairs = [(animation_data.action, getattr(animation_data, "action_slot", None))]
+    for track in animation_data.nla_tracks:
+        pairs += [(strip.action, getattr(strip, "action_slot", None)) for strip in track.strips]
+    found, seen = [], set()
+    for action, slot in pairs:
+        if action is None or (action.as_pointer(), slot and slot.handle) in seen:
+            continue
+        seen.add((action.as_pointer(), slot and slot.handle))
+        if slotted:
+            from bpy_extras import anim_utils
+
+            bag = anim_utils.action_get_channelbag_for_slot(action, slot) if slot is not None else None
+            if bag is not None:
+                found.append(bag.fcurves)
+        else:
+            found.append(action.fcurves)
+    return found
+
+
+def all_drivers():
+    """(ID, driver F-curve) for every driver in the file, node trees inside materials and worlds included."""
+    for collection in animatable_id_collections():
+        for id_data in collection:
+            for owner in (id_data, getattr(id_data, "node_tree", None)):
+                animation_data = getattr(owner, "animation_data", None) if owner is not None else None
+                if animation_data is not None:
+                    for driver_curve in animation_data.drivers:
+                        yield owner, driver_curve
+
+
 def animatable_id_collections():
     """The bpy.data collections whose IDs can carry drivers."""
     names = ("scenes", "objects", "materials", "worlds", "node_groups", "meshes", "cameras", "lights",

@@ -100,6 +100,10 @@ def write_curve(scene, target, first_frame):
     coordinates = np.empty((count, 2), dtype=np.float32)
     coordinates[:, 0] = np.arange(count, dtype=np.float64) + first_frame
     coordinates[:, 1] = target.values
+    # A written curve is the bake's alone: the artist's modifiers, mute and extrapolation go with their keys.
+    for modifier in list(fcurve.modifiers):
+        fcurve.modifiers.remove(modifier)
+    fcurve.mute, fcurve.extrapolation = False, "CONSTANT"
     points = fcurve.keyframe_points
     points.clear()
     points.add(count)
@@ -133,44 +137,185 @@ def write_bake(scene, targets, first_frame, skip_keys=()):
     return written
 
 
-def remove_band_curve(scene, band_index, band_count):
-    """Delete band ``band_index``'s curve and move later bands' curves down one index.
+# --- Retiming: keep what the artist keyed at the same time in the song -------------------------------
 
-    Keeps every remaining band attached to its own curve after a band is removed
-    from the list (curves are addressed by index).
+class FrameMap:
+    """Blender frame at the old timing -> frame at the new one, keeping seconds from the song's start.
+
+    frame' = new_start + (frame - old_start) * ratio, ratio = new fps / old fps.
+    """
+
+    def __init__(self, old_start, new_start, ratio):
+        self.old_start, self.new_start, self.ratio = float(old_start), float(new_start), float(ratio)
+
+    @property
+    def is_identity(self):
+        return self.old_start == self.new_start and self.ratio == 1.0
+
+    def __call__(self, frame):
+        return self.new_start + (np.asarray(frame, dtype=np.float64) - self.old_start) * self.ratio
+
+
+# Modifiers whose output depends on the frame number in a way no parameter change maps exactly.
+_UNRETIMABLE_MODIFIERS = {"GENERATOR": "Generator", "PYTHON": "Python"}
+
+
+def retime_fcurve(fcurve, frame_map):
+    """Move ``fcurve``'s keys, handles and frame-based modifier settings by ``frame_map``.
+
+    Returns what could not be retimed (phrases; empty when all of it was).
+    """
+    points = fcurve.keyframe_points
+    count = len(points)
+    for attribute in ("co", "handle_left", "handle_right"):
+        buffer = np.empty(count * 2, dtype=np.float32)
+        points.foreach_get(attribute, buffer)
+        buffer[0::2] = frame_map(buffer[0::2])
+        points.foreach_set(attribute, buffer)
+    problems = []
+    ratio = frame_map.ratio
+    for modifier in fcurve.modifiers:
+        if modifier.use_restricted_range:
+            start, end = frame_map([modifier.frame_start, modifier.frame_end])
+            modifier.frame_start, modifier.frame_end = float(start), float(end)
+            modifier.frame_start = float(start)  # the setters clamp against each other
+            modifier.blend_in, modifier.blend_out = modifier.blend_in * ratio, modifier.blend_out * ratio
+        if modifier.type == "NOISE":  # noise of (frame - offset) / scale
+            modifier.scale *= ratio
+            modifier.offset = float(frame_map(modifier.offset))
+        elif modifier.type == "STEPPED":
+            modifier.frame_step *= ratio
+            modifier.frame_offset = float(frame_map(modifier.frame_offset))
+        elif modifier.type == "ENVELOPE":
+            for point in modifier.control_points:
+                point.frame = float(frame_map(point.frame))
+        elif modifier.type == "LIMITS":
+            modifier.min_x, modifier.max_x = (float(x) for x in frame_map([modifier.min_x, modifier.max_x]))
+        elif modifier.type == "FNGENERATOR":  # fn(multiplier * frame + offset)
+            multiplier = modifier.phase_multiplier
+            modifier.phase_multiplier = multiplier / ratio
+            modifier.phase_offset = (modifier.phase_offset + multiplier * frame_map.old_start
+                                     - multiplier * frame_map.new_start / ratio)
+        elif modifier.type in _UNRETIMABLE_MODIFIERS:
+            problems.append(f"its {_UNRETIMABLE_MODIFIERS[modifier.type]} modifier (a function of the frame "
+                            "number) was left as it is")
+    fcurve.update()
+    return problems
+
+
+def curve_label(settings, data_path, index=0):
+    """A name an artist recognises for an F-curve on the scene: "Bass (60-250 Hz) Weight", "Onset"."""
+    baked = next((t.label for t in targets_for(settings) if t.data_path == data_path and t.index == index), None)
+    if baked is not None:
+        return baked
+    match = _BAND_PATH.match(data_path)
+    if match and int(match.group(1)) < len(settings.bands):
+        band = settings.bands[int(match.group(1))]
+        prop = match.group(2).lstrip(".").split(".")[-1]
+        return f"{band.name} {prop.replace('_', ' ').title()}"
+    name = data_path.replace("latentwalk.", "").replace("diffusion.", "").replace("walk.", "")
+    return name.replace("_", " ").title() + (f"[{index}]" if index else "")
+
+
+def modifier_names(fcurve):
+    """The F-curve's modifiers as the Graph Editor names them ("Noise", "Cycles")."""
+    return [m.name or m.type.title() for m in fcurve.modifiers]
+
+
+# --- Band identity: bands are addressed by index, so every path follows its band ------------------
+
+_BAND_PATH = re.compile(r"^latentwalk\.bands\[(\d+)\](.*)$")
+_BAND_REFERENCE = re.compile(r"latentwalk\.bands\[(\d+)\]")
+REMOVED_BAND_PREFIX = "removed band: "
+
+
+def remap_bands(scene, new_index_of):
+    """Keep every animation and driver on its band after the band list changed order.
+
+    new_index_of : list, one entry per band before the change: its index after the
+        change, or None for a removed band.
+
+    F-curves (the action and NLA strips) and drivers on a removed band's properties are
+    deleted; driver variables that read a removed band are pointed at a path that
+    resolves to nothing (Blender shows them as invalid) rather than at another band.
+    Returns one phrase per driver variable left reading nothing.
     """
     settings = scene.latentwalk
+    old_titles = [b.title for b in settings.bands]
+
+    def new_path(path):
+        match = _BAND_PATH.match(path)
+        if match is None or int(match.group(1)) >= len(new_index_of):
+            return path
+        new = new_index_of[int(match.group(1))]
+        return None if new is None else f"latentwalk.bands[{new}]{match.group(2)}"
+
+    for fcurves in compat.fcurve_collections(scene) + [scene.animation_data.drivers if scene.animation_data else []]:
+        moves = []
+        for fcurve in list(fcurves):
+            path = new_path(fcurve.data_path)
+            if path is None:
+                fcurves.remove(fcurve)
+            elif path != fcurve.data_path:
+                moves.append((fcurve, path))
+        for fcurve, path in moves:  # all paths computed first: a move never meets a half-moved list
+            fcurve.data_path = path
+
     recorded = load_fingerprints(settings)
-    doomed = compat.find_fcurve(scene, f"latentwalk.bands[{band_index}].value", 0)
-    if doomed is not None:
-        compat.remove_fcurve(scene, doomed)
-    recorded.pop(f"latentwalk.bands[{band_index}].value[0]", None)
-    for index in range(band_index + 1, band_count):
-        old_path, new_path = f"latentwalk.bands[{index}].value", f"latentwalk.bands[{index - 1}].value"
-        fcurve = compat.find_fcurve(scene, old_path, 0)
-        if fcurve is not None:
-            fcurve.data_path = new_path
-        if f"{old_path}[0]" in recorded:
-            recorded[f"{new_path}[0]"] = recorded.pop(f"{old_path}[0]")
-    settings.baked_fingerprints = json.dumps(recorded, sort_keys=True)
-    _renumber_band_drivers(scene, band_index)
+    renamed = {}
+    for key, value in recorded.items():
+        path = new_path(key)
+        if path is not None:
+            renamed[path] = value
+    settings.baked_fingerprints = json.dumps(renamed, sort_keys=True)
+
+    orphaned = []
+    removed_read = []
+
+    def reference(match):
+        old = int(match.group(1))
+        if old >= len(new_index_of):
+            return match.group(0)
+        new = new_index_of[old]
+        if new is None:
+            removed_read.append(old_titles[old])
+            return f'latentwalk.bands["{REMOVED_BAND_PREFIX}{old_titles[old]}"]'
+        return f"latentwalk.bands[{new}]"
+
+    for id_data, driver_curve in compat.all_drivers():
+        for variable in driver_curve.driver.variables:
+            for target in variable.targets:
+                reads_scene = target.id == scene or (
+                    variable.type == "CONTEXT_PROP" and getattr(target, "context_property", "") == "ACTIVE_SCENE")
+                if not reads_scene or not target.data_path:
+                    continue
+                removed_read.clear()
+                path = _BAND_REFERENCE.sub(reference, target.data_path)
+                if path != target.data_path:
+                    target.data_path = path
+                for title in removed_read:
+                    orphaned.append(f"the driver on {id_data.name} {driver_curve.data_path} (variable "
+                                    f"'{variable.name}') read the removed band {title} and now reads nothing")
+    return orphaned
 
 
-def _renumber_band_drivers(scene, removed_index):
-    """Point drivers that read bands after ``removed_index`` at their band's new index."""
-    pattern = re.compile(r"latentwalk\.bands\[(\d+)\]")
+def remove_band(scene, index):
+    """Remove band ``index`` with its animation and drivers; the other bands keep theirs.
 
-    def renumber(match):
-        index = int(match.group(1))
-        return f"latentwalk.bands[{index - 1 if index > removed_index else index}]"
+    Returns phrases for driver variables elsewhere that read the removed band.
+    """
+    settings = scene.latentwalk
+    mapping = [i if i < index else (None if i == index else i - 1) for i in range(len(settings.bands))]
+    orphaned = remap_bands(scene, mapping)
+    settings.bands.remove(index)
+    return orphaned
 
-    for collection in compat.animatable_id_collections():
-        for id_data in collection:
-            animation_data = getattr(id_data, "animation_data", None)
-            if animation_data is None:
-                continue
-            for driver_curve in animation_data.drivers:
-                for variable in driver_curve.driver.variables:
-                    for target in variable.targets:
-                        if target.id == scene and target.data_path:
-                            target.data_path = pattern.sub(renumber, target.data_path)
+
+def move_band(scene, index, new_index):
+    """Move band ``index`` to ``new_index``; its animation and drivers move with it."""
+    settings = scene.latentwalk
+    order = list(range(len(settings.bands)))
+    order.insert(new_index, order.pop(index))  # order[new position] = old index
+    mapping = [order.index(i) for i in range(len(order))]
+    remap_bands(scene, mapping)
+    settings.bands.move(index, new_index)

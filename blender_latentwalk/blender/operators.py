@@ -1,15 +1,30 @@
 """Operators: bake, show curves, and editing the band list."""
 
+import json
 import os
+from dataclasses import dataclass, field
 
 import bpy
-from bpy.props import BoolProperty
+from bpy.props import BoolProperty, EnumProperty
 
-from . import compat, curves, engine_client, preferences, sequencer
+from . import bake_state, compat, curves, engine_client, preferences, sequencer
 from ..engine import timing
-from ..engine.bands import ANALYSIS_SAMPLE_RATE, check_bands
+from ..engine.bands import ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, Band, check_bands
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
+from ..engine.prompts import marker_prompt
+
+def _band_settings(settings):
+    """The bands to analyse: the scene's, or the defaults for a scene with none (added on success)."""
+    if len(settings.bands):
+        return [{"name": b.title, "low_hz": b.low_hz, "high_hz": b.high_hz, "gain": b.gain,
+                 "threshold": b.threshold, "attack_ms": b.attack_ms, "release_ms": b.release_ms}
+                for b in settings.bands]
+    defaults = settings.bl_rna.properties["bands"].fixed_type.bl_rna.properties
+    return [{"name": b.name, "low_hz": b.low_hz, "high_hz": b.high_hz, "gain": defaults["gain"].default,
+             "threshold": defaults["threshold"].default, "attack_ms": defaults["attack_ms"].default,
+             "release_ms": defaults["release_ms"].default} for b in DEFAULT_BANDS]
+
 
 def build_request(scene):
     """The engine's analysis request for this scene; raises `LatentWalkError` on bad settings."""
@@ -18,28 +33,92 @@ def build_request(scene):
         raise LatentWalkError("no song is set: choose an audio file in the Latent Walk panel (Song).")
     audio_path = os.path.abspath(bpy.path.abspath(settings.audio_path))
     timing.check_fps(scene.render.fps, scene.render.fps_base)
-    check_bands([b.as_band() for b in settings.bands], ANALYSIS_SAMPLE_RATE)
+    bands = _band_settings(settings)
+    check_bands([Band(b["name"], b["low_hz"], b["high_hz"]) for b in bands], ANALYSIS_SAMPLE_RATE)
     return {
         "audio": audio_path,
         "fps": scene.render.fps,
         "fps_base": scene.render.fps_base,
         "offset_ms": settings.offset_ms,
-        "bands": [
-            {"name": b.title, "low_hz": b.low_hz, "high_hz": b.high_hz, "gain": b.gain,
-             "threshold": b.threshold, "attack_ms": b.attack_ms, "release_ms": b.release_ms}
-            for b in settings.bands
-        ],
+        "bands": bands,
     }
 
 
-def bake(scene, overwrite_edited=False, python=None):
-    """Analyse the scene's song and write its curves.
+@dataclass
+class BakeResult:
+    """What a bake did, for its report.
 
-    Returns ``(written, kept)``: the targets written and those kept because the
-    artist edited them. Nothing in the scene changes if analysis fails.
+    written: targets re-baked; kept: edited targets kept; retimed: labels of kept curves
+    moved to the new timing; not_retimed: phrases saying what could not be.
+    """
+
+    written: list
+    kept: list
+    retimed: list = field(default_factory=list)
+    not_retimed: list = field(default_factory=list)
+    frame_range_note: str = ""
+
+    def messages(self):
+        """One line per thing the artist should know, beyond the summary."""
+        lines = []
+        if self.kept:
+            lines.append(f"kept {len(self.kept)} curve(s) edited by hand: " + ", ".join(t.label for t in self.kept))
+        if self.retimed:
+            lines.append("retimed to the new timing: " + ", ".join(self.retimed))
+        lines += [f"not retimed: {phrase}" for phrase in self.not_retimed]
+        if self.frame_range_note:
+            lines.append(self.frame_range_note)
+        return lines
+
+
+def _retime_kept_animation(scene, frame_map, rewritten_keys):
+    """Retime every F-curve on scene.latentwalk.* the bake does not rewrite, and prompt markers.
+
+    Returns (labels retimed, phrases for what could not be).
     """
     settings = scene.latentwalk
-    settings.ensure_default_bands()
+    retimed, problems = [], []
+    for fcurves in compat.fcurve_collections(scene):
+        for fcurve in fcurves:
+            key = f"{fcurve.data_path}[{fcurve.array_index}]"
+            if not fcurve.data_path.startswith("latentwalk.") or key in rewritten_keys:
+                continue
+            label = curves.curve_label(settings, fcurve.data_path, fcurve.array_index)
+            before = curves.fingerprint(fcurve)
+            problems += [f"{label}: {p}" for p in curves.retime_fcurve(fcurve, frame_map)]
+            retimed.append(label)
+            recorded = curves.load_fingerprints(settings)
+            if recorded.get(key) == before:  # an unedited curve (a locked band) stays unedited
+                recorded[key] = curves.fingerprint(fcurve)
+                settings.baked_fingerprints = json.dumps(recorded, sort_keys=True)
+    for driver_curve in scene.animation_data.drivers if scene.animation_data else []:
+        expression = driver_curve.driver.expression if driver_curve.driver.type == "SCRIPTED" else ""
+        if driver_curve.data_path.startswith("latentwalk.") and "frame" in expression:
+            problems.append(f"the driver on {curves.curve_label(settings, driver_curve.data_path)} uses the frame "
+                            f"number ({expression}): left as it is")
+    markers = [m for m in scene.timeline_markers if marker_prompt(m.name) is not None]
+    beats = [] if settings.add_beat_markers else [m for m in scene.timeline_markers  # else the bake remakes them
+                                                   if m.name == sequencer.BEAT_MARKER_NAME]
+    for marker in markers + beats:
+        marker.frame = int(round(float(frame_map(marker.frame))))
+    if markers:
+        retimed.append(f"{len(markers)} prompt marker(s)")
+    if beats:
+        retimed.append(f"{len(beats)} beat marker(s)")
+    return retimed, problems
+
+
+_ARTIST_RANGE, _FIT_OFF = -1, -2  # recorded instead of a fitted end frame
+
+
+def bake(scene, overwrite_edited=False, python=None):
+    """Analyse the scene's song and write its curves; returns a `BakeResult`.
+
+    Nothing in the scene changes if analysis fails. Curves the artist edited are kept
+    (unless ``overwrite_edited``) and, when the frame rate or the song's start changed
+    since the last bake, retimed so their keys stay at the same time in the song.
+    """
+    settings = scene.latentwalk
     request = build_request(scene)
     if python is None:
         python = engine_client.engine_python(preferences.get().engine_python)
@@ -48,29 +127,69 @@ def bake(scene, overwrite_edited=False, python=None):
         features.check_shapes()
     except ValueError as error:
         raise LatentWalkError(f"the engine returned unusable features ({error}); nothing was changed.") from None
-    if len(features.band_names) != len(settings.bands):
+    if len(features.band_names) != len(request["bands"]):
         raise LatentWalkError("the engine returned a different number of bands; nothing was changed.")
 
+    settings.ensure_default_bands()
     settings.ensure_default_classes()
     while len(settings.chroma) < len(PITCH_CLASSES):
         settings.chroma.add().name = PITCH_CLASSES[len(settings.chroma)]
+    before = bake_state.recorded(settings) if bake_state.is_baked(settings) else None
+    song_changed = before is None or not bake_state.is_baked_song(before, settings.audio_path)
     targets = curves.targets_for(settings, features)
     kept = [] if overwrite_edited else [t for t in curves.edited_targets(scene, targets) if not t.locked]
     strip = sequencer.ensure_sound_strip(scene, request["audio"], features.n_frames)
     first_frame = int(strip.frame_start) if strip is not None else scene.frame_start
-    written = curves.write_bake(scene, targets, first_frame, skip_keys={t.key for t in kept})
+    kept_keys = {t.key for t in kept}
+    rewritten = {t.key for t in targets if not t.locked and t.key not in kept_keys}
+    result = BakeResult(written=[], kept=kept)
+    frame_map = None
+    if before is not None:
+        ratio = bake_state.rate(scene.render.fps, scene.render.fps_base) / bake_state.rate(before["fps"], before["fps_base"])
+        frame_map = curves.FrameMap(before["song_start"], first_frame, ratio)
+        if frame_map.is_identity:
+            frame_map = None
+        else:
+            result.retimed, result.not_retimed = _retime_kept_animation(scene, frame_map, rewritten)
+    result.written = curves.write_bake(scene, targets, first_frame, skip_keys=kept_keys)
     if settings.add_beat_markers:
         sequencer.set_beat_markers(scene, features.beats, first_frame)
-    if settings.fit_frame_range:
-        scene.frame_end = first_frame + features.n_frames - 1
+    song_end = first_frame + features.n_frames - 1
+    # Fit Frame Range fits on the first bake, for a new song, and while the range is still the fitted one;
+    # a range the artist set is kept (and retimed with the curves).
+    fitted_before = before.get("fitted_end", _FIT_OFF) if before is not None else _FIT_OFF
+    range_is_artists = before is not None and fitted_before != _FIT_OFF and scene.frame_end != fitted_before
+    if settings.fit_frame_range and (song_changed or not range_is_artists):
+        scene.frame_end = fitted_end = song_end
+    else:
+        fitted_end = _ARTIST_RANGE if settings.fit_frame_range else _FIT_OFF
+        if frame_map is not None:
+            start = int(round(float(frame_map(scene.frame_start))))
+            end = int(round(float(frame_map(scene.frame_end + 1)))) - 1
+            scene.frame_start, scene.frame_end = start, max(start, end)
+            result.frame_range_note = f"the frame range was retimed to {start}-{scene.frame_end}"
     scene.use_audio_scrub = True
     scene.sync_mode = "AUDIO_SYNC"
-    settings.baked_fps = scene.render.fps / scene.render.fps_base
+    bake_state.record(scene, first_frame, fitted_end)
     settings.last_bake_summary = (
-        f"{features.n_frames} frames from {first_frame}, {len(written)} curves, {len(features.beats)} beats"
+        f"{features.n_frames} frames from {first_frame} at "
+        f"{bake_state.format_rate(scene.render.fps, scene.render.fps_base)}, {len(result.written)} curves, "
+        f"{len(features.beats)} beats"
         + ("" if strip is not None else " (this Blender build has no audio: song not added to the sequencer)")
     )
-    return written, kept
+    return result
+
+
+def bake_if_stale(scene, audio_path=None):
+    """Headless: re-bake when the bake does not match the scene (or ``audio_path``); returns lines to print."""
+    found = bake_state.changes(scene, audio_path)
+    if not found:
+        return []
+    if audio_path is not None:
+        scene.latentwalk.audio_path = audio_path
+    result = bake(scene)
+    return ([f"baking: {'; '.join(found)}"]
+            + [f"baked {len(result.written)} curves: {scene.latentwalk.last_bake_summary}"] + result.messages())
 
 
 class LATENTWALK_OT_bake(bpy.types.Operator):
@@ -89,32 +208,45 @@ class LATENTWALK_OT_bake(bpy.types.Operator):
 
     def invoke(self, context, event):
         scene = context.scene
-        settings = scene.latentwalk
-        edited = [t for t in curves.edited_targets(scene, curves.targets_for(settings)) if not t.locked]
+        edited = [t for t in curves.edited_targets(scene, curves.targets_for(scene.latentwalk)) if not t.locked]
         if edited and not self.overwrite_edited:
-            self._edited_labels = [t.label for t in edited]
-            return context.window_manager.invoke_props_dialog(self, width=360)
+            self._edited_labels = [edited_description(scene, t) for t in edited]
+            return context.window_manager.invoke_props_dialog(self, width=420)
         return self.execute(context)
 
     def draw(self, context):
         layout = self.layout
         labels = getattr(self, "_edited_labels", [])
         layout.label(text=f"{len(labels)} curve(s) were edited by hand since the last bake:", icon="INFO")
-        layout.label(text=", ".join(labels[:6]) + (" ..." if len(labels) > 6 else ""))
-        layout.prop(self, "overwrite_edited")
+        column = layout.column(align=True)
+        for label in labels[:8]:
+            column.label(text=label)
+        if len(labels) > 8:
+            column.label(text=f"... and {len(labels) - 8} more")
+        layout.prop(self, "overwrite_edited", text="Overwrite Edited Curves (their keys and modifiers)")
+        layout.label(text="Unticked: they are kept" + (" and retimed" if bake_state.changes(context.scene) else ""))
 
     def execute(self, context):
         try:
-            written, kept = bake(context.scene, self.overwrite_edited)
+            result = bake(context.scene, self.overwrite_edited)
         except LatentWalkError as error:
             self.report({"ERROR"}, f"Latent Walk: {error}")
             return {"CANCELLED"}
-        if kept:
-            self.report({"WARNING"}, f"Baked {len(written)} curves; kept {len(kept)} edited by hand: "
-                        + ", ".join(t.label for t in kept) + " (tick Overwrite Edited Curves to replace them)")
+        notes = result.messages()
+        summary = f"Baked {len(result.written)} curves: {context.scene.latentwalk.last_bake_summary}"
+        if result.kept or result.not_retimed:
+            self.report({"WARNING"}, f"{summary}; " + "; ".join(notes)
+                        + ("" if not result.kept else " (tick Overwrite Edited Curves to replace them)"))
         else:
-            self.report({"INFO"}, f"Baked {len(written)} curves: {context.scene.latentwalk.last_bake_summary}")
+            self.report({"INFO"}, "; ".join([summary] + notes))
         return {"FINISHED"}
+
+
+def edited_description(scene, target):
+    """What Overwrite Edited Curves replaces on one curve: "Bass (60-250 Hz): keys, Noise modifier"."""
+    fcurve = compat.find_fcurve(scene, target.data_path, target.index)
+    modifiers = curves.modifier_names(fcurve) if fcurve is not None else []
+    return f"{target.label}: keys" + "".join(f", {name} modifier" for name in modifiers)
 
 
 def our_fcurves(scene):
@@ -183,7 +315,7 @@ class LATENTWALK_OT_band_add(bpy.types.Operator):
 
 
 class LATENTWALK_OT_band_remove(bpy.types.Operator):
-    """Remove the selected band and its curve; the other bands keep theirs"""
+    """Remove the selected band with its curves and drivers; the other bands keep theirs"""
 
     bl_idname = "latentwalk.band_remove"
     bl_label = "Remove Band"
@@ -195,12 +327,37 @@ class LATENTWALK_OT_band_remove(bpy.types.Operator):
         return 0 <= settings.active_band_index < len(settings.bands)
 
     def execute(self, context):
-        scene = context.scene
-        settings = scene.latentwalk
+        settings = context.scene.latentwalk
         index = settings.active_band_index
-        curves.remove_band_curve(scene, index, len(settings.bands))
-        settings.bands.remove(index)
+        orphaned = curves.remove_band(context.scene, index)
         settings.active_band_index = min(index, len(settings.bands) - 1)
+        if orphaned:
+            self.report({"WARNING"}, "Latent Walk: " + "; ".join(orphaned))
+        return {"FINISHED"}
+
+
+class LATENTWALK_OT_band_move(bpy.types.Operator):
+    """Move the selected band up or down the list; its curves and drivers go with it"""
+
+    bl_idname = "latentwalk.band_move"
+    bl_label = "Move Band"
+    bl_options = {"REGISTER", "UNDO"}
+
+    direction: EnumProperty(items=(("UP", "Up", ""), ("DOWN", "Down", "")))
+
+    @classmethod
+    def poll(cls, context):
+        settings = context.scene.latentwalk
+        return 0 <= settings.active_band_index < len(settings.bands) and len(settings.bands) > 1
+
+    def execute(self, context):
+        settings = context.scene.latentwalk
+        index = settings.active_band_index
+        new_index = index - 1 if self.direction == "UP" else index + 1
+        if not 0 <= new_index < len(settings.bands):
+            return {"CANCELLED"}
+        curves.move_band(context.scene, index, new_index)
+        settings.active_band_index = new_index
         return {"FINISHED"}
 
 
@@ -225,5 +382,6 @@ classes = (
     LATENTWALK_OT_show_curves,
     LATENTWALK_OT_band_add,
     LATENTWALK_OT_band_remove,
+    LATENTWALK_OT_band_move,
     LATENTWALK_OT_bands_default,
 )

@@ -2,6 +2,8 @@
 
 import bpy
 
+from . import bake_state
+
 CATEGORY = "Latent Walk"
 
 
@@ -31,6 +33,9 @@ class _LatentWalkPanel:
         buttons = row.column(align=True)
         buttons.operator("latentwalk.band_add", icon="ADD", text="")
         buttons.operator("latentwalk.band_remove", icon="REMOVE", text="")
+        buttons.separator()
+        buttons.operator("latentwalk.band_move", icon="TRIA_UP", text="").direction = "UP"
+        buttons.operator("latentwalk.band_move", icon="TRIA_DOWN", text="").direction = "DOWN"
         if not len(settings.bands):
             layout.operator("latentwalk.bands_default", icon="PRESET")
 
@@ -58,11 +63,22 @@ class _LatentWalkPanel:
         row.prop(settings, "lock_rms", text="Loudness", icon="LOCKED" if settings.lock_rms else "UNLOCKED")
         row.prop(settings, "lock_chroma", text="Chroma", icon="LOCKED" if settings.lock_chroma else "UNLOCKED")
 
+        stale = bake_state.changes(context.scene) if bake_state.is_baked(settings) else []
+        if stale:  # the old summary would pretend to be current: say what changed instead
+            box = layout.box()
+            box.alert = True
+            box.label(text="The bake is out of date:", icon="ERROR")
+            column = box.column(align=True)
+            for change in stale:  # "the scene is now 30 fps, the curves were baked at 24 fps": two short lines
+                for part in change.split(", "):
+                    column.label(text=part)
+            box.operator("latentwalk.bake", text="Re-bake", icon="FILE_REFRESH")
+            box.label(text="Edited curves are kept and retimed")
         row = layout.row(align=True)
         row.scale_y = 1.4
         row.operator("latentwalk.bake", icon="GRAPH")
         row.operator("latentwalk.show_curves", icon="FCURVE")
-        if settings.last_bake_summary:
+        if settings.last_bake_summary and not stale:
             layout.label(text=settings.last_bake_summary, icon="CHECKMARK")
 
 

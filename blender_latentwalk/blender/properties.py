@@ -160,7 +160,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
     baked_fingerprints: StringProperty(options={"HIDDEN"})  # JSON {"path[index]": hash}
     sound_strip_name: StringProperty(options={"HIDDEN"})
     last_bake_summary: StringProperty(name="Last Bake", options={"HIDDEN"})
-    baked_fps: FloatProperty(options={"HIDDEN"})  # the frame rate the curves were baked at
+    baked_timing: StringProperty(options={"HIDDEN"})  # JSON: fps, song start and file of the bake (bake_state.py)
 
     def ensure_default_bands(self):
         if len(self.bands):

@@ -17,7 +17,7 @@ import bpy
 
 from ..engine.errors import LatentWalkError
 from ..engine.frames import ensure_writable_folder, frame_path
-from . import engine_client, preferences, sampling, sequencer, worker_client
+from . import bake_state, engine_client, preferences, sampling, sequencer, worker_client
 
 FINAL_STRIP_NAME = "Latent Walk"
 PLAN_FILE_NAME = "plan.npz"
@@ -128,6 +128,7 @@ class RenderJob:
     """
 
     def __init__(self, scene, preview=False, frames=None, python=None):
+        bake_state.check_current(scene)  # keys made at another fps or song start would drift off the music
         settings = scene.latentwalk
         settings.ensure_default_classes()
         walk, diffusion = settings.walk, settings.diffusion
@@ -398,6 +399,7 @@ def encode(scene, path, first=None, last=None, interactive=False, python=None):
     lays those frames on the Sequencer (the preview strip muted) and encodes. Returns the
     lines to tell the user (a repaired song strip, the frames encoded).
     """
+    bake_state.check_current(scene)  # curves baked at another fps or song start would drift off the music
     status, folder = check_frames(scene, first, last, python)
     if not status.complete:
         raise LatentWalkError(status.refusal(folder))

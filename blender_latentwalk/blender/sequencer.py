@@ -87,14 +87,21 @@ def ensure_sound_strip(scene, audio_path, duration_frames):
     ours = next((s for s in compat.all_strips(scene)
                  if s.type == "SOUND" and s.name == scene.latentwalk.sound_strip_name), None)
     if strip is None and ours is not None:
-        # The song changed: the strip the bake added plays the new one, where the artist put it.
-        ours.sound = bpy.data.sounds.load(audio_path, check_existing=True)
-        strip = ours
+        # The song changed: a new strip where the artist put the old one (same channel, start and
+        # volume), so its length is the new song's (a strip given another sound keeps its old length).
+        name, channel, start, volume = ours.name, ours.channel, int(ours.frame_start), ours.volume
+        compat.remove_strip(scene, ours)
+        strip = compat.new_sound_strip(scene, name, audio_path, channel, start)
+        if strip is not None:
+            strip.name, strip.volume = name, volume
     if strip is None:
         start = scene.frame_start
         channel = _free_channel(scene, start, start + duration_frames)
         name = os.path.splitext(os.path.basename(audio_path))[0] or "Song"
         strip = compat.new_sound_strip(scene, name, audio_path, channel, start)
+    song = scene.latentwalk.audio_path
+    if strip is not None and song.startswith("//") and strip.sound.filepath != song:
+        strip.sound.filepath = song  # relative like the Song, so the strip still plays when the project moves
     scene.latentwalk.sound_strip_name = strip.name if strip is not None else ""
     return strip
 

@@ -59,3 +59,32 @@ def frames_of_times(times_s, fps, fps_base=1.0, offset_ms=0.0):
     rate = frames_per_second(fps, fps_base)
     shifted = (np.asarray(times_s, dtype=np.float64) + offset_ms / 1000.0) * rate
     return np.floor(shifted + _EPS_FRAMES).astype(np.int64)
+
+
+# NTSC rates: Blender writes 29.97 as fps 30 with fps_base 1.001 (and 23.976, 59.94 alike).
+_NTSC_BASE = 1.001
+_NTSC_TOLERANCE_FPS = 0.005  # "23.98" and "23.976" both mean 24 / 1.001, as in Blender's presets
+
+
+def blender_frame_rate(text):
+    """A frame rate as typed ("30", "29.97", "23.976", "30000/1001", "12.5") -> ``(fps, fps_base)``.
+
+    Returns Blender's pair: an integer ``fps`` and a float ``fps_base`` with
+    ``fps / fps_base`` the rate; NTSC rates get fps_base 1.001 like Blender's presets.
+    """
+    from fractions import Fraction
+
+    try:
+        rate = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        rate = None
+    if rate is None or rate <= 0:
+        raise LatentWalkError(f"frame rate '{text}' is not a positive number: give e.g. 24, 29.97, 23.976, "
+                              "59.94 or a fraction such as 30000/1001.")
+    if rate.denominator == 1:
+        return int(rate), 1.0
+    ntsc_fps = round(rate * Fraction(1001, 1000))
+    if ntsc_fps >= 1 and abs(rate - Fraction(ntsc_fps * 1000, 1001)) < _NTSC_TOLERANCE_FPS:
+        return int(ntsc_fps), _NTSC_BASE
+    fps = max(1, round(rate))
+    return int(fps), float(fps / rate)

@@ -24,6 +24,27 @@ def scene(addon):
     return scene
 
 
+@pytest.fixture(scope="session")
+def engine_python():
+    """The render worker's Python: Blender's own where it has torch, else the project's .venv (as on 4.2)."""
+    import engine_python as engine
+
+    python = engine.find()
+    if python is None:
+        pytest.skip("no Python with torch, diffusers and av: run scripts/setup.sh to make .venv")
+    return python
+
+
+@pytest.fixture
+def use_engine_python(engine_python, monkeypatch):
+    """Point the add-on's Engine Python at the worker's Python, as a user without torch in Blender does."""
+    import sys
+
+    if engine_python != sys.executable:
+        monkeypatch.setenv("LATENTWALK_ENGINE_PYTHON", engine_python)
+    return engine_python
+
+
 @pytest.fixture
 def song(tmp_path):
     """A 4 s song: clicks every half second over a bass note and a 1 kHz tone."""
@@ -34,19 +55,18 @@ def song(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """Tiny untrained BigGAN and SD pipeline in the real on-disk formats."""
-    pytest.importorskip("torch")
-    pytest.importorskip("diffusers")
-    from blender_latentwalk.engine import biggan, img2img
+def models(engine_python, tmp_path_factory):
+    """Tiny untrained BigGAN and SD pipeline in the real on-disk formats, made by the worker's Python."""
+    import engine_python as engine
 
-    folder = tmp_path_factory.mktemp("models")
-    return (biggan.make_tiny_model(str(folder / "biggan-tiny-UNTRAINED")),
-            img2img.make_tiny_pipeline(str(folder / "sd-tiny-UNTRAINED")))
+    return engine.make_tiny_models(engine_python, tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture
-def baked(scene, models, tmp_path):
+def baked(scene, models, use_engine_python, tmp_path):
+    """The render tests' scene: a 3 s demo song baked at 24 fps, tiny models, frames in tmp/frames.
+    The worker runs in Blender's own Python where it has torch (5.0.1 here), else in the project's
+    .venv set as Engine Python (bpy 4.2, as a 4.2 user does)."""
     from demo_song import synthesise_song
 
     song = str(tmp_path / "song.wav")

@@ -54,9 +54,3 @@ def test_bad_input_is_reported_and_nothing_baked_is_lost(scene, song, tmp_path, 
     if path:
         assert os.path.basename(path) in message
     assert snapshot(scene) == before and scene.frame_end == frame_end
-
-
-def test_blender_itself_refuses_fps_zero(scene):
-    # fps 0 can only reach the engine from outside Blender: see the CLI tests.
-    scene.render.fps = 0
-    assert scene.render.fps >= 1

@@ -169,37 +169,6 @@ def test_overwrite_choice_is_never_remembered():
     assert bpy.ops.latentwalk.bake.get_rna_type().properties["overwrite_edited"].is_skip_save
 
 
-def test_changing_the_song_swaps_the_strip_instead_of_adding_one(scene, song, tmp_path):
-    import shutil
-
-    scene.latentwalk.audio_path = song
-    bake(scene)
-    if "no audio" in scene.latentwalk.last_bake_summary:
-        pytest.skip("this bpy build has no audio (Audaspace)")
-    other = str(tmp_path / "other.wav")
-    shutil.copy(song, other)
-    scene.latentwalk.audio_path = other
-    bake(scene, overwrite_edited=True)
-    sounds = [s for s in compat.all_strips(scene) if s.type == "SOUND"]
-    assert len(sounds) == 1 and os.path.samefile(bpy.path.abspath(sounds[0].sound.filepath), other)
-
-
-def test_removing_a_band_renumbers_drivers_that_read_bands(scene, song):
-    settings = scene.latentwalk
-    settings.audio_path = song
-    bake(scene)
-    scene.render.film_transparent = False
-    driver = scene.driver_add("latentwalk.walk.jitter").driver
-    variable = driver.variables.new()
-    variable.targets[0].id_type = "SCENE"
-    variable.targets[0].id = scene
-    variable.targets[0].data_path = "latentwalk.bands[4].value"  # High Mids
-    settings.active_band_index = 2
-    bpy.ops.latentwalk.band_remove()
-    assert variable.targets[0].data_path == "latentwalk.bands[3].value"
-    assert settings.bands[3].title == "High Mids"
-
-
 @pytest.mark.parametrize("python,expected", [("/bin/true", "finished without writing features"),
                                              ("/etc/hostname", "cannot be run|could not be started")])
 def test_a_broken_engine_python_is_explained(scene, song, monkeypatch, python, expected):

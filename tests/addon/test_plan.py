@@ -50,10 +50,8 @@ def test_chroma_mode_needs_twelve_classes(baked):
         sampling.sample_plan(baked)
 
 
-def test_preview_renders_a_ten_second_song_into_the_sequencer(scene, tmp_path):
-    pytest.importorskip("torch")
-    pytest.importorskip("pytorch_pretrained_biggan")
-    from blender_latentwalk.engine import biggan
+def test_preview_renders_a_ten_second_song_into_the_sequencer(scene, use_engine_python, tmp_path):
+    import engine_python as engine
 
     sample_rate = 22050
     t = np.arange(10 * sample_rate) / sample_rate
@@ -64,7 +62,7 @@ def test_preview_renders_a_ten_second_song_into_the_sequencer(scene, tmp_path):
     scene.latentwalk.audio_path = song
     assert bpy.ops.latentwalk.bake() == {"FINISHED"}
     walk_settings = scene.latentwalk.walk
-    walk_settings.model = biggan.make_tiny_model(str(tmp_path / "tiny"))
+    walk_settings.model = engine.make_tiny_biggan(use_engine_python, tmp_path / "tiny")
     walk_settings.preview_folder = str(tmp_path / "preview")
     walk_settings.preview_width = 64
     walk_settings.device = "cpu"
@@ -74,10 +72,7 @@ def test_preview_renders_a_ten_second_song_into_the_sequencer(scene, tmp_path):
 
     frames = sorted(n for n in os.listdir(tmp_path / "preview") if n.endswith(".png"))
     assert len(frames) == 240 and frames[0] == "frame_000001.png"
-    from PIL import Image
-
-    with Image.open(tmp_path / "preview" / frames[0]) as image:
-        assert image.size == (64, 36)
+    assert engine.png_size(tmp_path / "preview" / frames[0]) == (64, 36)
     strip = next(s for s in compat.all_strips(scene) if s.name == sequencer.PREVIEW_STRIP_NAME)
     assert strip.type == "IMAGE" and strip.frame_final_start == 1 and strip.frame_final_duration == 240
     sound = [s for s in compat.all_strips(scene) if s.type == "SOUND"]

@@ -30,7 +30,18 @@ def test_schedule_blends_over_blend_ms_and_rows_sum_to_one():
     assert sand[9] == 0 and 0 < sand[10] < sand[15] < 1 and sand[20] == pytest.approx(1.0)
     assert weights[40, 2] == pytest.approx(1.0)  # fire fully in by frame 41
     assert weights[89, 0] == pytest.approx(1.0)  # back to the sea prompt, the same index
-    # 29.97 fps: the blend length is in time, not frames.
-    _, slow = prompts.schedule("a", [(1, "b")], frame_start=1, n_frames=40, fps=30000, fps_base=1001, blend_ms=1000)
-    blend_frames = 30000 / 1001  # 29.97 frames in one second
-    assert slow[29, 1] == pytest.approx(30 / (blend_frames + 1)) and slow[30, 1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("fps, fps_base", [(24, 1.0), (30000, 1001), (60, 1.0)])
+def test_blend_takes_the_same_time_in_seconds_at_any_frame_rate(fps, fps_base):
+    # A marker at 2.0 s, blending over 1500 ms: the new prompt is half in at 2.75 s and fully in at 3.5 s.
+    rate = fps / fps_base
+    marker_frame = 1 + int(round(2.0 * rate))
+    _, weights = prompts.schedule("sea", [(marker_frame, "fire")], frame_start=1, n_frames=int(5 * rate), fps=fps,
+                                  fps_base=fps_base, blend_ms=1500)
+    fire = weights[:, 1]
+    seconds_after_marker = (np.arange(len(fire)) + 1 - marker_frame) / rate
+    assert np.all(fire[seconds_after_marker < 0] == 0) and np.all(np.diff(fire) >= 0)
+    half_in = seconds_after_marker[np.argmax(fire >= 0.5)]
+    fully_in = seconds_after_marker[np.argmax(fire >= 1.0 - 1e-6)]
+    assert half_in == pytest.approx(0.75, abs=1.0 / rate) and fully_in == pytest.approx(1.5, abs=1.0 / rate)

@@ -5,6 +5,7 @@ import pytest
 
 import synth
 from blender_latentwalk.engine import analysis, timing
+from blender_latentwalk.engine.errors import LatentWalkError
 
 FRAME_RATES = [(24, 1.0), (30, 1.001), (30, 1.0), (60, 1.0)]
 
@@ -70,3 +71,23 @@ def test_quiet_clicks_also_land_on_their_frames_at_60_fps(tmp_path):
     onset = analysis.analyze(path, 60).onset
     peaks = [frame - 3 + int(np.argmax(onset[frame - 3 : frame + 4])) for frame in frames]
     assert peaks == list(frames)
+
+
+@pytest.mark.parametrize("text, fps, fps_base", [
+    ("24", 24, 1.0), ("29.97", 30, 1.001), ("23.976", 24, 1.001), ("23.98", 24, 1.001), ("59.94", 60, 1.001),
+    ("30000/1001", 30, 1.001), ("24000/1001", 24, 1.001), ("12.5", 12, 0.96), ("25/2", 12, 0.96),
+])
+def test_typed_frame_rates_become_blenders_fps_and_base(text, fps, fps_base):
+    # As Blender's own presets set them: 29.97 is fps 30 with base 1.001, and a click
+    # 10 minutes in still lands on the frame that rate puts it on.
+    got_fps, got_base = timing.blender_frame_rate(text)
+    assert (got_fps, got_base) == (fps, pytest.approx(fps_base, abs=1e-12))
+    assert isinstance(got_fps, int)
+    ten_minutes = timing.frames_of_times([600.0], got_fps, got_base)[0]
+    assert ten_minutes == int(600 * fps / fps_base + 1e-9)
+
+
+@pytest.mark.parametrize("text", ["0", "-24", "fast", "30/0", ""])
+def test_unusable_frame_rates_are_refused_saying_what_to_give(text):
+    with pytest.raises(LatentWalkError, match="is not a positive number: give e.g. 24, 29.97"):
+        timing.blender_frame_rate(text)

@@ -55,7 +55,7 @@ def test_travel_speed_follows_energy_and_stays_in_range(song_features):
     assert np.all(step[energy == 0] < 1e-6)  # silence: the walk pauses
 
 
-def test_onset_kicks_and_jitter_is_seeded_per_frame(song_features):
+def test_onset_kicks_only_its_own_frame(song_features):
     n = song_features.n_frames
     onset = np.zeros(n)
     onset[100] = 1.0
@@ -63,8 +63,28 @@ def test_onset_kicks_and_jitter_is_seeded_per_frame(song_features):
     kicked = plan_from_song(song_features, "displacement", onset=onset, pulse=np.ones(n))
     difference = np.linalg.norm(walk.noise_vectors(kicked) - walk.noise_vectors(calm), axis=1)
     assert difference[100] > 0.1 and np.all(np.delete(difference, 100) < 1e-6)
-    jitter = plan_from_song(song_features, "displacement", jitter=np.full(n, 0.1))
-    np.testing.assert_array_equal(walk.noise_vectors(jitter), walk.noise_vectors(jitter))
+
+
+def test_jitter_wobbles_every_frame_its_own_seeded_way(song_features):
+    n = song_features.n_frames
+    still = walk.noise_vectors(plan_from_song(song_features, "displacement"))
+    wobble = walk.noise_vectors(plan_from_song(song_features, "displacement", jitter=np.full(n, 0.05))) - still
+    size = np.linalg.norm(wobble, axis=1)
+    assert np.all(size > 0.01)  # every frame wobbles
+    double = walk.noise_vectors(plan_from_song(song_features, "displacement", jitter=np.full(n, 0.1))) - still
+    assert np.median(np.linalg.norm(double, axis=1) / size) == pytest.approx(2.0, rel=0.1)  # in proportion
+    unit = wobble / size[:, None]
+    assert np.abs(np.sum(unit[1:] * unit[:-1], axis=1)).mean() < 0.2  # a new direction each frame
+    # A frame's wobble is its own: the same whether its neighbours wobble or not (chunked and
+    # resumed renders agree), and another seed wobbles another way.
+    alone = np.zeros(n)
+    alone[40:45] = 0.05
+    only = walk.noise_vectors(plan_from_song(song_features, "displacement", jitter=alone)) - still
+    np.testing.assert_allclose(only[40:45], wobble[40:45], atol=1e-6)
+    assert np.all(only[:40] == 0) and np.all(only[45:] == 0)
+    other_seed = plan_from_song(song_features, "displacement", seed=4, jitter=np.full(n, 0.05))
+    other = walk.noise_vectors(other_seed) - walk.noise_vectors(plan_from_song(song_features, "displacement", seed=4))
+    assert np.abs(np.sum(other * wobble, axis=1) / (np.linalg.norm(other, axis=1) * size)).mean() < 0.2
 
 
 def test_class_weights_follow_chroma(tmp_path):

@@ -220,3 +220,54 @@ def test_kill_9_at_a_random_point_then_resume_gives_the_same_bytes(inputs, rende
                              "--biggan", inputs["biggan"], "--sd", inputs["sd"], "--size", "64x48", "--out", str(out)],
                             capture_output=True, text=True, cwd=ROOT)
     assert status.returncode == 0 and "72 of 72 frames current" in status.stdout, status.stderr
+
+
+EDIT_ONSET = """
+import sys, bpy
+from blender_latentwalk.blender import compat
+bpy.ops.wm.open_mainfile(filepath=sys.argv[-1])
+key = compat.find_fcurve(bpy.context.scene, "latentwalk.onset", 0).keyframe_points[24]  # 1.0 s at 24 fps
+key.co.y = 0.75
+bpy.ops.wm.save_mainfile()
+"""
+
+READ_BACK = """
+import json, sys, bpy
+from blender_latentwalk.blender import compat
+bpy.ops.wm.open_mainfile(filepath=sys.argv[-1])
+scene = bpy.context.scene
+onset = compat.find_fcurve(scene, "latentwalk.onset", 0)
+lifted = [tuple(p.co) for p in onset.keyframe_points if abs(p.co.y - 0.75) < 1e-6]
+print("STATE=" + json.dumps({"fps": scene.render.fps, "fps_base": scene.render.fps_base, "lifted": lifted,
+                              "bass_keys": len(compat.find_fcurve(scene, "latentwalk.bands[1].value", 0).keyframe_points)}))
+"""
+
+
+def test_fps_29_97_rebakes_a_saved_file_keeping_and_retiming_the_artists_edit(inputs, rendered, tmp_path):
+    import json
+    import shutil
+
+    folder, _ = rendered
+    blend = tmp_path / "edited.blend"
+    shutil.copy(folder / "video.blend", blend)  # baked at 24 fps
+
+    def python(code):
+        result = subprocess.run([sys.executable, "-c", code, str(blend)], capture_output=True, text=True, cwd=ROOT,
+                                env=dict(os.environ, PYTHONPATH=ROOT))
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    python("import blender_latentwalk; blender_latentwalk.register()\n" + EDIT_ONSET)
+    result = subprocess.run([sys.executable, SCRIPT, "--", "--blend", str(blend), "--output", str(tmp_path / "out"),
+                             "--biggan", inputs["biggan"], "--sd", "none", "--device", "cpu", "--frames", "1-2",
+                             "--fps", "29.97", "--save"],
+                            capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "baking: the scene is now 29.97 fps, the curves were baked at 24 fps" in result.stdout
+    assert "kept 1 curve(s) edited by hand: Onset" in result.stdout
+    assert "retimed to the new timing: Onset" in result.stdout
+    state = json.loads(next(line for line in python("import blender_latentwalk; blender_latentwalk.register()\n"
+                                                     + READ_BACK).splitlines() if line.startswith("STATE="))[6:])
+    assert (state["fps"], state["fps_base"]) == (30, pytest.approx(1.001))
+    assert state["bass_keys"] == 90  # re-baked at 29.97: ceil(3 s * 29.97)
+    assert len(state["lifted"]) == 1 and state["lifted"][0][0] == pytest.approx(1 + 24 * (30 / 1.001) / 24, abs=1e-4)
