@@ -150,6 +150,8 @@ def main():
     apply_settings(args, scene)
     start_s = time.perf_counter()
     try:
+        for line in sequencer.repair_song_strip(scene):  # a moved .blend's strip path, before judging the bake
+            print(line, flush=True)
         for line in bake_if_stale(scene, audio):  # no bake, or not of this song, fps or song start
             print(line, flush=True)
         if args.encode:  # the song is checked (or its strip repaired) before the render, not after

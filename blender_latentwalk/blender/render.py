@@ -128,6 +128,7 @@ class RenderJob:
     """
 
     def __init__(self, scene, preview=False, frames=None, python=None):
+        self.notes = sequencer.repair_song_strip(scene)  # a moved .blend: its song strip's path may have broken
         bake_state.check_current(scene)  # keys made at another fps or song start would drift off the music
         settings = scene.latentwalk
         settings.ensure_default_classes()
@@ -231,8 +232,8 @@ class RenderJob:
         strip = sequencer.replace_image_strip(scene, name, paths, self.first, song.channel if song else 0)
         if not self.preview:
             sequencer.mute_strip(scene, sequencer.PREVIEW_STRIP_NAME)
-        return (f"{rendered} frames rendered, {reused} kept, in {self.folder}; strip '{strip.name}' on channel "
-                f"{strip.channel} from frame {strip.frame_final_start}")
+        return "; ".join(self.notes + [f"{rendered} frames rendered, {reused} kept, in {self.folder}; strip "
+                                       f"'{strip.name}' on channel {strip.channel} from frame {strip.frame_final_start}"])
 
 
 def render_sync(scene, preview=False, frames=None, python=None, print_progress=False):
@@ -399,11 +400,12 @@ def encode(scene, path, first=None, last=None, interactive=False, python=None):
     lays those frames on the Sequencer (the preview strip muted) and encodes. Returns the
     lines to tell the user (a repaired song strip, the frames encoded).
     """
+    notes = sequencer.repair_song_strip(scene)  # a moved .blend's strip path, before judging the bake
     bake_state.check_current(scene)  # curves baked at another fps or song start would drift off the music
     status, folder = check_frames(scene, first, last, python)
     if not status.complete:
         raise LatentWalkError(status.refusal(folder))
-    notes = sequencer.check_song_strip(scene)
+    sequencer.check_song_strip(scene)  # the song the curves were baked from, playing, not muted
     numbers = sorted(status.current)
     song = sequencer.find_sound_strip(scene, scene.latentwalk.audio_path)
     sequencer.replace_image_strip(scene, FINAL_STRIP_NAME, [frame_path(folder, n) for n in numbers], numbers[0],

@@ -1,6 +1,5 @@
 """The song in the Video Sequence Editor, and beat markers on the timeline."""
 
-import filecmp
 import os
 
 import bpy
@@ -31,35 +30,52 @@ def find_sound_strip(scene, audio_path):
     return None
 
 
-def check_song_strip(scene):
-    """Make sure the video will play the song the curves were baked from (the Song setting).
+def _bake_strip(scene):
+    """The sound strip the bake put the song in (by name), else one playing the Song, else None."""
+    settings = scene.latentwalk
+    strips = [s for s in compat.all_strips(scene) if s.type == "SOUND" and s.sound is not None]
+    return (next((s for s in strips if s.name == settings.sound_strip_name), None)
+            or (find_sound_strip(scene, settings.audio_path) if settings.audio_path else None))
 
-    The bake's sound strip must play an existing file with the Song's content and must not
-    be muted. A strip whose file no longer resolves (a .blend moved or copied elsewhere: the
-    strip's path is relative, the Song's is not) is pointed at the Song. Anything else is
-    refused: the video is never encoded with silence or another song.
-    Returns the lines to tell the user (a repair); raises LatentWalkError.
+
+def repair_song_strip(scene):
+    """Point a song strip whose file no longer resolves back at the Song.
+
+    A .blend moved or copied elsewhere keeps the strip's path relative to it (Blender makes
+    paths relative on save) while the Song setting may still resolve. Returns the lines to
+    tell the user; raises LatentWalkError when neither file exists.
     """
+    strip = _bake_strip(scene)
+    if strip is None:
+        return []
     settings = scene.latentwalk
     song = os.path.abspath(bpy.path.abspath(settings.audio_path)) if settings.audio_path else ""
-    strips = [s for s in compat.all_strips(scene) if s.type == "SOUND" and s.sound is not None]
-    strip = (next((s for s in strips if s.name == settings.sound_strip_name), None)
-             or (find_sound_strip(scene, settings.audio_path) if song else None))
+    played = os.path.abspath(bpy.path.abspath(strip.sound.filepath))
+    if os.path.isfile(played):
+        return []
+    if not os.path.isfile(song):
+        raise LatentWalkError(f"the song strip '{strip.name}' plays '{played}', which does not exist, and the "
+                              f"Song setting '{song or '(empty)'}' does not either: set Song to the song's file "
+                              "(or give --audio).")
+    strip.sound.filepath = settings.audio_path  # as the artist set it: "//song.wav" stays relative
+    return [f"the song strip played '{played}', which does not exist; it now plays the Song '{song}'"]
+
+
+def check_song_strip(scene):
+    """Make sure the video will have the song: the bake's sound strip exists, plays a file that
+    exists (repaired by `repair_song_strip` when its path broke) and is not muted, so the
+    video is never encoded with silence. That the strip plays the song the curves were baked
+    from is `bake_state.check_current`'s to say. Returns the lines to tell the user (a
+    repair); raises LatentWalkError.
+    """
+    notes = repair_song_strip(scene)
+    strip = _bake_strip(scene)
+    if strip is None and not bpy.app.build_options.audaspace:
+        raise LatentWalkError("this Blender build cannot play or encode sound (it was built without Audaspace), so "
+                              "the video would be silent: encode in a Blender with audio (any release build).")
     if strip is None:
         raise LatentWalkError("the Sequencer has no sound strip of the song, so the video would be silent: "
                               "press Bake Curves (it adds the song), or put the song on the Sequencer.")
-    played = os.path.abspath(bpy.path.abspath(strip.sound.filepath))
-    notes = []
-    if not os.path.isfile(played):
-        if not os.path.isfile(song):
-            raise LatentWalkError(f"the song strip '{strip.name}' plays '{played}', which does not exist, and the "
-                                  f"Song setting '{song or '(empty)'}' does not either: set Song to the song's file "
-                                  "(or give --audio).")
-        strip.sound.filepath = song
-        notes.append(f"the song strip played '{played}', which does not exist; it now plays the Song '{song}'")
-    elif song and not same_file(played, song) and not (os.path.isfile(song) and filecmp.cmp(played, song, False)):
-        raise LatentWalkError(f"the song strip '{strip.name}' plays '{played}', but the curves were baked from "
-                              f"'{song}': bake again with the song you want, or put that song on the strip.")
     if strip.mute:
         raise LatentWalkError(f"the song strip '{strip.name}' is muted, so the video would be silent: unmute it.")
     return notes

@@ -58,6 +58,7 @@ def test_encode_refuses_a_bake_made_at_another_fps(scene, song, tmp_path):
     settings = scene.latentwalk
     settings.audio_path = song
     bpy.ops.latentwalk.bake()
+    settings.diffusion.output_folder = str(tmp_path)
     frame = tmp_path / "frame_000001.png"
     frame.write_bytes(b"")
     compat.new_image_strip(scene, render.FINAL_STRIP_NAME, str(frame), 5, 1)  # as if rendered

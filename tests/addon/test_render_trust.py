@@ -143,7 +143,7 @@ def test_a_moved_blend_plays_the_song_or_is_refused_never_silent(baked, tmp_path
 
     synthesise_song(str(other), seconds=2.0)
     strip.sound.filepath = str(other)
-    with pytest.raises(RuntimeError, match="but the curves were baked from"):
+    with pytest.raises(RuntimeError, match="the song strip 'song' now plays other.wav, not the Song song.wav"):
         bpy.ops.latentwalk.encode_video()
     strip.sound.filepath = "//no-such-song.wav"
     os.unlink(project / "song.wav")
