@@ -9,6 +9,11 @@ the same folder, a copy from another render) is not taken for the frame.
 `frame_status` is the one place that decides whether a frame is current: the
 render uses it to skip finished frames, and Encode Video and the panel use it to
 refuse or count stale ones.
+
+Frames are computed in aligned batches (plan index // batch size), so any chunking,
+order or resume gives the same bytes. Several renders may write one folder at once:
+each claims its frames (`claims`), and the manifest is read, merged and written
+under the folder's lock (`update_manifest`).
 """
 
 import errno
@@ -480,10 +485,10 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
                     f"out of memory on {torch_device} rendering frame {plan.frame_start + wanted[0]} even one frame "
                     f"at a time ({type(error).__name__}); use a smaller output size, a Tiny VAE, or close what "
                     "else uses the device. Finished frames are kept.") from None
-            current_size //= 2
-            message = (f"out of memory on {torch_device} at batch size {current_size * 2}: going on at batch size "
-                       f"{current_size}. Frames made at a smaller batch can differ in the last bits from a render "
-                       f"at batch size {asked}; the manifest records each frame's batch size.")
+            failed_size, current_size = current_size, current_size // 2
+            message = (f"out of memory on {torch_device} at batch size {failed_size}: going on at batch size "
+                       f"{current_size} for the rest of this render. Frames made at a smaller batch can differ in "
+                       f"the last bits from a render at batch size {asked}; the manifest records each frame's batch size.")
             result.warnings.append(message)
             if warn is not None:
                 warn(message)

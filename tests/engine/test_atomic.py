@@ -76,3 +76,19 @@ def test_the_filter_bank_cache_survives_a_full_disk(tmp_path, monkeypatch):
     assert matrix.shape == (16, 129)
     folder = tmp_path / "blender_latentwalk" / "filterbanks"
     assert os.listdir(folder) == []
+
+
+def test_processes_updating_one_manifest_at_once_lose_no_entries(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = ("import sys; from blender_latentwalk.engine import render\n"
+            "first = int(sys.argv[2])\n"
+            "for frame in range(first, first + 40):\n"
+            "    render.update_manifest(sys.argv[1], {frame: {'key': str(frame)}, frame - 1000: None})\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(first)], cwd=root)
+               for first in (0, 100, 200, 300)]
+    assert [writer.wait(120) for writer in writers] == [0, 0, 0, 0]
+    manifest = render.load_manifest(str(tmp_path))
+    assert sorted(manifest) == [f + n for f in (0, 100, 200, 300) for n in range(40)]

@@ -165,3 +165,34 @@ def test_a_render_whose_claim_was_taken_over_stops_before_its_next_batch(models,
         render.render(plan_72(16), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
                       progress=take_over_after_the_first_batch)
     assert render.frame_status(plan_72(16), models[0], settings(models, model="none"), out).current == (1, 2, 3, 4)
+
+
+def test_the_worker_refuses_an_overlapping_render_and_serves_the_next(models, tmp_path):
+    import json
+
+    plan_72(8).save(tmp_path / "plan.npz")
+    out = tmp_path / "busy"
+    out.mkdir()
+    worker = subprocess.Popen([sys.executable, "-m", "blender_latentwalk.engine", "worker"], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert json.loads(worker.stdout.readline())["event"] == "ready"
+    request = dict(command="render", plan=str(tmp_path / "plan.npz"), biggan=models[0], out=str(out), device="cpu",
+                   img2img={"model": "none", "width": 32, "height": 32}, frames=None, batch_size=4)
+    other = claims.claim(str(out), [8])  # e.g. a headless render of the last frame
+    try:
+        worker.stdin.write(json.dumps(dict(request, id=1)) + "\n")
+        worker.stdin.flush()
+        refused = json.loads(worker.stdout.readline())
+    finally:
+        other.release()
+    assert refused["event"] == "error" and refused["id"] == 1
+    assert f"frames 8 of '{out}' are being rendered by process {os.getpid()}" in refused["message"]
+    worker.stdin.write(json.dumps(dict(request, id=2)) + "\n")
+    worker.stdin.flush()
+    event = json.loads(worker.stdout.readline())
+    while event["event"] == "progress":
+        event = json.loads(worker.stdout.readline())
+    worker.stdin.write(json.dumps({"command": "quit"}) + "\n")
+    worker.stdin.flush()
+    assert worker.wait(60) == 0
+    assert event["event"] == "done" and event["rendered"] == list(range(1, 9)), event
