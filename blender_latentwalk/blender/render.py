@@ -10,6 +10,7 @@ synchronously and prints progress lines.
 
 import os
 import queue
+import sys
 import tempfile
 import time
 
@@ -158,6 +159,7 @@ class RenderJob:
         self.started_s = None  # when the models were loaded and frames began
         self.result, self.error, self.cancel_requested = None, None, False
         self.cancelled_s = None  # when cancel was asked for (Esc or the Cancel button)
+        self.warnings = []  # what the worker warned of (a halved batch after running out of memory)
 
     @property
     def finished(self):
@@ -173,6 +175,10 @@ class RenderJob:
             self.result = event
         elif kind in ("error", "fatal") and same:
             self.error = event["message"]
+        elif kind == "warning" and same:  # e.g. out of memory: the batch was halved and the render goes on
+            self.warnings.append(event["message"])
+            if bpy.app.background:
+                print(f"warning: {event['message']}", file=sys.stderr, flush=True)
         elif kind == "exit" and not self.finished and self.cancel_requested and self.worker.closing:
             self.result = {"rendered": [], "reused": [], "stopped": True}  # ended on purpose (Esc twice)
         elif kind == "exit" and not self.finished:
@@ -267,6 +273,8 @@ class _RenderOperator:
             self.report({"ERROR"}, f"Latent Walk: {error}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Latent Walk: {job.summary}")
+        for warning in job.warnings:
+            self.report({"WARNING"}, f"Latent Walk: {warning}")
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -334,6 +342,8 @@ class _RenderOperator:
             self.report({"ERROR"}, f"Latent Walk: {error}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Latent Walk: {summary}")
+        for warning in job.warnings:
+            self.report({"WARNING"}, f"Latent Walk: {warning}")
         return {"FINISHED"}
 
 
