@@ -244,3 +244,20 @@ def test_legacy_noise_is_retimed_in_speed_and_named_as_not_exact(scene, song):
     assert compat.find_fcurve(scene, "latentwalk.rms", 0).modifiers[0].scale == pytest.approx(12.0)
     assert result.not_retimed == ["Loudness: its Noise modifier (Blender's legacy noise) keeps its speed in seconds "
                                   "but not its exact pattern"]
+
+
+def test_keys_pushed_down_to_the_nla_stay_on_their_band_when_a_band_is_removed(scene, song):
+    settings = scene.latentwalk
+    settings.audio_path = song
+    bpy.ops.latentwalk.bake()
+    # The artist keys Bass Weight, then pushes the action down into an NLA strip.
+    settings.bands[1].weight = 2.5
+    scene.keyframe_insert("latentwalk.bands[1].weight", frame=1)
+    animation = scene.animation_data
+    animation.nla_tracks.new().strips.new("weights", 1, animation.action)
+    animation.action = None
+    settings.active_band_index = 0
+    assert bpy.ops.latentwalk.band_remove() == {"FINISHED"}  # Sub
+    scene.frame_set(5)
+    assert [(b.title, round(b.weight, 3)) for b in settings.bands][:3] == [("Bass", 2.5), ("Low Mids", 1.0),
+                                                                            ("Mids", 1.0)]
