@@ -9,6 +9,7 @@ version number, so a point release that back- or forward-ports an API just works
 | Graph Editor sound bake | ``graph.sound_bake`` | ``graph.sound_to_samples`` (4.1+) |
 | sidebar tab | not settable | ``Region.active_panel_category`` |
 | ``//`` paths in properties | always accepted | ``options={'PATH_SUPPORTS_BLEND_RELATIVE'}`` (5.0) |
+| F-curve Noise modifier | legacy noise only | ``use_legacy_noise`` option (5.0 has it) |
 """
 
 import bpy
@@ -86,6 +87,12 @@ def fcurve_collections(id_data):
         else:
             found.append(action.fcurves)
     return found
+
+
+def is_legacy_noise(noise_modifier):
+    """True for Blender's legacy F-curve noise (the only kind in 4.2 and before; an option in 5.0), whose
+    Scale also scales its Phase and depth coordinates, so no change of Scale stretches it exactly in time."""
+    return getattr(noise_modifier, "use_legacy_noise", True)
 
 
 def all_drivers():

@@ -183,6 +183,9 @@ def retime_fcurve(fcurve, frame_map):
         if modifier.type == "NOISE":  # noise of (frame - offset) / scale
             modifier.scale *= ratio
             modifier.offset = float(frame_map(modifier.offset))
+            if compat.is_legacy_noise(modifier):
+                problems.append("its Noise modifier (Blender's legacy noise) keeps its speed in seconds but not "
+                                "its exact pattern")
         elif modifier.type == "STEPPED":
             modifier.frame_step *= ratio
             modifier.frame_offset = float(frame_map(modifier.frame_offset))

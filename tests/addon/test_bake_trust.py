@@ -198,3 +198,67 @@ def test_prompt_markers_keep_their_time_in_the_song_when_the_fps_changes(scene, 
     bpy.ops.latentwalk.bake()
     frames = {m.name: m.frame for m in scene.timeline_markers}
     assert frames == {"prompt: a volcano": 49, "camera cut": 61}
+
+
+def test_retimed_modifiers_give_the_same_curve_in_seconds(scene, song):
+    # A kept curve with time-based modifiers evaluates, at each moment of the song, to what it did before.
+    settings = scene.latentwalk
+    scene.render.fps = 24
+    settings.audio_path = song
+    bpy.ops.latentwalk.bake()
+    onset = compat.find_fcurve(scene, "latentwalk.onset", 0)
+    wave = onset.modifiers.new("FNGENERATOR")
+    wave.function_type, wave.use_additive, wave.phase_multiplier, wave.phase_offset = "SIN", True, 0.3, 0.5
+    if "use_legacy_noise" in bpy.types.FModifierNoise.bl_rna.properties:
+        noise = onset.modifiers.new("NOISE")  # 4.4+ noise: exactly retimable
+        noise.scale, noise.strength, noise.offset, noise.use_legacy_noise = 5.0, 0.5, 3.0, False
+    steps = onset.modifiers.new("STEPPED")
+    steps.frame_step, steps.frame_offset = 3.0, 1.0
+    window = onset.modifiers.new("ENVELOPE")
+    window.use_restricted_range, window.frame_start, window.frame_end = True, 20.0, 70.0
+    window.blend_in = window.blend_out = 4.0
+    for frame, low, high in ((30, -0.5, 0.5), (60, 0.2, 1.5)):
+        point = window.control_points.add(frame)
+        point.min, point.max = low, high
+    seconds = np.linspace(0.05, 3.9, 60)
+    before = [onset.evaluate(1 + 24 * t) for t in seconds]
+
+    scene.render.fps, scene.render.fps_base = 30, 1.001
+    result = operators.bake(scene)
+    rate = 30 / 1.001
+    onset = compat.find_fcurve(scene, "latentwalk.onset", 0)
+    assert "Onset" in result.retimed and not result.not_retimed
+    after = [onset.evaluate(1 + rate * t) for t in seconds]
+    np.testing.assert_allclose(after, before, atol=2e-4)
+
+
+def test_legacy_noise_is_retimed_in_speed_and_named_as_not_exact(scene, song):
+    settings = scene.latentwalk
+    settings.audio_path = song
+    bpy.ops.latentwalk.bake()
+    noise = compat.find_fcurve(scene, "latentwalk.rms", 0).modifiers.new("NOISE")
+    noise.scale = 6.0
+    if hasattr(noise, "use_legacy_noise"):
+        noise.use_legacy_noise = True  # as in files from before Blender 4.4
+    scene.render.fps = 60
+    result = operators.bake(scene)
+    assert compat.find_fcurve(scene, "latentwalk.rms", 0).modifiers[0].scale == pytest.approx(12.0)
+    assert result.not_retimed == ["Loudness: its Noise modifier (Blender's legacy noise) keeps its speed in seconds "
+                                  "but not its exact pattern"]
+
+
+def test_keys_pushed_down_to_the_nla_stay_on_their_band_when_a_band_is_removed(scene, song):
+    settings = scene.latentwalk
+    settings.audio_path = song
+    bpy.ops.latentwalk.bake()
+    # The artist keys Bass Weight, then pushes the action down into an NLA strip.
+    settings.bands[1].weight = 2.5
+    scene.keyframe_insert("latentwalk.bands[1].weight", frame=1)
+    animation = scene.animation_data
+    animation.nla_tracks.new().strips.new("weights", 1, animation.action)
+    animation.action = None
+    settings.active_band_index = 0
+    assert bpy.ops.latentwalk.band_remove() == {"FINISHED"}  # Sub
+    scene.frame_set(5)
+    assert [(b.title, round(b.weight, 3)) for b in settings.bands][:3] == [("Bass", 2.5), ("Low Mids", 1.0),
+                                                                            ("Mids", 1.0)]
