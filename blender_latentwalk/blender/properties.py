@@ -38,8 +38,9 @@ class LatentWalkBand(bpy.types.PropertyGroup):
                         default=1.0, min=0.0, soft_max=4.0)
     threshold: FloatProperty(name="Threshold", description="Values below it become 0",
                              default=0.0, min=0.0, max=1.0)
-    attack_ms: FloatProperty(name="Attack (ms)", description="Rise time of the envelope, in ms",
-                             default=10.0, min=0.0, soft_max=500.0)
+    attack_ms: FloatProperty(name="Attack (ms)", description="Rise time of the envelope, in ms; "
+                             "above 0 every peak comes up to this much later",
+                             default=0.0, min=0.0, soft_max=500.0)
     release_ms: FloatProperty(name="Release (ms)", description="Fall time of the envelope, in ms",
                               default=150.0, min=0.0, soft_max=2000.0)
     locked: BoolProperty(name="Lock", description="Keep this band's curve as it is when re-baking")

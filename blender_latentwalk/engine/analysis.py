@@ -5,6 +5,17 @@ for onsets) and then aggregated over each video frame's own time window
 (`timing.frames_of_times`): band energy and chroma are averaged, onset strength
 takes the window's maximum so a hit lands on its own frame. Audio is streamed
 block by block, so memory does not grow with the song's length.
+
+Timing of band levels (and loudness, chroma): a 93 ms window resolves bass notes
+but reaches a note's level only once the note fills it. Crediting a window's
+energy to its centre would anticipate every note by up to 46 ms; to its end, a
+kick peaks 2 frames late at 24 fps and 4 at 60 fps. So the energy is credited to
+the window's end (never early) and then anchored to hits (`anchor_to_onsets`):
+the onset analysis places a hit to within a millisecond, and the level a band
+reaches within one window after it is held from the hit's own time. Short
+windows for high bands would have cut their lag, not removed it, and made the
+curves noisier; band-pass filters with an envelope follower lag by their own
+rise time, which for a bass band exceeds a 60 fps frame.
 """
 
 import concurrent.futures
@@ -12,6 +23,7 @@ import os
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 
 from . import audio, filterbanks, shaping, timing
 from . import beats as beats_module
@@ -31,6 +43,17 @@ ONSET_N_MELS = 24
 ONSET_FLOOR_DB = -150.0
 # Beat tracking works on the onset curve at librosa's usual 512-sample hop.
 BEAT_HOP = 512
+# Hits for anchoring band levels: flux peaks of at least 1 dB mean rise per hop, 50 ms
+# apart; a hit begins where the flux first passes half its peak (within 6 ms): lower, the
+# resampler's pre-ringing (under a millisecond) would place hits early.
+ONSET_PEAK_DB = 1.0
+ONSET_MIN_GAP_S = 0.050
+ONSET_RISE_S = 0.006
+ONSET_RISE_FRACTION = 0.5
+# A band is anchored to a hit when its level rises more than 3 dB after it; a second
+# hit inside that rise is the same note when the level has already risen 1 dB by then.
+ANCHOR_RISE_RATIO = 10.0 ** (3.0 / 10.0)
+ANCHOR_FILLING_RATIO = 10.0 ** (1.0 / 10.0)
 
 
 class _Framer:
@@ -142,6 +165,129 @@ class _Spectrum:
         return power
 
 
+def _onset_times(flux, sample_rate):
+    """Times (s) where hits begin, from the hop-level onset flux.
+
+    flux : np.ndarray, shape (n_hops,), mean dB rise per `ONSET_HOP` (window-end time)
+    Returns np.ndarray, shape (n_onsets,), increasing.
+
+    A hit is a peak of the flux (at least ``ONSET_MIN_GAP_S`` from a stronger one);
+    its time is where the flux's rise into that peak begins, so a hit over a
+    background (whose flux climbs over a few hops) is not placed late.
+    """
+    if len(flux) < 3:
+        return np.zeros(0, dtype=np.float64)
+    peaks, _ = scipy.signal.find_peaks(flux, height=ONSET_PEAK_DB,
+                                       distance=max(1, int(ONSET_MIN_GAP_S * sample_rate / ONSET_HOP)))
+    lookback = int(ONSET_RISE_S * sample_rate / ONSET_HOP)
+    starts = np.empty(len(peaks), dtype=np.int64)
+    for i, peak in enumerate(peaks):
+        low = max(0, peak - lookback)
+        below = np.flatnonzero(flux[low:peak] < ONSET_RISE_FRACTION * flux[peak])
+        starts[i] = low + below[-1] + 1 if len(below) else low
+    return np.unique(starts) * (ONSET_HOP / sample_rate) + (ONSET_N_FFT // 2) / sample_rate
+
+
+def anchor_to_onsets(levels, hop_times_s, onset_times_s, window_s, rise_ratio=ANCHOR_RISE_RATIO):
+    """Credit the level a window reaches after a hit from the hit's own time.
+
+    A level measured over a window ending at ``hop_times_s`` never anticipates a
+    note, but reaches the note's level only once the note has filled the window
+    (up to ``window_s`` later). After a hit, in every row whose level then rises
+    by more than ``rise_ratio``, the highest level reached within ``window_s`` is
+    held from the hit until it is reached. So a rise starts on the hit, never
+    before it, and rows the hit does not raise (the bass under a hat) are left
+    alone. A later hit inside that stretch takes over only when it rises more
+    than ``rise_ratio`` above the held level (a new, louder note); the first one's
+    hold then ends there, so no note is credited before its own hit; so does a
+    later hit that comes before the level has risen at all (the first was no
+    hit of this row's).
+
+    Parameters
+    ----------
+    levels : np.ndarray, shape (n_hops, n_rows), mean squares (>= 0)
+    hop_times_s : np.ndarray, shape (n_hops,), increasing
+    onset_times_s : np.ndarray, shape (n_onsets,), increasing
+    window_s : float, the measuring window's length
+
+    Returns
+    -------
+    held : np.ndarray, shape (n_hops, n_rows), float64
+    hit_times_s, hit_rows, hit_levels : np.ndarray, shape (n_hits,) each: the level
+        credited to each (hit, row) at the hit's own time
+    """
+    levels = np.asarray(levels, dtype=np.float64)
+    held = levels.copy()
+    n_rows = levels.shape[1] if levels.ndim == 2 else 0
+    firsts = np.searchsorted(hop_times_s, onset_times_s, side="left")
+    lasts = np.searchsorted(hop_times_s, onset_times_s + window_s + 1e-9, side="left")
+    usable = lasts > firsts
+    firsts, lasts, onset_times_s = firsts[usable], lasts[usable], np.asarray(onset_times_s)[usable]
+    if not len(firsts) or not n_rows:
+        return held, np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
+    # Each hit's rise in every row, measured as if no other hit followed.
+    peak_hops = np.empty((len(firsts), n_rows), dtype=np.int64)
+    for i, (first, last) in enumerate(zip(firsts, lasts)):
+        peak_hops[i] = first + np.argmax(levels[first:last], axis=0)
+    peaks = np.take_along_axis(levels, peak_hops, axis=0)
+    before = np.where((firsts > 0)[:, None], levels[np.maximum(firsts - 1, 0)], 0.0)
+    silence = 10.0 ** (shaping.SILENCE_DB / 10.0)
+    rises = (peaks > before * rise_ratio) & (peaks > silence)
+
+    hit_times, hit_rows, hit_levels = [], [], []
+    for row in range(n_rows):
+        column = levels[:, row]
+        kept = []  # [first hop, peak hop, peak level, level before, onset time] of this row's hits
+        for i in np.flatnonzero(rises[:, row]):
+            first, peak_hop, peak = int(firsts[i]), int(peak_hops[i, row]), float(peaks[i, row])
+            level_before = float(before[i, row])
+            if kept and first < kept[-1][1]:  # inside the previous hit's rise
+                previous = kept[-1]
+                filling = level_before > max(previous[3], silence) * ANCHOR_FILLING_RATIO
+                if filling and peak <= previous[2] * rise_ratio:
+                    continue  # the previous hit's note, still filling the window
+                # A new note (or nothing had risen since the previous hit): that hold ends here.
+                if first > previous[0]:
+                    previous[1] = previous[0] + int(np.argmax(column[previous[0]:first]))
+                    previous[2] = float(column[previous[1]])
+                if not (previous[2] > max(previous[3] * rise_ratio, silence)):
+                    kept.pop()
+            kept.append([first, peak_hop, peak, level_before, float(onset_times_s[i])])
+        for first, peak_hop, peak, _, onset_s in kept:
+            held[first:peak_hop, row] = peak
+            hit_times.append(onset_s)
+            hit_rows.append(row)
+            hit_levels.append(peak)
+    return (held, np.asarray(hit_times, dtype=np.float64), np.asarray(hit_rows, dtype=np.int64),
+            np.asarray(hit_levels, dtype=np.float64))
+
+
+def _levels_per_frame(level_blocks, width, onset_times_s, sample_rate, fps, fps_base, offset_ms, n_frames):
+    """Per-frame band, overall and chroma mean squares, shape (n_frames, width).
+
+    level_blocks : list of (first hop index, np.ndarray shape (m, width)), in order.
+    Each frame is the mean of the levels whose windows end in it, anchored to the
+    hits (`anchor_to_onsets`); a hit's level also counts as that of the frame the
+    hit falls in, so a hit late in a frame still peaks on that frame.
+    """
+    if level_blocks:
+        levels = np.concatenate([block for _, block in level_blocks]).astype(np.float64)
+    else:
+        levels = np.zeros((0, width))
+    # A window's energy belongs to its end: a note counts from the frame it
+    # starts in, never earlier (the 93 ms window would otherwise anticipate it).
+    hop_times_s = np.arange(len(levels)) * (BAND_HOP / sample_rate) + (BAND_N_FFT // 2) / sample_rate
+    held, hit_times_s, hit_rows, hit_levels = anchor_to_onsets(
+        levels, hop_times_s, onset_times_s, BAND_N_FFT / sample_rate, ANCHOR_RISE_RATIO)
+    accumulator = _FrameAccumulator("mean")
+    accumulator.add(timing.frames_of_times(hop_times_s, fps, fps_base, offset_ms), held)
+    per_frame = accumulator.result(n_frames, width, fill_gaps=True)
+    hit_frames = timing.frames_of_times(hit_times_s, fps, fps_base, offset_ms)
+    inside = (hit_frames >= 0) & (hit_frames < n_frames)
+    np.maximum.at(per_frame, (hit_frames[inside], hit_rows[inside]), hit_levels[inside])
+    return per_frame
+
+
 def analyze(
     path,
     fps,
@@ -187,14 +333,13 @@ def analyze(
         [band_matrix, np.ones((1, band_matrix.shape[1]), np.float32), chroma_matrix], axis=0
     ).T.copy()
     mel_matrix = filterbanks.mel(sample_rate, ONSET_N_FFT, ONSET_N_MELS)
-    # A hit enters an onset frame's window half a window before the frame's centre;
-    # the flux peaks on that first frame, so its time is moved back onto the hit.
+    # A hit enters an onset frame's window half a window after the frame's centre (at
+    # the window's end); the flux peaks on that first frame, so its time is the window's end.
     onset_delay_s = (ONSET_N_FFT // 2) / sample_rate
-    band_delay_s = (BAND_N_FFT // 2) / sample_rate
 
-    levels = _FrameAccumulator("mean")  # per frame: band mean squares, overall mean square, chroma
+    level_blocks = []  # (first hop index, measures (m, n_rows)): band mean squares, overall mean square, chroma
     onsets = _FrameAccumulator("max")
-    onset_curve = []  # hop-level onset strength, for beat tracking
+    onset_curve = []  # hop-level onset strength, for beat tracking and onset times
     previous_db = np.full(ONSET_N_MELS, ONSET_FLOOR_DB, dtype=np.float32)
 
     def measure_levels(samples, final):
@@ -202,11 +347,7 @@ def analyze(
         if len(frames):
             power = band_spectrum.power(frames)
             # Band energies, overall mean square (the spectrum's total, by Parseval), chroma.
-            measures = power @ level_matrix
-            # A window's energy belongs to its end: a note counts from the frame it
-            # starts in, never earlier (the 93 ms window would otherwise anticipate it).
-            times = (first + np.arange(len(frames))) * (BAND_HOP / sample_rate) + band_delay_s
-            levels.add(timing.frames_of_times(times, fps, fps_base, offset_ms), measures)
+            level_blocks.append((first, power @ level_matrix))
 
     def measure_onsets(samples, final):
         nonlocal previous_db
@@ -253,7 +394,9 @@ def analyze(
         )
 
     n_bands = len(bands)
-    per_frame = levels.result(n_frames, n_bands + 1 + 12, fill_gaps=True)
+    flux = np.concatenate(onset_curve) if onset_curve else np.zeros(0, np.float32)
+    per_frame = _levels_per_frame(level_blocks, n_bands + 1 + 12, _onset_times(flux, sample_rate),
+                                  sample_rate, fps, fps_base, offset_ms, n_frames)
     band_units = shaping.normalise_levels(shaping.level_db(per_frame[:, :n_bands].T), frame_rate, range_db)
     band_values = np.stack([shaping.shape(band_units[i], band_shapes[i], frame_rate) for i in range(n_bands)])
     rms_unit = shaping.normalise_levels(shaping.level_db(per_frame[:, n_bands]), frame_rate, range_db)[0]
@@ -264,8 +407,7 @@ def analyze(
     onset_raw = onsets.result(n_frames, 1)[:, 0]
     onset_values = shaping.shape(shaping.normalise_positive(onset_raw, frame_rate), onset_shape, frame_rate)
 
-    beats = _beat_frames(np.concatenate(onset_curve) if onset_curve else np.zeros(0, np.float32),
-                         sample_rate, onset_delay_s, fps, fps_base, offset_ms, n_frames)
+    beats = _beat_frames(flux, sample_rate, onset_delay_s, fps, fps_base, offset_ms, n_frames)
 
     return Features(
         band_names=[b.name for b in bands],

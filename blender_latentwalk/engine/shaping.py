@@ -39,7 +39,7 @@ class ShapeSettings:
     release_ms: float = 150.0
 
 
-BAND_SHAPE = ShapeSettings()
+BAND_SHAPE = ShapeSettings(attack_ms=0.0)
 # Onset is a pulse: keep it sharp; the walk adds its own decay.
 ONSET_SHAPE = ShapeSettings(attack_ms=0.0, release_ms=0.0)
 
@@ -130,7 +130,10 @@ def envelope(values, attack_ms, release_ms, frame_rate):
     out = np.empty(len(values), dtype=np.float32)
     level = 0.0  # the song starts from silence
     for i, target in enumerate(np.asarray(values, dtype=np.float64).tolist()):
-        level += (rise if target > level else fall) * (target - level)
+        if target > level:
+            level = target if rise == 1.0 else level + rise * (target - level)  # an instant rise is exact
+        else:
+            level += fall * (target - level)
         if level < SNAP_TO_ZERO and target == 0.0:
             level = 0.0  # a release reaches silence instead of approaching it forever
         out[i] = level

@@ -1,4 +1,5 @@
-"""Frame-exact timing: clicks land on their own frames at every common frame rate."""
+"""Frame-exact timing: clicks, kicks, hats and stabs land on their own frames at every common frame rate,
+in the onset curve and in every band curve."""
 
 import numpy as np
 import pytest
@@ -28,6 +29,56 @@ def test_each_click_peaks_on_its_own_frame(tmp_path, fps, fps_base, sample_rate)
         allowed = {frame, frame + 1} if fraction >= 0.9 else {frame}
         assert peak in allowed, f"click at frame {frame} + {fraction:.2f} peaked on frame {peak}: {window}"
         assert onset[peak] > 0.5
+
+
+def _peak_frame(curve, frame):
+    """The first frame at the curve's highest value from the frame before ``frame`` on."""
+    return frame - 1 + int(np.argmax(curve[frame - 1 : frame + 6]))
+
+
+@pytest.mark.parametrize("fps,fps_base", FRAME_RATES)
+def test_kicks_hats_and_stabs_peak_on_their_own_frames_in_every_band_curve(tmp_path, fps, fps_base):
+    # One song: kicks, hats and chord stabs take turns, each at a random point of its
+    # frame (first sample and last 10 % included), over a quiet noise floor.
+    sample_rate, duration_s = 44100, 20.0
+    rate = fps / fps_base
+    frames = np.arange(int(rate * 0.5), int(rate * (duration_s - 0.5)), int(rate * 0.31))
+    fractions = np.random.default_rng(int(rate * 100)).uniform(0, 1, len(frames))
+    fractions[:9] = [0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.89, 0.88, 0.86]
+    times = synth.click_times_on_frames(rate, frames, fractions)
+    kinds = np.arange(len(frames)) % 3
+    song = (synth.kicks(times[kinds == 0], sample_rate, duration_s)
+            + synth.hats(times[kinds == 1], sample_rate, duration_s)
+            + synth.stabs(times[kinds == 2], sample_rate, duration_s)
+            + 0.001 * np.random.default_rng(0).standard_normal(int(duration_s * sample_rate)).astype(np.float32))
+    features = analysis.analyze(synth.write(tmp_path / "beat.wav", song, sample_rate), fps, fps_base)
+
+    band_of_kind = {0: "Bass", 1: "Brilliance", 2: "Mids"}
+    for frame, fraction, kind in zip(frames, fractions, kinds):
+        allowed = {frame, frame + 1} if fraction >= 0.9 else {frame}
+        for name, curve in ((band_of_kind[kind], features.band(band_of_kind[kind])), ("loudness", features.rms)):
+            peak = _peak_frame(curve, frame)
+            window = np.round(curve[frame - 3 : frame + 6], 2)
+            assert peak in allowed, f"{name}: event at frame {frame} + {fraction:.2f} peaked on {peak}: {window}"
+            assert curve[peak] > 0.5, (name, frame, window)
+            # Never early: nothing rises in the frame before the event's.
+            assert curve[frame - 1] <= curve[frame - 2] + 0.02, f"{name} rose before frame {frame}: {window}"
+
+
+@pytest.mark.parametrize("fps", [24, 60])
+def test_anchoring_to_hits_does_not_make_steady_noise_jumpier(tmp_path, monkeypatch, fps):
+    noise = 0.1 * np.random.default_rng(5).standard_normal(20 * 44100).astype(np.float32)
+    path = synth.write(tmp_path / "noise.wav", noise, 44100)
+    steady = slice(2 * fps, 18 * fps)
+    anchored = analysis.analyze(path, fps).bands[:, steady]
+    monkeypatch.setattr(analysis, "ANCHOR_RISE_RATIO", np.inf)  # no band is ever anchored
+    plain = analysis.analyze(path, fps).bands[:, steady]
+    assert not np.array_equal(anchored, plain)  # noise does hold a few hits
+    # Frame-to-frame changes: at most 15 % larger, band by band, and no new jumps.
+    ratio = np.diff(anchored, axis=1).std(axis=1) / np.diff(plain, axis=1).std(axis=1)
+    assert ratio.max() < 1.15, ratio
+    assert np.abs(np.diff(anchored, axis=1)).max() < 1.3 * np.abs(np.diff(plain, axis=1)).max()
+    assert abs(anchored.mean() - plain.mean()) < 0.02
 
 
 @pytest.mark.parametrize("fps,fps_base", [(30, 1.001), (24, 1.001)])
