@@ -65,6 +65,53 @@ def test_kicks_hats_and_stabs_peak_on_their_own_frames_in_every_band_curve(tmp_p
             assert curve[frame - 1] <= curve[frame - 2] + 0.02, f"{name} rose before frame {frame}: {window}"
 
 
+@pytest.mark.parametrize("fps,fps_base", FRAME_RATES)
+def test_a_hat_just_after_a_kick_is_not_pulled_onto_the_kick(tmp_path, fps, fps_base):
+    # The kick's window reaches the hat 55 ms later; the hat still counts from its own frame.
+    rate = fps / fps_base
+    kick_frames = np.arange(12, int(rate * 9), int(rate * 0.5))
+    kick_times = synth.click_times_on_frames(rate, kick_frames, 0.2)
+    hat_times = kick_times + 0.055
+    hat_frames = np.floor(hat_times * rate + 1e-9).astype(int)
+    late_in_frame = hat_times * rate - hat_frames >= 0.9
+    song = synth.kicks(kick_times, 44100, 10.0) + synth.hats(hat_times, 44100, 10.0)
+    features = analysis.analyze(synth.write(tmp_path / "kick_hat.wav", song, 44100), fps, fps_base)
+    for kick_frame, hat_frame, late in zip(kick_frames, hat_frames, late_in_frame):
+        high = features.band("Brilliance")  # (falling from the previous hat until this one)
+        assert np.all(np.diff(high[kick_frame - 2 : hat_frame]) <= 0.0), high[kick_frame - 2 : hat_frame + 2]
+        assert _peak_frame(high, hat_frame) in ({hat_frame, hat_frame + 1} if late else {hat_frame})
+        assert _peak_frame(features.band("Bass"), kick_frame) == kick_frame
+
+
+@pytest.mark.parametrize("sample_rate", [44100, 48000])
+def test_hits_on_a_frame_s_first_sample_in_silence_are_not_credited_to_the_frame_before(tmp_path, sample_rate):
+    # Resampling to the analysis rate rings a little before a sharp hit: under a
+    # millisecond, but enough to cross a frame boundary if taken for the hit.
+    frames = np.arange(10, 280, 9)
+    times = synth.click_times_on_frames(30, frames, 0.0)
+    song = synth.clicks(times, sample_rate, 10.0) + synth.hats(times, sample_rate, 10.0)
+    features = analysis.analyze(synth.write(tmp_path / "edges.wav", song, sample_rate), 30)
+    for curve in (features.band("Brilliance"), features.band("Presence"), features.rms):
+        assert np.all(curve[frames - 1] <= curve[frames - 2]), curve[frames - 2] - curve[frames - 1]
+        assert np.all(curve[frames] > curve[frames - 1] + 0.3)
+
+
+@pytest.mark.parametrize("fps", [24, 30, 60])
+def test_the_demo_song_s_kicks_and_hats_land_on_the_beat(tmp_path, fps):
+    # Kick and hat on every beat (every 0.5 s, on a frame's first sample), a held bass
+    # and chords: the bass band and the high band peak on the beat's frame.
+    from demo_song import synthesise_song
+
+    path = str(tmp_path / "demo.wav")
+    synthesise_song(path, 12.0)
+    features = analysis.analyze(path, fps)
+    beat_frames = (np.arange(1.0, 11.5, 0.5) * fps).round().astype(int)
+    for name in ("Bass", "Brilliance"):
+        curve = features.band(name)
+        peaks = [frame - 1 + int(np.argmax(curve[frame - 1 : frame + fps // 5])) for frame in beat_frames]
+        assert peaks == list(beat_frames), (name, np.array(peaks) - beat_frames)
+
+
 @pytest.mark.parametrize("fps", [24, 60])
 def test_anchoring_to_hits_does_not_make_steady_noise_jumpier(tmp_path, monkeypatch, fps):
     noise = 0.1 * np.random.default_rng(5).standard_normal(20 * 44100).astype(np.float32)
