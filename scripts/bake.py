@@ -4,7 +4,8 @@
     python scripts/bake.py -- --audio SONG [options]          (where `import bpy` works)
 
 Options: --fps N, --fps-base B, --band NAME:LOW-HIGH (repeat), --offset-ms MS,
---beat-markers, --overwrite-edited, --save OUT.blend; --preview renders the BigGAN
+--normalise song|window, --normalise-window-s N, --beat-markers, --overwrite-edited,
+--save OUT.blend; --preview renders the BigGAN
 preview into the sequencer after the bake (--biggan NAME_OR_FOLDER, --preview-folder DIR,
 --device auto|cpu|cuda|mps). In Blender's own Python set
 LATENTWALK_ENGINE_PYTHON (or --engine-python) to a Python with the engine's
@@ -30,6 +31,8 @@ def parse_args(argv):
     parser.add_argument("--fps-base", type=float)
     parser.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH")
     parser.add_argument("--offset-ms", type=float)
+    parser.add_argument("--normalise", choices=("song", "window"))
+    parser.add_argument("--normalise-window-s", type=float)
     parser.add_argument("--beat-markers", action="store_true")
     parser.add_argument("--overwrite-edited", action="store_true")
     parser.add_argument("--engine-python")
@@ -58,6 +61,10 @@ def main():
         scene.render.fps_base = args.fps_base
     if args.offset_ms is not None:
         settings.offset_ms = args.offset_ms
+    if args.normalise:
+        settings.normalise = args.normalise
+    if args.normalise_window_s is not None:
+        settings.normalise_window_s = args.normalise_window_s
     settings.add_beat_markers = args.beat_markers
     try:
         if args.band:

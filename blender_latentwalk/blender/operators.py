@@ -24,6 +24,8 @@ def build_request(scene):
         "fps": scene.render.fps,
         "fps_base": scene.render.fps_base,
         "offset_ms": settings.offset_ms,
+        "normalise": settings.normalise,
+        "normalise_window_s": settings.normalise_window_s,
         "bands": [
             {"name": b.title, "low_hz": b.low_hz, "high_hz": b.high_hz, "gain": b.gain,
              "threshold": b.threshold, "attack_ms": b.attack_ms, "release_ms": b.release_ms}

@@ -51,6 +51,10 @@ class _LatentWalkPanel:
         column = layout.column(align=True)
         column.prop(settings, "offset_ms")
         row = column.row(align=True)
+        row.prop(settings, "normalise", expand=True)
+        if settings.normalise == "window":
+            row.prop(settings, "normalise_window_s")
+        row = column.row(align=True)
         row.prop(settings, "add_beat_markers")
         row.prop(settings, "fit_frame_range")
         row = column.row(align=True)

@@ -142,6 +142,15 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
                                    default=False)
     fit_frame_range: BoolProperty(name="Fit Frame Range", description="Set the scene's end frame to the song's end",
                                   default=True)
+    # How curves are scaled to 0..1 (engine.shaping.NORMALISE_MODES and defaults).
+    normalise: EnumProperty(
+        name="Normalise", default="song",
+        items=(("song", "Song", "Every curve against its song's loud passages: a quiet intro stays low, "
+                "a loud drop reaches high"),
+               ("window", "Window", "Every curve against the loud moments of the Window seconds around "
+                "each frame: every passage reaches high")))
+    normalise_window_s: FloatProperty(name="Window (s)", description="With Normalise: Window, how many "
+                                      "seconds around each frame set its 1.0", default=10.0, soft_min=1.0, soft_max=60.0)
     lock_onset: BoolProperty(name="Lock Onset", description="Keep the onset curve when re-baking")
     lock_rms: BoolProperty(name="Lock Loudness", description="Keep the loudness curve when re-baking")
     lock_chroma: BoolProperty(name="Lock Chroma", description="Keep the chroma curves when re-baking")

@@ -298,6 +298,8 @@ def analyze(
     offset_ms=0.0,
     range_db=40.0,
     sample_rate=SAMPLE_RATE,
+    normalise=shaping.DEFAULT_NORMALISE,
+    normalise_window_s=shaping.DEFAULT_NORMALISE_WINDOW_S,
 ):
     """Analyse a song into per-frame features.
 
@@ -310,12 +312,17 @@ def analyze(
     onset_shape : `ShapeSettings` for the onset curve
     offset_ms : latency offset; positive values make every curve react later
     range_db : level range mapped onto 0..1 for bands and RMS
+    normalise : "song" (default: each curve's 1.0 is its song's loud passages, so a quiet
+        intro stays low and a loud drop reaches high) or "window" (each frame against the
+        loud moments of the ``normalise_window_s`` seconds around it); the onset curve
+        is its hits' strength times the loudness curve, so it follows the same choice
 
     Returns
     -------
     Features
     """
     timing.check_fps(fps, fps_base)
+    shaping.check_normalisation(normalise, normalise_window_s)
     bands = tuple(bands)
     check_bands(bands, sample_rate)
     band_shapes = tuple(band_shapes) if band_shapes is not None else (shaping.BAND_SHAPE,) * len(bands)
@@ -397,15 +404,20 @@ def analyze(
     flux = np.concatenate(onset_curve) if onset_curve else np.zeros(0, np.float32)
     per_frame = _levels_per_frame(level_blocks, n_bands + 1 + 12, _onset_times(flux, sample_rate),
                                   sample_rate, fps, fps_base, offset_ms, n_frames)
-    band_units = shaping.normalise_levels(shaping.level_db(per_frame[:, :n_bands].T), frame_rate, range_db)
+    window_s = normalise_window_s if normalise == "window" else None
+    band_units = shaping.normalise_levels(shaping.level_db(per_frame[:, :n_bands].T), frame_rate, range_db, window_s)
     band_values = np.stack([shaping.shape(band_units[i], band_shapes[i], frame_rate) for i in range(n_bands)])
-    rms_unit = shaping.normalise_levels(shaping.level_db(per_frame[:, n_bands]), frame_rate, range_db)[0]
+    rms_unit = shaping.normalise_levels(shaping.level_db(per_frame[:, n_bands]), frame_rate, range_db, window_s)[0]
     chroma = per_frame[:, n_bands + 1 :]
     chroma_peak = chroma.max(axis=1, keepdims=True)
     audible = (rms_unit > 0.0)[:, None] & (chroma_peak > 1e-12)
     chroma = np.where(audible, chroma / np.maximum(chroma_peak, 1e-12), 0.0).astype(np.float32)
     onset_raw = onsets.result(n_frames, 1)[:, 0]
-    onset_values = shaping.shape(shaping.normalise_positive(onset_raw, frame_rate), onset_shape, frame_rate)
+    # How much of a hit (against the hits around it) times how loud the song is there:
+    # a quiet intro pulses low, a loud drop high (see `shaping.ONSET_CONTEXT_S`).
+    hit_strength = shaping.normalise_positive(onset_raw, frame_rate, shaping.ONSET_CONTEXT_S,
+                                              shaping.ONSET_CONTEXT_SONG_SHARE)
+    onset_values = shaping.shape(hit_strength * rms_unit, onset_shape, frame_rate)
 
     beats = _beat_frames(flux, sample_rate, onset_delay_s, fps, fps_base, offset_ms, n_frames)
 
@@ -428,6 +440,8 @@ def analyze(
             "source_sample_rate": info.sample_rate,
             "channels": info.channels,
             "analysis_sample_rate": sample_rate,
+            "normalise": normalise,
+            "normalise_window_s": normalise_window_s if normalise == "window" else None,
         },
     )
 

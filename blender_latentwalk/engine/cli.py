@@ -3,7 +3,8 @@
 Commands
 --------
 analyze AUDIO --fps 30 [--fps-base 1.0] [--band NAME:LOW-HIGH ...] [--attack-ms A]
-        [--release-ms R] [--gain G] [--threshold T] [--offset-ms O] --out FEATURES.npz
+        [--release-ms R] [--gain G] [--threshold T] [--offset-ms O]
+        [--normalise song|window] [--normalise-window-s N] --out FEATURES.npz
     Writes one float array of shape (n_frames,) per band (keyed by band name),
     ``onset``, ``rms``, ``chroma`` (n_frames, 12), ``beats`` (frame indices),
     ``band_names``, ``band_low_hz``, ``band_high_hz`` and ``meta`` (JSON).
@@ -58,6 +59,10 @@ def _build_parser():
     analyze.add_argument("--threshold", type=float, default=0.0)
     analyze.add_argument("--offset-ms", type=float, default=0.0,
                          help="latency offset; positive values make curves react later")
+    analyze.add_argument("--normalise", default=shaping.DEFAULT_NORMALISE,
+                         help="song: curves follow the song's dynamics (default); window: each passage "
+                              "against the loudest moments of the --normalise-window-s seconds around it")
+    analyze.add_argument("--normalise-window-s", type=float, default=shaping.DEFAULT_NORMALISE_WINDOW_S)
     analyze.add_argument("--out", required=True, help="features file to write (.npz)")
 
     tiny = commands.add_parser("make-tiny-models", help="write untrained tiny stand-in models")
@@ -162,6 +167,8 @@ def request_from_args(args):
         "fps": args.fps,
         "fps_base": args.fps_base,
         "offset_ms": args.offset_ms,
+        "normalise": args.normalise,
+        "normalise_window_s": args.normalise_window_s,
         "bands": [{"name": b.name, "low_hz": b.low_hz, "high_hz": b.high_hz, **shape} for b in bands],
     }
 
@@ -187,6 +194,8 @@ def run_request(request):
         bands=bands,
         band_shapes=shapes,
         offset_ms=float(request.get("offset_ms", 0.0)),
+        normalise=str(request.get("normalise", shaping.DEFAULT_NORMALISE)),
+        normalise_window_s=float(request.get("normalise_window_s", shaping.DEFAULT_NORMALISE_WINDOW_S)),
     )
 
 

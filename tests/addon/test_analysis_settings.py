@@ -1,0 +1,50 @@
+"""Analysis settings the artist picks in the panel reach the engine: normalisation."""
+
+import os
+import subprocess
+import sys
+
+import bpy
+import numpy as np
+
+from blender_latentwalk.blender import compat
+from blender_latentwalk.engine import analysis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _curve(scene, data_path, n_frames):
+    fcurve = compat.find_fcurve(scene, data_path, 0)
+    return np.array([fcurve.evaluate(1 + k) for k in range(n_frames)])
+
+
+def test_the_song_is_the_default_and_a_window_bakes_the_windowed_analysis(scene, song):
+    settings = scene.latentwalk
+    assert settings.normalise == "song"
+    settings.audio_path = song
+    settings.normalise, settings.normalise_window_s = "window", 2.0
+    assert bpy.ops.latentwalk.bake() == {"FINISHED"}
+    expected = analysis.analyze(song, 30, normalise="window", normalise_window_s=2.0)
+    assert not np.allclose(expected.rms, analysis.analyze(song, 30).rms)  # the setting matters here
+    np.testing.assert_allclose(_curve(scene, "latentwalk.rms", expected.n_frames), expected.rms, atol=1e-6)
+    np.testing.assert_allclose(_curve(scene, "latentwalk.onset", expected.n_frames), expected.onset, atol=1e-6)
+    np.testing.assert_allclose(_curve(scene, "latentwalk.bands[1].value", expected.n_frames), expected.bands[1],
+                               atol=1e-6)
+
+
+def test_headless_bake_takes_the_normalisation_and_refuses_a_window_too_short(song, tmp_path):
+    script = os.path.join(ROOT, "scripts", "bake.py")
+    saved = tmp_path / "baked.blend"
+    result = subprocess.run([sys.executable, script, "--", "--audio", song, "--normalise", "window",
+                             "--normalise-window-s", "0.5", "--save", str(saved)],
+                            capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "normalisation window is 0.5 s; it must be at least 1 s" in result.stderr
+    assert not saved.exists()
+    result = subprocess.run([sys.executable, script, "--", "--audio", song, "--normalise", "window",
+                             "--normalise-window-s", "3", "--save", str(saved)],
+                            capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bpy.ops.wm.open_mainfile(filepath=str(saved))
+    settings = bpy.context.scene.latentwalk
+    assert (settings.normalise, settings.normalise_window_s) == ("window", 3.0)
