@@ -6,6 +6,7 @@ import sys
 
 import bpy
 import numpy as np
+import pytest
 
 from blender_latentwalk.blender import compat
 from blender_latentwalk.engine import analysis
@@ -33,6 +34,8 @@ def test_the_song_is_the_default_and_a_window_bakes_the_windowed_analysis(scene,
 
 
 def test_headless_bake_takes_the_normalisation_and_refuses_a_window_too_short(song, tmp_path):
+    if bpy.app.version < (5, 0, 0):
+        pytest.skip("the bpy 4.2 wheel crashes when a script's Python exits (see conftest.py)")
     script = os.path.join(ROOT, "scripts", "bake.py")
     saved = tmp_path / "baked.blend"
     result = subprocess.run([sys.executable, script, "--", "--audio", song, "--normalise", "window",
