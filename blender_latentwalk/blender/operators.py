@@ -7,7 +7,7 @@ from bpy.props import BoolProperty
 
 from . import compat, curves, engine_client, preferences, sequencer
 from ..engine import timing
-from ..engine.bands import ANALYSIS_SAMPLE_RATE, check_bands
+from ..engine.bands import check_bands
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
 
@@ -18,7 +18,7 @@ def build_request(scene):
         raise LatentWalkError("no song is set: choose an audio file in the Latent Walk panel (Song).")
     audio_path = os.path.abspath(bpy.path.abspath(settings.audio_path))
     timing.check_fps(scene.render.fps, scene.render.fps_base)
-    check_bands([b.as_band() for b in settings.bands], ANALYSIS_SAMPLE_RATE)
+    check_bands([b.as_band() for b in settings.bands])
     return {
         "audio": audio_path,
         "fps": scene.render.fps,

@@ -27,7 +27,7 @@ import scipy.signal
 
 from . import audio, filterbanks, shaping, timing
 from . import beats as beats_module
-from .bands import ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, check_bands
+from .bands import ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, band_sample_rate, check_bands, check_bands_fit_file
 from .errors import LatentWalkError
 from .features import FEATURES_VERSION, Features
 
@@ -89,6 +89,15 @@ class _Framer:
         self.buffer = self.buffer[drop:]
         self.buffer_start += drop
         return first, frames
+
+
+def band_fft_size(band_rate):
+    """``(n_fft, hop)`` for band levels at ``band_rate``: `BAND_N_FFT` and `BAND_HOP` at
+    `SAMPLE_RATE`, the same durations (93 ms, 11.6 ms) at other rates."""
+    if band_rate == SAMPLE_RATE:
+        return BAND_N_FFT, BAND_HOP
+    scale = band_rate / SAMPLE_RATE
+    return scipy.fft.next_fast_len(int(round(BAND_N_FFT * scale))), int(round(BAND_HOP * scale))
 
 
 class _FrameAccumulator:
@@ -262,7 +271,8 @@ def anchor_to_onsets(levels, hop_times_s, onset_times_s, window_s, rise_ratio=AN
             np.asarray(hit_levels, dtype=np.float64))
 
 
-def _levels_per_frame(level_blocks, width, onset_times_s, sample_rate, fps, fps_base, offset_ms, n_frames):
+def _levels_per_frame(level_blocks, width, onset_times_s, sample_rate, n_fft, hop, fps, fps_base, offset_ms,
+                      n_frames):
     """Per-frame band, overall and chroma mean squares, shape (n_frames, width).
 
     level_blocks : list of (first hop index, np.ndarray shape (m, width)), in order.
@@ -276,9 +286,9 @@ def _levels_per_frame(level_blocks, width, onset_times_s, sample_rate, fps, fps_
         levels = np.zeros((0, width))
     # A window's energy belongs to its end: a note counts from the frame it
     # starts in, never earlier (the 93 ms window would otherwise anticipate it).
-    hop_times_s = np.arange(len(levels)) * (BAND_HOP / sample_rate) + (BAND_N_FFT // 2) / sample_rate
+    hop_times_s = np.arange(len(levels)) * (hop / sample_rate) + (n_fft // 2) / sample_rate
     held, hit_times_s, hit_rows, hit_levels = anchor_to_onsets(
-        levels, hop_times_s, onset_times_s, BAND_N_FFT / sample_rate, ANCHOR_RISE_RATIO)
+        levels, hop_times_s, onset_times_s, n_fft / sample_rate, ANCHOR_RISE_RATIO)
     accumulator = _FrameAccumulator("mean")
     accumulator.add(timing.frames_of_times(hop_times_s, fps, fps_base, offset_ms), held)
     per_frame = accumulator.result(n_frames, width, fill_gaps=True)
@@ -324,17 +334,22 @@ def analyze(
     timing.check_fps(fps, fps_base)
     shaping.check_normalisation(normalise, normalise_window_s)
     bands = tuple(bands)
-    check_bands(bands, sample_rate)
+    check_bands(bands)
     band_shapes = tuple(band_shapes) if band_shapes is not None else (shaping.BAND_SHAPE,) * len(bands)
     if len(band_shapes) != len(bands):
         raise LatentWalkError(f"{len(bands)} bands but {len(band_shapes)} shape settings were given.")
     info = audio.probe(path)
+    check_bands_fit_file(bands, info.sample_rate, path)
     frame_rate = timing.frames_per_second(fps, fps_base)
+    # Bands are measured at the lowest rate that holds the highest of them, with the
+    # same window and hop durations at any rate; onsets and beats always at `sample_rate`.
+    band_rate = band_sample_rate(bands, info.sample_rate)
+    band_n_fft, band_hop = band_fft_size(band_rate)
 
-    band_framer, onset_framer = _Framer(BAND_N_FFT, BAND_HOP), _Framer(ONSET_N_FFT, ONSET_HOP)
-    band_spectrum, onset_spectrum = _Spectrum(BAND_N_FFT), _Spectrum(ONSET_N_FFT)
-    band_matrix = _band_matrix(bands, sample_rate, BAND_N_FFT)
-    chroma_matrix = filterbanks.chroma(sample_rate, BAND_N_FFT)
+    band_framer, onset_framer = _Framer(band_n_fft, band_hop), _Framer(ONSET_N_FFT, ONSET_HOP)
+    band_spectrum, onset_spectrum = _Spectrum(band_n_fft), _Spectrum(ONSET_N_FFT)
+    band_matrix = _band_matrix(bands, band_rate, band_n_fft)
+    chroma_matrix = filterbanks.chroma(band_rate, band_n_fft)
     # One product per block: every band, the spectrum's total (mean square), chroma.
     level_matrix = np.concatenate(
         [band_matrix, np.ones((1, band_matrix.shape[1]), np.float32), chroma_matrix], axis=0
@@ -373,19 +388,23 @@ def analyze(
     # their heavy loops, so two threads use two cores.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
 
-        def consume(samples, final):
-            jobs = [pool.submit(measure_levels, samples, final), pool.submit(measure_onsets, samples, final)]
+        def consume(onset_samples, band_samples, final):
+            jobs = [pool.submit(measure_levels, band_samples, final),
+                    pool.submit(measure_onsets, onset_samples, final)]
             for job in jobs:
                 job.result()
 
-        stream = audio.iter_mono(path, sample_rate)
+        rates = (sample_rate,) if band_rate == sample_rate else (sample_rate, band_rate)
+        stream = audio.iter_mono_rates(path, rates)
         while True:
             try:
-                consume(next(stream), final=False)
+                blocks = next(stream)
             except StopIteration as done:
                 decoded_samples = done.value
                 break
-        consume(np.zeros(0, dtype=np.float32), final=True)
+            consume(blocks[0], blocks[-1], final=False)
+        nothing = np.zeros(0, dtype=np.float32)
+        consume(nothing, nothing, final=True)
 
     duration_s = decoded_samples / info.sample_rate
     if decoded_samples == 0:
@@ -403,7 +422,7 @@ def analyze(
     n_bands = len(bands)
     flux = np.concatenate(onset_curve) if onset_curve else np.zeros(0, np.float32)
     per_frame = _levels_per_frame(level_blocks, n_bands + 1 + 12, _onset_times(flux, sample_rate),
-                                  sample_rate, fps, fps_base, offset_ms, n_frames)
+                                  band_rate, band_n_fft, band_hop, fps, fps_base, offset_ms, n_frames)
     window_s = normalise_window_s if normalise == "window" else None
     band_units = shaping.normalise_levels(shaping.level_db(per_frame[:, :n_bands].T), frame_rate, range_db, window_s)
     band_values = np.stack([shaping.shape(band_units[i], band_shapes[i], frame_rate) for i in range(n_bands)])
@@ -440,6 +459,7 @@ def analyze(
             "source_sample_rate": info.sample_rate,
             "channels": info.channels,
             "analysis_sample_rate": sample_rate,
+            "band_sample_rate": band_rate,
             "normalise": normalise,
             "normalise_window_s": normalise_window_s if normalise == "window" else None,
         },

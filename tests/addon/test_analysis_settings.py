@@ -51,3 +51,26 @@ def test_headless_bake_takes_the_normalisation_and_refuses_a_window_too_short(so
     bpy.ops.wm.open_mainfile(filepath=str(saved))
     settings = bpy.context.scene.latentwalk
     assert (settings.normalise, settings.normalise_window_s) == ("window", 3.0)
+
+
+def test_a_band_up_to_16_khz_bakes_and_one_above_the_song_is_refused_keeping_the_curves(scene, song):
+    settings = scene.latentwalk
+    settings.audio_path = song  # 44.1 kHz: holds frequencies up to 22050 Hz
+    settings.ensure_default_bands()
+    air = settings.bands[6]
+    air.title, air.low_hz, air.high_hz = "Air", 12000.0, 16000.0
+    assert bpy.ops.latentwalk.bake() == {"FINISHED"}
+    from blender_latentwalk.engine.bands import Band, DEFAULT_BANDS
+
+    bands = list(DEFAULT_BANDS[:6]) + [Band("Air", 12000.0, 16000.0)]
+    expected = analysis.analyze(song, 30, bands=bands)
+    assert expected.meta["band_sample_rate"] == 32000
+    np.testing.assert_allclose(_curve(scene, "latentwalk.bands[6].value", expected.n_frames), expected.bands[6],
+                               atol=1e-6)
+    before = [tuple(k.co) for k in compat.find_fcurve(scene, "latentwalk.bands[6].value", 0).keyframe_points]
+    air.high_hz = 23000.0
+    with pytest.raises(RuntimeError, match="band 'Air' reaches 23000 Hz, but .*song.wav' is sampled at 44100 Hz "
+                                           "and holds frequencies up to 22050 Hz only"):
+        bpy.ops.latentwalk.bake(overwrite_edited=True)
+    after = [tuple(k.co) for k in compat.find_fcurve(scene, "latentwalk.bands[6].value", 0).keyframe_points]
+    assert after == before
