@@ -19,15 +19,17 @@ rise time, which for a bass band exceeds a 60 fps frame.
 """
 
 import concurrent.futures
+import itertools
 import os
 
 import numpy as np
 import scipy.fft
 import scipy.signal
 
-from . import audio, filterbanks, shaping, timing
+from . import audio, filterbanks, separation, shaping, stems, timing
 from . import beats as beats_module
-from .bands import ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, band_sample_rate, check_bands, check_bands_fit_file
+from .bands import (ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, MIX, SEPARATED_SOURCES, band_sample_rate, check_bands,
+                    check_bands_fit_file)
 from .errors import LatentWalkError
 from .features import FEATURES_VERSION, Features
 
@@ -271,19 +273,15 @@ def anchor_to_onsets(levels, hop_times_s, onset_times_s, window_s, rise_ratio=AN
             np.asarray(hit_levels, dtype=np.float64))
 
 
-def _levels_per_frame(level_blocks, width, onset_times_s, sample_rate, n_fft, hop, fps, fps_base, offset_ms,
-                      n_frames):
+def _levels_per_frame(levels, onset_times_s, sample_rate, n_fft, hop, fps, fps_base, offset_ms, n_frames):
     """Per-frame band, overall and chroma mean squares, shape (n_frames, width).
 
-    level_blocks : list of (first hop index, np.ndarray shape (m, width)), in order.
+    levels : np.ndarray, shape (n_hops, width), one row per band hop.
     Each frame is the mean of the levels whose windows end in it, anchored to the
     hits (`anchor_to_onsets`); a hit's level also counts as that of the frame the
     hit falls in, so a hit late in a frame still peaks on that frame.
     """
-    if level_blocks:
-        levels = np.concatenate([block for _, block in level_blocks]).astype(np.float64)
-    else:
-        levels = np.zeros((0, width))
+    width = levels.shape[1]
     # A window's energy belongs to its end: a note counts from the frame it
     # starts in, never earlier (the 93 ms window would otherwise anticipate it).
     hop_times_s = np.arange(len(levels)) * (hop / sample_rate) + (n_fft // 2) / sample_rate
@@ -296,6 +294,33 @@ def _levels_per_frame(level_blocks, width, onset_times_s, sample_rate, n_fft, ho
     inside = (hit_frames >= 0) & (hit_frames < n_frames)
     np.maximum.at(per_frame, (hit_frames[inside], hit_rows[inside]), hit_levels[inside])
     return per_frame
+
+
+def _stack_blocks(blocks, width):
+    """Concatenate (first hop index, values (m, width)) blocks, in order: shape (n_hops, width), float64."""
+    if not blocks:
+        return np.zeros((0, width))
+    return np.concatenate([values for _, values in blocks]).astype(np.float64)
+
+
+def _stem_levels(bands, stem_files, band_rate, n_fft, hop, band_matrix, groups, check_hops):
+    """Yield ``(stem path, levels (n_stem_hops, n_bands_on_it + 1), groups (k, n_groups))`` per
+    stem: its bands' mean squares and its total on the same hops as the mix, and its power
+    per frequency group over the first ``check_hops`` (for the offset check). Each stem is
+    streamed once."""
+    for stem_path in stem_files:
+        rows = [i for i, band in enumerate(bands) if band.stem_path == stem_path]
+        matrix = np.concatenate([band_matrix[rows], np.ones((1, band_matrix.shape[1]), np.float32)]).T.copy()
+        framer, spectrum, blocks, group_blocks = _Framer(n_fft, hop), _Spectrum(n_fft), [], []
+        stream = audio.iter_mono(stem_path, band_rate)
+        for samples, final in itertools.chain(((b, False) for b in stream), [(np.zeros(0, np.float32), True)]):
+            first, frames = framer.push(samples, final)
+            if len(frames):
+                power = spectrum.power(frames)
+                blocks.append((first, power @ matrix))
+                if first < check_hops:
+                    group_blocks.append((first, power[: check_hops - first] @ groups))
+        yield stem_path, _stack_blocks(blocks, len(rows) + 1), _stack_blocks(group_blocks, groups.shape[1])
 
 
 def analyze(
@@ -340,6 +365,7 @@ def analyze(
         raise LatentWalkError(f"{len(bands)} bands but {len(band_shapes)} shape settings were given.")
     info = audio.probe(path)
     check_bands_fit_file(bands, info.sample_rate, path)
+    stem_files = stems.probe_stems(bands, info)  # {stem path: AudioInfo}: every stem checked before any work
     frame_rate = timing.frames_per_second(fps, fps_base)
     # Bands are measured at the lowest rate that holds the highest of them, with the
     # same window and hop durations at any rate; onsets and beats always at `sample_rate`.
@@ -350,10 +376,19 @@ def analyze(
     band_spectrum, onset_spectrum = _Spectrum(band_n_fft), _Spectrum(ONSET_N_FFT)
     band_matrix = _band_matrix(bands, band_rate, band_n_fft)
     chroma_matrix = filterbanks.chroma(band_rate, band_n_fft)
-    # One product per block: every band, the spectrum's total (mean square), chroma.
+    on_mix = [i for i, band in enumerate(bands) if band.source == MIX]
+    on_parts = [i for i, band in enumerate(bands) if band.source in SEPARATED_SOURCES]
+    # One product per block: the mix's bands, the spectrum's total (mean square), chroma.
     level_matrix = np.concatenate(
-        [band_matrix, np.ones((1, band_matrix.shape[1]), np.float32), chroma_matrix], axis=0
+        [band_matrix[on_mix], np.ones((1, band_matrix.shape[1]), np.float32), chroma_matrix], axis=0
     ).T.copy()
+    splitter = separation.Splitter(band_matrix[on_parts], [bands[i].source for i in on_parts], band_rate,
+                                   band_n_fft) if on_parts else None
+    part_blocks = []  # (first hop index, band powers (m, len(on_parts))) of the separated parts
+    # Power per frequency group over the song's start, to check that stems line up with it.
+    groups = separation.group_matrix(band_rate, band_n_fft)
+    check_hops = int(stems.OFFSET_CHECK_S * band_rate / band_hop)
+    mix_group_blocks = []
     mel_matrix = filterbanks.mel(sample_rate, ONSET_N_FFT, ONSET_N_MELS)
     # A hit enters an onset frame's window half a window after the frame's centre (at
     # the window's end); the flux peaks on that first frame, so its time is the window's end.
@@ -366,10 +401,14 @@ def analyze(
 
     def measure_levels(samples, final):
         first, frames = band_framer.push(samples, final)
+        power = band_spectrum.power(frames) if len(frames) else np.zeros((0, level_matrix.shape[0]), np.float32)
         if len(frames):
-            power = band_spectrum.power(frames)
             # Band energies, overall mean square (the spectrum's total, by Parseval), chroma.
             level_blocks.append((first, power @ level_matrix))
+        if splitter is not None:
+            part_blocks.append(splitter.push(power, final))
+        if stem_files and len(frames) and first < check_hops:
+            mix_group_blocks.append((first, power[: check_hops - first] @ groups))
 
     def measure_onsets(samples, final):
         nonlocal previous_db
@@ -421,8 +460,22 @@ def analyze(
 
     n_bands = len(bands)
     flux = np.concatenate(onset_curve) if onset_curve else np.zeros(0, np.float32)
-    per_frame = _levels_per_frame(level_blocks, n_bands + 1 + 12, _onset_times(flux, sample_rate),
-                                  band_rate, band_n_fft, band_hop, fps, fps_base, offset_ms, n_frames)
+    mix_levels = _stack_blocks(level_blocks, len(on_mix) + 1 + 12)
+    n_hops = len(mix_levels)
+    levels = np.zeros((n_hops, n_bands + 1 + 12))
+    levels[:, on_mix] = mix_levels[:, : len(on_mix)]
+    levels[:, n_bands:] = mix_levels[:, len(on_mix):]
+    if on_parts:
+        levels[:, on_parts] = _stack_blocks(part_blocks, len(on_parts))[:n_hops]
+    mix_groups = _stack_blocks(mix_group_blocks, groups.shape[1])
+    for stem_path, stem_levels, stem_groups in _stem_levels(bands, stem_files, band_rate, band_n_fft, band_hop,
+                                                            band_matrix, groups, check_hops):
+        columns = [i for i, band in enumerate(bands) if band.stem_path == stem_path]
+        levels[:, columns] = stems.fit_to_song(stem_levels, stem_groups, mix_groups, n_hops, stem_path,
+                                               [bands[i].name for i in columns], band_hop / band_rate,
+                                               band_n_fft // band_hop + 1)
+    per_frame = _levels_per_frame(levels, _onset_times(flux, sample_rate), band_rate, band_n_fft, band_hop, fps,
+                                  fps_base, offset_ms, n_frames)
     window_s = normalise_window_s if normalise == "window" else None
     band_units = shaping.normalise_levels(shaping.level_db(per_frame[:, :n_bands].T), frame_rate, range_db, window_s)
     band_values = np.stack([shaping.shape(band_units[i], band_shapes[i], frame_rate) for i in range(n_bands)])
@@ -460,6 +513,7 @@ def analyze(
             "channels": info.channels,
             "analysis_sample_rate": sample_rate,
             "band_sample_rate": band_rate,
+            "band_sources": [b.source for b in bands],
             "normalise": normalise,
             "normalise_window_s": normalise_window_s if normalise == "window" else None,
         },

@@ -6,6 +6,7 @@ two each (log-spaced), topped at 11 kHz so they fit the default analysis rate; b
 may reach the song's own Nyquist frequency (the analysis rate then rises to hold them).
 """
 
+import re
 from dataclasses import dataclass
 
 from .errors import LatentWalkError
@@ -17,11 +18,23 @@ from .errors import LatentWalkError
 ANALYSIS_SAMPLE_RATE = 22050
 
 
+# Where a band listens: the whole mix, its percussive or harmonic part (separated by
+# median filtering, as librosa's HPSS), or any other value: a stem file's path.
+MIX, PERCUSSIVE, HARMONIC = "mix", "percussive", "harmonic"
+SEPARATED_SOURCES = (PERCUSSIVE, HARMONIC)
+
+
 @dataclass(frozen=True)
 class Band:
     name: str
     low_hz: float
     high_hz: float
+    source: str = MIX
+
+    @property
+    def stem_path(self):
+        """The stem file this band listens to, or None for the mix or a part of it."""
+        return None if self.source in (MIX,) + SEPARATED_SOURCES else self.source
 
     @property
     def label(self):
@@ -45,18 +58,25 @@ RESERVED_NAMES = frozenset(
 )
 
 
+_BAND_SPEC = re.compile(r"^(?P<name>.+?):\s*(?P<low>[0-9.eE+]+)\s*-\s*(?P<high>[0-9.eE+]+)\s*(?:@(?P<source>.+))?$")
+
+
 def parse_band(spec):
-    """Parse ``"NAME:LOW-HIGH"`` (e.g. ``"kick:40-120"``) into a `Band`."""
-    name, sep, hz_range = spec.rpartition(":")
-    low_text, dash, high_text = hz_range.partition("-")
+    """Parse ``"NAME:LOW-HIGH[@SOURCE]"`` into a `Band`.
+
+    ``"kick:40-120"`` listens to the mix; ``"kick:40-120@drums.wav"`` to a stem file;
+    ``"pad:200-2000@harmonic"`` / ``"@percussive"`` to that part of the mix.
+    """
+    match = _BAND_SPEC.match(spec.strip())
     try:
-        if not (sep and dash and name.strip()):
+        if not match or not match["name"].strip():
             raise ValueError
-        return Band(name.strip(), float(low_text), float(high_text))
+        source = (match["source"] or MIX).strip()
+        return Band(match["name"].strip(), float(match["low"]), float(match["high"]), source or MIX)
     except ValueError:
         raise LatentWalkError(
-            f"band '{spec}' is not NAME:LOW-HIGH; write it like 'bass:60-250' "
-            "(frequencies in Hz)."
+            f"band '{spec}' is not NAME:LOW-HIGH[@SOURCE]; write it like 'bass:60-250', "
+            "'kick:40-120@drums.wav' or 'pad:200-2000@harmonic' (frequencies in Hz)."
         ) from None
 
 

@@ -2,7 +2,7 @@
 
 Commands
 --------
-analyze AUDIO --fps 30 [--fps-base 1.0] [--band NAME:LOW-HIGH ...] [--attack-ms A]
+analyze AUDIO --fps 30 [--fps-base 1.0] [--band NAME:LOW-HIGH[@SOURCE] ...] [--attack-ms A]
         [--release-ms R] [--gain G] [--threshold T] [--offset-ms O]
         [--normalise song|window] [--normalise-window-s N] --out FEATURES.npz
     Writes one float array of shape (n_frames,) per band (keyed by band name),
@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from . import shaping
-from .bands import DEFAULT_BANDS, Band, parse_band
+from .bands import DEFAULT_BANDS, MIX, SEPARATED_SOURCES, Band, parse_band
 from .errors import LatentWalkError
 
 
@@ -51,8 +51,9 @@ def _build_parser():
     analyze.add_argument("--request", help="JSON file with every setting (used by the add-on)")
     analyze.add_argument("--fps", type=float, help="scene frame rate numerator, e.g. 30")
     analyze.add_argument("--fps-base", type=float, default=1.0, help="1.001 for 29.97 / 23.976")
-    analyze.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH",
-                         help="a frequency band in Hz; repeat for more (default: 7 musician bands)")
+    analyze.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH[@SOURCE]",
+                         help="a frequency band in Hz; repeat for more (default: 7 musician bands). SOURCE: "
+                              "mix (default), percussive or harmonic (that part of the mix), or a stem file")
     analyze.add_argument("--attack-ms", type=float, default=shaping.BAND_SHAPE.attack_ms)
     analyze.add_argument("--release-ms", type=float, default=shaping.BAND_SHAPE.release_ms)
     analyze.add_argument("--gain", type=float, default=1.0)
@@ -155,6 +156,11 @@ def _render_full(args):
     print(f"rendered {len(result.rendered)} frames, reused {len(result.reused)} in {args.out} ({elapsed:.1f} s)")
 
 
+def _source_path(source):
+    """A band's source as the request holds it: the mix, a part of it, or a stem's absolute path."""
+    return source if source in (MIX,) + SEPARATED_SOURCES else os.path.abspath(source)
+
+
 def request_from_args(args):
     """The analysis request (a JSON-able dict) the flags describe."""
     if args.audio is None or args.fps is None:
@@ -169,7 +175,8 @@ def request_from_args(args):
         "offset_ms": args.offset_ms,
         "normalise": args.normalise,
         "normalise_window_s": args.normalise_window_s,
-        "bands": [{"name": b.name, "low_hz": b.low_hz, "high_hz": b.high_hz, **shape} for b in bands],
+        "bands": [{"name": b.name, "low_hz": b.low_hz, "high_hz": b.high_hz, "source": _source_path(b.source),
+                   **shape} for b in bands],
     }
 
 
@@ -177,7 +184,8 @@ def run_request(request):
     """Analyse according to a request dict; returns `analysis.Features`."""
     from . import analysis  # librosa is imported only when analysing
 
-    bands = [Band(b["name"], float(b["low_hz"]), float(b["high_hz"])) for b in request["bands"]]
+    bands = [Band(b["name"], float(b["low_hz"]), float(b["high_hz"]), str(b.get("source") or MIX))
+             for b in request["bands"]]
     shapes = [
         shaping.ShapeSettings(
             gain=float(b.get("gain", 1.0)),

@@ -1,0 +1,107 @@
+"""Stems: a band may listen to a stem file (drums.wav, bass.wav...) instead of the mix.
+
+A stem must lie on the song's timeline: it is resampled to the analysis rate like the
+song (so another sample rate is aligned, not shifted), a shorter one is silent after
+its end, and one that is longer must be silent past the song's end. A stem whose hits
+line up with the song's only after a shift was exported from another start: it is
+refused with the offset measured, never shifted silently.
+"""
+
+import os
+
+import numpy as np
+
+from . import audio, shaping
+from .bands import check_bands_fit_file
+from .errors import LatentWalkError
+
+# Offsets are searched up to this far, over the song's first OFFSET_CHECK_S seconds, and
+# refused from two band hops (23 ms) on when the shifted stem matches the song clearly
+# better than the stem as it is. The match: level rises in log-spaced frequency groups
+# (a note starting in the stem rises in the same groups, at the same time, in the mix).
+MAX_OFFSET_S = 8.0
+OFFSET_CHECK_S = 60.0
+MIN_OFFSET_HOPS = 2
+OFFSET_EVIDENCE_RATIO = 1.3
+
+
+def probe_stems(bands, song_info):
+    """``{stem path: AudioInfo}`` of every stem the bands listen to, in band order.
+
+    Raises a ``LatentWalkError`` naming the band for a missing or unreadable stem, or
+    one whose sample rate cannot hold a band that listens to it.
+    """
+    files = {}
+    for band in bands:
+        path = band.stem_path
+        if path is None or path in files:
+            continue
+        if not os.path.isfile(path):
+            raise LatentWalkError(
+                f"the stem of band '{band.name}' is not found: '{path}'. Choose the stem file again, "
+                "or set the band's source back to the mix."
+            )
+        info = audio.probe(path)
+        check_bands_fit_file([b for b in bands if b.stem_path == path], info.sample_rate, path)
+        files[path] = info
+    return files
+
+
+def _rises(group_power):
+    """Positive level changes in dB per hop and group, silence floored: shape (n - 1, n_groups)."""
+    level = np.maximum(shaping.level_db(group_power), shaping.SILENCE_DB)
+    rises = np.maximum(np.diff(level, axis=0), 0.0)
+    return rises - rises.mean(axis=0)  # zero mean: chance coincidences cancel out
+
+
+def measure_offset_hops(stem_groups, song_groups, max_lag_hops):
+    """How many hops later the stem's notes and hits come than the song's, or None when the
+    stem as it is fits (or nothing decides). Both: power per hop and frequency group,
+    shape (n, n_groups)."""
+    n = min(len(stem_groups), len(song_groups))
+    if n < 4:
+        return None
+    stem, song = _rises(stem_groups[:n]), _rises(song_groups[:n])
+    if not np.abs(stem).sum() or not np.abs(song).sum():
+        return None
+    size = 1 << int(np.ceil(np.log2(2 * len(stem))))
+    spectra = np.fft.rfft(stem, size, axis=0) * np.conj(np.fft.rfft(song, size, axis=0))
+    correlation = np.fft.irfft(spectra.sum(axis=1), size)
+    lags = np.arange(-max_lag_hops, max_lag_hops + 1)
+    scores = correlation[lags % size]  # score[lag]: stem[t + lag] against song[t]
+    best = int(lags[np.argmax(scores)])
+    if abs(best) < MIN_OFFSET_HOPS or scores[np.argmax(scores)] <= OFFSET_EVIDENCE_RATIO * max(correlation[0], 0.0):
+        return None
+    return best
+
+
+def fit_to_song(stem_levels, stem_groups, song_groups, n_hops, path, band_names, hop_s, window_hops):
+    """The stem's band levels on the song's hops, or a ``LatentWalkError`` saying why not.
+
+    stem_levels : np.ndarray, shape (n_stem_hops, n_bands + 1): its bands' mean squares, then its total
+    stem_groups, song_groups : np.ndarray, shape (k, n_groups): power per frequency group over the
+        first `OFFSET_CHECK_S` seconds
+    n_hops : the song's number of band hops
+    Returns np.ndarray, shape (n_hops, n_bands)
+    """
+    which = f"stem '{path}' (band{'s' if len(band_names) > 1 else ''} {', '.join(repr(n) for n in band_names)})"
+    stem_total = stem_levels[:, -1]
+    past_end = stem_total[n_hops + window_hops:]
+    if len(past_end) and shaping.level_db(past_end.max()) > shaping.SILENCE_DB:
+        extra_s = (len(stem_levels) - n_hops) * hop_s
+        raise LatentWalkError(
+            f"{which} is {extra_s:.2f} s longer than the song and still sounds after the song's end: it "
+            "does not follow the song's timeline. Export the stem over the song's range (same start and length)."
+        )
+    offset = measure_offset_hops(stem_groups, song_groups, int(MAX_OFFSET_S / hop_s))
+    if offset is not None:
+        direction = "later" if offset > 0 else "earlier"
+        raise LatentWalkError(
+            f"{which} is offset from the song: its hits come {abs(offset) * hop_s:.3f} s {direction} than the "
+            "same hits in the song. Export the stem from the song's first sample (the same start as the mix); "
+            "stems are never shifted to fit."
+        )
+    fitted = np.zeros((n_hops, stem_levels.shape[1] - 1))
+    shared = min(n_hops, len(stem_levels))
+    fitted[:shared] = stem_levels[:shared, :-1]  # a shorter stem is silent after its end
+    return fitted

@@ -1,0 +1,146 @@
+"""A source per band: the mix, a stem file, or the mix's percussive or harmonic part."""
+
+import numpy as np
+import pytest
+
+import synth
+from blender_latentwalk.engine import LatentWalkError, analysis, cli
+from blender_latentwalk.engine.bands import Band, parse_band
+
+SR = 44100
+DURATION_S = 16.0
+
+
+def _bass_line(sample_rate=SR, duration_s=DURATION_S, start_s=0.0):
+    """Held bass notes (55-98 Hz), changing at irregular times, from ``start_s`` on."""
+    t = np.arange(int(duration_s * sample_rate)) / sample_rate
+    changes = np.array([0.0, 1.7, 3.1, 5.6, 6.9, 9.2, 10.4, 12.8, 14.1, 99.0]) + start_s
+    notes = np.array([55.0, 73.4, 65.4, 98.0, 61.7, 82.4, 55.0, 73.4, 87.3])
+    frequency = notes[np.clip(np.searchsorted(changes, t, side="right") - 1, 0, len(notes) - 1)]
+    phase = 2 * np.pi * np.cumsum(frequency) / sample_rate
+    return (0.3 * np.sin(phase) * (t >= start_s)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def kick_and_bass(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stems")
+    kicks = synth.kicks(np.arange(0.5, DURATION_S - 0.5, 0.5), SR, DURATION_S, amplitude=0.9)
+    bass = _bass_line()
+    return {
+        "mix": synth.write(folder / "mix.wav", kicks + bass, SR),
+        "kicks": synth.write(folder / "drums.wav", kicks, SR),
+        "bass": synth.write(folder / "bass.wav", bass, SR),
+        "folder": folder,
+    }
+
+
+def _correlation(a, b):
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def test_a_bass_band_on_the_bass_stem_does_not_pump_with_the_kick(kick_and_bass):
+    band = Band("Bass", 40.0, 250.0)
+    kick_curve = analysis.analyze(kick_and_bass["kicks"], 30, bands=[band]).bands[0]
+    on_mix = analysis.analyze(kick_and_bass["mix"], 30, bands=[band]).bands[0]
+    on_stem = analysis.analyze(kick_and_bass["mix"], 30,
+                               bands=[Band("Bass", 40.0, 250.0, kick_and_bass["bass"])]).bands[0]
+    steady = slice(30, 450)
+    # Bound: the mix's bass band follows the kick (correlation > 0.6); the stem's does not (< 0.2).
+    assert _correlation(on_mix[steady], kick_curve[steady]) > 0.6
+    assert abs(_correlation(on_stem[steady], kick_curve[steady])) < 0.2
+    assert on_stem[steady].min() > 0.6  # the held notes themselves are there all along
+
+
+def test_percussive_and_harmonic_parts_separate_clicks_from_a_held_chord(tmp_path):
+    click_times = np.arange(0.5, DURATION_S - 0.5, 0.25)
+    clicks = synth.clicks(click_times, SR, DURATION_S, amplitude=0.6)
+    chord = sum(synth.tone(f, SR, DURATION_S, 0.1, fade_s=0.5) for f in (440.0, 554.4, 659.3))
+    path = synth.write(tmp_path / "clicks_chord.wav", clicks + chord, SR)
+    click_only = analysis.analyze(synth.write(tmp_path / "clicks.wav", clicks, SR), 30,
+                                  bands=[Band("Mids", 300.0, 3000.0)]).bands[0]
+    features = analysis.analyze(path, 30, bands=[Band("Mids", 300.0, 3000.0), Band("Hits", 300.0, 3000.0, "percussive"),
+                                                 Band("Pad", 300.0, 3000.0, "harmonic")])
+    mids, hits, pad = features.bands
+    steady = slice(45, 450)
+    assert _correlation(hits[steady], click_only[steady]) > 0.8  # the percussive part pulses with the clicks
+    assert abs(_correlation(pad[steady], click_only[steady])) < 0.3  # the harmonic part holds the chord
+    assert pad[steady].min() > 0.8 and np.ptp(pad[steady]) < 0.15
+    assert np.ptp(hits[steady]) > 0.3
+    # Between the clicks the percussive part falls well below the mix, which holds the chord there.
+    click_frames = (click_times * 30).astype(int)
+    between = click_frames[(click_frames > 45) & (click_frames < 440)] + 4
+    assert np.median(mids[between]) > np.median(hits[between]) + 0.15
+    assert features.meta["band_sources"] == ["mix", "percussive", "harmonic"]
+
+
+def test_band_specs_name_their_source():
+    assert parse_band("Kick:40-120@drums.wav") == Band("Kick", 40.0, 120.0, "drums.wav")
+    assert parse_band("Pad:200-2000@harmonic") == Band("Pad", 200.0, 2000.0, "harmonic")
+    assert parse_band("Bass:60-250") == Band("Bass", 60.0, 250.0, "mix")
+    assert parse_band("Kick:40-120@C:/stems/my-drums.wav").source == "C:/stems/my-drums.wav"
+
+
+def test_the_cli_takes_a_stem_and_a_part_of_the_mix(kick_and_bass, tmp_path):
+    out = tmp_path / "f.npz"
+    assert cli.main(["analyze", kick_and_bass["mix"], "--fps", "24", "--band",
+                     f"Kick:40-120@{kick_and_bass['kicks']}", "--band", "Pad:200-2000@harmonic",
+                     "--band", "Hits:2000-8000@percussive", "--out", str(out)]) == 0
+    from blender_latentwalk.engine.features import Features
+
+    features = Features.load_npz(str(out))
+    assert features.meta["band_sources"] == [kick_and_bass["kicks"], "harmonic", "percussive"]
+    assert features.band("Kick").max() > 0.9
+
+
+# Stem mistakes: each aligned to the song's timeline or refused with a clear message.
+
+def _stem_band(path):
+    return [Band("Bass", 40.0, 250.0, str(path))]
+
+
+def test_a_missing_stem_is_refused_naming_the_band_and_file(kick_and_bass):
+    missing = str(kick_and_bass["folder"] / "nowhere" / "bass.wav")
+    with pytest.raises(LatentWalkError, match=r"the stem of band 'Bass' is not found: '.*nowhere/bass.wav'"):
+        analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(missing))
+
+
+def test_a_stem_at_another_sample_rate_is_aligned(kick_and_bass, tmp_path):
+    import soxr
+
+    at_48k = soxr.resample(_bass_line(), SR, 48000)
+    other_rate = synth.write(tmp_path / "bass48.wav", at_48k, 48000)
+    same = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(kick_and_bass["bass"])).bands[0]
+    resampled = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(other_rate)).bands[0]
+    assert np.abs(same - resampled).max() < 0.02
+
+
+def test_a_shorter_stem_is_silent_after_its_end_and_a_longer_silent_tail_is_ignored(kick_and_bass, tmp_path):
+    bass = _bass_line()
+    shorter = synth.write(tmp_path / "short.wav", bass[: int(12.0 * SR)], SR)
+    longer = synth.write(tmp_path / "long.wav", np.concatenate([bass, np.zeros(3 * SR, np.float32)]), SR)
+    full = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(kick_and_bass["bass"])).bands[0]
+    cut = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(shorter)).bands[0]
+    padded = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(longer)).bands[0]
+    assert np.abs(cut[:350] - full[:350]).max() < 0.02 and cut[420:].max() == 0.0  # after the release
+    np.testing.assert_allclose(padded, full, atol=1e-6)
+
+
+def test_a_longer_stem_that_sounds_past_the_song_s_end_is_refused(kick_and_bass, tmp_path):
+    longer = synth.write(tmp_path / "long.wav", np.concatenate([_bass_line(), _bass_line()[: 2 * SR]]), SR)
+    with pytest.raises(LatentWalkError, match=r"stem '.*long.wav' \(band 'Bass'\) is 2.0\d s longer than the song "
+                                              "and still sounds after the song's end"):
+        analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(longer))
+
+
+@pytest.mark.parametrize("offset_s", [0.25, -0.4])
+def test_a_stem_offset_from_the_song_is_refused_with_the_offset(tmp_path, offset_s):
+    bass = _bass_line(start_s=1.0)  # notes from 1 s on
+    shifted = _bass_line(start_s=1.0 + offset_s)
+    kicks = synth.kicks(np.arange(0.5, DURATION_S - 0.5, 0.5), SR, DURATION_S, amplitude=0.9)
+    mix = synth.write(tmp_path / "mix.wav", kicks + bass, SR)
+    stem = synth.write(tmp_path / "bass_shifted.wav", shifted, SR)
+    direction = "later" if offset_s > 0 else "earlier"
+    with pytest.raises(LatentWalkError, match=rf"is offset from the song: its hits come 0\.\d+ s {direction}"):
+        analysis.analyze(mix, 30, bands=_stem_band(stem))
+    aligned = synth.write(tmp_path / "bass.wav", bass, SR)
+    analysis.analyze(mix, 30, bands=_stem_band(aligned))  # the same stem, aligned: accepted
