@@ -3,7 +3,8 @@
     blender -b [FILE.blend] --python-exit-code 1 -P scripts/bake.py -- --audio SONG [options]
     python scripts/bake.py -- --audio SONG [options]          (where `import bpy` works)
 
-Options: --fps N, --fps-base B, --band NAME:LOW-HIGH (repeat), --offset-ms MS,
+Options: --fps N, --fps-base B, --band NAME:LOW-HIGH[@SOURCE] (repeat; SOURCE: mix, percussive,
+harmonic or a stem file), --offset-ms MS,
 --normalise song|window, --normalise-window-s N, --beat-markers, --overwrite-edited,
 --save OUT.blend; --preview renders the BigGAN
 preview into the sequencer after the bake (--biggan NAME_OR_FOLDER, --preview-folder DIR,
@@ -29,7 +30,7 @@ def parse_args(argv):
     parser.add_argument("--audio", required=True)
     parser.add_argument("--fps", type=int)
     parser.add_argument("--fps-base", type=float)
-    parser.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH")
+    parser.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH[@SOURCE]")
     parser.add_argument("--offset-ms", type=float)
     parser.add_argument("--normalise", choices=("song", "window"))
     parser.add_argument("--normalise-window-s", type=float)
@@ -77,6 +78,10 @@ def main():
             for band in new_bands:
                 item = settings.bands.add()
                 item.title, item.low_hz, item.high_hz = band.name, band.low_hz, band.high_hz
+                if band.stem_path is not None:
+                    item.source, item.stem_path = "stem", os.path.abspath(band.stem_path)
+                else:
+                    item.source = band.source
         from blender_latentwalk.blender.operators import bake
 
         written, kept = bake(scene, overwrite_edited=args.overwrite_edited)

@@ -11,6 +11,16 @@ from ..engine.bands import check_bands
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
 
+def band_source(band):
+    """A band's source for the engine: "mix", "percussive", "harmonic", or a stem's absolute path."""
+    if band.source != "stem":
+        return band.source
+    if not band.stem_path:
+        raise LatentWalkError(f"band '{band.title}' listens to a stem, but no stem file is chosen: "
+                              "choose one (Stem), or set its source back to Mix.")
+    return os.path.abspath(bpy.path.abspath(band.stem_path))
+
+
 def build_request(scene):
     """The engine's analysis request for this scene; raises `LatentWalkError` on bad settings."""
     settings = scene.latentwalk
@@ -28,7 +38,8 @@ def build_request(scene):
         "normalise_window_s": settings.normalise_window_s,
         "bands": [
             {"name": b.title, "low_hz": b.low_hz, "high_hz": b.high_hz, "gain": b.gain,
-             "threshold": b.threshold, "attack_ms": b.attack_ms, "release_ms": b.release_ms}
+             "threshold": b.threshold, "attack_ms": b.attack_ms, "release_ms": b.release_ms,
+             "source": band_source(b)}
             for b in settings.bands
         ],
     }

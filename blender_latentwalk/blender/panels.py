@@ -10,6 +10,8 @@ class LATENTWALK_UL_bands(bpy.types.UIList):
         row = layout.row(align=True)
         row.prop(band, "title", text="", emboss=False)
         row.label(text=f"{band.low_hz:g}-{band.high_hz:g} Hz")
+        if band.source != "mix":
+            row.label(text=bpy.path.basename(band.stem_path) if band.source == "stem" else band.source.title())
         row.prop(band, "locked", text="", icon="LOCKED" if band.locked else "UNLOCKED", emboss=False)
 
 
@@ -47,6 +49,9 @@ class _LatentWalkPanel:
             row = box.row(align=True)
             row.prop(band, "attack_ms")
             row.prop(band, "release_ms")
+            box.prop(band, "source")
+            if band.source == "stem":
+                box.prop(band, "stem_path")
 
         column = layout.column(align=True)
         column.prop(settings, "offset_ms")

@@ -48,6 +48,14 @@ class LatentWalkBand(bpy.types.PropertyGroup):
                           default=1.0, soft_min=0.0, soft_max=4.0)
     value: FloatProperty(name="Energy", description="The band's baked energy (edit it in the Graph Editor)",
                          default=0.0, soft_min=0.0, soft_max=1.0)
+    source: EnumProperty(
+        name="Source", description="What the band listens to", default="mix",
+        items=(("mix", "Mix", "The whole song"),
+               ("percussive", "Percussive", "The song's percussive part: hits, without held notes"),
+               ("harmonic", "Harmonic", "The song's harmonic part: held notes and chords, without hits"),
+               ("stem", "Stem", "A stem file of the song (drums.wav, bass.wav...) exported from its first sample")))
+    stem_path: StringProperty(name="Stem", description="The stem file this band listens to (same start as the song)",
+                              subtype="FILE_PATH", options=compat.PATH_OPTIONS)
 
     def as_band(self):
         return Band(self.title, self.low_hz, self.high_hz)

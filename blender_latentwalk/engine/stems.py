@@ -21,8 +21,10 @@ from .errors import LatentWalkError
 # (a note starting in the stem rises in the same groups, at the same time, in the mix).
 MAX_OFFSET_S = 8.0
 OFFSET_CHECK_S = 60.0
+EVENT_RISE_DB = 6.0
+MIN_STEM_EVENTS = 3
 MIN_OFFSET_HOPS = 2
-OFFSET_EVIDENCE_RATIO = 1.3
+OFFSET_EVIDENCE_RATIO = 1.5
 
 
 def probe_stems(bands, song_info):
@@ -47,22 +49,23 @@ def probe_stems(bands, song_info):
     return files
 
 
-def _rises(group_power):
-    """Positive level changes in dB per hop and group, silence floored: shape (n - 1, n_groups)."""
+def _events(group_power):
+    """Where a frequency group's level jumps by `EVENT_RISE_DB` within a hop (silence floored):
+    shape (n - 1, n_groups), 0 or 1."""
     level = np.maximum(shaping.level_db(group_power), shaping.SILENCE_DB)
-    rises = np.maximum(np.diff(level, axis=0), 0.0)
-    return rises - rises.mean(axis=0)  # zero mean: chance coincidences cancel out
+    return (np.diff(level, axis=0) >= EVENT_RISE_DB).astype(np.float64)
 
 
 def measure_offset_hops(stem_groups, song_groups, max_lag_hops):
     """How many hops later the stem's notes and hits come than the song's, or None when the
-    stem as it is fits (or nothing decides). Both: power per hop and frequency group,
-    shape (n, n_groups)."""
+    stem as it is fits (or too little happens in it to tell). Both: power per hop and
+    frequency group, shape (n, n_groups)."""
     n = min(len(stem_groups), len(song_groups))
     if n < 4:
         return None
-    stem, song = _rises(stem_groups[:n]), _rises(song_groups[:n])
-    if not np.abs(stem).sum() or not np.abs(song).sum():
+    stem, song = _events(stem_groups[:n]), _events(song_groups[:n])
+    # Notes and hits: runs of events in consecutive hops count once.
+    if np.count_nonzero(stem.any(axis=1)[1:] & ~stem.any(axis=1)[:-1]) < MIN_STEM_EVENTS or not song.any():
         return None
     size = 1 << int(np.ceil(np.log2(2 * len(stem))))
     spectra = np.fft.rfft(stem, size, axis=0) * np.conj(np.fft.rfft(song, size, axis=0))
@@ -70,7 +73,9 @@ def measure_offset_hops(stem_groups, song_groups, max_lag_hops):
     lags = np.arange(-max_lag_hops, max_lag_hops + 1)
     scores = correlation[lags % size]  # score[lag]: stem[t + lag] against song[t]
     best = int(lags[np.argmax(scores)])
-    if abs(best) < MIN_OFFSET_HOPS or scores[np.argmax(scores)] <= OFFSET_EVIDENCE_RATIO * max(correlation[0], 0.0):
+    # Against chance: how far each score stands above the typical lag's.
+    chance = float(np.median(scores))
+    if abs(best) < MIN_OFFSET_HOPS or scores.max() - chance <= OFFSET_EVIDENCE_RATIO * max(correlation[0] - chance, 0.0):
         return None
     return best
 

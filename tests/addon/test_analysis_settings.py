@@ -74,3 +74,55 @@ def test_a_band_up_to_16_khz_bakes_and_one_above_the_song_is_refused_keeping_the
         bpy.ops.latentwalk.bake(overwrite_edited=True)
     after = [tuple(k.co) for k in compat.find_fcurve(scene, "latentwalk.bands[6].value", 0).keyframe_points]
     assert after == before
+
+
+def _snapshot(scene):
+    from blender_latentwalk.blender import curves
+
+    return {fc.data_path + str(fc.array_index): curves.fingerprint(fc) for fc in compat.fcurves_of(scene)}
+
+
+def test_bands_on_a_stem_and_on_the_percussive_part_bake_and_a_missing_stem_keeps_the_curves(scene, tmp_path):
+    import synth
+    from blender_latentwalk.engine.bands import Band
+
+    kicks = synth.kicks(np.arange(0.5, 3.5, 0.5), 44100, 4.0)
+    bass = synth.tone(80.0, 44100, 4.0, 0.3)
+    song = synth.write(tmp_path / "song.wav", kicks + bass, 44100)
+    stem = synth.write(tmp_path / "bass.wav", bass, 44100)
+    settings = scene.latentwalk
+    settings.audio_path = song
+    for title, low, high, source in (("Kick", 40.0, 120.0, "percussive"), ("Bass", 40.0, 250.0, "stem")):
+        band = settings.bands.add()
+        band.title, band.low_hz, band.high_hz, band.source = title, low, high, source
+    settings.bands[1].stem_path = stem
+    assert bpy.ops.latentwalk.bake() == {"FINISHED"}
+    expected = analysis.analyze(song, 30, bands=[Band("Kick", 40.0, 120.0, "percussive"),
+                                                 Band("Bass", 40.0, 250.0, stem)])
+    for index in range(2):
+        np.testing.assert_allclose(_curve(scene, f"latentwalk.bands[{index}].value", expected.n_frames),
+                                   expected.bands[index], atol=1e-6)
+    before = _snapshot(scene)
+    os.remove(stem)
+    with pytest.raises(RuntimeError, match=r"the stem of band 'Bass' is not found: '.*bass.wav'"):
+        bpy.ops.latentwalk.bake(overwrite_edited=True)
+    assert _snapshot(scene) == before
+    settings.bands[1].stem_path = ""
+    with pytest.raises(RuntimeError, match="band 'Bass' listens to a stem, but no stem file is chosen"):
+        bpy.ops.latentwalk.bake(overwrite_edited=True)
+    assert _snapshot(scene) == before
+
+
+def test_headless_bake_takes_band_sources(song, tmp_path):
+    if bpy.app.version < (5, 0, 0):
+        pytest.skip("the bpy 4.2 wheel crashes when a script's Python exits (see conftest.py)")
+    script = os.path.join(ROOT, "scripts", "bake.py")
+    saved = tmp_path / "sources.blend"
+    result = subprocess.run([sys.executable, script, "--", "--audio", song, "--band", f"Kick:40-120@{song}",
+                             "--band", "Pad:200-2000@harmonic", "--band", "Bass:60-250", "--save", str(saved)],
+                            capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bpy.ops.wm.open_mainfile(filepath=str(saved))
+    bands = bpy.context.scene.latentwalk.bands
+    assert [(b.title, b.source) for b in bands] == [("Kick", "stem"), ("Pad", "harmonic"), ("Bass", "mix")]
+    assert os.path.abspath(bpy.path.abspath(bands[0].stem_path)) == os.path.abspath(song)

@@ -12,10 +12,11 @@ DURATION_S = 16.0
 
 
 def _bass_line(sample_rate=SR, duration_s=DURATION_S, start_s=0.0):
-    """Held bass notes (55-98 Hz), changing at irregular times, from ``start_s`` on."""
+    """Held bass notes (55-98 Hz), changing every 0.4-1.2 s at irregular times, from ``start_s`` on."""
     t = np.arange(int(duration_s * sample_rate)) / sample_rate
-    changes = np.array([0.0, 1.7, 3.1, 5.6, 6.9, 9.2, 10.4, 12.8, 14.1, 99.0]) + start_s
-    notes = np.array([55.0, 73.4, 65.4, 98.0, 61.7, 82.4, 55.0, 73.4, 87.3])
+    rng = np.random.default_rng(11)
+    changes = np.append(np.cumsum(np.r_[0.0, rng.uniform(0.4, 1.2, 40)]), 999.0) + start_s
+    notes = rng.choice([55.0, 61.7, 65.4, 73.4, 82.4, 87.3, 98.0], len(changes))
     frequency = notes[np.clip(np.searchsorted(changes, t, side="right") - 1, 0, len(notes) - 1)]
     phase = 2 * np.pi * np.cumsum(frequency) / sample_rate
     return (0.3 * np.sin(phase) * (t >= start_s)).astype(np.float32)
