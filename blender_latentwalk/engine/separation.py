@@ -42,6 +42,17 @@ def _median_windows(values, size, axis):
     return np.partition(windows, size // 2, axis=-1)[..., size // 2]
 
 
+def _contiguous_ranges(matrix):
+    """(first, stop) of the nonzero columns of each row of a 0/1 matrix whose rows are contiguous."""
+    ranges = []
+    for row in matrix:
+        inside = np.flatnonzero(row)
+        if len(inside) != inside[-1] - inside[0] + 1:
+            raise ValueError("a band or group is not a contiguous range of bins")
+        ranges.append((int(inside[0]), int(inside[-1]) + 1))
+    return ranges
+
+
 class Splitter:
     """Band powers of the percussive or harmonic part of a stream of power spectra.
 
@@ -52,65 +63,69 @@ class Splitter:
     sample_rate, n_fft : of the spectra
 
     `push` takes consecutive blocks of spectra and returns band powers for the hops
-    whose context is complete: the output lags the input by under a second.
+    whose context is complete: the output lags the input by under a second. Only the
+    frequency groups the bands cover (and their neighbours, for the percussive median)
+    are filtered.
     """
 
     def __init__(self, band_matrix, parts, sample_rate, n_fft):
         groups = group_matrix(sample_rate, n_fft)
         self.n_groups = groups.shape[1]
-        self.n_bands = len(parts)
-        # bins -> (band, group): each band's power inside each group.
-        self.band_groups = (band_matrix[:, :, None] * groups[None, :, :]).transpose(1, 0, 2).reshape(
-            groups.shape[0], self.n_bands * self.n_groups)
-        self.groups = groups
-        self.percussive = np.array([part == PERCUSSIVE for part in parts])
+        self.group_starts = np.array([first for first, _ in _contiguous_ranges(groups.T)])
+        group_of_bin = np.argmax(groups, axis=1)
+        self.bands = []  # per band: bin range, its groups' range, bin offsets of those groups inside the band
+        for first, stop in _contiguous_ranges(band_matrix):
+            g0, g1 = int(group_of_bin[first]), int(group_of_bin[stop - 1]) + 1
+            starts = np.maximum(self.group_starts[g0:g1], first) - first
+            self.bands.append((first, stop, g0, g1, starts))
+        self.percussive = [part == PERCUSSIVE for part in parts]
         self.step = HARMONIC_STEP_HOPS
         self.half = HARMONIC_KERNEL_STEPS // 2
         self.group_power = np.zeros((0, self.n_groups))
-        self.band_power = np.zeros((0, self.n_bands, self.n_groups))
+        self.band_power = [np.zeros((0, g1 - g0)) for _, _, g0, g1, _ in self.bands]
         self.buffer_first = 0  # hop index of the buffers' first row (a multiple of step)
         self.next_step = 0  # the first step not output yet
 
     def push(self, power, final=False):
         """power: shape (m, n_bins), the next m hops. Returns ``(first hop, values (k, n_bands))``."""
         if len(power):
-            self.group_power = np.concatenate([self.group_power, power @ self.groups])
-            self.band_power = np.concatenate(
-                [self.band_power, (power @ self.band_groups).reshape(len(power), self.n_bands, self.n_groups)])
+            power = np.asarray(power, dtype=np.float64)
+            self.group_power = np.concatenate([self.group_power, np.add.reduceat(power, self.group_starts, axis=1)])
+            for i, (first, stop, _, _, starts) in enumerate(self.bands):
+                inside = np.add.reduceat(power[:, first:stop], starts, axis=1)
+                self.band_power[i] = np.concatenate([self.band_power[i], inside])
         n_hops = len(self.group_power)
         n_steps = -(-n_hops // self.step) if final else n_hops // self.step
         first_step = self.buffer_first // self.step
         last_ready = first_step + n_steps - 1 - (0 if final else self.half)
         if n_steps == 0 or last_ready < self.next_step:
-            return self.next_step * self.step, np.zeros((0, self.n_bands))
-        # Mean group power per step; the last step may be partial at the end of the song.
-        sums = np.add.reduceat(self.group_power, np.arange(0, n_hops, self.step), axis=0)[:n_steps]
-        counts = np.minimum(self.step, n_hops - np.arange(n_steps) * self.step)[:, None]
-        steps = sums / counts
-        # Harmonic: median over time of the steps around each, edges repeated.
-        around = np.clip(np.arange(self.next_step - self.half, last_ready + self.half + 1) - first_step,
-                         0, n_steps - 1)
-        harmonic_steps = _median_windows(steps[around], 2 * self.half + 1, axis=0)
+            return self.next_step * self.step, np.zeros((0, len(self.bands)))
         start = self.next_step * self.step - self.buffer_first
         stop = min((last_ready + 1) * self.step - self.buffer_first, n_hops)
-        group_power = self.group_power[start:stop]
-        harmonic = harmonic_steps[(np.arange(start, stop) + self.buffer_first) // self.step - self.next_step]
-        # Percussive: median over frequency groups of each hop, edges repeated.
+        # Mean group power per step; the last step may be partial at the end of the song.
+        sums = np.add.reduceat(self.group_power, np.arange(0, n_hops, self.step), axis=0)[:n_steps]
+        steps = sums / np.minimum(self.step, n_hops - np.arange(n_steps) * self.step)[:, None]
+        around = np.clip(np.arange(self.next_step - self.half, last_ready + self.half + 1) - first_step,
+                         0, n_steps - 1)
+        step_of_hop = (np.arange(start, stop) + self.buffer_first) // self.step - self.next_step
         pad = PERCUSSIVE_KERNEL_GROUPS // 2
-        padded = np.concatenate([np.repeat(group_power[:, :1], pad, axis=1), group_power,
-                                 np.repeat(group_power[:, -1:], pad, axis=1)], axis=1)
-        percussive = _median_windows(padded, PERCUSSIVE_KERNEL_GROUPS, axis=1)
-        # Soft masks with power 2 on magnitudes: a power ratio; the part's power is |mask|^2 of it.
-        total = percussive + harmonic
-        with np.errstate(invalid="ignore", divide="ignore"):
-            percussive_mask = np.where(total > 0, percussive / total, 0.5)
-        masks = np.where(self.percussive[None, :, None], percussive_mask[:, None, :], 1.0 - percussive_mask[:, None, :])
-        values = np.einsum("hbg,hbg->hb", self.band_power[start:stop], masks**2)
+        values = np.zeros((stop - start, len(self.bands)))
+        for i, (_, _, g0, g1, _) in enumerate(self.bands):
+            # Harmonic: median over time of the steps around each (edges repeated).
+            harmonic = _median_windows(steps[around][:, g0:g1], 2 * self.half + 1, axis=0)[step_of_hop]
+            # Percussive: median over the frequency groups around each (edges repeated).
+            neighbours = np.clip(np.arange(g0 - pad, g1 + pad), 0, self.n_groups - 1)
+            percussive = _median_windows(self.group_power[start:stop][:, neighbours], PERCUSSIVE_KERNEL_GROUPS, axis=1)
+            # Soft masks with power 2 on magnitudes: a power ratio; the part keeps |mask|^2 of the power.
+            total = percussive + harmonic
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mask = np.where(total > 0, (percussive if self.percussive[i] else harmonic) / total, 0.5)
+            values[:, i] = np.einsum("hg,hg->h", self.band_power[i][start:stop], mask * mask)
         first_hop = self.next_step * self.step
         self.next_step = last_ready + 1
         # Keep what the next medians need: the steps of the harmonic context.
         drop = max(0, (self.next_step - self.half) * self.step - self.buffer_first)
-        drop -= drop % self.step
-        self.group_power, self.band_power = self.group_power[drop:], self.band_power[drop:]
+        self.group_power = self.group_power[drop:]
+        self.band_power = [power_in_groups[drop:] for power_in_groups in self.band_power]
         self.buffer_first += drop
         return first_hop, values
