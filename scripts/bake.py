@@ -5,7 +5,8 @@
 
 Options: --fps N, --fps-base B, --band NAME:LOW-HIGH[@SOURCE] (repeat; SOURCE: mix, percussive,
 harmonic or a stem file), --offset-ms MS,
---normalise song|window, --normalise-window-s N, --beat-markers, --overwrite-edited,
+--normalise song|window, --normalise-window-s N, --onset-source mix|STEM,
+--chroma-source mix|harmonic|STEM, --beat-markers, --overwrite-edited,
 --save OUT.blend; --preview renders the BigGAN
 preview into the sequencer after the bake (--biggan NAME_OR_FOLDER, --preview-folder DIR,
 --device auto|cpu|cuda|mps). In Blender's own Python set
@@ -34,6 +35,8 @@ def parse_args(argv):
     parser.add_argument("--offset-ms", type=float)
     parser.add_argument("--normalise", choices=("song", "window"))
     parser.add_argument("--normalise-window-s", type=float)
+    parser.add_argument("--onset-source", help="mix or a stem file")
+    parser.add_argument("--chroma-source", help="mix, harmonic or a stem file")
     parser.add_argument("--beat-markers", action="store_true")
     parser.add_argument("--overwrite-edited", action="store_true")
     parser.add_argument("--engine-python")
@@ -66,6 +69,18 @@ def main():
         settings.normalise = args.normalise
     if args.normalise_window_s is not None:
         settings.normalise_window_s = args.normalise_window_s
+    for curve, parts in (("onset", ()), ("chroma", ("harmonic",))):
+        source = getattr(args, f"{curve}_source")
+        if not source:
+            continue
+        if source == "mix" or source in parts:
+            setattr(settings, f"{curve}_source", source)
+        elif source in ("percussive", "harmonic"):
+            headless.fail(f"the {curve} curve cannot listen to the {source} part; use "
+                          f"{', '.join(('mix',) + parts)} or a stem file.")
+        else:
+            setattr(settings, f"{curve}_source", "stem")
+            setattr(settings, f"{curve}_stem_path", os.path.abspath(source))
     settings.add_beat_markers = args.beat_markers
     try:
         if args.band:

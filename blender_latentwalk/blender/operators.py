@@ -11,14 +11,18 @@ from ..engine.bands import check_bands
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
 
+def _source(source, stem_path, what):
+    """A curve's source for the engine: "mix", "percussive", "harmonic", or a stem's absolute path."""
+    if source != "stem":
+        return source
+    if not stem_path:
+        raise LatentWalkError(f"{what} listens to a stem, but no stem file is chosen: "
+                              "choose one, or set its source back to Mix.")
+    return os.path.abspath(bpy.path.abspath(stem_path))
+
+
 def band_source(band):
-    """A band's source for the engine: "mix", "percussive", "harmonic", or a stem's absolute path."""
-    if band.source != "stem":
-        return band.source
-    if not band.stem_path:
-        raise LatentWalkError(f"band '{band.title}' listens to a stem, but no stem file is chosen: "
-                              "choose one (Stem), or set its source back to Mix.")
-    return os.path.abspath(bpy.path.abspath(band.stem_path))
+    return _source(band.source, band.stem_path, f"band '{band.title}'")
 
 
 def build_request(scene):
@@ -36,6 +40,8 @@ def build_request(scene):
         "offset_ms": settings.offset_ms,
         "normalise": settings.normalise,
         "normalise_window_s": settings.normalise_window_s,
+        "onset_source": _source(settings.onset_source, settings.onset_stem_path, "the onset curve"),
+        "chroma_source": _source(settings.chroma_source, settings.chroma_stem_path, "the chroma"),
         "bands": [
             {"name": b.title, "low_hz": b.low_hz, "high_hz": b.high_hz, "gain": b.gain,
              "threshold": b.threshold, "attack_ms": b.attack_ms, "release_ms": b.release_ms,

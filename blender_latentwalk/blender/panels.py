@@ -59,6 +59,11 @@ class _LatentWalkPanel:
         row.prop(settings, "normalise", expand=True)
         if settings.normalise == "window":
             row.prop(settings, "normalise_window_s")
+        for curve in ("onset", "chroma"):
+            row = column.row(align=True)
+            row.prop(settings, f"{curve}_source")
+            if getattr(settings, f"{curve}_source") == "stem":
+                row.prop(settings, f"{curve}_stem_path", text="")
         row = column.row(align=True)
         row.prop(settings, "add_beat_markers")
         row.prop(settings, "fit_frame_range")

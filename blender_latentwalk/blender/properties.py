@@ -159,6 +159,19 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
                 "each frame: every passage reaches high")))
     normalise_window_s: FloatProperty(name="Window (s)", description="With Normalise: Window, how many "
                                       "seconds around each frame set its 1.0", default=10.0, soft_min=1.0, soft_max=60.0)
+    onset_source: EnumProperty(
+        name="Onset Source", description="What the onset curve (and the beats) listen to", default="mix",
+        items=(("mix", "Mix", "The whole song"),
+               ("stem", "Stem", "A stem file of the song (e.g. drums.wav), exported from its first sample")))
+    onset_stem_path: StringProperty(name="Onset Stem", description="The stem file the onset curve listens to",
+                                    subtype="FILE_PATH", options=compat.PATH_OPTIONS)
+    chroma_source: EnumProperty(
+        name="Chroma Source", description="What the chroma curves listen to", default="mix",
+        items=(("mix", "Mix", "The whole song"),
+               ("harmonic", "Harmonic", "The song's harmonic part: chords without the hits"),
+               ("stem", "Stem", "A stem file of the song (e.g. keys.wav), exported from its first sample")))
+    chroma_stem_path: StringProperty(name="Chroma Stem", description="The stem file the chroma curves listen to",
+                                     subtype="FILE_PATH", options=compat.PATH_OPTIONS)
     lock_onset: BoolProperty(name="Lock Onset", description="Keep the onset curve when re-baking")
     lock_rms: BoolProperty(name="Lock Loudness", description="Keep the loudness curve when re-baking")
     lock_chroma: BoolProperty(name="Lock Chroma", description="Keep the chroma curves when re-baking")

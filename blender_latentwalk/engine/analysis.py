@@ -28,8 +28,8 @@ from scipy.ndimage import maximum_filter1d
 
 from . import audio, filterbanks, separation, shaping, stems, timing
 from . import beats as beats_module
-from .bands import (ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, MIX, SEPARATED_SOURCES, band_sample_rate, check_bands,
-                    check_bands_fit_file)
+from .bands import (ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, HARMONIC, MIX, SEPARATED_SOURCES, band_sample_rate,
+                    check_bands, check_bands_fit_file)
 from .errors import LatentWalkError
 from .features import FEATURES_VERSION, Features
 
@@ -300,6 +300,16 @@ def _levels_per_frame(levels, onset_times_s, sample_rate, n_fft, hop, fps, fps_b
     return per_frame
 
 
+def _curve_source(curve, source, parts):
+    """The stem path a curve listens to, or None for the mix (or one of ``parts`` of it)."""
+    if source == MIX or source in parts:
+        return None
+    if source in SEPARATED_SOURCES:
+        allowed = ", ".join(["mix"] + list(parts) + ["a stem file"])
+        raise LatentWalkError(f"the {curve} curve cannot listen to the {source} part; use {allowed}.")
+    return source
+
+
 def _stack_blocks(blocks, width):
     """Concatenate (first hop index, values (m, width)) blocks, in order: shape (n_hops, width), float64."""
     if not blocks:
@@ -307,14 +317,16 @@ def _stack_blocks(blocks, width):
     return np.concatenate([values for _, values in blocks]).astype(np.float64)
 
 
-def _stem_levels(bands, stem_files, band_rate, n_fft, hop, band_matrix, groups, check_hops):
-    """Yield ``(stem path, levels (n_stem_hops, n_bands_on_it + 1), groups (k, n_groups))`` per
-    stem: its bands' mean squares and its total on the same hops as the mix, and its power
-    per frequency group over the first ``check_hops`` (for the offset check). Each stem is
-    streamed once."""
+def _stem_levels(bands, stem_files, band_rate, n_fft, hop, band_matrix, chroma_matrix, chroma_source, groups,
+                 check_hops):
+    """Yield ``(stem path, levels (n_stem_hops, k + 1), groups (n, n_groups))`` per stem: the
+    mean squares of its bands (then its 12 chroma values when the chroma listens to it) and
+    its total on the same hops as the mix, and its power per frequency group over the first
+    ``check_hops`` (for the offset check). Each stem is streamed once."""
     for stem_path in stem_files:
         rows = [i for i, band in enumerate(bands) if band.stem_path == stem_path]
-        matrix = np.concatenate([band_matrix[rows], np.ones((1, band_matrix.shape[1]), np.float32)]).T.copy()
+        parts = [band_matrix[rows]] + ([chroma_matrix] if chroma_source == stem_path else [])
+        matrix = np.concatenate(parts + [np.ones((1, band_matrix.shape[1]), np.float32)]).T.copy()
         framer, spectrum, blocks, group_blocks = _Framer(n_fft, hop), _Spectrum(n_fft), [], []
         stream = audio.iter_mono(stem_path, band_rate)
         for samples, final in itertools.chain(((b, False) for b in stream), [(np.zeros(0, np.float32), True)]):
@@ -324,7 +336,7 @@ def _stem_levels(bands, stem_files, band_rate, n_fft, hop, band_matrix, groups, 
                 blocks.append((first, power @ matrix))
                 if first < check_hops:
                     group_blocks.append((first, power[: check_hops - first] @ groups))
-        yield stem_path, _stack_blocks(blocks, len(rows) + 1), _stack_blocks(group_blocks, groups.shape[1])
+        yield stem_path, _stack_blocks(blocks, matrix.shape[1]), _stack_blocks(group_blocks, groups.shape[1])
 
 
 def analyze(
@@ -339,6 +351,8 @@ def analyze(
     sample_rate=SAMPLE_RATE,
     normalise=shaping.DEFAULT_NORMALISE,
     normalise_window_s=shaping.DEFAULT_NORMALISE_WINDOW_S,
+    onset_source=MIX,
+    chroma_source=MIX,
 ):
     """Analyse a song into per-frame features.
 
@@ -355,6 +369,9 @@ def analyze(
         intro stays low and a loud drop reaches high) or "window" (each frame against the
         loud moments of the ``normalise_window_s`` seconds around it); the onset curve
         is its hits' strength times the loudness curve, so it follows the same choice
+    onset_source : "mix", or a stem file whose hits make the onset curve, the beats and the
+        times the band levels are anchored to
+    chroma_source : "mix", "harmonic" (the harmonic part of the mix), or a stem file
 
     Returns
     -------
@@ -367,9 +384,11 @@ def analyze(
     band_shapes = tuple(band_shapes) if band_shapes is not None else (shaping.BAND_SHAPE,) * len(bands)
     if len(band_shapes) != len(bands):
         raise LatentWalkError(f"{len(bands)} bands but {len(band_shapes)} shape settings were given.")
+    onset_stem, chroma_stem = _curve_source("onset", onset_source, ()), _curve_source("chroma", chroma_source, (HARMONIC,))
     info = audio.probe(path)
     check_bands_fit_file(bands, info.sample_rate, path)
-    stem_files = stems.probe_stems(bands, info)  # {stem path: AudioInfo}: every stem checked before any work
+    # {stem path: AudioInfo}: every stem checked before any work.
+    stem_files = stems.probe_stems(bands, onset_stem, chroma_stem)
     frame_rate = timing.frames_per_second(fps, fps_base)
     # Bands are measured at the lowest rate that holds the highest of them, with the
     # same window and hop durations at any rate; onsets and beats always at `sample_rate`.
@@ -386,8 +405,9 @@ def analyze(
     level_matrix = np.concatenate(
         [band_matrix[on_mix], np.ones((1, band_matrix.shape[1]), np.float32), chroma_matrix], axis=0
     ).T.copy()
-    splitter = separation.Splitter(band_matrix[on_parts], [bands[i].source for i in on_parts], band_rate,
-                                   band_n_fft) if on_parts else None
+    splitter = separation.Splitter(
+        band_matrix[on_parts], [bands[i].source for i in on_parts], band_rate, band_n_fft,
+        chroma_matrix if chroma_source == HARMONIC else None) if on_parts or chroma_source == HARMONIC else None
     part_blocks = []  # (first hop index, band powers (m, len(on_parts))) of the separated parts
     # Power per frequency group over the song's start, to check that stems line up with it.
     groups = separation.group_matrix(band_rate, band_n_fft)
@@ -432,8 +452,9 @@ def analyze(
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
 
         def consume(onset_samples, band_samples, final):
-            jobs = [pool.submit(measure_levels, band_samples, final),
-                    pool.submit(measure_onsets, onset_samples, final)]
+            jobs = [pool.submit(measure_levels, band_samples, final)]
+            if onset_stem is None:
+                jobs.append(pool.submit(measure_onsets, onset_samples, final))
             for job in jobs:
                 job.result()
 
@@ -448,6 +469,10 @@ def analyze(
             consume(blocks[0], blocks[-1], final=False)
         nothing = np.zeros(0, dtype=np.float32)
         consume(nothing, nothing, final=True)
+    if onset_stem is not None:  # its alignment is checked with the stems' levels below
+        for samples in audio.iter_mono(onset_stem, sample_rate):
+            measure_onsets(samples, final=False)
+        measure_onsets(np.zeros(0, dtype=np.float32), final=True)
 
     duration_s = decoded_samples / info.sample_rate
     if decoded_samples == 0:
@@ -469,15 +494,21 @@ def analyze(
     levels = np.zeros((n_hops, n_bands + 1 + 12))
     levels[:, on_mix] = mix_levels[:, : len(on_mix)]
     levels[:, n_bands:] = mix_levels[:, len(on_mix):]
-    if on_parts:
-        levels[:, on_parts] = _stack_blocks(part_blocks, len(on_parts))[:n_hops]
+    if splitter is not None:
+        parts = _stack_blocks(part_blocks, len(on_parts) + (12 if chroma_source == HARMONIC else 0))[:n_hops]
+        levels[:, on_parts] = parts[:, : len(on_parts)]
+        if chroma_source == HARMONIC:
+            levels[:, n_bands + 1 :] = parts[:, len(on_parts):]
     mix_groups = _stack_blocks(mix_group_blocks, groups.shape[1])
     for stem_path, stem_levels, stem_groups in _stem_levels(bands, stem_files, band_rate, band_n_fft, band_hop,
-                                                            band_matrix, groups, check_hops):
+                                                            band_matrix, chroma_matrix, chroma_stem, groups, check_hops):
         columns = [i for i, band in enumerate(bands) if band.stem_path == stem_path]
-        levels[:, columns] = stems.fit_to_song(stem_levels, stem_groups, mix_groups, n_hops, stem_path,
-                                               [bands[i].name for i in columns], band_hop / band_rate,
-                                               band_n_fft // band_hop + 1)
+        fitted = stems.fit_to_song(stem_levels, stem_groups, mix_groups, n_hops, stem_path,
+                                   stems.listeners(bands, stem_path, onset_stem, chroma_stem), band_hop / band_rate,
+                                   band_n_fft // band_hop + 1)
+        levels[:, columns] = fitted[:, : len(columns)]
+        if chroma_stem == stem_path:
+            levels[:, n_bands + 1 :] = fitted[:, len(columns):]
     per_frame = _levels_per_frame(levels, _onset_times(flux, sample_rate), band_rate, band_n_fft, band_hop, fps,
                                   fps_base, offset_ms, n_frames)
     window_s = normalise_window_s if normalise == "window" else None
@@ -518,6 +549,8 @@ def analyze(
             "analysis_sample_rate": sample_rate,
             "band_sample_rate": band_rate,
             "band_sources": [b.source for b in bands],
+            "onset_source": onset_source,
+            "chroma_source": chroma_source,
             "normalise": normalise,
             "normalise_window_s": normalise_window_s if normalise == "window" else None,
         },

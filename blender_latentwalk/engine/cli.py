@@ -4,7 +4,8 @@ Commands
 --------
 analyze AUDIO --fps 30 [--fps-base 1.0] [--band NAME:LOW-HIGH[@SOURCE] ...] [--attack-ms A]
         [--release-ms R] [--gain G] [--threshold T] [--offset-ms O]
-        [--normalise song|window] [--normalise-window-s N] --out FEATURES.npz
+        [--normalise song|window] [--normalise-window-s N] [--onset-source mix|STEM]
+        [--chroma-source mix|harmonic|STEM] --out FEATURES.npz
     Writes one float array of shape (n_frames,) per band (keyed by band name),
     ``onset``, ``rms``, ``chroma`` (n_frames, 12), ``beats`` (frame indices),
     ``band_names``, ``band_low_hz``, ``band_high_hz`` and ``meta`` (JSON).
@@ -64,6 +65,8 @@ def _build_parser():
                          help="song: curves follow the song's dynamics (default); window: each passage "
                               "against the loudest moments of the --normalise-window-s seconds around it")
     analyze.add_argument("--normalise-window-s", type=float, default=shaping.DEFAULT_NORMALISE_WINDOW_S)
+    analyze.add_argument("--onset-source", default=MIX, help="mix (default) or a stem file (e.g. drums.wav)")
+    analyze.add_argument("--chroma-source", default=MIX, help="mix (default), harmonic, or a stem file")
     analyze.add_argument("--out", required=True, help="features file to write (.npz)")
 
     tiny = commands.add_parser("make-tiny-models", help="write untrained tiny stand-in models")
@@ -174,6 +177,8 @@ def request_from_args(args):
         "fps_base": args.fps_base,
         "offset_ms": args.offset_ms,
         "normalise": args.normalise,
+        "onset_source": _source_path(args.onset_source),
+        "chroma_source": _source_path(args.chroma_source),
         "normalise_window_s": args.normalise_window_s,
         "bands": [{"name": b.name, "low_hz": b.low_hz, "high_hz": b.high_hz, "source": _source_path(b.source),
                    **shape} for b in bands],
@@ -204,6 +209,8 @@ def run_request(request):
         offset_ms=float(request.get("offset_ms", 0.0)),
         normalise=str(request.get("normalise", shaping.DEFAULT_NORMALISE)),
         normalise_window_s=float(request.get("normalise_window_s", shaping.DEFAULT_NORMALISE_WINDOW_S)),
+        onset_source=str(request.get("onset_source") or MIX),
+        chroma_source=str(request.get("chroma_source") or MIX),
     )
 
 

@@ -62,13 +62,15 @@ class Splitter:
     parts : sequence of `bands.PERCUSSIVE` or `bands.HARMONIC`, one per band
     sample_rate, n_fft : of the spectra
 
-    `push` takes consecutive blocks of spectra and returns band powers for the hops
-    whose context is complete: the output lags the input by under a second. Only the
-    frequency groups the bands cover (and their neighbours, for the percussive median)
-    are filtered.
+    chroma_matrix : np.ndarray, shape (12, n_bins), or None: also the chroma of the harmonic part
+
+    `push` takes consecutive blocks of spectra and returns band powers (then the 12
+    chroma values) for the hops whose context is complete: the output lags the input
+    by under a second. Only the frequency groups the bands (and the chroma) cover, and
+    their neighbours for the percussive median, are filtered.
     """
 
-    def __init__(self, band_matrix, parts, sample_rate, n_fft):
+    def __init__(self, band_matrix, parts, sample_rate, n_fft, chroma_matrix=None):
         groups = group_matrix(sample_rate, n_fft)
         self.n_groups = groups.shape[1]
         self.group_starts = np.array([first for first, _ in _contiguous_ranges(groups.T)])
@@ -79,6 +81,15 @@ class Splitter:
             starts = np.maximum(self.group_starts[g0:g1], first) - first
             self.bands.append((first, stop, g0, g1, starts))
         self.percussive = [part == PERCUSSIVE for part in parts]
+        self.chroma = None
+        if chroma_matrix is not None:  # over the bins where the chroma filters weigh anything
+            weight = chroma_matrix.sum(axis=0)
+            inside = np.flatnonzero(weight > 0.01 * weight.max())
+            first, stop = int(inside[0]), int(inside[-1]) + 1
+            g0, g1 = int(group_of_bin[first]), int(group_of_bin[stop - 1]) + 1
+            self.chroma = (first, stop, g0, g1, group_of_bin[first:stop] - g0,
+                           np.asarray(chroma_matrix[:, first:stop].T, dtype=np.float64))
+            self.chroma_power = np.zeros((0, stop - first))
         self.step = HARMONIC_STEP_HOPS
         self.half = HARMONIC_KERNEL_STEPS // 2
         self.group_power = np.zeros((0, self.n_groups))
@@ -94,12 +105,15 @@ class Splitter:
             for i, (first, stop, _, _, starts) in enumerate(self.bands):
                 inside = np.add.reduceat(power[:, first:stop], starts, axis=1)
                 self.band_power[i] = np.concatenate([self.band_power[i], inside])
+            if self.chroma is not None:
+                self.chroma_power = np.concatenate([self.chroma_power, power[:, self.chroma[0]:self.chroma[1]]])
         n_hops = len(self.group_power)
         n_steps = -(-n_hops // self.step) if final else n_hops // self.step
         first_step = self.buffer_first // self.step
         last_ready = first_step + n_steps - 1 - (0 if final else self.half)
+        width = len(self.bands) + (12 if self.chroma is not None else 0)
         if n_steps == 0 or last_ready < self.next_step:
-            return self.next_step * self.step, np.zeros((0, len(self.bands)))
+            return self.next_step * self.step, np.zeros((0, width))
         start = self.next_step * self.step - self.buffer_first
         stop = min((last_ready + 1) * self.step - self.buffer_first, n_hops)
         # Mean group power per step; the last step may be partial at the end of the song.
@@ -109,23 +123,34 @@ class Splitter:
                          0, n_steps - 1)
         step_of_hop = (np.arange(start, stop) + self.buffer_first) // self.step - self.next_step
         pad = PERCUSSIVE_KERNEL_GROUPS // 2
-        values = np.zeros((stop - start, len(self.bands)))
-        for i, (_, _, g0, g1, _) in enumerate(self.bands):
+
+        def mask(g0, g1, percussive_part):
+            """shape (k, g1 - g0): the soft mask of the part, per hop and group."""
             # Harmonic: median over time of the steps around each (edges repeated).
             harmonic = _median_windows(steps[around][:, g0:g1], 2 * self.half + 1, axis=0)[step_of_hop]
             # Percussive: median over the frequency groups around each (edges repeated).
             neighbours = np.clip(np.arange(g0 - pad, g1 + pad), 0, self.n_groups - 1)
             percussive = _median_windows(self.group_power[start:stop][:, neighbours], PERCUSSIVE_KERNEL_GROUPS, axis=1)
-            # Soft masks with power 2 on magnitudes: a power ratio; the part keeps |mask|^2 of the power.
+            # Soft masks with power 2 on magnitudes: a power ratio.
             total = percussive + harmonic
             with np.errstate(invalid="ignore", divide="ignore"):
-                mask = np.where(total > 0, (percussive if self.percussive[i] else harmonic) / total, 0.5)
-            values[:, i] = np.einsum("hg,hg->h", self.band_power[i][start:stop], mask * mask)
+                return np.where(total > 0, (percussive if percussive_part else harmonic) / total, 0.5)
+
+        values = np.zeros((stop - start, width))
+        for i, (_, _, g0, g1, _) in enumerate(self.bands):
+            part = mask(g0, g1, self.percussive[i])
+            values[:, i] = np.einsum("hg,hg->h", self.band_power[i][start:stop], part * part)  # |mask|^2 of the power
+        if self.chroma is not None:
+            _, _, g0, g1, group_of_bin, weights = self.chroma
+            part = mask(g0, g1, False)[:, group_of_bin]
+            values[:, len(self.bands):] = (self.chroma_power[start:stop] * part * part) @ weights
         first_hop = self.next_step * self.step
         self.next_step = last_ready + 1
         # Keep what the next medians need: the steps of the harmonic context.
         drop = max(0, (self.next_step - self.half) * self.step - self.buffer_first)
         self.group_power = self.group_power[drop:]
         self.band_power = [power_in_groups[drop:] for power_in_groups in self.band_power]
+        if self.chroma is not None:
+            self.chroma_power = self.chroma_power[drop:]
         self.buffer_first += drop
         return first_hop, values

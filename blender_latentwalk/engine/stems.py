@@ -27,21 +27,30 @@ MIN_OFFSET_HOPS = 2
 OFFSET_EVIDENCE_RATIO = 1.5
 
 
-def probe_stems(bands, song_info):
-    """``{stem path: AudioInfo}`` of every stem the bands listen to, in band order.
+def listeners(bands, path, onset_source=None, chroma_source=None):
+    """What listens to the stem ``path``, for messages: e.g. ``["band 'Kick'", "the onset"]``."""
+    names = [f"band '{band.name}'" for band in bands if band.stem_path == path]
+    return names + [f"the {curve}" for curve, source in (("onset", onset_source), ("chroma", chroma_source))
+                    if source == path]
 
-    Raises a ``LatentWalkError`` naming the band for a missing or unreadable stem, or
+
+def probe_stems(bands, onset_source=None, chroma_source=None):
+    """``{stem path: AudioInfo}`` of every stem the bands (and the onset and chroma curves,
+    when their source is a file) listen to, in that order.
+
+    Raises a ``LatentWalkError`` naming the curve for a missing or unreadable stem, or
     one whose sample rate cannot hold a band that listens to it.
     """
+    paths = [band.stem_path for band in bands if band.stem_path is not None]
+    paths += [source for source in (onset_source, chroma_source) if source is not None]
     files = {}
-    for band in bands:
-        path = band.stem_path
-        if path is None or path in files:
+    for path in paths:
+        if path in files:
             continue
         if not os.path.isfile(path):
             raise LatentWalkError(
-                f"the stem of band '{band.name}' is not found: '{path}'. Choose the stem file again, "
-                "or set the band's source back to the mix."
+                f"the stem of {listeners(bands, path, onset_source, chroma_source)[0]} is not found: '{path}'. "
+                "Choose the stem file again, or set the source back to the mix."
             )
         info = audio.probe(path)
         check_bands_fit_file([b for b in bands if b.stem_path == path], info.sample_rate, path)
@@ -80,16 +89,17 @@ def measure_offset_hops(stem_groups, song_groups, max_lag_hops):
     return best
 
 
-def fit_to_song(stem_levels, stem_groups, song_groups, n_hops, path, band_names, hop_s, window_hops):
+def fit_to_song(stem_levels, stem_groups, song_groups, n_hops, path, curves, hop_s, window_hops):
     """The stem's band levels on the song's hops, or a ``LatentWalkError`` saying why not.
 
-    stem_levels : np.ndarray, shape (n_stem_hops, n_bands + 1): its bands' mean squares, then its total
+    stem_levels : np.ndarray, shape (n_stem_hops, k + 1): its curves' mean squares, then its total
     stem_groups, song_groups : np.ndarray, shape (k, n_groups): power per frequency group over the
         first `OFFSET_CHECK_S` seconds
     n_hops : the song's number of band hops
-    Returns np.ndarray, shape (n_hops, n_bands)
+    curves : what listens to it, for messages (`listeners`)
+    Returns np.ndarray, shape (n_hops, k)
     """
-    which = f"stem '{path}' (band{'s' if len(band_names) > 1 else ''} {', '.join(repr(n) for n in band_names)})"
+    which = f"stem '{path}' ({', '.join(curves)})"
     stem_total = stem_levels[:, -1]
     past_end = stem_total[n_hops + window_hops:]
     if len(past_end) and shaping.level_db(past_end.max()) > shaping.SILENCE_DB:

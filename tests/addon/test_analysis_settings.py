@@ -126,3 +126,25 @@ def test_headless_bake_takes_band_sources(song, tmp_path):
     bands = bpy.context.scene.latentwalk.bands
     assert [(b.title, b.source) for b in bands] == [("Kick", "stem"), ("Pad", "harmonic"), ("Bass", "mix")]
     assert os.path.abspath(bpy.path.abspath(bands[0].stem_path)) == os.path.abspath(song)
+
+
+def test_onset_and_chroma_sources_reach_the_engine(scene, tmp_path):
+    import synth
+
+    kicks = synth.kicks(np.arange(0.5, 3.5, 0.5), 44100, 4.0)
+    chord = sum(synth.tone(f, 44100, 4.0, 0.05) for f in (220.0, 277.2, 329.6))
+    song = synth.write(tmp_path / "song.wav", kicks + chord, 44100)
+    drums = synth.write(tmp_path / "drums.wav", kicks, 44100)
+    settings = scene.latentwalk
+    settings.audio_path = song
+    settings.onset_source, settings.onset_stem_path = "stem", drums
+    settings.chroma_source = "harmonic"
+    assert bpy.ops.latentwalk.bake() == {"FINISHED"}
+    expected = analysis.analyze(song, 30, onset_source=drums, chroma_source="harmonic")
+    assert not np.allclose(expected.onset, analysis.analyze(song, 30).onset)
+    np.testing.assert_allclose(_curve(scene, "latentwalk.onset", expected.n_frames), expected.onset, atol=1e-6)
+    np.testing.assert_allclose(_curve(scene, "latentwalk.chroma[9].value", expected.n_frames), expected.chroma[:, 9],
+                               atol=1e-6)
+    settings.onset_stem_path = ""
+    with pytest.raises(RuntimeError, match="the onset curve listens to a stem, but no stem file is chosen"):
+        bpy.ops.latentwalk.bake(overwrite_edited=True)

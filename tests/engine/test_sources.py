@@ -85,11 +85,13 @@ def test_the_cli_takes_a_stem_and_a_part_of_the_mix(kick_and_bass, tmp_path):
     out = tmp_path / "f.npz"
     assert cli.main(["analyze", kick_and_bass["mix"], "--fps", "24", "--band",
                      f"Kick:40-120@{kick_and_bass['kicks']}", "--band", "Pad:200-2000@harmonic",
-                     "--band", "Hits:2000-8000@percussive", "--out", str(out)]) == 0
+                     "--band", "Hits:2000-8000@percussive", "--onset-source", kick_and_bass["kicks"],
+                     "--chroma-source", "harmonic", "--out", str(out)]) == 0
     from blender_latentwalk.engine.features import Features
 
     features = Features.load_npz(str(out))
     assert features.meta["band_sources"] == [kick_and_bass["kicks"], "harmonic", "percussive"]
+    assert (features.meta["onset_source"], features.meta["chroma_source"]) == (kick_and_bass["kicks"], "harmonic")
     assert features.band("Kick").max() > 0.9
 
 
@@ -145,3 +147,46 @@ def test_a_stem_offset_from_the_song_is_refused_with_the_offset(tmp_path, offset
         analysis.analyze(mix, 30, bands=_stem_band(stem))
     aligned = synth.write(tmp_path / "bass.wav", bass, SR)
     analysis.analyze(mix, 30, bands=_stem_band(aligned))  # the same stem, aligned: accepted
+
+
+def test_the_onset_can_listen_to_the_drums_stem(tmp_path):
+    kick_times = np.arange(0.5, DURATION_S - 0.5, 0.5)
+    stab_times = kick_times[:-1] + 0.25
+    kicks = synth.kicks(kick_times, SR, DURATION_S, amplitude=0.9)
+    mix = synth.write(tmp_path / "mix.wav", kicks + synth.stabs(stab_times, SR, DURATION_S, amplitude=0.4), SR)
+    drums = synth.write(tmp_path / "drums.wav", kicks, SR)
+    on_mix = analysis.analyze(mix, 30)
+    on_drums = analysis.analyze(mix, 30, onset_source=drums)
+    kick_frames, stab_frames = (kick_times * 30).astype(int)[1:-1], (stab_times * 30).astype(int)[1:-1]
+    assert np.median(on_mix.onset[stab_frames]) > 0.4  # the mix's onset hears the stabs...
+    assert np.median(on_drums.onset[stab_frames]) < 0.1  # ...the drums' does not
+    assert np.median(on_drums.onset[kick_frames]) > 0.7
+    assert on_drums.meta["onset_source"] == drums
+    assert np.isin(on_drums.beats, np.r_[kick_frames, kick_frames + 1]).mean() > 0.9
+
+
+def test_the_chroma_can_listen_to_the_harmonic_part_or_a_stem(tmp_path):
+    click_times = np.arange(0.5, DURATION_S - 0.5, 0.25)
+    burst = np.random.default_rng(2).standard_normal(int(0.05 * SR)) * np.exp(-np.arange(int(0.05 * SR)) / (0.015 * SR))
+    clicks = sum(np.pad(0.5 * burst, (int(t * SR), int(DURATION_S * SR) - int(t * SR) - len(burst)))
+                 for t in click_times).astype(np.float32)  # broadband noise bursts
+    a_major = sum(synth.tone(f, SR, DURATION_S, 0.05, fade_s=0.5) for f in (220.0, 277.2, 329.6))
+    c_note = synth.tone(261.6, SR, DURATION_S, 0.05, fade_s=0.5)
+    mix = synth.write(tmp_path / "mix.wav", clicks + a_major + c_note, SR)
+    pad = synth.write(tmp_path / "pad.wav", a_major, SR)
+    chord = [9, 1, 4]  # A, C#, E
+    others = [k for k in range(12) if k not in chord + [0]]
+    click_frames = (click_times * 30).astype(int)[2:-2]
+    on_mix = analysis.analyze(mix, 30).chroma[click_frames]
+    harmonic = analysis.analyze(mix, 30, chroma_source="harmonic").chroma[click_frames]
+    assert np.median(on_mix[:, others].max(axis=1)) > 0.5  # a click lights every pitch class in the mix
+    assert np.median(harmonic[:, others].max(axis=1)) < 0.3  # not in its harmonic part
+    from_stem = analysis.analyze(mix, 30, chroma_source=pad).chroma[30:450]
+    assert np.all(np.isin(np.argmax(from_stem, axis=1), chord)) and from_stem[:, 0].max() < 0.3  # no C: the pad's
+
+
+def test_the_onset_cannot_listen_to_the_harmonic_part(kick_and_bass):
+    with pytest.raises(LatentWalkError, match="the onset curve cannot listen to the harmonic part; use mix, a stem"):
+        analysis.analyze(kick_and_bass["mix"], 30, onset_source="harmonic")
+    with pytest.raises(LatentWalkError, match="the stem of the chroma is not found"):
+        analysis.analyze(kick_and_bass["mix"], 30, chroma_source=str(kick_and_bass["folder"] / "no.wav"))
