@@ -203,7 +203,7 @@ def _onset_times(flux, sample_rate):
     return np.unique(starts) * (ONSET_HOP / sample_rate) + (ONSET_N_FFT // 2) / sample_rate
 
 
-def anchor_to_onsets(levels, hop_times_s, onset_times_s, window_s, rise_ratio=ANCHOR_RISE_RATIO):
+def anchor_to_onsets(levels, hop_times_s, onset_times_s, window_s, rise_ratio=ANCHOR_RISE_RATIO, in_place=False):
     """Credit the level a window reaches after a hit from the hit's own time.
 
     A level measured over a window ending at ``hop_times_s`` never anticipates a
@@ -224,6 +224,7 @@ def anchor_to_onsets(levels, hop_times_s, onset_times_s, window_s, rise_ratio=AN
     hop_times_s : np.ndarray, shape (n_hops,), increasing
     onset_times_s : np.ndarray, shape (n_onsets,), increasing
     window_s : float, the measuring window's length
+    in_place : hold the levels in ``levels`` itself (float64), sparing a copy
 
     Returns
     -------
@@ -232,7 +233,7 @@ def anchor_to_onsets(levels, hop_times_s, onset_times_s, window_s, rise_ratio=AN
         credited to each (hit, row) at the hit's own time
     """
     levels = np.asarray(levels, dtype=np.float64)
-    held = levels.copy()
+    held = levels if in_place else levels.copy()
     n_rows = levels.shape[1] if levels.ndim == 2 else 0
     firsts = np.searchsorted(hop_times_s, onset_times_s, side="left")
     lasts = np.searchsorted(hop_times_s, onset_times_s + window_s + 1e-9, side="left")
@@ -290,7 +291,7 @@ def _levels_per_frame(levels, onset_times_s, sample_rate, n_fft, hop, fps, fps_b
     # starts in, never earlier (the 93 ms window would otherwise anticipate it).
     hop_times_s = np.arange(len(levels)) * (hop / sample_rate) + (n_fft // 2) / sample_rate
     held, hit_times_s, hit_rows, hit_levels = anchor_to_onsets(
-        levels, hop_times_s, onset_times_s, n_fft / sample_rate, ANCHOR_RISE_RATIO)
+        levels, hop_times_s, onset_times_s, n_fft / sample_rate, ANCHOR_RISE_RATIO, in_place=True)
     accumulator = _FrameAccumulator("mean")
     accumulator.add(timing.frames_of_times(hop_times_s, fps, fps_base, offset_ms), held)
     per_frame = accumulator.result(n_frames, width, fill_gaps=True)
@@ -298,6 +299,15 @@ def _levels_per_frame(levels, onset_times_s, sample_rate, n_fft, hop, fps, fps_b
     inside = (hit_frames >= 0) & (hit_frames < n_frames)
     np.maximum.at(per_frame, (hit_frames[inside], hit_rows[inside]), hit_levels[inside])
     return per_frame
+
+
+def _fill_blocks(levels, blocks, columns):
+    """Write (first hop, values (m, len(columns))) blocks into ``levels[:, columns]``, emptying ``blocks``."""
+    while blocks:
+        first, values = blocks.pop(0)
+        stop = min(first + len(values), len(levels))
+        if stop > first:
+            levels[first:stop, columns] = values[: stop - first]
 
 
 def _curve_source(curve, source, parts):
@@ -489,16 +499,15 @@ def analyze(
 
     n_bands = len(bands)
     flux = np.concatenate(onset_curve) if onset_curve else np.zeros(0, np.float32)
-    mix_levels = _stack_blocks(level_blocks, len(on_mix) + 1 + 12)
-    n_hops = len(mix_levels)
-    levels = np.zeros((n_hops, n_bands + 1 + 12))
-    levels[:, on_mix] = mix_levels[:, : len(on_mix)]
-    levels[:, n_bands:] = mix_levels[:, len(on_mix):]
+    # One float64 array of every hop's levels (float64: a held level must stay exactly equal
+    # across hops), filled block by block without intermediate copies.
+    width = n_bands + 1 + 12
+    n_hops = sum(len(block) for _, block in level_blocks)
+    levels = np.zeros((n_hops, width))
+    chroma_columns = list(range(n_bands + 1, width))
+    _fill_blocks(levels, level_blocks, on_mix + [n_bands] + chroma_columns)
     if splitter is not None:
-        parts = _stack_blocks(part_blocks, len(on_parts) + (12 if chroma_source == HARMONIC else 0))[:n_hops]
-        levels[:, on_parts] = parts[:, : len(on_parts)]
-        if chroma_source == HARMONIC:
-            levels[:, n_bands + 1 :] = parts[:, len(on_parts):]
+        _fill_blocks(levels, part_blocks, on_parts + (chroma_columns if chroma_source == HARMONIC else []))
     mix_groups = _stack_blocks(mix_group_blocks, groups.shape[1])
     for stem_path, stem_levels, stem_groups in _stem_levels(bands, stem_files, band_rate, band_n_fft, band_hop,
                                                             band_matrix, chroma_matrix, chroma_stem, groups, check_hops):

@@ -190,3 +190,36 @@ def test_the_onset_cannot_listen_to_the_harmonic_part(kick_and_bass):
         analysis.analyze(kick_and_bass["mix"], 30, onset_source="harmonic")
     with pytest.raises(LatentWalkError, match="the stem of the chroma is not found"):
         analysis.analyze(kick_and_bass["mix"], 30, chroma_source=str(kick_and_bass["folder"] / "no.wav"))
+
+
+def test_separation_and_stems_stream_in_bounded_memory(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import soundfile
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sample_rate = 8000
+    minute = synth.clicks(np.arange(0.25, 60, 0.5), sample_rate, 60.0, amplitude=0.5)
+    minute += synth.tone(110.0, sample_rate, 60.0, 0.2)
+    peaks = {}
+    for minutes in (5, 60):
+        song, stem = tmp_path / f"{minutes}min.wav", tmp_path / f"{minutes}min_bass.wav"
+        for path in (song, stem):
+            with soundfile.SoundFile(str(path), "w", sample_rate, 1, subtype="PCM_16") as sound:
+                for _ in range(minutes):
+                    sound.write(minute)
+        code = (
+            "import resource; from blender_latentwalk.engine import analysis;"
+            "from blender_latentwalk.engine.bands import Band;"
+            f"f = analysis.analyze({str(song)!r}, 30, bands=[Band('Hits', 500, 3000, 'percussive'),"
+            f" Band('Pad', 60, 250, 'harmonic'), Band('Bass', 60, 250, {str(stem)!r})], chroma_source='harmonic');"
+            "print(f.n_frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+        assert result.returncode == 0, result.stderr[-2000:]
+        n_frames, peaks[minutes] = map(int, result.stdout.split())
+        assert n_frames == 30 * 60 * minutes
+    # 12 times the audio may only add the per-frame and per-hop outputs (tens of MB).
+    assert peaks[60] - peaks[5] < 150 * 1024, f"{peaks[5] // 1024} MiB -> {peaks[60] // 1024} MiB"
