@@ -115,7 +115,8 @@ def report(title, ours, ours_once, blender):
           f"warm {ours['warm_s']:.2f} s")
     print(f"  Blender graph.sound_to_samples, 8 bands one by one: {blender['total_s']:.2f} s "
           f"({', '.join(f'{t:.2f}' for t in blender['per_band_s'])})")
-    print(f"  bake speed-up: cold {blender['total_s'] / ours['cold_s']:.1f}x, warm {blender['total_s'] / ours['warm_s']:.1f}x")
+    print(f"  bake speed-up: cold {blender['total_s'] / ours['cold_s']:.1f}x, "
+          f"warm {blender['total_s'] / ours['warm_s']:.1f}x")
     print(f"  whole process (Python, bpy, imports, one bake): ours {ours_once['process_s']:.2f} s, "
           f"Blender {blender['process_s']:.2f} s: {blender['process_s'] / ours_once['process_s']:.1f}x")
 

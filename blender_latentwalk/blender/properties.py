@@ -158,7 +158,8 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
                ("window", "Window", "Every curve against the loud moments of the Window seconds around "
                 "each frame: every passage reaches high")))
     normalise_window_s: FloatProperty(name="Window (s)", description="With Normalise: Window, how many "
-                                      "seconds around each frame set its 1.0", default=10.0, soft_min=1.0, soft_max=60.0)
+                                      "seconds around each frame set its 1.0",
+                                      default=10.0, soft_min=1.0, soft_max=60.0)
     onset_source: EnumProperty(
         name="Onset Source", description="What the onset curve (and the beats) listen to", default="mix",
         items=(("mix", "Mix", "The whole song"),

@@ -394,7 +394,8 @@ def analyze(
     band_shapes = tuple(band_shapes) if band_shapes is not None else (shaping.BAND_SHAPE,) * len(bands)
     if len(band_shapes) != len(bands):
         raise LatentWalkError(f"{len(bands)} bands but {len(band_shapes)} shape settings were given.")
-    onset_stem, chroma_stem = _curve_source("onset", onset_source, ()), _curve_source("chroma", chroma_source, (HARMONIC,))
+    onset_stem = _curve_source("onset", onset_source, ())
+    chroma_stem = _curve_source("chroma", chroma_source, (HARMONIC,))
     info = audio.probe(path)
     check_bands_fit_file(bands, info.sample_rate, path)
     # {stem path: AudioInfo}: every stem checked before any work.
@@ -509,8 +510,9 @@ def analyze(
     if splitter is not None:
         _fill_blocks(levels, part_blocks, on_parts + (chroma_columns if chroma_source == HARMONIC else []))
     mix_groups = _stack_blocks(mix_group_blocks, groups.shape[1])
-    for stem_path, stem_levels, stem_groups in _stem_levels(bands, stem_files, band_rate, band_n_fft, band_hop,
-                                                            band_matrix, chroma_matrix, chroma_stem, groups, check_hops):
+    measured_stems = _stem_levels(bands, stem_files, band_rate, band_n_fft, band_hop, band_matrix, chroma_matrix,
+                                  chroma_stem, groups, check_hops)
+    for stem_path, stem_levels, stem_groups in measured_stems:
         columns = [i for i, band in enumerate(bands) if band.stem_path == stem_path]
         fitted = stems.fit_to_song(stem_levels, stem_groups, mix_groups, n_hops, stem_path,
                                    stems.listeners(bands, stem_path, onset_stem, chroma_stem), band_hop / band_rate,

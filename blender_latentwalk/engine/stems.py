@@ -84,7 +84,8 @@ def measure_offset_hops(stem_groups, song_groups, max_lag_hops):
     best = int(lags[np.argmax(scores)])
     # Against chance: how far each score stands above the typical lag's.
     chance = float(np.median(scores))
-    if abs(best) < MIN_OFFSET_HOPS or scores.max() - chance <= OFFSET_EVIDENCE_RATIO * max(correlation[0] - chance, 0.0):
+    evidence = scores.max() - chance
+    if abs(best) < MIN_OFFSET_HOPS or evidence <= OFFSET_EVIDENCE_RATIO * max(correlation[0] - chance, 0.0):
         return None
     return best
 

@@ -59,6 +59,7 @@ def test_hats_peak_on_their_own_frames_in_a_full_range_band(tmp_path, fps, fps_b
     fractions = np.random.default_rng(7).uniform(0, 0.9, len(frames))
     times = synth.click_times_on_frames(rate, frames, fractions)
     song = synth.hats(times, 44100, 10.0) + 0.001 * np.random.default_rng(0).standard_normal(441000).astype(np.float32)
-    air = analysis.analyze(synth.write(tmp_path / "hats.wav", song, 44100), fps, fps_base, bands=[AIR, MIDS]).band("Air")
+    path = synth.write(tmp_path / "hats.wav", song, 44100)
+    air = analysis.analyze(path, fps, fps_base, bands=[AIR, MIDS]).band("Air")
     peaks = [frame - 1 + int(np.argmax(air[frame - 1 : frame + 6])) for frame in frames]
     assert peaks == list(frames)
