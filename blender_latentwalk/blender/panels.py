@@ -56,12 +56,13 @@ class _LatentWalkPanel:
         column = layout.column(align=True)
         column.prop(settings, "offset_ms")
         row = column.row(align=True)
+        row.label(text="Normalise")
         row.prop(settings, "normalise", expand=True)
         if settings.normalise == "window":
-            row.prop(settings, "normalise_window_s")
+            column.prop(settings, "normalise_window_s")
         for curve in ("onset", "chroma"):
             row = column.row(align=True)
-            row.prop(settings, f"{curve}_source")
+            row.prop(settings, f"{curve}_source", text=curve.title())
             if getattr(settings, f"{curve}_source") == "stem":
                 row.prop(settings, f"{curve}_stem_path", text="")
         row = column.row(align=True)
