@@ -458,28 +458,28 @@ def analyze(
             onsets.add(timing.frames_of_times(times, fps, fps_base, offset_ms), flux[:, None])
             onset_curve.append(flux.astype(np.float32))
 
-    # The two measurements are independent; numpy and scipy release the GIL in
-    # their heavy loops, so two threads use two cores.
+    # The two measurements are independent; numpy, scipy and soxr release the GIL in
+    # their heavy loops, so two threads (each resampling its own stream) use two cores.
+    band_resampler = audio.Resampler(info.sample_rate, band_rate)
+    onset_resampler = audio.Resampler(info.sample_rate, sample_rate)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
 
-        def consume(onset_samples, band_samples, final):
-            jobs = [pool.submit(measure_levels, band_samples, final)]
-            if onset_stem is None:
-                jobs.append(pool.submit(measure_onsets, onset_samples, final))
+        def consume(levels_job, onsets_job):
+            jobs = [pool.submit(levels_job)] + ([pool.submit(onsets_job)] if onset_stem is None else [])
             for job in jobs:
                 job.result()
 
-        rates = (sample_rate,) if band_rate == sample_rate else (sample_rate, band_rate)
-        stream = audio.iter_mono_rates(path, rates)
+        stream = audio.iter_mono_source(path)
         while True:
             try:
-                blocks = next(stream)
+                mono, last, _ = next(stream)
             except StopIteration as done:
                 decoded_samples = done.value
                 break
-            consume(blocks[0], blocks[-1], final=False)
+            consume(lambda: measure_levels(band_resampler(mono, last), final=False),
+                    lambda: measure_onsets(onset_resampler(mono, last), final=False))
         nothing = np.zeros(0, dtype=np.float32)
-        consume(nothing, nothing, final=True)
+        consume(lambda: measure_levels(nothing, final=True), lambda: measure_onsets(nothing, final=True))
     if onset_stem is not None:  # its alignment is checked with the stems' levels below
         for samples in audio.iter_mono(onset_stem, sample_rate):
             measure_onsets(samples, final=False)
