@@ -3,8 +3,11 @@
     blender -b [FILE.blend] --python-exit-code 1 -P scripts/bake.py -- --audio SONG [options]
     python scripts/bake.py -- --audio SONG [options]          (where `import bpy` works)
 
-Options: --fps RATE (24, 29.97, 23.976 or 30000/1001), --fps-base B, --band NAME:LOW-HIGH (repeat), --offset-ms MS,
---beat-markers, --overwrite-edited, --save OUT.blend; --preview renders the BigGAN
+Options: --fps RATE (24, 29.97, 23.976 or 30000/1001), --fps-base B, --band NAME:LOW-HIGH[@SOURCE] (repeat;
+SOURCE: mix, percussive, harmonic or a stem file), --offset-ms MS,
+--normalise song|window, --normalise-window-s N, --onset-source mix|STEM,
+--chroma-source mix|harmonic|STEM, --beat-markers, --overwrite-edited,
+--save OUT.blend; --preview renders the BigGAN
 preview into the sequencer after the bake (--biggan NAME_OR_FOLDER, --preview-folder DIR,
 --device auto|cpu|cuda|mps). In Blender's own Python set
 LATENTWALK_ENGINE_PYTHON (or --engine-python) to a Python with the engine's
@@ -28,8 +31,12 @@ def parse_args(argv):
     parser.add_argument("--audio", required=True)
     parser.add_argument("--fps", help="24, 29.97, 23.976, 59.94, or a fraction such as 30000/1001")
     parser.add_argument("--fps-base", type=float)
-    parser.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH")
+    parser.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH[@SOURCE]")
     parser.add_argument("--offset-ms", type=float)
+    parser.add_argument("--normalise", choices=("song", "window"))
+    parser.add_argument("--normalise-window-s", type=float)
+    parser.add_argument("--onset-source", help="mix or a stem file")
+    parser.add_argument("--chroma-source", help="mix, harmonic or a stem file")
     parser.add_argument("--beat-markers", action="store_true")
     parser.add_argument("--overwrite-edited", action="store_true")
     parser.add_argument("--engine-python")
@@ -63,6 +70,22 @@ def main():
         scene.render.fps_base = args.fps_base
     if args.offset_ms is not None:
         settings.offset_ms = args.offset_ms
+    if args.normalise:
+        settings.normalise = args.normalise
+    if args.normalise_window_s is not None:
+        settings.normalise_window_s = args.normalise_window_s
+    for curve, parts in (("onset", ()), ("chroma", ("harmonic",))):
+        source = getattr(args, f"{curve}_source")
+        if not source:
+            continue
+        if source == "mix" or source in parts:
+            setattr(settings, f"{curve}_source", source)
+        elif source in ("percussive", "harmonic"):
+            headless.fail(f"the {curve} curve cannot listen to the {source} part; use "
+                          f"{', '.join(('mix',) + parts)} or a stem file.")
+        else:
+            setattr(settings, f"{curve}_source", "stem")
+            setattr(settings, f"{curve}_stem_path", os.path.abspath(source))
     settings.add_beat_markers = args.beat_markers
     try:
         if args.band:
@@ -75,6 +98,10 @@ def main():
             for band in new_bands:
                 item = settings.bands.add()
                 item.title, item.low_hz, item.high_hz = band.name, band.low_hz, band.high_hz
+                if band.stem_path is not None:
+                    item.source, item.stem_path = "stem", os.path.abspath(band.stem_path)
+                else:
+                    item.source = band.source
         from blender_latentwalk.blender.operators import bake
 
         result = bake(scene, overwrite_edited=args.overwrite_edited)

@@ -2,12 +2,17 @@
 
     .venv/bin/python scripts/bench_bake.py [--seconds 180]
 
-Synthesises a song (kick, bass, chords, hats), then in one run measures:
-  - ours, cold: analysis of 8 bands + onset + RMS + chroma + beats and the bake
+Synthesises a song (kick, bass, chords, hats), then in one run, for two sets of 8 bands
+(up to 11 kHz on the mix, the default analysis rate; and up to 16 kHz with two bands on
+the percussive part of the mix), measures:
+  - ours, cold: analysis of the 8 bands + onset + RMS + chroma + beats and the bake
     of all 22 curves, as the first call in a fresh process (imports timed apart);
   - ours, warm: the same again in that process;
   - Blender: `graph.sound_to_samples` (`sound_bake` before 4.1) once per band for
-    the same 8 bands, in background mode inside a temp_override with a Graph Editor.
+    the same 8 frequency ranges of the mix, in background mode inside a temp_override
+    with a Graph Editor;
+  - each of the two as a whole process (interpreter start, bpy, imports and one bake:
+    what a headless bake costs).
 Prints the times and the ratios. Not a test: shared machines are noisy.
 """
 
@@ -17,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -24,8 +30,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from demo_song import synthesise_song  # noqa: E402
 
-BANDS = [("Sub", 20, 60), ("Bass", 60, 120), ("Low Bass", 120, 250), ("Low Mids", 250, 500),
-         ("Mids", 500, 2000), ("High Mids", 2000, 4000), ("Presence", 4000, 6000), ("Brilliance", 6000, 11000)]
+# (name, low Hz, high Hz, source)
+CLASSIC = [("Sub", 20, 60, "mix"), ("Bass", 60, 120, "mix"), ("Low Bass", 120, 250, "mix"),
+           ("Low Mids", 250, 500, "mix"), ("Mids", 500, 2000, "mix"), ("High Mids", 2000, 4000, "mix"),
+           ("Presence", 4000, 6000, "mix"), ("Brilliance", 6000, 11000, "mix")]
+FULL_RANGE = [("Sub", 20, 60, "mix"), ("Kick", 60, 120, "percussive"), ("Low Bass", 120, 250, "mix"),
+              ("Low Mids", 250, 500, "mix"), ("Mids", 500, 2000, "mix"), ("High Mids", 2000, 4000, "mix"),
+              ("Presence", 4000, 8000, "mix"), ("Hats", 8000, 16000, "percussive")]
 
 
 OURS = r"""
@@ -42,15 +53,15 @@ blender_latentwalk.register()
 scene = bpy.context.scene
 settings = scene.latentwalk
 settings.audio_path = SONG
-for name, low, high in BANDS:
+for name, low, high, source in BANDS:
     band = settings.bands.add()
-    band.title, band.low_hz, band.high_hz = name, low, high
+    band.title, band.low_hz, band.high_hz, band.source = name, low, high, source
 times = []
-for _ in range(3):
+for _ in range(REPEATS):
     t0 = time.perf_counter()
     operators.bake(scene, overwrite_edited=True, python="")
     times.append(time.perf_counter() - t0)
-print("RESULT=" + json.dumps({"import_s": imported - start, "cold_s": times[0], "warm_s": min(times[1:])}))
+print("RESULT=" + json.dumps({"import_s": imported - start, "cold_s": times[0], "warm_s": min(times[1:] or times)}))
 """
 
 BLENDER = r"""
@@ -69,7 +80,7 @@ obj.select_set(True)
 bpy.context.view_layer.objects.active = obj
 bake = compat.sound_bake_operator()
 times = []
-for index, (name, low, high) in enumerate(BANDS):
+for index, (name, low, high, _) in enumerate(BANDS):
     obj[name] = 0.0
     obj.keyframe_insert(f'["{name}"]', frame=1)
     fcurves = compat.fcurves_of(obj)
@@ -86,13 +97,28 @@ print("RESULT=" + json.dumps({"total_s": sum(times), "per_band_s": times}))
 """
 
 
-def run(code, song):
-    source = f"ROOT = {ROOT!r}\nSONG = {song!r}\nBANDS = {BANDS!r}\n" + code
+def run(code, song, bands, repeats=3):
+    """Run ``code`` in a fresh Python; returns its RESULT dict plus the whole process's wall time."""
+    source = f"ROOT = {ROOT!r}\nSONG = {song!r}\nBANDS = {bands!r}\nREPEATS = {repeats}\n" + code
+    start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True)
+    process_s = time.perf_counter() - start
     line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT=")), None)
     if line is None:
         sys.exit(result.stdout + result.stderr)
-    return json.loads(line[len("RESULT="):])
+    return dict(json.loads(line[len("RESULT="):]), process_s=process_s)
+
+
+def report(title, ours, ours_once, blender):
+    print(title)
+    print(f"  ours: engine imports {ours['import_s']:.2f} s, cold (1st bake) {ours['cold_s']:.2f} s, "
+          f"warm {ours['warm_s']:.2f} s")
+    print(f"  Blender graph.sound_to_samples, 8 bands one by one: {blender['total_s']:.2f} s "
+          f"({', '.join(f'{t:.2f}' for t in blender['per_band_s'])})")
+    print(f"  bake speed-up: cold {blender['total_s'] / ours['cold_s']:.1f}x, "
+          f"warm {blender['total_s'] / ours['warm_s']:.1f}x")
+    print(f"  whole process (Python, bpy, imports, one bake): ours {ours_once['process_s']:.2f} s, "
+          f"Blender {blender['process_s']:.2f} s: {blender['process_s'] / ours_once['process_s']:.1f}x")
 
 
 def main():
@@ -105,19 +131,13 @@ def main():
         from blender_latentwalk.engine import filterbanks
 
         cached = os.path.isdir(filterbanks._cache_folder()) and bool(os.listdir(filterbanks._cache_folder()))
-        ours = run(OURS, song)
-        blender = run(BLENDER, song)
-    print(f"song: {args.seconds:.0f} s synthesised stereo 44.1 kHz, 8 bands, 30 fps")
-    print("ours (8 bands + onset + RMS + 12 chroma + beats, 22 curves baked):")
-    print(f"  engine imports   {ours['import_s']:7.2f} s  (once per Blender session; librosa's filter banks "
-          f"{'were cached' if cached else 'computed and cached now'})")
-    print(f"  cold (1st bake)  {ours['cold_s']:7.2f} s  ({ours['cold_s'] + ours['import_s']:.2f} s with the imports)")
-    print(f"  warm             {ours['warm_s']:7.2f} s")
-    print(f"Blender graph.sound_to_samples, 8 bands one by one: {blender['total_s']:7.2f} s "
-          f"({', '.join(f'{t:.2f}' for t in blender['per_band_s'])})")
-    print(f"speed-up: cold {blender['total_s'] / ours['cold_s']:.1f}x "
-          f"({blender['total_s'] / (ours['cold_s'] + ours['import_s']):.1f}x counting the imports), "
-          f"warm {blender['total_s'] / ours['warm_s']:.1f}x")
+        results = []
+        for bands in (CLASSIC, FULL_RANGE):
+            results.append((run(OURS, song, bands), run(OURS, song, bands, repeats=1), run(BLENDER, song, bands)))
+    print(f"song: {args.seconds:.0f} s synthesised stereo 44.1 kHz, 30 fps; ours: 8 bands + onset + RMS + "
+          f"12 chroma + beats, 22 curves baked (librosa's filter banks {'were cached' if cached else 'cached now'})")
+    report("8 bands up to 11 kHz, all on the mix:", *results[0])
+    report("8 bands up to 16 kHz, Kick (60-120 Hz) and Hats (8-16 kHz) on the percussive part:", *results[1])
 
 
 if __name__ == "__main__":

@@ -41,3 +41,36 @@ def tone(frequency_hz, sample_rate, duration_s, amplitude=0.5, fade_s=0.02):
 def write(path, signal, sample_rate, **kwargs):
     soundfile.write(str(path), signal, sample_rate, **kwargs)
     return str(path)
+
+
+def _place(event, times_s, sample_rate, duration_s):
+    signal = np.zeros(int(round(duration_s * sample_rate)), dtype=np.float32)
+    for t in times_s:
+        start = int(np.ceil(t * sample_rate))
+        end = min(len(signal), start + len(event))
+        signal[start:end] += event[: end - start]
+    return signal
+
+
+def kicks(times_s, sample_rate, duration_s, amplitude=0.8):
+    """Bass drums: a sine sweeping from 130 Hz down to 50 Hz, decaying over ~0.3 s, from each time."""
+    t = np.arange(int(0.3 * sample_rate)) / sample_rate
+    phase = 2 * np.pi * np.cumsum(50 + 80 * np.exp(-t * 30)) / sample_rate
+    return _place(amplitude * np.sin(phase) * np.exp(-t * 12), times_s, sample_rate, duration_s)
+
+
+def hats(times_s, sample_rate, duration_s, amplitude=0.5):
+    """Closed hi-hats: noise above 7 kHz decaying over ~50 ms, from each time."""
+    import scipy.signal
+
+    n = int(0.1 * sample_rate)
+    noise = np.random.default_rng(3).standard_normal(n)
+    high = scipy.signal.sosfilt(scipy.signal.butter(4, 7000, "highpass", fs=sample_rate, output="sos"), noise)
+    return _place(amplitude * high * np.exp(-np.arange(n) / sample_rate * 60), times_s, sample_rate, duration_s)
+
+
+def stabs(times_s, sample_rate, duration_s, amplitude=0.3, frequencies_hz=(659.3, 830.6, 987.8)):
+    """Chord stabs (E major, 660-990 Hz): a 2 ms attack, then a decay over ~0.3 s, from each time."""
+    t = np.arange(int(0.3 * sample_rate)) / sample_rate
+    chord = sum(np.sin(2 * np.pi * f * t) for f in frequencies_hz)
+    return _place(amplitude * chord * np.minimum(t / 0.002, 1.0) * np.exp(-t * 6), times_s, sample_rate, duration_s)

@@ -9,21 +9,37 @@ from bpy.props import BoolProperty, EnumProperty
 
 from . import bake_state, compat, curves, engine_client, preferences, sequencer
 from ..engine import timing
-from ..engine.bands import ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, Band, check_bands
+from ..engine.bands import DEFAULT_BANDS, Band, check_bands
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
 from ..engine.prompts import marker_prompt
+
 
 def _band_settings(settings):
     """The bands to analyse: the scene's, or the defaults for a scene with none (added on success)."""
     if len(settings.bands):
         return [{"name": b.title, "low_hz": b.low_hz, "high_hz": b.high_hz, "gain": b.gain,
-                 "threshold": b.threshold, "attack_ms": b.attack_ms, "release_ms": b.release_ms}
+                 "threshold": b.threshold, "attack_ms": b.attack_ms, "release_ms": b.release_ms,
+                 "source": band_source(b)}
                 for b in settings.bands]
     defaults = settings.bl_rna.properties["bands"].fixed_type.bl_rna.properties
     return [{"name": b.name, "low_hz": b.low_hz, "high_hz": b.high_hz, "gain": defaults["gain"].default,
              "threshold": defaults["threshold"].default, "attack_ms": defaults["attack_ms"].default,
-             "release_ms": defaults["release_ms"].default} for b in DEFAULT_BANDS]
+             "release_ms": defaults["release_ms"].default, "source": b.source} for b in DEFAULT_BANDS]
+
+
+def _source(source, stem_path, what):
+    """A curve's source for the engine: "mix", "percussive", "harmonic", or a stem's absolute path."""
+    if source != "stem":
+        return source
+    if not stem_path:
+        raise LatentWalkError(f"{what} listens to a stem, but no stem file is chosen: "
+                              "choose one, or set its source back to Mix.")
+    return os.path.abspath(bpy.path.abspath(stem_path))
+
+
+def band_source(band):
+    return _source(band.source, band.stem_path, f"band '{band.title}'")
 
 
 def build_request(scene):
@@ -34,12 +50,16 @@ def build_request(scene):
     audio_path = os.path.abspath(bpy.path.abspath(settings.audio_path))
     timing.check_fps(scene.render.fps, scene.render.fps_base)
     bands = _band_settings(settings)
-    check_bands([Band(b["name"], b["low_hz"], b["high_hz"]) for b in bands], ANALYSIS_SAMPLE_RATE)
+    check_bands([Band(b["name"], b["low_hz"], b["high_hz"]) for b in bands])
     return {
         "audio": audio_path,
         "fps": scene.render.fps,
         "fps_base": scene.render.fps_base,
         "offset_ms": settings.offset_ms,
+        "normalise": settings.normalise,
+        "normalise_window_s": settings.normalise_window_s,
+        "onset_source": _source(settings.onset_source, settings.onset_stem_path, "the onset curve"),
+        "chroma_source": _source(settings.chroma_source, settings.chroma_stem_path, "the chroma"),
         "bands": bands,
     }
 

@@ -12,6 +12,8 @@ class LATENTWALK_UL_bands(bpy.types.UIList):
         row = layout.row(align=True)
         row.prop(band, "title", text="", emboss=False)
         row.label(text=f"{band.low_hz:g}-{band.high_hz:g} Hz")
+        if band.source != "mix":
+            row.label(text=bpy.path.basename(band.stem_path) if band.source == "stem" else band.source.title())
         row.prop(band, "locked", text="", icon="LOCKED" if band.locked else "UNLOCKED", emboss=False)
 
 
@@ -52,9 +54,22 @@ class _LatentWalkPanel:
             row = box.row(align=True)
             row.prop(band, "attack_ms")
             row.prop(band, "release_ms")
+            box.prop(band, "source")
+            if band.source == "stem":
+                box.prop(band, "stem_path")
 
         column = layout.column(align=True)
         column.prop(settings, "offset_ms")
+        row = column.row(align=True)
+        row.label(text="Normalise")
+        row.prop(settings, "normalise", expand=True)
+        if settings.normalise == "window":
+            column.prop(settings, "normalise_window_s")
+        for curve in ("onset", "chroma"):
+            row = column.row(align=True)
+            row.prop(settings, f"{curve}_source", text=curve.title())
+            if getattr(settings, f"{curve}_source") == "stem":
+                row.prop(settings, f"{curve}_stem_path", text="")
         row = column.row(align=True)
         row.prop(settings, "add_beat_markers")
         row.prop(settings, "fit_frame_range")

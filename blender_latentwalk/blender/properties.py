@@ -38,8 +38,9 @@ class LatentWalkBand(bpy.types.PropertyGroup):
                         default=1.0, min=0.0, soft_max=4.0)
     threshold: FloatProperty(name="Threshold", description="Values below it become 0",
                              default=0.0, min=0.0, max=1.0)
-    attack_ms: FloatProperty(name="Attack (ms)", description="Rise time of the envelope, in ms",
-                             default=10.0, min=0.0, soft_max=500.0)
+    attack_ms: FloatProperty(name="Attack (ms)", description="Rise time of the envelope, in ms; "
+                             "above 0 every peak comes up to this much later",
+                             default=0.0, min=0.0, soft_max=500.0)
     release_ms: FloatProperty(name="Release (ms)", description="Fall time of the envelope, in ms",
                               default=150.0, min=0.0, soft_max=2000.0)
     locked: BoolProperty(name="Lock", description="Keep this band's curve as it is when re-baking")
@@ -47,6 +48,14 @@ class LatentWalkBand(bpy.types.PropertyGroup):
                           default=1.0, soft_min=0.0, soft_max=4.0)
     value: FloatProperty(name="Energy", description="The band's baked energy (edit it in the Graph Editor)",
                          default=0.0, soft_min=0.0, soft_max=1.0)
+    source: EnumProperty(
+        name="Source", description="What the band listens to", default="mix",
+        items=(("mix", "Mix", "The whole song"),
+               ("percussive", "Percussive", "The song's percussive part: hits, without held notes"),
+               ("harmonic", "Harmonic", "The song's harmonic part: held notes and chords, without hits"),
+               ("stem", "Stem", "A stem file of the song (drums.wav, bass.wav...) exported from its first sample")))
+    stem_path: StringProperty(name="Stem", description="The stem file this band listens to (same start as the song)",
+                              subtype="FILE_PATH", options=compat.PATH_OPTIONS)
 
     def as_band(self):
         return Band(self.title, self.low_hz, self.high_hz)
@@ -144,6 +153,29 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
                                    default=False)
     fit_frame_range: BoolProperty(name="Fit Frame Range", description="Set the scene's end frame to the song's end",
                                   default=True)
+    # How curves are scaled to 0..1 (engine.shaping.NORMALISE_MODES and defaults).
+    normalise: EnumProperty(
+        name="Normalise", default="song",
+        items=(("song", "Song", "Every curve against its song's loud passages: a quiet intro stays low, "
+                "a loud drop reaches high"),
+               ("window", "Window", "Every curve against the loud moments of the Window seconds around "
+                "each frame: every passage reaches high")))
+    normalise_window_s: FloatProperty(name="Window (s)", description="With Normalise: Window, how many "
+                                      "seconds around each frame set its 1.0",
+                                      default=10.0, soft_min=1.0, soft_max=60.0)
+    onset_source: EnumProperty(
+        name="Onset Source", description="What the onset curve (and the beats) listen to", default="mix",
+        items=(("mix", "Mix", "The whole song"),
+               ("stem", "Stem", "A stem file of the song (e.g. drums.wav), exported from its first sample")))
+    onset_stem_path: StringProperty(name="Onset Stem", description="The stem file the onset curve listens to",
+                                    subtype="FILE_PATH", options=compat.PATH_OPTIONS)
+    chroma_source: EnumProperty(
+        name="Chroma Source", description="What the chroma curves listen to", default="mix",
+        items=(("mix", "Mix", "The whole song"),
+               ("harmonic", "Harmonic", "The song's harmonic part: chords without the hits"),
+               ("stem", "Stem", "A stem file of the song (e.g. keys.wav), exported from its first sample")))
+    chroma_stem_path: StringProperty(name="Chroma Stem", description="The stem file the chroma curves listen to",
+                                     subtype="FILE_PATH", options=compat.PATH_OPTIONS)
     lock_onset: BoolProperty(name="Lock Onset", description="Keep the onset curve when re-baking")
     lock_rms: BoolProperty(name="Lock Loudness", description="Keep the loudness curve when re-baking")
     lock_chroma: BoolProperty(name="Lock Chroma", description="Keep the chroma curves when re-baking")

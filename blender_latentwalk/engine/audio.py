@@ -66,12 +66,48 @@ def iter_mono(path, sample_rate, block_s=BLOCK_S):
     Returns (as the generator's ``StopIteration.value``) the number of samples
     decoded at the file's own rate, from which the exact duration follows.
     """
+    stream = iter_mono_source(path, block_s)
+    resample = None
+    while True:
+        try:
+            mono, last, source_rate = next(stream)
+        except StopIteration as done:
+            return done.value
+        resample = resample or Resampler(source_rate, sample_rate)
+        block = resample(mono, last)
+        if len(block):
+            yield block
+
+
+class Resampler:
+    """Streaming resampling of mono float32 blocks (soxr, high quality); the identity at equal rates.
+
+    Each block goes through ``resampler(block, last)``; ``last`` on the final block flushes.
+    """
+
+    def __init__(self, source_rate, sample_rate):
+        self.stream = None if source_rate == sample_rate else soxr.ResampleStream(
+            source_rate, sample_rate, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, mono, last):
+        if self.stream is None:
+            return mono
+        return np.ascontiguousarray(self.stream.resample_chunk(mono, last=last), dtype=np.float32)
+
+
+def iter_mono_source(path, block_s=BLOCK_S):
+    """Decode ``path`` once as mono float32 blocks at the file's own rate.
+
+    Yields
+    ------
+    (np.ndarray shape (n,) float32, last: bool, source sample rate: int)
+        Consecutive blocks (resample them with a `Resampler` each, in any thread).
+
+    Returns (as the generator's ``StopIteration.value``) the number of samples decoded.
+    """
     with _open(path) as sound:
         source_rate = sound.samplerate
         declared = sound.frames
-        resampler = None
-        if source_rate != sample_rate:
-            resampler = soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ")
         block_samples = max(1, int(block_s * source_rate))
         decoded = 0
         while True:
@@ -88,10 +124,7 @@ def iter_mono(path, sample_rate, block_s=BLOCK_S):
             mono = block @ np.full(block.shape[1], 1.0 / block.shape[1], dtype=np.float32)
             if not np.isfinite(mono).all():  # float files can hold NaN or inf
                 mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
-            if resampler is not None:
-                mono = resampler.resample_chunk(mono, last=last)
-            if len(mono):
-                yield np.ascontiguousarray(mono, dtype=np.float32)
+            yield np.ascontiguousarray(mono, dtype=np.float32), last, source_rate
             if last:
                 break
     _check_complete(path, sound_format=sound.format, declared=declared, decoded=decoded, rate=source_rate)

@@ -2,8 +2,10 @@
 
 Commands
 --------
-analyze AUDIO --fps 30 [--fps-base 1.0] [--band NAME:LOW-HIGH ...] [--attack-ms A]
-        [--release-ms R] [--gain G] [--threshold T] [--offset-ms O] --out FEATURES.npz
+analyze AUDIO --fps 30 [--fps-base 1.0] [--band NAME:LOW-HIGH[@SOURCE] ...] [--attack-ms A]
+        [--release-ms R] [--gain G] [--threshold T] [--offset-ms O]
+        [--normalise song|window] [--normalise-window-s N] [--onset-source mix|STEM]
+        [--chroma-source mix|harmonic|STEM] --out FEATURES.npz
     Writes one float array of shape (n_frames,) per band (keyed by band name),
     ``onset``, ``rms``, ``chroma`` (n_frames, 12), ``beats`` (frame indices),
     ``band_names``, ``band_low_hz``, ``band_high_hz`` and ``meta`` (JSON).
@@ -44,7 +46,7 @@ import time
 import numpy as np
 
 from . import shaping
-from .bands import DEFAULT_BANDS, Band, parse_band
+from .bands import DEFAULT_BANDS, MIX, SEPARATED_SOURCES, Band, parse_band
 from .errors import LatentWalkError
 
 
@@ -56,14 +58,21 @@ def _build_parser():
     analyze.add_argument("--request", help="JSON file with every setting (used by the add-on)")
     analyze.add_argument("--fps", type=float, help="scene frame rate numerator, e.g. 30")
     analyze.add_argument("--fps-base", type=float, default=1.0, help="1.001 for 29.97 / 23.976")
-    analyze.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH",
-                         help="a frequency band in Hz; repeat for more (default: 7 musician bands)")
+    analyze.add_argument("--band", action="append", default=[], metavar="NAME:LOW-HIGH[@SOURCE]",
+                         help="a frequency band in Hz; repeat for more (default: 7 musician bands). SOURCE: "
+                              "mix (default), percussive or harmonic (that part of the mix), or a stem file")
     analyze.add_argument("--attack-ms", type=float, default=shaping.BAND_SHAPE.attack_ms)
     analyze.add_argument("--release-ms", type=float, default=shaping.BAND_SHAPE.release_ms)
     analyze.add_argument("--gain", type=float, default=1.0)
     analyze.add_argument("--threshold", type=float, default=0.0)
     analyze.add_argument("--offset-ms", type=float, default=0.0,
                          help="latency offset; positive values make curves react later")
+    analyze.add_argument("--normalise", default=shaping.DEFAULT_NORMALISE,
+                         help="song: curves follow the song's dynamics (default); window: each passage "
+                              "against the loudest moments of the --normalise-window-s seconds around it")
+    analyze.add_argument("--normalise-window-s", type=float, default=shaping.DEFAULT_NORMALISE_WINDOW_S)
+    analyze.add_argument("--onset-source", default=MIX, help="mix (default) or a stem file (e.g. drums.wav)")
+    analyze.add_argument("--chroma-source", default=MIX, help="mix (default), harmonic, or a stem file")
     analyze.add_argument("--out", required=True, help="features file to write (.npz)")
 
     tiny = commands.add_parser("make-tiny-models", help="write untrained tiny stand-in models")
@@ -209,6 +218,11 @@ def _render_full(args):
               f"after running out of memory, first {min(result.reduced_batch)}", file=sys.stderr)
 
 
+def _source_path(source):
+    """A band's source as the request holds it: the mix, a part of it, or a stem's absolute path."""
+    return source if source in (MIX,) + SEPARATED_SOURCES else os.path.abspath(source)
+
+
 def request_from_args(args):
     """The analysis request (a JSON-able dict) the flags describe."""
     if args.audio is None or args.fps is None:
@@ -221,7 +235,12 @@ def request_from_args(args):
         "fps": args.fps,
         "fps_base": args.fps_base,
         "offset_ms": args.offset_ms,
-        "bands": [{"name": b.name, "low_hz": b.low_hz, "high_hz": b.high_hz, **shape} for b in bands],
+        "normalise": args.normalise,
+        "onset_source": _source_path(args.onset_source),
+        "chroma_source": _source_path(args.chroma_source),
+        "normalise_window_s": args.normalise_window_s,
+        "bands": [{"name": b.name, "low_hz": b.low_hz, "high_hz": b.high_hz, "source": _source_path(b.source),
+                   **shape} for b in bands],
     }
 
 
@@ -229,7 +248,8 @@ def run_request(request):
     """Analyse according to a request dict; returns `analysis.Features`."""
     from . import analysis  # librosa is imported only when analysing
 
-    bands = [Band(b["name"], float(b["low_hz"]), float(b["high_hz"])) for b in request["bands"]]
+    bands = [Band(b["name"], float(b["low_hz"]), float(b["high_hz"]), str(b.get("source") or MIX))
+             for b in request["bands"]]
     shapes = [
         shaping.ShapeSettings(
             gain=float(b.get("gain", 1.0)),
@@ -246,6 +266,10 @@ def run_request(request):
         bands=bands,
         band_shapes=shapes,
         offset_ms=float(request.get("offset_ms", 0.0)),
+        normalise=str(request.get("normalise", shaping.DEFAULT_NORMALISE)),
+        normalise_window_s=float(request.get("normalise_window_s", shaping.DEFAULT_NORMALISE_WINDOW_S)),
+        onset_source=str(request.get("onset_source") or MIX),
+        chroma_source=str(request.get("chroma_source") or MIX),
     )
 
 

@@ -21,6 +21,18 @@ SNAP_TO_ZERO = 1e-3
 # Length of the running-max window that defines "local peaks" for normalisation.
 PEAK_WINDOW_S = 0.5
 PEAK_PERCENTILE = 90.0
+# Normalisation: over the whole song (quiet passages stay low: the default), or over
+# a window of N seconds around each frame (each passage against its own loud moments).
+NORMALISE_MODES = ("song", "window")
+DEFAULT_NORMALISE = "song"
+DEFAULT_NORMALISE_WINDOW_S = 10.0
+MIN_NORMALISE_WINDOW_S = 1.0
+LOCAL_REFERENCE_STEP_S = 0.25
+# The onset's hit strength is measured against the hits of the few seconds around it
+# (a dense drop has weaker spectral flux per hit than a sparse intro); its loudness
+# then comes from the loudness curve, so the onset follows the song's dynamics.
+ONSET_CONTEXT_S = 6.0
+ONSET_CONTEXT_SONG_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -39,9 +51,16 @@ class ShapeSettings:
     release_ms: float = 150.0
 
 
-BAND_SHAPE = ShapeSettings()
+BAND_SHAPE = ShapeSettings(attack_ms=0.0)
 # Onset is a pulse: keep it sharp; the walk adds its own decay.
 ONSET_SHAPE = ShapeSettings(attack_ms=0.0, release_ms=0.0)
+
+
+def _active_local_peaks(values, frame_rate, silence):
+    """Running max over `PEAK_WINDOW_S`, NaN where it is silence. Shape (n_frames,)."""
+    window = max(1, int(round(PEAK_WINDOW_S * frame_rate)))
+    local_peaks = maximum_filter1d(np.asarray(values, dtype=np.float64), size=window, mode="nearest")
+    return np.where(local_peaks > silence, local_peaks, np.nan)
 
 
 def peak_reference(values, frame_rate, silence):
@@ -64,26 +83,92 @@ def peak_reference(values, frame_rate, silence):
     """
     if len(values) == 0:
         return None
-    window = max(1, int(round(PEAK_WINDOW_S * frame_rate)))
-    local_peaks = maximum_filter1d(values, size=window, mode="nearest")
-    active = local_peaks[local_peaks > silence]
+    active = _active_local_peaks(values, frame_rate, silence)
+    active = active[np.isfinite(active)]
     if len(active) == 0:
         return None
     return float(np.percentile(active, PEAK_PERCENTILE))
 
 
-def normalise_positive(values, frame_rate):
+def local_peak_reference(values, frame_rate, silence, window_s):
+    """`peak_reference` of the ``window_s`` seconds around each frame.
+
+    Measured every `LOCAL_REFERENCE_STEP_S` and interpolated between; a stretch
+    whose whole window is silence has no reference (NaN).
+
+    values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float64
+    """
+    n = len(values)
+    if n == 0:
+        return np.zeros(0)
+    active = _active_local_peaks(values, frame_rate, silence)
+    half = max(1, int(round(window_s * frame_rate / 2)))
+    step = max(1, int(round(LOCAL_REFERENCE_STEP_S * frame_rate)))
+    centres = np.unique(np.append(np.arange(0, n, step), n - 1))
+    padded = np.concatenate([np.full(half, np.nan), active, np.full(half, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    references = np.full(len(centres), np.nan)
+    for start in range(0, len(centres), 256):  # bounded memory for hour-long songs
+        chunk = windows[centres[start : start + 256]]
+        has_any = np.isfinite(chunk).any(axis=1)
+        if has_any.any():
+            references[start : start + 256][has_any] = np.nanpercentile(chunk[has_any], PEAK_PERCENTILE, axis=1)
+    known = np.isfinite(references)
+    if not known.any():
+        return np.full(n, np.nan)
+    interpolated = np.interp(np.arange(n), centres[known], references[known])
+    # Where a whole window is silent the reference is unknown, not borrowed from far away.
+    nearest = np.minimum(np.round(np.arange(n) / step).astype(np.int64), len(centres) - 1)
+    interpolated[~known[nearest]] = np.nan
+    return interpolated
+
+
+def _references(values, frame_rate, silence, window_s):
+    """Per-frame reference, shape (n_frames,): the song's (``window_s`` None) or a window's. NaN: none."""
+    if window_s is None:
+        reference = peak_reference(values, frame_rate, silence)
+        return np.full(len(values), np.nan if reference is None else reference)
+    return local_peak_reference(values, frame_rate, silence, window_s)
+
+
+def check_normalisation(mode, window_s):
+    """Raise a ``LatentWalkError`` unless ``mode`` is one of `NORMALISE_MODES` with a usable window."""
+    from .errors import LatentWalkError
+
+    if mode not in NORMALISE_MODES:
+        raise LatentWalkError(
+            f"normalisation '{mode}' is unknown: use 'song' (quiet passages stay low) or 'window' "
+            "(each passage against its own loudest N seconds)."
+        )
+    if mode == "window" and not (window_s >= MIN_NORMALISE_WINDOW_S and math.isfinite(window_s)):
+        raise LatentWalkError(
+            f"the normalisation window is {window_s:g} s; it must be at least {MIN_NORMALISE_WINDOW_S:g} s "
+            "(e.g. 10)."
+        )
+
+
+def normalise_positive(values, frame_rate, window_s=None, song_share=0.0):
     """Scale a non-negative measurement (e.g. onset strength) to 0..1.
 
     values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
+    window_s : None to measure against the whole song, or the length of the
+        window around each frame whose peaks map to 1.0
+    song_share : with ``window_s``, a window's reference is at least this share of
+        the whole song's, so a stretch with no real peaks is not blown up to 1.0
     """
     values = np.asarray(values, dtype=np.float64)
     loudest = float(values.max()) if len(values) else 0.0
     # Onset strengths under a thousandth of the strongest are treated as silence.
-    reference = peak_reference(values, frame_rate, silence=max(loudest * 1e-3, 1e-12))
-    if reference is None:
-        return np.zeros(len(values), dtype=np.float32)
-    return np.clip(values / reference, 0.0, 1.0).astype(np.float32)
+    silence = max(loudest * 1e-3, 1e-12)
+    reference = _references(values, frame_rate, silence, window_s)
+    if window_s is not None and song_share > 0.0:
+        song_reference = peak_reference(values, frame_rate, silence)
+        if song_reference is not None:
+            reference = np.maximum(reference, song_share * song_reference)  # NaN (silence) stays NaN
+    known = np.isfinite(reference)
+    out = np.zeros(len(values), dtype=np.float32)
+    out[known] = np.clip(values[known] / reference[known], 0.0, 1.0)
+    return out
 
 
 def level_db(mean_square):
@@ -94,27 +179,26 @@ def level_db(mean_square):
     return 10.0 * np.log10(np.maximum(mean_square, 1e-12))
 
 
-def normalise_levels(levels_db, frame_rate, range_db=40.0):
+def normalise_levels(levels_db, frame_rate, range_db=40.0, window_s=None):
     """Map levels in dB to 0..1, each row against its own loud passages.
 
-    A row's 1.0 is `peak_reference` of its own level, but at least
+    A row's 1.0 is `peak_reference` of its own level (over the whole song, or with
+    ``window_s`` over the window around each frame), but at least
     ``BAND_HEADROOM_DB`` below the loudest row's; 0.0 is ``range_db`` lower, and
     never below `SILENCE_DB`, so silence and near-silent bands stay at zero.
 
     levels_db : np.ndarray, shape (n_rows, n_frames) -> np.ndarray, same shape, float32
     """
     levels_db = np.atleast_2d(levels_db)
-    references = [peak_reference(row, frame_rate, silence=SILENCE_DB) for row in levels_db]
-    known = [r for r in references if r is not None]
-    loudest_db = max(known) if known else None
-    out = np.zeros(levels_db.shape, dtype=np.float32)
-    for i, reference_db in enumerate(references):
-        if reference_db is None:
-            continue
-        reference_db = max(reference_db, loudest_db - BAND_HEADROOM_DB)
-        floor_db = max(reference_db - range_db, SILENCE_DB)
-        out[i] = np.clip((levels_db[i] - floor_db) / (reference_db - floor_db), 0.0, 1.0)
-    return out
+    references = np.stack([_references(row, frame_rate, SILENCE_DB, window_s) for row in levels_db]) \
+        if len(levels_db) else np.zeros(levels_db.shape)
+    with np.errstate(invalid="ignore"):
+        known = np.isfinite(references)
+        loudest_db = np.where(known.any(axis=0), np.nanmax(np.where(known, references, -np.inf), axis=0), np.nan)
+        reference_db = np.maximum(references, loudest_db[None, :] - BAND_HEADROOM_DB)
+        floor_db = np.maximum(reference_db - range_db, SILENCE_DB)
+        unit = (levels_db - floor_db) / (reference_db - floor_db)
+    return np.where(known, np.clip(unit, 0.0, 1.0), 0.0).astype(np.float32)
 
 
 def envelope(values, attack_ms, release_ms, frame_rate):
@@ -130,7 +214,10 @@ def envelope(values, attack_ms, release_ms, frame_rate):
     out = np.empty(len(values), dtype=np.float32)
     level = 0.0  # the song starts from silence
     for i, target in enumerate(np.asarray(values, dtype=np.float64).tolist()):
-        level += (rise if target > level else fall) * (target - level)
+        if target > level:
+            level = target if rise == 1.0 else level + rise * (target - level)  # an instant rise is exact
+        else:
+            level += fall * (target - level)
         if level < SNAP_TO_ZERO and target == 0.0:
             level = 0.0  # a release reaches silence instead of approaching it forever
         out[i] = level

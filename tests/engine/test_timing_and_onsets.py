@@ -1,4 +1,5 @@
-"""Frame-exact timing: clicks land on their own frames at every common frame rate."""
+"""Frame-exact timing: clicks, kicks, hats and stabs land on their own frames at every common frame rate,
+in the onset curve and in every band curve."""
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import pytest
 import synth
 from blender_latentwalk.engine import analysis, timing
 from blender_latentwalk.engine.errors import LatentWalkError
+from blender_latentwalk.engine.bands import Band
 
 FRAME_RATES = [(24, 1.0), (30, 1.001), (30, 1.0), (60, 1.0)]
 
@@ -31,6 +33,103 @@ def test_each_click_peaks_on_its_own_frame(tmp_path, fps, fps_base, sample_rate)
         assert onset[peak] > 0.5
 
 
+def _peak_frame(curve, frame):
+    """The first frame at the curve's highest value from the frame before ``frame`` on."""
+    return frame - 1 + int(np.argmax(curve[frame - 1 : frame + 6]))
+
+
+@pytest.mark.parametrize("fps,fps_base", FRAME_RATES)
+def test_kicks_hats_and_stabs_peak_on_their_own_frames_in_every_band_curve(tmp_path, fps, fps_base):
+    # One song: kicks, hats and chord stabs take turns, each at a random point of its
+    # frame (first sample and last 10 % included), over a quiet noise floor.
+    sample_rate, duration_s = 44100, 20.0
+    rate = fps / fps_base
+    frames = np.arange(int(rate * 0.5), int(rate * (duration_s - 0.5)), int(rate * 0.31))
+    fractions = np.random.default_rng(int(rate * 100)).uniform(0, 1, len(frames))
+    fractions[:9] = [0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.89, 0.88, 0.86]
+    times = synth.click_times_on_frames(rate, frames, fractions)
+    kinds = np.arange(len(frames)) % 3
+    song = (synth.kicks(times[kinds == 0], sample_rate, duration_s)
+            + synth.hats(times[kinds == 1], sample_rate, duration_s)
+            + synth.stabs(times[kinds == 2], sample_rate, duration_s)
+            + 0.001 * np.random.default_rng(0).standard_normal(int(duration_s * sample_rate)).astype(np.float32))
+    features = analysis.analyze(synth.write(tmp_path / "beat.wav", song, sample_rate), fps, fps_base)
+
+    band_of_kind = {0: "Bass", 1: "Brilliance", 2: "Mids"}
+    for frame, fraction, kind in zip(frames, fractions, kinds):
+        allowed = {frame, frame + 1} if fraction >= 0.9 else {frame}
+        for name, curve in ((band_of_kind[kind], features.band(band_of_kind[kind])), ("loudness", features.rms)):
+            peak = _peak_frame(curve, frame)
+            window = np.round(curve[frame - 3 : frame + 6], 2)
+            assert peak in allowed, f"{name}: event at frame {frame} + {fraction:.2f} peaked on {peak}: {window}"
+            assert curve[peak] > 0.5, (name, frame, window)
+            # Never early: nothing rises in the frame before the event's.
+            assert curve[frame - 1] <= curve[frame - 2] + 0.02, f"{name} rose before frame {frame}: {window}"
+
+
+@pytest.mark.parametrize("fps,fps_base", FRAME_RATES)
+def test_a_hat_just_after_a_kick_is_not_pulled_onto_the_kick(tmp_path, fps, fps_base):
+    # The kick's window reaches the hat 55 ms later; the hat still counts from its own frame.
+    rate = fps / fps_base
+    kick_frames = np.arange(12, int(rate * 9), int(rate * 0.5))
+    kick_times = synth.click_times_on_frames(rate, kick_frames, 0.2)
+    hat_times = kick_times + 0.055
+    hat_frames = np.floor(hat_times * rate + 1e-9).astype(int)
+    late_in_frame = hat_times * rate - hat_frames >= 0.9
+    song = synth.kicks(kick_times, 44100, 10.0) + synth.hats(hat_times, 44100, 10.0)
+    features = analysis.analyze(synth.write(tmp_path / "kick_hat.wav", song, 44100), fps, fps_base)
+    for kick_frame, hat_frame, late in zip(kick_frames, hat_frames, late_in_frame):
+        high = features.band("Brilliance")  # (falling from the previous hat until this one)
+        assert np.all(np.diff(high[kick_frame - 2 : hat_frame]) <= 0.0), high[kick_frame - 2 : hat_frame + 2]
+        assert _peak_frame(high, hat_frame) in ({hat_frame, hat_frame + 1} if late else {hat_frame})
+        assert _peak_frame(features.band("Bass"), kick_frame) == kick_frame
+
+
+@pytest.mark.parametrize("sample_rate", [44100, 48000])
+def test_hits_on_a_frame_s_first_sample_in_silence_are_not_credited_to_the_frame_before(tmp_path, sample_rate):
+    # Resampling to the analysis rate rings a little before a sharp hit: under a
+    # millisecond, but enough to cross a frame boundary if taken for the hit.
+    frames = np.arange(10, 280, 9)
+    times = synth.click_times_on_frames(30, frames, 0.0)
+    song = synth.clicks(times, sample_rate, 10.0) + synth.hats(times, sample_rate, 10.0)
+    features = analysis.analyze(synth.write(tmp_path / "edges.wav", song, sample_rate), 30)
+    for curve in (features.band("Brilliance"), features.band("Presence"), features.rms):
+        assert np.all(curve[frames - 1] <= curve[frames - 2]), curve[frames - 2] - curve[frames - 1]
+        assert np.all(curve[frames] > curve[frames - 1] + 0.3)
+
+
+@pytest.mark.parametrize("fps", [24, 30, 60])
+def test_the_demo_song_s_kicks_and_hats_land_on_the_beat(tmp_path, fps):
+    # Kick and hat on every beat (every 0.5 s, on a frame's first sample), a held bass
+    # and chords: the bass band and the high band peak on the beat's frame.
+    from demo_song import synthesise_song
+
+    path = str(tmp_path / "demo.wav")
+    synthesise_song(path, 12.0)
+    features = analysis.analyze(path, fps)
+    beat_frames = (np.arange(1.0, 11.5, 0.5) * fps).round().astype(int)
+    for name in ("Bass", "Brilliance"):
+        curve = features.band(name)
+        peaks = [frame - 1 + int(np.argmax(curve[frame - 1 : frame + fps // 5])) for frame in beat_frames]
+        assert peaks == list(beat_frames), (name, np.array(peaks) - beat_frames)
+
+
+@pytest.mark.parametrize("fps", [24, 60])
+def test_anchoring_to_hits_does_not_make_steady_noise_jumpier(tmp_path, monkeypatch, fps):
+    noise = 0.1 * np.random.default_rng(5).standard_normal(20 * 44100).astype(np.float32)
+    path = synth.write(tmp_path / "noise.wav", noise, 44100)
+    steady = slice(2 * fps, 18 * fps)
+    anchored = analysis.analyze(path, fps).bands[:, steady]
+    monkeypatch.setattr(analysis, "ANCHOR_RISE_RATIO", np.inf)  # no band is ever anchored
+    plain = analysis.analyze(path, fps).bands[:, steady]
+    assert not np.array_equal(anchored, plain)  # noise does hold a few hits
+    # Frame-to-frame changes: at most 15 % larger, band by band, and no new jumps.
+    ratio = np.diff(anchored, axis=1).std(axis=1) / np.diff(plain, axis=1).std(axis=1)
+    assert ratio.max() < 1.15, ratio
+    assert np.abs(np.diff(anchored, axis=1)).max() < 1.3 * np.abs(np.diff(plain, axis=1)).max()
+    assert abs(anchored.mean() - plain.mean()) < 0.02
+
+
 @pytest.mark.parametrize("fps,fps_base", [(30, 1.001), (24, 1.001)])
 def test_ten_minute_song_has_exact_frame_count_and_no_drift(tmp_path, fps, fps_base):
     sample_rate = 8000
@@ -40,7 +139,7 @@ def test_ten_minute_song_has_exact_frame_count_and_no_drift(tmp_path, fps, fps_b
     times = synth.click_times_on_frames(rate, [10, last_frame], [0.0, 0.02])
     path = synth.write(tmp_path / "long.flac", synth.clicks(times, sample_rate, duration_s), sample_rate)
 
-    features = analysis.analyze(path, fps, fps_base)
+    features = analysis.analyze(path, fps, fps_base, bands=[Band("Bass", 60.0, 250.0)])  # the file holds < 4 kHz
 
     assert features.n_frames == int(np.ceil(duration_s * rate)) == timing.frame_count(duration_s, fps, fps_base)
     assert int(np.argmax(features.onset[last_frame - 5 :])) + last_frame - 5 == last_frame

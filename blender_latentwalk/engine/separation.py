@@ -1,0 +1,156 @@
+"""The percussive and harmonic parts of the mix, for bands that listen to one of them.
+
+librosa.decompose.hpss's method (Fitzgerald, 2010): what is sustained in time is
+harmonic (a median over time), what is spread over frequency is percussive (a median
+over frequency); soft masks with power 2 then split every spectrum between the two.
+It runs here on the band analysis's own power spectra, block by block with a bounded
+context (memory stays flat with song length), and on a coarser grid than librosa's so
+that it costs a fraction of the analysis: log-spaced frequency groups of a twelfth of
+an octave, and 46 ms steps for the harmonic median (over 0.7 s, as librosa's 31
+frames of 512 samples at 22050 Hz).
+"""
+
+import numpy as np
+
+from .bands import PERCUSSIVE
+
+GROUPS_PER_OCTAVE = 12
+LOWEST_GROUP_HZ = 30.0
+PERCUSSIVE_KERNEL_GROUPS = 13  # an octave of groups
+HARMONIC_STEP_HOPS = 4  # band hops per step of the harmonic median
+HARMONIC_KERNEL_STEPS = 15
+
+
+def group_matrix(sample_rate, n_fft):
+    """np.ndarray, shape (n_fft // 2 + 1, n_groups), float32: 1 where a bin lies in a group.
+
+    Groups are log-spaced (`GROUPS_PER_OCTAVE` per octave from `LOWEST_GROUP_HZ`, all
+    lower bins in one group), and each holds at least one bin.
+    """
+    bin_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    octaves = np.log2(np.maximum(bin_hz, 1e-9) / LOWEST_GROUP_HZ)
+    group_of_bin = np.where(bin_hz < LOWEST_GROUP_HZ, 0, 1 + np.floor(octaves * GROUPS_PER_OCTAVE)).astype(int)
+    _, group_of_bin = np.unique(group_of_bin, return_inverse=True)  # drop groups no bin falls in
+    matrix = np.zeros((len(bin_hz), group_of_bin.max() + 1), dtype=np.float32)
+    matrix[np.arange(len(bin_hz)), group_of_bin] = 1.0
+    return matrix
+
+
+def _median_windows(values, size, axis):
+    """Median over ``size`` consecutive entries along ``axis`` of an edge-padded array."""
+    windows = np.lib.stride_tricks.sliding_window_view(values, size, axis=axis)
+    return np.partition(windows, size // 2, axis=-1)[..., size // 2]
+
+
+def _contiguous_ranges(matrix):
+    """(first, stop) of the nonzero columns of each row of a 0/1 matrix whose rows are contiguous."""
+    ranges = []
+    for row in matrix:
+        inside = np.flatnonzero(row)
+        if len(inside) != inside[-1] - inside[0] + 1:
+            raise ValueError("a band or group is not a contiguous range of bins")
+        ranges.append((int(inside[0]), int(inside[-1]) + 1))
+    return ranges
+
+
+class Splitter:
+    """Band powers of the percussive or harmonic part of a stream of power spectra.
+
+    Parameters
+    ----------
+    band_matrix : np.ndarray, shape (n_bands, n_bins): 1 where a bin lies in a band
+    parts : sequence of `bands.PERCUSSIVE` or `bands.HARMONIC`, one per band
+    sample_rate, n_fft : of the spectra
+
+    chroma_matrix : np.ndarray, shape (12, n_bins), or None: also the chroma of the harmonic part
+
+    `push` takes consecutive blocks of spectra and returns band powers (then the 12
+    chroma values) for the hops whose context is complete: the output lags the input
+    by under a second. Only the frequency groups the bands (and the chroma) cover, and
+    their neighbours for the percussive median, are filtered.
+    """
+
+    def __init__(self, band_matrix, parts, sample_rate, n_fft, chroma_matrix=None):
+        groups = group_matrix(sample_rate, n_fft)
+        self.n_groups = groups.shape[1]
+        self.group_starts = np.array([first for first, _ in _contiguous_ranges(groups.T)])
+        group_of_bin = np.argmax(groups, axis=1)
+        self.bands = []  # per band: bin range, its groups' range, bin offsets of those groups inside the band
+        for first, stop in _contiguous_ranges(band_matrix):
+            g0, g1 = int(group_of_bin[first]), int(group_of_bin[stop - 1]) + 1
+            starts = np.maximum(self.group_starts[g0:g1], first) - first
+            self.bands.append((first, stop, g0, g1, starts))
+        self.percussive = [part == PERCUSSIVE for part in parts]
+        self.chroma = None
+        if chroma_matrix is not None:  # over the bins where the chroma filters weigh anything
+            weight = chroma_matrix.sum(axis=0)
+            inside = np.flatnonzero(weight > 0.01 * weight.max())
+            first, stop = int(inside[0]), int(inside[-1]) + 1
+            g0, g1 = int(group_of_bin[first]), int(group_of_bin[stop - 1]) + 1
+            self.chroma = (first, stop, g0, g1, group_of_bin[first:stop] - g0,
+                           np.asarray(chroma_matrix[:, first:stop].T, dtype=np.float64))
+            self.chroma_power = np.zeros((0, stop - first))
+        self.step = HARMONIC_STEP_HOPS
+        self.half = HARMONIC_KERNEL_STEPS // 2
+        self.group_power = np.zeros((0, self.n_groups))
+        self.band_power = [np.zeros((0, g1 - g0)) for _, _, g0, g1, _ in self.bands]
+        self.buffer_first = 0  # hop index of the buffers' first row (a multiple of step)
+        self.next_step = 0  # the first step not output yet
+
+    def push(self, power, final=False):
+        """power: shape (m, n_bins), the next m hops. Returns ``(first hop, values (k, n_bands))``."""
+        if len(power):
+            power = np.asarray(power, dtype=np.float64)
+            self.group_power = np.concatenate([self.group_power, np.add.reduceat(power, self.group_starts, axis=1)])
+            for i, (first, stop, _, _, starts) in enumerate(self.bands):
+                inside = np.add.reduceat(power[:, first:stop], starts, axis=1)
+                self.band_power[i] = np.concatenate([self.band_power[i], inside])
+            if self.chroma is not None:
+                self.chroma_power = np.concatenate([self.chroma_power, power[:, self.chroma[0]:self.chroma[1]]])
+        n_hops = len(self.group_power)
+        n_steps = -(-n_hops // self.step) if final else n_hops // self.step
+        first_step = self.buffer_first // self.step
+        last_ready = first_step + n_steps - 1 - (0 if final else self.half)
+        width = len(self.bands) + (12 if self.chroma is not None else 0)
+        if n_steps == 0 or last_ready < self.next_step:
+            return self.next_step * self.step, np.zeros((0, width))
+        start = self.next_step * self.step - self.buffer_first
+        stop = min((last_ready + 1) * self.step - self.buffer_first, n_hops)
+        # Mean group power per step; the last step may be partial at the end of the song.
+        sums = np.add.reduceat(self.group_power, np.arange(0, n_hops, self.step), axis=0)[:n_steps]
+        steps = sums / np.minimum(self.step, n_hops - np.arange(n_steps) * self.step)[:, None]
+        around = np.clip(np.arange(self.next_step - self.half, last_ready + self.half + 1) - first_step,
+                         0, n_steps - 1)
+        step_of_hop = (np.arange(start, stop) + self.buffer_first) // self.step - self.next_step
+        pad = PERCUSSIVE_KERNEL_GROUPS // 2
+
+        def mask(g0, g1, percussive_part):
+            """shape (k, g1 - g0): the soft mask of the part, per hop and group."""
+            # Harmonic: median over time of the steps around each (edges repeated).
+            harmonic = _median_windows(steps[around][:, g0:g1], 2 * self.half + 1, axis=0)[step_of_hop]
+            # Percussive: median over the frequency groups around each (edges repeated).
+            neighbours = np.clip(np.arange(g0 - pad, g1 + pad), 0, self.n_groups - 1)
+            percussive = _median_windows(self.group_power[start:stop][:, neighbours], PERCUSSIVE_KERNEL_GROUPS, axis=1)
+            # Soft masks with power 2 on magnitudes: a power ratio.
+            total = percussive + harmonic
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(total > 0, (percussive if percussive_part else harmonic) / total, 0.5)
+
+        values = np.zeros((stop - start, width))
+        for i, (_, _, g0, g1, _) in enumerate(self.bands):
+            part = mask(g0, g1, self.percussive[i])
+            values[:, i] = np.einsum("hg,hg->h", self.band_power[i][start:stop], part * part)  # |mask|^2 of the power
+        if self.chroma is not None:
+            _, _, g0, g1, group_of_bin, weights = self.chroma
+            part = mask(g0, g1, False)[:, group_of_bin]
+            values[:, len(self.bands):] = (self.chroma_power[start:stop] * part * part) @ weights
+        first_hop = self.next_step * self.step
+        self.next_step = last_ready + 1
+        # Keep what the next medians need: the steps of the harmonic context.
+        drop = max(0, (self.next_step - self.half) * self.step - self.buffer_first)
+        self.group_power = self.group_power[drop:]
+        self.band_power = [power_in_groups[drop:] for power_in_groups in self.band_power]
+        if self.chroma is not None:
+            self.chroma_power = self.chroma_power[drop:]
+        self.buffer_first += drop
+        return first_hop, values
