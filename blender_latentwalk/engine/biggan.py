@@ -114,7 +114,6 @@ def load(name_or_path, device="auto", half=None):
     ``half`` defaults to fp16 on a GPU and fp32 on the CPU.
     """
     import torch
-    from pytorch_pretrained_biggan import BigGAN
 
     config_path, weights_path = resolve(name_or_path)
     model = load_weights(config_path, weights_path)

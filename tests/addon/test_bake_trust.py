@@ -1,7 +1,6 @@
 """Trust in the bake (issue 9), as an artist meets it: bake, edit, change, re-bake or render."""
 
 import os
-import sys
 
 import bpy
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 
 import bake_scenarios
 import synth
-from blender_latentwalk.blender import bake_state, compat, curves, operators, render, sequencer
+from blender_latentwalk.blender import bake_state, compat, curves, operators, render
 from blender_latentwalk.engine import analysis
 
 
