@@ -5,7 +5,7 @@ bpy = pytest.importorskip("bpy")
 
 import blender_latentwalk  # noqa: E402
 import synth  # noqa: E402
-from render_helpers import FPS  # noqa: E402
+from addon_helpers import FPS  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pytest
 import engine_python as engine
 from blender_latentwalk.blender import compat, render, sequencer, worker_client
 
-from render_helpers import FPS, pngs  # noqa: E402
+from addon_helpers import FPS, pngs  # noqa: E402
 
 
 def test_three_second_song_becomes_frames_strips_and_a_video_with_sound(baked, engine_python, tmp_path):

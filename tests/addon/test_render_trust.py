@@ -14,7 +14,7 @@ pytest.importorskip("torch")  # the worker runs in this Python (Blender's own, b
 pytest.importorskip("diffusers")
 av = pytest.importorskip("av")
 
-from render_helpers import FPS, pngs  # noqa: E402
+from addon_helpers import FPS, pngs  # noqa: E402
 
 
 def strip_named(scene, name):
@@ -183,12 +183,18 @@ def test_a_file_load_during_a_render_stops_it_and_keeps_finished_frames(baked, t
     assert len(pngs(tmp_path / "frames")) == len(job.result["rendered"])
 
 
-def test_disabling_the_addon_ends_the_worker(baked, addon):
-    render.render_sync(baked, frames=(1, 4))
-    assert worker_client.running()
-    addon.unregister()
+def test_disabling_the_addon_during_a_render_ends_it_and_the_worker(baked, addon, tmp_path):
+    job = render.RenderJob(baked)
+    render._active_job = job  # as the modal operator holds it
+    while not job.finished and job.done < 4:
+        job._handle(job.worker.events.get())
+    worker = job.worker
+    addon.unregister()  # Preferences > Add-ons: Latent Walk unticked while frames render
     try:
-        assert not worker_client.running()
+        assert render.active_job() is None and job.cancel_requested
+        assert not worker.alive() and not worker_client.running()  # its models' memory is freed
+        finished = pngs(tmp_path / "frames")
+        assert 4 <= len(finished) < 72  # what was finished stays
     finally:
         addon.register()
 
