@@ -13,7 +13,7 @@ import numpy as np
 from . import atomic
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-FEATURES_VERSION = 2  # 2: curves anchored to hits; meta says how they were normalised
+FEATURES_VERSION = 2  # 2: curves anchored to hits; meta adds normalise, band_sample_rate and the sources
 
 
 @dataclass
