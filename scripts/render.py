@@ -150,13 +150,15 @@ def main():
     apply_settings(args, scene)
     start_s = time.perf_counter()
     try:
+        song = os.path.abspath(bpy.path.abspath(settings.audio_path)) if settings.audio_path else ""
+        if audio is not None and not os.path.isfile(song):  # a moved .blend whose Song was relative: --audio it is
+            settings.audio_path = audio
         for line in sequencer.repair_song_strip(scene):  # a moved .blend's strip path, before judging the bake
             print(line, flush=True)
         for line in bake_if_stale(scene, audio):  # no bake, or not of this song, fps or song start
             print(line, flush=True)
         if args.encode:  # the song is checked (or its strip repaired) before the render, not after
-            for line in sequencer.check_song_strip(scene):
-                print(line, flush=True)
+            sequencer.check_song_strip(scene)
         job = render.render_sync(scene, frames=frames, print_progress=True)
         print(job.summary, flush=True)
         if job.result["stopped"]:

@@ -13,26 +13,13 @@ import os
 import bpy
 
 from ..engine.errors import LatentWalkError
-from . import compat
-
-
-def _song_strip(scene):
-    """The sound strip the bake put the song in (by name), else any strip playing the Song."""
-    from . import sequencer
-
-    settings = scene.latentwalk
-    ours = next((s for s in compat.all_strips(scene) if s.type == "SOUND" and s.sound is not None
-                 and s.name == settings.sound_strip_name), None)
-    if ours is not None:
-        return ours
-    return sequencer.find_sound_strip(scene, settings.audio_path) if settings.audio_path else None
+from . import sequencer
 
 
 def _file_size(path):
-    try:
-        return os.path.getsize(os.path.abspath(bpy.path.abspath(path)))
-    except OSError:
-        return None
+    """The size of the file at a Blender path, or None when there is no file (an empty Song included)."""
+    absolute = os.path.abspath(bpy.path.abspath(path)) if path else ""
+    return os.path.getsize(absolute) if os.path.isfile(absolute) else None
 
 
 def rate(fps, fps_base):
@@ -107,7 +94,7 @@ def changes(scene, audio_path=None):
         size = _file_size(settings.audio_path)
         if size is not None and timing.get("audio_size") not in (None, size):
             found.append(f"{song_name} changed on disk since the bake")
-    strip = _song_strip(scene)
+    strip = sequencer.song_strip(scene)
     if strip is not None:
         if settings.audio_path and not song_changed and not same_song(strip.sound.filepath, settings.audio_path):
             found.append(f"the song strip '{strip.name}' now plays "

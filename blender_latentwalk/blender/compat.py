@@ -184,3 +184,22 @@ def use_video_output(image_settings):
     if hasattr(image_settings, "media_type"):
         image_settings.media_type = "VIDEO"
     image_settings.file_format = "FFMPEG"
+
+
+def why_strip_is_silent(scene, strip):
+    """Why a sound strip will not be heard in a render ("" when it will): the strip muted, its
+    channel muted (channels have their own mute since 3.0), or its volume at 0."""
+    if strip.mute:
+        return f"the song strip '{strip.name}' is muted"
+    channels = getattr(scene.sequence_editor, "channels", None)
+    if channels is not None and strip.channel < len(channels) and channels[strip.channel].mute:
+        return f"channel {strip.channel}, which holds the song strip '{strip.name}', is muted"
+    if getattr(strip, "volume", 1.0) <= 0.0:
+        return f"the song strip '{strip.name}' has volume 0"
+    return ""
+
+
+def render_job_running():
+    """True while Blender's own render job runs (Encode Video in the UI); is_job_running is 3.3+."""
+    is_job_running = getattr(bpy.app, "is_job_running", None)
+    return bool(is_job_running and is_job_running("RENDER"))

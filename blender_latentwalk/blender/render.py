@@ -18,21 +18,24 @@ import bpy
 
 from ..engine.errors import LatentWalkError
 from ..engine.frames import ensure_writable_folder, frame_path
-from . import bake_state, engine_client, preferences, sampling, sequencer, worker_client
+from . import bake_state, compat, engine_client, preferences, sampling, sequencer, worker_client
 
 FINAL_STRIP_NAME = "Latent Walk"
 PLAN_FILE_NAME = "plan.npz"
-BLEND_NAME_TOKEN = "{blend_name}"  # Blender 5.0's path-template name for the .blend's name
+# Blender 5.0's path-template names, understood here in every version: the .blend's and the scene's.
+BLEND_NAME_TOKEN, SCENE_NAME_TOKEN = "{blend_name}", "{scene_name}"
 
 
-def resolve_folder(path, what):
+def resolve_folder(path, what, scene):
     """An absolute folder from a Blender path property: ``//`` is relative to the .blend, and
-    ``{blend_name}`` is the .blend's name, so two files in one folder never share frames."""
+    ``{blend_name}`` / ``{scene_name}`` are the .blend's and the scene's names, so two files
+    in one folder, or two scenes in one file, never share frames."""
     if (path.startswith("//") or BLEND_NAME_TOKEN in path) and not bpy.data.filepath:
         raise LatentWalkError(f"the {what} '{path}' depends on the .blend file: save the .blend first, "
                               "or choose an absolute folder.")
     blend_name = os.path.splitext(os.path.basename(bpy.data.filepath))[0]
-    return os.path.abspath(bpy.path.abspath(path.replace(BLEND_NAME_TOKEN, blend_name)))
+    path = path.replace(BLEND_NAME_TOKEN, blend_name).replace(SCENE_NAME_TOKEN, bpy.path.clean_name(scene.name))
+    return os.path.abspath(bpy.path.abspath(path))
 
 
 def output_size(scene):
@@ -61,7 +64,7 @@ def render_request(scene, preview):
     for name, path, what in (("preview", walk.preview_folder, "Preview Folder"),
                              ("output", diffusion.output_folder, "Output folder")):
         try:
-            folders[name] = resolve_folder(path, what)
+            folders[name] = resolve_folder(path, what, scene)
         except LatentWalkError:
             if name == ("preview" if preview else "output"):
                 raise  # the folder this render writes
@@ -80,39 +83,46 @@ def render_request(scene, preview):
                                                        "tiny_vae": tiny_vae}}
 
 
-def check_frames(scene, first=None, last=None, python=None):
+def check_frames(scene, first=None, last=None, python=None, plan=None):
     """(FrameStatus, folder): which of the Output folder's frames first..last (default: the song's
     frames) are, on disk, a finished render of the scene as it is now.
 
-    The files decide, not anything remembered in the .blend: the plan is sampled now and
-    the check runs in the worker's Python, so it computes the same frame keys the render does.
+    The files decide, not anything remembered in the .blend: the plan is sampled now (or is
+    ``plan``, just sampled by a render) and the check runs in the worker's Python, so it
+    computes the same frame keys the render does.
     """
     folder, request = render_request(scene, preview=False)
     song_first, song_last = sampling.plan_range(scene)
     first = song_first if first is None else first
     last = song_last if last is None else last
     _check_inside(first, last, song_first, song_last, scene)
-    plan = sampling.sample_plan(scene, song_first, song_last)
+    plan = sampling.sample_plan(scene, song_first, song_last) if plan is None else plan
     python = engine_client.engine_python(preferences.get().engine_python) if python is None else python
     with tempfile.TemporaryDirectory(prefix="latentwalk-check-") as temp:
         plan_path = os.path.join(temp, PLAN_FILE_NAME)
         plan.save(plan_path)
         status = engine_client.frame_status(python, plan_path, request, folder,
                                             (first - song_first, last - song_first))
-    _remember_check(scene, status)
+    _last_checks[_check_key(scene, folder)] = (time.strftime("%H:%M:%S"), status)
     return status, folder
 
 
-_last_checks = {}  # scene name -> (local time, FrameStatus) of the latest check (the panel shows it)
+# (.blend, scene, Output folder) -> (local time, FrameStatus) of the latest check: what the panel
+# shows until the next one. Forgotten when a file loads.
+_last_checks = {}
 
 
-def _remember_check(scene, status):
-    _last_checks[scene.name] = (time.strftime("%H:%M:%S"), status)
+def _check_key(scene, folder):
+    return bpy.data.filepath, scene.name, folder
 
 
 def last_check(scene):
-    """(time, FrameStatus) of the latest check of this scene's Output folder, or None."""
-    return _last_checks.get(scene.name)
+    """(time, FrameStatus) of the latest check of this scene's Output folder as it is set now, or None."""
+    try:
+        folder = resolve_folder(scene.latentwalk.diffusion.output_folder, "Output folder", scene)
+    except LatentWalkError:
+        return None
+    return _last_checks.get(_check_key(scene, folder))
 
 
 def _check_inside(first, last, song_first, song_last, scene):
@@ -129,6 +139,7 @@ class RenderJob:
     """
 
     def __init__(self, scene, preview=False, frames=None, python=None):
+        self.scene = scene  # the render ends on the scene it began on, whichever is active then
         self.notes = sequencer.repair_song_strip(scene)  # a moved .blend: its song strip's path may have broken
         bake_state.check_current(scene)  # keys made at another fps or song start would drift off the music
         settings = scene.latentwalk
@@ -228,10 +239,10 @@ class RenderJob:
             return (f"cancelled: {max(rendered, self.done)} new frames kept in {self.folder}; render again to "
                     "continue where it stopped")
         if not self.preview:
-            try:
-                check_frames(scene)  # the panel's "N of M frames current" follows each render
-            except LatentWalkError:
-                pass  # the render itself went well; the panel keeps its older count
+            try:  # the panel's "N of M frames current" follows each render (its plan, not sampled again)
+                check_frames(scene, plan=self.plan)
+            except LatentWalkError as error:
+                self.notes.append(f"the frames could not be counted afterwards ({error})")
         paths = [frame_path(self.folder, number) for number in range(self.first, self.last + 1)]
         song = sequencer.find_sound_strip(scene, scene.latentwalk.audio_path) if scene.latentwalk.audio_path else None
         name = sequencer.PREVIEW_STRIP_NAME if self.preview else FINAL_STRIP_NAME
@@ -263,7 +274,8 @@ class _RenderOperator:
 
     @classmethod
     def poll(cls, context):
-        return _active_job is None
+        # Not while Encode Video's render job reads the frames this would rewrite.
+        return _active_job is None and not compat.render_job_running()
 
     def execute(self, context):
         # Scripts and background mode: the same job, synchronously.
@@ -337,7 +349,10 @@ class _RenderOperator:
             raise
         self._end(context)
         try:
-            summary = job.finish(context.scene)
+            summary = job.finish(job.scene)
+        except ReferenceError:  # the scene was deleted while it rendered: its frames stay in the folder
+            self.report({"WARNING"}, f"Latent Walk: the rendered scene is gone; the frames are in {job.folder}")
+            return {"CANCELLED"}
         except LatentWalkError as error:
             self.report({"ERROR"}, f"Latent Walk: {error}")
             return {"CANCELLED"}
@@ -397,7 +412,7 @@ class LATENTWALK_OT_release_models(bpy.types.Operator):
 
 def video_path(scene):
     """Where Encode Video writes: next to the frames, named after the .blend."""
-    folder = resolve_folder(scene.latentwalk.diffusion.output_folder, "Output folder")
+    folder = resolve_folder(scene.latentwalk.diffusion.output_folder, "Output folder", scene)
     name = os.path.splitext(os.path.basename(bpy.data.filepath))[0] or "latentwalk"
     return os.path.join(folder, f"{name}.mp4")
 
@@ -417,7 +432,7 @@ def encode(scene, path, first=None, last=None, interactive=False, python=None):
         raise LatentWalkError(status.refusal(folder))
     sequencer.check_song_strip(scene)  # the song the curves were baked from, playing, not muted
     numbers = sorted(status.current)
-    song = sequencer.find_sound_strip(scene, scene.latentwalk.audio_path)
+    song = sequencer.song_strip(scene)
     sequencer.replace_image_strip(scene, FINAL_STRIP_NAME, [frame_path(folder, n) for n in numbers], numbers[0],
                                   song.channel)
     sequencer.mute_strip(scene, sequencer.PREVIEW_STRIP_NAME)
@@ -433,7 +448,7 @@ class LATENTWALK_OT_check_frames(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _active_job is None
+        return _active_job is None and not compat.render_job_running()
 
     def execute(self, context):
         try:
@@ -454,13 +469,13 @@ class LATENTWALK_OT_encode_video(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _active_job is None and bool(context.scene.latentwalk.audio_path)
+        return _active_job is None and not compat.render_job_running() and bool(context.scene.latentwalk.audio_path)
 
     def execute(self, context):
         try:
             path = video_path(context.scene)
             lines = encode(context.scene, path, interactive=not bpy.app.background)
-        except (LatentWalkError, RuntimeError) as error:
+        except (LatentWalkError, RuntimeError, OSError) as error:
             self.report({"ERROR"}, f"Latent Walk: {str(error).strip()}")
             return {"CANCELLED"}
         for line in lines:
@@ -495,6 +510,7 @@ def _stop_job_on_file_load(*_args):
     # without telling it: stop the worker's render (finished frames stay), take the
     # timer and status text away, and let Render Frames run again.
     global _active_job
+    _last_checks.clear()  # another file's counts must not show
     if _active_job is not None:
         _active_job.cancel()
         _release_ui(_active_job)

@@ -30,7 +30,7 @@ def find_sound_strip(scene, audio_path):
     return None
 
 
-def _bake_strip(scene):
+def song_strip(scene):
     """The sound strip the bake put the song in (by name), else one playing the Song, else None."""
     settings = scene.latentwalk
     strips = [s for s in compat.all_strips(scene) if s.type == "SOUND" and s.sound is not None]
@@ -45,7 +45,7 @@ def repair_song_strip(scene):
     paths relative on save) while the Song setting may still resolve. Returns the lines to
     tell the user; raises LatentWalkError when neither file exists.
     """
-    strip = _bake_strip(scene)
+    strip = song_strip(scene)
     if strip is None:
         return []
     settings = scene.latentwalk
@@ -63,22 +63,25 @@ def repair_song_strip(scene):
 
 def check_song_strip(scene):
     """Make sure the video will have the song: the bake's sound strip exists, plays a file that
-    exists (repaired by `repair_song_strip` when its path broke) and is not muted, so the
-    video is never encoded with silence. That the strip plays the song the curves were baked
-    from is `bake_state.check_current`'s to say. Returns the lines to tell the user (a
-    repair); raises LatentWalkError.
+    exists (`repair_song_strip` first mends a path a move broke) and will be heard (strip and
+    channel not muted, volume above 0), so the video is never encoded with silence. That the
+    strip plays the song the curves were baked from is `bake_state.check_current`'s to say.
+    Raises LatentWalkError.
     """
-    notes = repair_song_strip(scene)
-    strip = _bake_strip(scene)
+    strip = song_strip(scene)
     if strip is None and not bpy.app.build_options.audaspace:
         raise LatentWalkError("this Blender build cannot play or encode sound (it was built without Audaspace), so "
                               "the video would be silent: encode in a Blender with audio (any release build).")
     if strip is None:
         raise LatentWalkError("the Sequencer has no sound strip of the song, so the video would be silent: "
                               "press Bake Curves (it adds the song), or put the song on the Sequencer.")
-    if strip.mute:
-        raise LatentWalkError(f"the song strip '{strip.name}' is muted, so the video would be silent: unmute it.")
-    return notes
+    played = os.path.abspath(bpy.path.abspath(strip.sound.filepath))
+    if not os.path.isfile(played):
+        raise LatentWalkError(f"the song strip '{strip.name}' plays '{played}', which does not exist: set Song to "
+                              "the song's file and bake again.")
+    silent = compat.why_strip_is_silent(scene, strip)
+    if silent:
+        raise LatentWalkError(f"{silent}, so the video would be silent: make it heard, then encode again.")
 
 
 def _free_channel(scene, first_frame, last_frame, lowest=1):
@@ -193,8 +196,9 @@ class OutputSettings:
         self.scene = scene
         render = scene.render
         self.render = {name: getattr(render, name) for name in
-                       ("filepath", "use_file_extension", "use_sequencer", "use_compositing")}
-        self.range = scene.frame_start, scene.frame_end
+                       ("filepath", "use_file_extension", "use_sequencer", "use_compositing",
+                        "frame_map_old", "frame_map_new")}
+        self.range = scene.frame_start, scene.frame_end, scene.frame_step
         self.image = _settable(render.image_settings)
         self.ffmpeg = _settable(render.ffmpeg)
 
@@ -203,7 +207,7 @@ class OutputSettings:
         render = scene.render
         for name, value in self.render.items():
             setattr(render, name, value)
-        scene.frame_start, scene.frame_end = self.range
+        scene.frame_start, scene.frame_end, scene.frame_step = self.range
         # media_type (5.0) decides which file formats exist, so it goes first.
         image = dict(self.image)
         for name in ("media_type", "file_format"):
@@ -245,6 +249,9 @@ def encode_video(scene, path, first=None, last=None, interactive=False):
     set_video_output(scene, path)
     scene.frame_start = saved.range[0] if first is None else first
     scene.frame_end = saved.range[1] if last is None else last
+    # Every frame, at the song's speed: a Step of 2 or a time remap would put the video out of sync.
+    scene.frame_step = 1
+    scene.render.frame_map_old = scene.render.frame_map_new = 100
     if interactive:
         _pending_restores.append(saved)
         for handlers in (bpy.app.handlers.render_complete, bpy.app.handlers.render_cancel):

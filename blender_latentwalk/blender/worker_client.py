@@ -29,8 +29,16 @@ class Worker:
     def __init__(self, python):
         self.python = python
         engine_client.check_python(python)
-        self.log_path = log_path()
-        self._log = _open_private(self.log_path)
+        try:
+            self.log_path = log_path()
+        except OSError as error:
+            raise LatentWalkError(f"cannot make the render worker's log folder ({error}): check that Blender's user "
+                                  "folder is writable.") from None
+        try:
+            self._log = _open_private(self.log_path)
+        except OSError as error:
+            raise LatentWalkError(f"cannot write the render worker's log '{self.log_path}' ({error.strerror}): "
+                                  "check that Blender's user folder is writable.") from None
         try:
             self.process = subprocess.Popen(
                 engine_client.engine_command(python, "worker"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -85,6 +93,7 @@ class Worker:
         self.closing = True
         if self.alive():
             self.process.kill()
+        self._log.close()  # the process holds its own copy of the file until it is gone
 
     def close(self, timeout_s=10.0):
         """End the worker (models and their memory go with it)."""
@@ -144,7 +153,7 @@ def get(python):
     """The running worker for ``python``, started when there is none."""
     global _worker
     if _worker is not None and (not _worker.alive() or _worker.python != python):
-        _worker.close()
+        _worker.kill()  # another Python asked for (or a dead worker): never wait on the UI thread
         _worker = None
     if _worker is None:
         _worker = Worker(python)

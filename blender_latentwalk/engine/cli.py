@@ -183,11 +183,6 @@ def _frame_status(args):
     return render.frame_status(plan, args.biggan, settings, args.out, indices)
 
 
-def status_of(argv):
-    """`FrameStatus` for the `status` command's arguments, in this process (raises LatentWalkError)."""
-    return _frame_status(_build_parser().parse_args(argv))
-
-
 def _status(args):
     """Print the frame status; exit status 1 when a frame is stale or missing (0 with --json)."""
     status = _frame_status(args)

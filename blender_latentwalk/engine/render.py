@@ -214,19 +214,35 @@ def update_manifest(folder, changes, temp_prefix=None):
     return manifest
 
 
+def _sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def manifest_entry(path, key, batch_size):
     """What the manifest records of a frame file just written under ``key``, computed in a
-    batch of ``batch_size`` frames (smaller than asked after running out of memory)."""
+    batch of ``batch_size`` frames (smaller than asked after running out of memory): its size,
+    modification time and content hash."""
     status = os.stat(path)
-    return {"key": key, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns, "batch_size": int(batch_size)}
+    return {"key": key, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns, "sha256": _sha256_of(path),
+            "batch_size": int(batch_size)}
 
 
 def _file_matches(path, entry):
+    """True when ``path`` is the file the entry recorded: same size and modification time, or, when
+    only the time differs (copied back from a farm node, a sync, a network share), same content."""
     try:
         status = os.stat(path)
     except OSError:
         return False
-    return status.st_size == entry.get("bytes") and status.st_mtime_ns == entry.get("mtime_ns")
+    if status.st_size != entry.get("bytes"):
+        return False
+    if status.st_mtime_ns == entry.get("mtime_ns"):
+        return True
+    return "sha256" in entry and _sha256_of(path) == entry["sha256"]
 
 
 @dataclass(frozen=True)

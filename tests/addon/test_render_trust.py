@@ -65,24 +65,24 @@ def test_two_blend_files_in_one_folder_never_share_frames(baked, tmp_path):
         "output_folder"].default  # the default: //latentwalk_frames/{blend_name}/
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "first.blend"))
     scene = bpy.context.scene
-    assert render.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output") == str(
-        tmp_path / "latentwalk_frames" / "first")
+    assert render.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output", scene) == str(
+        tmp_path / "latentwalk_frames" / "first" / "Scene")
     assert bpy.ops.latentwalk.render() == {"FINISHED"}
-    first_frames = pngs(tmp_path / "latentwalk_frames" / "first")
+    first_frames = pngs(tmp_path / "latentwalk_frames" / "first" / "Scene")
 
     scene.latentwalk.walk.seed = 7  # a second file with another walk, saved next to the first
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "second.blend"))
     scene = bpy.context.scene
-    assert render.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output") == str(
-        tmp_path / "latentwalk_frames" / "second")
+    assert render.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output", scene) == str(
+        tmp_path / "latentwalk_frames" / "second" / "Scene")
     with pytest.raises(RuntimeError, match=r"0 of 72 frames current \(72 missing\)"):
         bpy.ops.latentwalk.encode_video()
 
     # Both pointed at one folder by hand: the second file's Encode sees the frames are not its own.
-    scene.latentwalk.diffusion.output_folder = "//latentwalk_frames/first/"
+    scene.latentwalk.diffusion.output_folder = "//latentwalk_frames/first/Scene/"
     with pytest.raises(RuntimeError, match=r"0 of 72 frames current \(72 stale\)"):
         bpy.ops.latentwalk.encode_video()
-    assert pngs(tmp_path / "latentwalk_frames" / "first") == first_frames
+    assert pngs(tmp_path / "latentwalk_frames" / "first" / "Scene") == first_frames
 
 
 def test_an_edit_undone_after_a_cancelled_render_is_refused_then_rerendered(baked, tmp_path):
@@ -138,6 +138,14 @@ def test_a_moved_blend_plays_the_song_or_is_refused_never_silent(baked, tmp_path
     with pytest.raises(RuntimeError, match="is muted, so the video would be silent"):
         bpy.ops.latentwalk.encode_video()
     strip.mute = False
+    scene.sequence_editor.channels[strip.channel].mute = True  # the channel's own mute (3.0+)
+    with pytest.raises(RuntimeError, match=f"channel {strip.channel}, which holds the song strip .* is muted"):
+        bpy.ops.latentwalk.encode_video()
+    scene.sequence_editor.channels[strip.channel].mute = False
+    strip.volume = 0.0
+    with pytest.raises(RuntimeError, match="has volume 0, so the video would be silent"):
+        bpy.ops.latentwalk.encode_video()
+    strip.volume = 1.0
     other = tmp_path / "other.wav"
     from demo_song import synthesise_song
 
@@ -160,6 +168,7 @@ def test_encode_leaves_the_artists_output_settings_as_they_were(baked, tmp_path)
     output.image_settings.quality = 77
     output.use_sequencer, output.use_compositing = False, True
     scene.frame_end = 60  # the artist trims the scene; the song's frames up to it are encoded
+    scene.frame_step = 2  # a Step for quick playblasts: the video still has every frame, in sync
     output.ffmpeg.audio_bitrate = 320
     assert bpy.ops.latentwalk.encode_video() == {"FINISHED"}
     with av.open(str(tmp_path / "frames" / "latentwalk.mp4")) as container:
@@ -168,6 +177,7 @@ def test_encode_leaves_the_artists_output_settings_as_they_were(baked, tmp_path)
     assert output.filepath == "//my_renders/shot_" and output.image_settings.file_format == "JPEG"
     assert output.image_settings.quality == 77 and output.ffmpeg.audio_bitrate == 320
     assert (output.use_sequencer, output.use_compositing, scene.frame_start, scene.frame_end) == (False, True, 1, 60)
+    assert scene.frame_step == 2
 
 
 def test_a_file_load_during_a_render_stops_it_and_keeps_finished_frames(baked, tmp_path):
@@ -204,3 +214,19 @@ def test_the_worker_log_is_private(baked):
     log = worker_client._worker.log_path
     assert not log.startswith("/tmp/") and os.path.isfile(log)
     assert os.stat(log).st_mode & 0o077 == 0 and os.stat(os.path.dirname(log)).st_mode & 0o077 == 0
+
+
+def test_the_panels_count_belongs_to_the_file_and_folder_it_was_made_for(baked, tmp_path):
+    scene = baked
+    assert bpy.ops.latentwalk.render() == {"FINISHED"}
+    assert render.last_check(scene)[1].summary() == "72 of 72 frames current"
+    scene.latentwalk.diffusion.output_folder = str(tmp_path / "elsewhere")
+    assert render.last_check(scene) is None  # another folder: not checked yet
+    scene.latentwalk.diffusion.output_folder = str(tmp_path / "frames")
+    assert render.last_check(scene) is not None
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "a.blend"))
+    assert render.last_check(bpy.context.scene) is None  # a count is for one file: this one was unsaved
+    assert bpy.ops.latentwalk.check_frames() == {"FINISHED"}
+    assert render.last_check(bpy.context.scene)[1].complete
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "a.blend"))  # loading a file (the same, even) forgets it
+    assert render.last_check(bpy.context.scene) is None

@@ -189,3 +189,22 @@ def test_frame_status_is_decided_by_the_files_and_the_plan_now(models, tmp_path)
     assert render.frame_status(plan(prompt="a lake"), models[0], settings(models), out).current == ()
     again = render.render(plan(), models[0], settings(models), out, batch_size=5, device="cpu")
     assert again.rendered == [7, 9]
+
+
+def test_frames_copied_back_with_new_times_stay_current_and_a_changed_byte_does_not(models, tmp_path):
+    """A farm node's frames copied home (or synced, or on a share) get new modification times."""
+    import shutil
+
+    out = tmp_path / "node"
+    render.render(plan(), models[0], settings(models, model="none"), str(out), device="cpu")
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in os.listdir(out):
+        if not name.startswith("."):
+            shutil.copy(out / name, home / name)  # contents only: new modification times
+    assert os.stat(home / "frame_000003.png").st_mtime_ns != os.stat(out / "frame_000003.png").st_mtime_ns
+    assert render.frame_status(plan(), models[0], settings(models, model="none"), str(home)).complete
+    data = bytearray((home / "frame_000003.png").read_bytes())
+    data[-20] ^= 0xFF  # same size, one byte different
+    (home / "frame_000003.png").write_bytes(bytes(data))
+    assert render.frame_status(plan(), models[0], settings(models, model="none"), str(home)).stale == (3,)

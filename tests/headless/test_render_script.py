@@ -165,6 +165,33 @@ def test_a_blend_copied_elsewhere_still_encodes_the_song(inputs, rendered, tmp_p
 
 
 
+def test_a_moved_blend_whose_song_was_relative_takes_the_audio_given(inputs, rendered, tmp_path):
+    """Song "//song.wav" next to the .blend; the .blend alone is moved: --audio is the song."""
+    import shutil
+
+    folder, _ = rendered
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(inputs["song"], project / "song.wav")
+    shutil.copy(folder / "video.blend", project / "video.blend")
+    relative = subprocess.run([sys.executable, "-c", (
+        "import sys, bpy; sys.path.insert(0, sys.argv[1]); import blender_latentwalk; "
+        "bpy.ops.wm.open_mainfile(filepath=sys.argv[2]); blender_latentwalk.register(); "
+        "bpy.context.scene.latentwalk.audio_path = '//song.wav'; bpy.ops.latentwalk.bake(); "
+        "bpy.ops.wm.save_mainfile()"), ROOT, str(project / "video.blend")],
+        capture_output=True, text=True, cwd=str(tmp_path))
+    assert relative.returncode == 0, relative.stderr[-2000:]
+    moved = tmp_path / "elsewhere" / "video.blend"
+    moved.parent.mkdir()
+    shutil.copy(project / "video.blend", moved)
+    result = subprocess.run([sys.executable, SCRIPT, "--", "--blend", str(moved), "--audio", inputs["song"],
+                             "--output", str(tmp_path / "frames"), "--sd", "none", "--device", "cpu",
+                             "--encode", str(tmp_path / "moved.mp4")],
+                            capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert audio_rms(tmp_path / "moved.mp4") == pytest.approx(audio_rms(folder / "video.mp4"), rel=0.05)
+
+
 def children_of(pid):
     """Process ids whose parent is ``pid`` (Linux /proc)."""
     found = []
