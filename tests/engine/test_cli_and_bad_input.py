@@ -122,3 +122,18 @@ def test_one_hour_song_in_bounded_memory(tmp_path):
     # 12 times the audio may only add the per-frame outputs (tens of MB): decoding
     # the hour at once would add >600 MB of samples and GBs of spectrogram.
     assert peak_hour - peak_short < 150 * 1024, f"{peak_short // 1024} MiB -> {peak_hour // 1024} MiB"
+
+
+def test_the_engine_cli_runs_from_any_folder(tmp_path):
+    """The README's engine commands work wherever the user stands (scripts/setup.sh installs the
+    project into .venv in editable mode), not only from the repository root."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-m", "blender_latentwalk.engine", "make-tiny-models", "models"],
+                            capture_output=True, text=True, cwd=str(tmp_path), env=environment)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "models" / "biggan-tiny-UNTRAINED" / "config.json").is_file()
+    assert (tmp_path / "models" / "sd-tiny-UNTRAINED" / "model_index.json").is_file()
