@@ -127,9 +127,6 @@ def frame_status(python, plan_path, request, folder, index_range):
     from ..engine.render import FrameStatus
 
     img2img = request["img2img"]
-    arguments = ["status", plan_path, "--biggan", request["biggan"], "--sd", img2img["model"],
-                 "--size", f"{img2img['width']}x{img2img['height']}", "--tiny-vae", img2img["tiny_vae"],
-                 "--out", folder, "--frames", f"{index_range[0]}-{index_range[1]}", "--json"]
     if not python:  # this process: the same check, without the CLI (whose analysis imports need scipy)
         try:
             from ..engine import render
@@ -141,6 +138,9 @@ def frame_status(python, plan_path, request, folder, index_range):
         except ImportError as error:
             raise LatentWalkError(f"Blender's Python cannot check the frames ({error}): set {SET_ENGINE_PYTHON} to "
                                   "the Python that renders (the project's .venv/bin/python).") from None
+    arguments = ["status", plan_path, "--biggan", request["biggan"], "--sd", img2img["model"],
+                 "--size", f"{img2img['width']}x{img2img['height']}", "--tiny-vae", img2img["tiny_vae"],
+                 "--out", folder, "--frames", f"{index_range[0]}-{index_range[1]}", "--json"]
     output = _run_engine(python, arguments).stdout.strip().splitlines()
     try:
         return FrameStatus.from_json(output[-1])

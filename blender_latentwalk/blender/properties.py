@@ -101,9 +101,10 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
     preview_width: IntProperty(name="Preview Width", description="Width in pixels of preview frames",
                                default=256, min=16, max=2048)
     preview_folder: StringProperty(name="Preview Folder", subtype="DIR_PATH",
-                                   description="Folder for preview frames; {blend_name} and {scene_name} are the .blend's "
-                                   "and the scene's names",
-                                   default="//latentwalk_preview/{blend_name}/{scene_name}/", options=compat.PATH_OPTIONS)
+                                   description="Folder for preview frames; {blend_name} and {scene_name} are the "
+                                   ".blend's and the scene's names",
+                                   default="//latentwalk_preview/{blend_name}/{scene_name}/",
+                                   options=compat.PATH_OPTIONS)
     device: EnumProperty(name="Device", items=(("auto", "Auto", "CUDA, then Apple MPS, then CPU"),
                                                ("cuda", "CUDA", ""), ("mps", "MPS", ""), ("cpu", "CPU", "")),
                          default="auto")
@@ -135,8 +136,8 @@ class LatentWalkDiffusion(bpy.types.PropertyGroup):
     tiny_vae: StringProperty(name="Tiny VAE", description="Optional AutoencoderTiny (e.g. madebyollin/taesd, or "
                              "madebyollin/taesdxl for SDXL): faster encoding and decoding, slightly softer images")
     output_folder: StringProperty(name="Output", description="Folder for the frames (and the encoded video); "
-                                  "{blend_name} and {scene_name} are the .blend's and the scene's names, so files in one "
-                                  "folder (or scenes in one file) never share frames",
+                                  "{blend_name} and {scene_name} are the .blend's and the scene's names, so files in "
+                                  "one folder (or scenes in one file) never share frames",
                                   subtype="DIR_PATH", default="//latentwalk_frames/{blend_name}/{scene_name}/",
                                   options=compat.PATH_OPTIONS)
     batch_size: IntProperty(name="Batch Size", description="Frames per batch; 0: 4 on the CPU, 16 on a GPU",

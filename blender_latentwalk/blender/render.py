@@ -70,7 +70,9 @@ def render_request(scene, preview):
                 raise  # the folder this render writes
             folders[name] = None  # cannot hold frames yet, so cannot clash with the other
     preview_folder, output_folder = folders["preview"], folders["output"]
-    if None not in (preview_folder, output_folder) and os.path.normcase(preview_folder) == os.path.normcase(output_folder):
+    same = None not in (preview_folder, output_folder) and (
+        os.path.normcase(preview_folder) == os.path.normcase(output_folder))
+    if same:
         raise LatentWalkError(f"the Preview Folder and the Output folder are the same ('{preview_folder}'): "
                               "previews would replace the rendered frames. Choose another Preview Folder.")
     if preview:
@@ -243,14 +245,22 @@ class RenderJob:
                 check_frames(scene, plan=self.plan)
             except LatentWalkError as error:
                 self.notes.append(f"the frames could not be counted afterwards ({error})")
-        paths = [frame_path(self.folder, number) for number in range(self.first, self.last + 1)]
-        song = sequencer.find_sound_strip(scene, scene.latentwalk.audio_path) if scene.latentwalk.audio_path else None
-        name = sequencer.PREVIEW_STRIP_NAME if self.preview else FINAL_STRIP_NAME
-        strip = sequencer.replace_image_strip(scene, name, paths, self.first, song.channel if song else 0)
-        if not self.preview:
-            sequencer.mute_strip(scene, sequencer.PREVIEW_STRIP_NAME)
-        return "; ".join(self.notes + [f"{rendered} frames rendered, {reused} kept, in {self.folder}; strip "
-                                       f"'{strip.name}' on channel {strip.channel} from frame {strip.frame_final_start}"])
+        strip = lay_frames(scene, self.folder, self.first, self.last, preview=self.preview)
+        summary = (f"{rendered} frames rendered, {reused} kept, in {self.folder}; strip '{strip.name}' on channel "
+                   f"{strip.channel} from frame {strip.frame_final_start}")
+        return "; ".join(self.notes + [summary])
+
+
+def lay_frames(scene, folder, first, last, preview=False):
+    """Put frames first..last of ``folder`` on the Sequencer above the song, replacing the strip
+    of their kind; the final frames mute the preview strip. Returns the strip."""
+    paths = [frame_path(folder, number) for number in range(first, last + 1)]
+    song = sequencer.song_strip(scene)
+    name = sequencer.PREVIEW_STRIP_NAME if preview else FINAL_STRIP_NAME
+    strip = sequencer.replace_image_strip(scene, name, paths, first, song.channel if song else 0)
+    if not preview:
+        sequencer.mute_strip(scene, sequencer.PREVIEW_STRIP_NAME)
+    return strip
 
 
 def render_sync(scene, preview=False, frames=None, python=None, print_progress=False):
@@ -431,13 +441,10 @@ def encode(scene, path, first=None, last=None, interactive=False, python=None):
     if not status.complete:
         raise LatentWalkError(status.refusal(folder))
     sequencer.check_song_strip(scene)  # the song the curves were baked from, playing, not muted
-    numbers = sorted(status.current)
-    song = sequencer.song_strip(scene)
-    sequencer.replace_image_strip(scene, FINAL_STRIP_NAME, [frame_path(folder, n) for n in numbers], numbers[0],
-                                  song.channel)
-    sequencer.mute_strip(scene, sequencer.PREVIEW_STRIP_NAME)
-    sequencer.encode_video(scene, path, numbers[0], numbers[-1], interactive=interactive)
-    return notes + [f"{status.summary()}; encoding frames {numbers[0]}-{numbers[-1]} with the song to {path}"]
+    first, last = min(status.current), max(status.current)  # complete: every frame between is current
+    lay_frames(scene, folder, first, last)
+    sequencer.encode_video(scene, path, first, last, interactive=interactive)
+    return notes + [f"{status.summary()}; encoding frames {first}-{last} with the song to {path}"]
 
 
 class LATENTWALK_OT_check_frames(bpy.types.Operator):

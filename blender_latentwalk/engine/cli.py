@@ -176,16 +176,12 @@ def _plan_and_settings(args):
     return plan, indices, settings
 
 
-def _frame_status(args):
+def _status(args):
+    """Print the frame status; exit status 1 when a frame is stale or missing (0 with --json)."""
     from . import render
 
     plan, indices, settings = _plan_and_settings(args)
-    return render.frame_status(plan, args.biggan, settings, args.out, indices)
-
-
-def _status(args):
-    """Print the frame status; exit status 1 when a frame is stale or missing (0 with --json)."""
-    status = _frame_status(args)
+    status = render.frame_status(plan, args.biggan, settings, args.out, indices)
     print(status.to_json() if args.json else status.summary())
     if args.json:
         return 0

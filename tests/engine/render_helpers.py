@@ -3,16 +3,29 @@ img2img step counts, tiny models, the engine CLI and worker as processes, and fo
 
 import json
 import os
+import random
 import subprocess
 import sys
 
 import numpy as np
 
-from blender_latentwalk.engine import render
+from blender_latentwalk.engine import biggan, img2img, render
 from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = (48, 32)
+
+
+def tiny_models(folder):
+    """(BigGAN folder, SD pipeline folder): untrained tiny models in the real on-disk formats."""
+    return biggan.make_tiny_model(str(folder / "biggan")), img2img.make_tiny_pipeline(str(folder / "sd"))
+
+
+def kill_point_random():
+    """A random.Random whose seed is printed, so a failing kill point can be replayed."""
+    seed = random.randrange(10**6)
+    print(f"\nkill point seed {seed}")
+    return random.Random(seed)
 
 
 def plan_72(n_frames=72, seed=3):

@@ -7,19 +7,13 @@ import sys
 import time
 
 import pytest
-from render_helpers import (ROOT, assert_manifest_consistent, cli_command, identities, leftovers, plan_72, pngs,
-                            settings)
+from render_helpers import (ROOT, assert_manifest_consistent, cli_command, identities, leftovers, plan_72,
+                            pngs, settings)
 
-from blender_latentwalk.engine import LatentWalkError, biggan, claims, img2img, render
+from blender_latentwalk.engine import LatentWalkError, claims, render
 from blender_latentwalk.engine.plan import RenderPlan
 
 BATCH = 8
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    return biggan.make_tiny_model(str(folder / "biggan")), img2img.make_tiny_pipeline(str(folder / "sd"))
 
 
 @pytest.fixture(scope="module")

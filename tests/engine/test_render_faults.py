@@ -15,19 +15,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from render_helpers import (ROOT, assert_manifest_consistent, cli_command, leftovers, plan_72, pngs, run_cli,
-                            settings)
+from render_helpers import (ROOT, assert_manifest_consistent, cli_command, kill_point_random, leftovers,
+                            plan_72, pngs, run_cli, settings)
 
 from blender_latentwalk.engine import LatentWalkError, atomic, biggan, cli, img2img, render, worker
 from blender_latentwalk.engine.plan import RenderPlan
 
 N_FRAMES, BATCH = 32, 4
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    return biggan.make_tiny_model(str(folder / "biggan")), img2img.make_tiny_pipeline(str(folder / "sd"))
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +55,7 @@ def assert_every_frame_whole_and_right(folder, expected):
 
 def test_kill_9_of_the_cli_render_at_a_random_point_then_resume(models, reference, tmp_path):
     plan_path, plan, expected = reference
-    rng = random.Random()
-    seed = rng.randrange(10**6)
-    rng.seed(seed)
-    print(f"\nkill point seed {seed}")
+    rng = kill_point_random()
     out = tmp_path / "frames"
     for attempt in range(1, 6):  # on a quiet machine the render can finish before the kill: try earlier
         shutil.rmtree(out, ignore_errors=True)
@@ -92,10 +83,7 @@ def test_kill_9_of_the_cli_render_at_a_random_point_then_resume(models, referenc
 
 def test_kill_9_of_the_worker_at_a_random_point_then_resume(models, reference, tmp_path):
     plan_path, plan, expected = reference
-    rng = random.Random()
-    seed = rng.randrange(10**6)
-    rng.seed(seed)
-    print(f"\nkill point seed {seed}")
+    rng = kill_point_random()
     out = tmp_path / "frames"
     request = dict(command="render", plan=str(plan_path), biggan=models[0], out=str(out), device="cpu",
                    img2img={"model": models[1], "width": 48, "height": 32}, frames=None, batch_size=BATCH)
