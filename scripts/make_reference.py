@@ -23,6 +23,7 @@ GROUPS = (
     ("Chroma", "LatentWalkPitch", "scene.latentwalk.chroma[i]"),
     ("Walk", "LatentWalkWalk", "scene.latentwalk.walk"),
     ("Render (img2img)", "LatentWalkDiffusion", "scene.latentwalk.diffusion"),
+    ("Modulation", "LatentWalkModulation", "scene.latentwalk.modulations[i]"),
 )
 UNITS = (("_ms", "ms"), ("_hz", "Hz"), ("_s", "s"))
 

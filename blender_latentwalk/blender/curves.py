@@ -232,6 +232,35 @@ _BAND_REFERENCE = re.compile(r"latentwalk\.bands\[(\d+)\]")
 REMOVED_BAND_PREFIX = "removed band: "
 
 
+def move_item_curves(scene, collection, new_index_of):
+    """Move the F-curves and drivers on ``scene.latentwalk.<collection>[i]`` to item i's new index.
+
+    new_index_of : list, one entry per item before the change: its index after it, or None
+        for a removed item, whose curves and drivers are deleted.
+    Returns the path mapping used: old data path -> new one (None: removed).
+    """
+    pattern = re.compile(rf"^latentwalk\.{collection}\[(\d+)\](.*)$")
+
+    def new_path(path):
+        match = pattern.match(path)
+        if match is None or int(match.group(1)) >= len(new_index_of):
+            return path
+        new = new_index_of[int(match.group(1))]
+        return None if new is None else f"latentwalk.{collection}[{new}]{match.group(2)}"
+
+    for fcurves in compat.fcurve_collections(scene) + [scene.animation_data.drivers if scene.animation_data else []]:
+        moves = []
+        for fcurve in list(fcurves):
+            path = new_path(fcurve.data_path)
+            if path is None:
+                fcurves.remove(fcurve)
+            elif path != fcurve.data_path:
+                moves.append((fcurve, path))
+        for fcurve, path in moves:  # all paths computed first: a move never meets a half-moved list
+            fcurve.data_path = path
+    return new_path
+
+
 def remap_bands(scene, new_index_of):
     """Keep every animation and driver on its band after the band list changed order.
 
@@ -246,23 +275,7 @@ def remap_bands(scene, new_index_of):
     settings = scene.latentwalk
     old_titles = [b.title for b in settings.bands]
 
-    def new_path(path):
-        match = _BAND_PATH.match(path)
-        if match is None or int(match.group(1)) >= len(new_index_of):
-            return path
-        new = new_index_of[int(match.group(1))]
-        return None if new is None else f"latentwalk.bands[{new}]{match.group(2)}"
-
-    for fcurves in compat.fcurve_collections(scene) + [scene.animation_data.drivers if scene.animation_data else []]:
-        moves = []
-        for fcurve in list(fcurves):
-            path = new_path(fcurve.data_path)
-            if path is None:
-                fcurves.remove(fcurve)
-            elif path != fcurve.data_path:
-                moves.append((fcurve, path))
-        for fcurve, path in moves:  # all paths computed first: a move never meets a half-moved list
-            fcurve.data_path = path
+    new_path = move_item_curves(scene, "bands", new_index_of)
 
     recorded = load_fingerprints(settings)
     renamed = {}

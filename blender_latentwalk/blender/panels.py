@@ -214,6 +214,42 @@ class LATENTWALK_PT_graph_render(_RenderPanel, bpy.types.Panel):
     bl_parent_id = "LATENTWALK_PT_graph"
 
 
+class _ModulationPanel:
+    """Settings that follow a curve: base + amount x curve, sampled into the plan (no driver, no cycle)."""
+
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Modulation"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.latentwalk
+        for index, item in enumerate(settings.modulations):
+            box = layout.box()
+            row = box.row(align=True)
+            row.prop(item, "target", text="")
+            row.prop(item, "curve_choice", text="")
+            row = box.row(align=True)
+            row.prop(item, "mute", text="", icon="HIDE_ON" if item.mute else "HIDE_OFF", emboss=False)
+            row.prop(item, "amount")
+            row.operator("latentwalk.modulation_remove", text="", icon="X").index = index
+        layout.operator("latentwalk.modulation_add", icon="ADD")
+
+
+class LATENTWALK_PT_sequencer_modulation(_ModulationPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_sequencer_modulation"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_sequencer_render"
+
+
+class LATENTWALK_PT_graph_modulation(_ModulationPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_graph_modulation"
+    bl_space_type = "GRAPH_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_graph_render"
+
+
 classes = (LATENTWALK_UL_bands, LATENTWALK_PT_sequencer, LATENTWALK_PT_graph,
            LATENTWALK_PT_sequencer_walk, LATENTWALK_PT_graph_walk,
-           LATENTWALK_PT_sequencer_render, LATENTWALK_PT_graph_render)
+           LATENTWALK_PT_sequencer_render, LATENTWALK_PT_graph_render,
+           LATENTWALK_PT_sequencer_modulation, LATENTWALK_PT_graph_modulation)

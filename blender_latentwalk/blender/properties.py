@@ -17,6 +17,7 @@ from bpy.props import (
 )
 
 from . import compat
+from ..engine import modulation
 from ..engine.bands import DEFAULT_BANDS, Band
 
 
@@ -143,6 +144,60 @@ class LatentWalkDiffusion(bpy.types.PropertyGroup):
     batch_size: IntProperty(name="Batch Size", description="Frames per batch; 0: 4 on the CPU, 16 on a GPU",
                             default=0, min=0, soft_max=64)
 
+# (identifier, name, description) of the settings a modulation may change: plan array names.
+_TARGET_ITEMS = (("strength", "Strength", "Stable Diffusion's strength"),
+                 ("guidance", "Guidance", "Stable Diffusion's guidance scale"),
+                 ("steps", "Steps", "Stable Diffusion's steps (rounded to whole steps)"),
+                 ("truncation", "Truncation", "BigGAN's truncation"),
+                 ("pulse", "Pulse", "How hard onsets kick the image"),
+                 ("speed", "Speed", "Travel speed (travel mode)"),
+                 ("jitter", "Jitter", "Random wobble per frame"))
+assert tuple(item[0] for item in _TARGET_ITEMS) == modulation.TARGETS
+
+_curve_items_alive = []  # Blender keeps only pointers to a dynamic enum's strings: keep them alive
+
+
+def _curve_items(modulation_item, _context=None):
+    settings = modulation_item.id_data.latentwalk  # the scene the modulation belongs to
+    items = [(modulation.ONSET, "Onset", "The onset curve"), (modulation.LOUDNESS, "Loudness", "The loudness curve")]
+    for band in settings.bands:
+        key = modulation.curve_key_for_band(band.title)
+        if all(key != item[0] for item in items):
+            items.append((key, band.title, f"The band {band.name}"))
+    items = [(key, name, description, number) for number, (key, name, description) in enumerate(items)]
+    _curve_items_alive[:] = items
+    return items
+
+
+def _get_curve(modulation_item):
+    # The choice is stored as its key (curve), not as the enum's number, so removing or
+    # reordering bands never makes a modulation follow another band.
+    for key, _name, _description, number in _curve_items(modulation_item):
+        if key == modulation_item.curve:
+            return number
+    return -1  # the band is gone: shown empty; sampling the plan refuses and says which
+
+
+def _set_curve(modulation_item, number):
+    for key, _name, _description, item_number in _curve_items(modulation_item):
+        if item_number == number:
+            modulation_item.curve = key
+
+
+class LatentWalkModulation(bpy.types.PropertyGroup):
+    """A render setting following a curve: setting + amount x curve, sampled into the plan."""
+
+    target: EnumProperty(name="Setting", description="The render or walk setting that follows the curve",
+                         items=_TARGET_ITEMS, default="strength")
+    curve: StringProperty(name="Curve Key", description="onset, rms, or band:<band name>",
+                          default=modulation.ONSET, options={"HIDDEN"})
+    curve_choice: EnumProperty(name="Curve", description="The baked curve the setting follows: Onset, Loudness or a band",
+                               items=_curve_items, get=_get_curve, set=_set_curve)
+    amount: FloatProperty(name="Amount", description="Added to the setting per unit of the curve "
+                          "(the curve is 0..1); negative values subtract. Animatable",
+                          default=0.3, soft_min=-1.0, soft_max=1.0)
+    mute: BoolProperty(name="Mute", description="Leave the setting as it is")
+
 
 class LatentWalkSettings(bpy.types.PropertyGroup):
     audio_path: StringProperty(name="Song", description="Audio file to analyse (wav, flac, ogg, mp3)",
@@ -190,6 +245,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
     chroma: CollectionProperty(type=LatentWalkPitch)
     walk: PointerProperty(type=LatentWalkWalk)
     diffusion: PointerProperty(type=LatentWalkDiffusion)
+    modulations: CollectionProperty(type=LatentWalkModulation)
 
     # Bookkeeping of the last bake, written by the bake operator.
     baked_fingerprints: StringProperty(options={"HIDDEN"})  # JSON {"path[index]": hash}
@@ -216,7 +272,8 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
             item.index, item.name = index, class_name(index)
 
 
-classes = (LatentWalkBand, LatentWalkPitch, LatentWalkClass, LatentWalkWalk, LatentWalkDiffusion, LatentWalkSettings)
+classes = (LatentWalkBand, LatentWalkPitch, LatentWalkClass, LatentWalkWalk, LatentWalkDiffusion, LatentWalkModulation,
+           LatentWalkSettings)
 
 
 def register():

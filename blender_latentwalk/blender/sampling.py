@@ -7,6 +7,7 @@ The frame the artist was on is restored afterwards.
 
 import numpy as np
 
+from ..engine import modulation
 from ..engine.errors import LatentWalkError
 from ..engine.features import PITCH_CLASSES
 from ..engine.plan import RenderPlan
@@ -20,7 +21,8 @@ WALK_ARRAYS = ("truncation", "pulse", "speed", "jitter")
 # Every property the render samples on every frame, by property group (docs/parameters.md shows it).
 SAMPLED_PER_FRAME = {"LatentWalkSettings": ("onset",), "LatentWalkBand": ("value", "weight"),
                      "LatentWalkPitch": ("value",), "LatentWalkWalk": WALK_ARRAYS,
-                     "LatentWalkDiffusion": tuple(DIFFUSION_ARRAYS.values())}
+                     "LatentWalkDiffusion": tuple(DIFFUSION_ARRAYS.values()),
+                     "LatentWalkModulation": ("amount",)}
 
 
 def plan_range(scene):
@@ -29,6 +31,37 @@ def plan_range(scene):
     strip = sequencer.find_sound_strip(scene, settings.audio_path) if settings.audio_path else None
     first = int(strip.frame_start) if strip is not None else scene.frame_start
     return max(first, scene.frame_start), scene.frame_end
+
+
+def _target_owner(settings, target):
+    """The property group holding a modulation target, and the property's name there."""
+    if target in WALK_ARRAYS:
+        return settings.walk, target
+    return settings.diffusion, DIFFUSION_ARRAYS[target]
+
+
+def _range_of(settings, target):
+    owner, prop = _target_owner(settings, target)
+    definition = owner.bl_rna.properties[prop]
+    return modulation.Range(definition.hard_min, definition.hard_max)
+
+
+def _active_modulations(settings):
+    """[(target, read_curve, modulation item)] for the unmuted modulations; refuses one that
+    follows a band no longer in the list (it would silently follow nothing)."""
+    readers = {modulation.ONSET: lambda: settings.onset, modulation.LOUDNESS: lambda: settings.rms}
+    for band in settings.bands:
+        readers.setdefault(modulation.curve_key_for_band(band.title), lambda band=band: band.value)
+    active = []
+    for item in settings.modulations:
+        if item.mute:
+            continue
+        if item.curve not in readers:
+            raise LatentWalkError(
+                f"the modulation of {item.target.title()} follows the band '{modulation.band_title(item.curve)}', "
+                "which is not in the band list any more: pick another curve for it in Render > Modulation.")
+        active.append((item.target, readers[item.curve], item))
+    return active
 
 
 def sample_plan(scene, first=None, last=None):
@@ -57,6 +90,8 @@ def sample_plan(scene, first=None, last=None):
     per_frame = {name: np.zeros(n_frames, np.float32)
                  for name in ("onset", *WALK_ARRAYS, *DIFFUSION_ARRAYS)}
     diffusion = settings.diffusion
+    modulations = _active_modulations(settings)
+    offsets = {target: np.zeros(n_frames, np.float64) for target in {m[0] for m in modulations}}
     current = scene.frame_current
     try:
         for k, frame in enumerate(range(first, last + 1)):
@@ -70,8 +105,13 @@ def sample_plan(scene, first=None, last=None):
                 per_frame[name][k] = getattr(walk, name)
             for name, prop in DIFFUSION_ARRAYS.items():
                 per_frame[name][k] = getattr(diffusion, prop)
+            for target, read_curve, item in modulations:
+                offsets[target][k] += item.amount * read_curve()
     finally:
         scene.frame_set(current)
+    for target, offset in offsets.items():
+        per_frame[target] = modulation.apply(per_frame[target], offset, _range_of(settings, target),
+                                             whole_numbers=target in modulation.WHOLE_NUMBER_TARGETS)
     changes = [(marker.frame, marker_prompt(marker.name)) for marker in scene.timeline_markers
                if marker_prompt(marker.name) is not None]
     prompts, prompt_weights = schedule(diffusion.prompt, changes, first, n_frames, scene.render.fps,
