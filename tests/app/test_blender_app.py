@@ -19,8 +19,7 @@ from blender_latentwalk.engine import analysis
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLENDER = shutil.which("blender")
 pytestmark = pytest.mark.skipif(BLENDER is None, reason="no blender executable on PATH")
-SCREENSHOT = os.path.join(ROOT, "docs", "screenshots", "panel.png")
-RENDER_PANEL = os.path.join(ROOT, "docs", "screenshots", "render_panel.png")
+SCREENSHOTS = os.path.join(ROOT, "docs", "screenshots")
 
 CHECK_CURVES = """
 import bpy, json, sys
@@ -78,23 +77,66 @@ def test_headless_bake_of_a_missing_file_exits_1_with_the_reason(baked_blend, tm
     assert f"error: audio file not found: '{missing}'" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
-def test_panel_draws_in_the_real_ui_without_python_errors(baked_blend, song):
-    if os.path.exists(SCREENSHOT):
-        os.unlink(SCREENSHOT)
-    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", BLENDER, baked_blend,
-               "--enable-event-simulate", "-P", os.path.join(ROOT, "scripts", "screenshot_panel.py"),
-               "--", "--audio", song, "--out", SCREENSHOT, "--out-render", RENDER_PANEL]
+@pytest.fixture(scope="module")
+def demo_blend(tmp_path_factory):
+    """The demo song (8 s) baked by the literal headless command into a .blend saved beside it."""
+    from demo_song import synthesise_song
+
+    folder = tmp_path_factory.mktemp("demo")
+    song = str(folder / "song.wav")
+    synthesise_song(song, seconds=8.0)
+    blend = str(folder / "demo.blend")
+    command = [BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "-P",
+               os.path.join(ROOT, "scripts", "bake.py"), "--", "--audio", song, "--beat-markers", "--save", blend]
     result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
-    log = result.stdout + result.stderr
-    assert f"screenshot written: {SCREENSHOT}" in log and f"screenshot written: {RENDER_PANEL}" in log, log
-    for marker in ("Traceback", "Error:", "rna_uiItem", "ERROR"):
+    assert result.returncode == 0, result.stdout + result.stderr
+    return blend, song
+
+
+UI_SHOTS = ("panel.png", "walk_panel.png", "render_panel.png", "show_curves.png", "graph_editor.png",
+            "graph_sidebar.png")
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
+def test_show_curves_pressed_in_the_ui_opens_a_working_graph_editor_and_the_screenshots(demo_blend):
+    """Blender 3.4.1 under Xvfb: the panels at the default sidebar width, then Show Curves pressed as a click
+    on its button runs it (invoked in the sidebar's region), checked through the Graph Editor's own context."""
+    blend, song = demo_blend
+    for name in UI_SHOTS:
+        if os.path.exists(os.path.join(SCREENSHOTS, name)):
+            os.unlink(os.path.join(SCREENSHOTS, name))
+    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", BLENDER, blend, "--enable-event-simulate",
+               "-P", os.path.join(ROOT, "scripts", "screenshot_panel.py"), "--", "--audio", song,
+               "--out-dir", SCREENSHOTS]
+    run = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
+    log = run.stdout + run.stderr
+    for marker in ("Traceback", "Error:", "rna_uiItem", "ERROR", "Segmentation fault"):
         assert marker not in log, log
+    line = next((l for l in log.splitlines() if l.startswith("RESULT ")), None)
+    assert line is not None, log
+    found = json.loads(line[7:])
+    assert found["show_curves"] == ["FINISHED"]
+    # A Graph Editor of working size: at least 40% of the window each way (the Timeline was not turned into it).
+    (window_width, window_height), (width, height) = found["window"], found["graph"]
+    assert width >= 0.4 * window_width and height >= 0.4 * window_height, found
+    assert not found["timeline_is_graph"] and "DOPESHEET_EDITOR" in found["types"], found
+    # It draws the active band's curve alone (Bass), its channel selected, and no key selected (G moves nothing).
+    assert found["visible"] == ["latentwalk.bands[1].value"], found
+    assert found["selected_channels"] == ["latentwalk.bands[1].value"], found
+    assert found["selected_keys"] == 0
+    # Framed: the song's frames and the curve's values are in view, and fill most of it.
+    first, last, low, high = found["view"]
+    (song_first, song_last), (value_low, value_high) = found["frames"], found["values"]
+    assert first <= song_first and last >= song_last and (song_last - song_first) >= 0.8 * (last - first), found
+    assert low <= value_low and high >= value_high and (value_high - value_low) >= 0.6 * (high - low), found
     from PIL import Image
 
-    with Image.open(SCREENSHOT) as image:
-        assert image.size == (1600, 1000)
-        assert sum(1 for count in image.convert("L").histogram() if count) > 50  # drawn, not blank
+    for name in UI_SHOTS:
+        path = os.path.join(SCREENSHOTS, name)
+        assert f"screenshot written: {path}" in log, log
+        with Image.open(path) as image:
+            assert image.size == (1600, 1000) or name == "graph_sidebar.png"
+            assert sum(1 for count in image.convert("L").histogram() if count) > 50  # drawn, not blank
 
 
 def test_bake_script_save_to_an_unwritable_place_is_one_line(song, tmp_path):
