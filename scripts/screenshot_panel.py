@@ -17,8 +17,9 @@ sidebar width and saves, into --out-dir:
 - graph_sidebar.png: its sidebar (the narrowest default one) at three scroll positions, side by side.
 
 It prints what Show Curves did as a line ``RESULT {json}`` (the Graph Editor's size, the curves it
-draws, the selected keys, the frames and values in view) and quits; tests/app/test_blender_app.py
-checks that line and the log.
+draws, the selected keys, the frames and values in view) and the labels that scripts/cut_labels.py
+finds cut in every panel drawn at the two default sidebar widths as ``CUT_LABELS {json}``, and
+quits; tests/app/test_blender_app.py checks those lines and the log.
 """
 
 import argparse
@@ -30,6 +31,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import bpy  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cut_labels  # noqa: E402
 
 
 def parse_args():
@@ -237,6 +241,10 @@ def steps():
     scene = bpy.context.scene
     setup()
     watch_panels()
+    from blender_latentwalk.blender import panels, walk
+
+    cut_labels.watch([getattr(panels, name) for name in dir(panels) if name.startswith("LATENTWALK_PT_")],
+                     [panels.LATENTWALK_UL_bands, walk.LATENTWALK_UL_classes])
     yield 1.0
     yield from open_tab("SEQUENCE_EDITOR")
     yield 0.5
@@ -268,6 +276,7 @@ def steps():
         yield 0.5
         parts.append(capture(f".graph_sidebar_{index}.png"))
     join_sidebar_crops(parts, sidebar, "graph_sidebar.png")
+    print("CUT_LABELS " + json.dumps(cut_labels.FOUND), flush=True)
 
 
 STEPS = steps()

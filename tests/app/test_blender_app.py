@@ -45,7 +45,7 @@ def song(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def baked_blend(song, tmp_path_factory):
-    blend = str(tmp_path_factory.mktemp("blend") / "baked.blend")
+    blend = os.path.join(os.path.dirname(song), "baked.blend")  # beside the song: the strip shows //song.wav
     command = [BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "-P",
                os.path.join(ROOT, "scripts", "bake.py"), "--", "--audio", song, "--beat-markers",
                "--save", blend]
@@ -129,6 +129,15 @@ def test_show_curves_pressed_in_the_ui_opens_a_working_graph_editor_and_the_scre
     (song_first, song_last), (value_low, value_high) = found["frames"], found["values"]
     assert first <= song_first and last >= song_last and (song_last - song_first) >= 0.8 * (last - first), found
     assert low <= value_low and high >= value_high and (value_high - value_low) >= 0.6 * (high - low), found
+    # No label cut at the Sequencer's or the Graph Editor's default sidebar width (scripts/cut_labels.py).
+    line = next((l for l in log.splitlines() if l.startswith("CUT_LABELS ")), None)
+    assert line is not None, log
+    checked = json.loads(line[11:])
+    assert {key.split(" at ")[0] for key in checked} >= {
+        "LATENTWALK_PT_sequencer", "LATENTWALK_PT_sequencer_walk", "LATENTWALK_PT_sequencer_render",
+        "LATENTWALK_PT_graph", "LATENTWALK_PT_graph_walk", "LATENTWALK_PT_graph_render",
+        "LATENTWALK_UL_bands", "LATENTWALK_UL_classes"}, checked
+    assert {key: cut for key, cut in checked.items() if cut} == {}
     from PIL import Image
 
     for name in UI_SHOTS:
@@ -209,13 +218,35 @@ def test_literal_headless_render_command_leaves_frames_a_saved_file_and_a_video(
     assert bad.stderr.strip().splitlines()[-1].startswith("error: frames 70-80 are outside the frames to render, 1-72")
 
 
+STATUS_BAR_PX = 30  # the bottom rows of a screenshot: Blender's status bar at 100% (22 pixels) and a margin
+
+
+def keep_unless_changed_above_the_status_bar(new, committed):
+    """Copy the screenshot ``new`` over ``committed`` unless they differ only in the status bar, whose
+    numbers (frames done, frames/s, time left) follow the machine's speed: a rerun then changes no file."""
+    from PIL import Image, ImageChops
+
+    if os.path.exists(committed):
+        with Image.open(new) as fresh, Image.open(committed) as old:
+            if fresh.size == old.size:
+                box = (0, 0, fresh.width, fresh.height - STATUS_BAR_PX)
+                if ImageChops.difference(fresh.convert("RGB").crop(box), old.convert("RGB").crop(box)).getbbox() is None:
+                    return
+    shutil.copyfile(new, committed)
+
+
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
 def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_blend, tiny_models, tmp_path):
-    screenshot = os.path.join(ROOT, "docs", "screenshots", "render_progress.png")
-    os.makedirs(os.path.dirname(screenshot), exist_ok=True)
+    screenshot = str(tmp_path / "render_progress.png")
+    after_render = os.path.join(SCREENSHOTS, "sequencer_render.png")
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    if os.path.exists(after_render):
+        os.unlink(after_render)
+    frames = os.path.join(os.path.dirname(baked_blend), "frames")  # beside the .blend: the strip shows //frames/
     command = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, baked_blend, "--enable-event-simulate",
                "-P", os.path.join(ROOT, "tests", "app", "modal_render_ui.py"), "--", "--biggan", tiny_models[0],
-               "--sd", tiny_models[1], "--out", str(tmp_path / "frames"), "--screenshot", screenshot]
+               "--sd", tiny_models[1], "--out", frames, "--screenshot", screenshot,
+               "--screenshot-sequencer", after_render]
     run = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=600)
     log = run.stdout + run.stderr
     results = {}
@@ -228,7 +259,8 @@ def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_
     assert "frames/s" in results["status"][0] and "left" in results["status"][0]
     assert results["finished_with"] == 72
     assert ["Latent Walk", "IMAGE", 2, 1, 72] in results["strips"]
-    assert os.path.getsize(screenshot) > 0
+    assert os.path.getsize(screenshot) > 0 and os.path.getsize(after_render) > 0
+    keep_unless_changed_above_the_status_bar(screenshot, os.path.join(SCREENSHOTS, "render_progress.png"))
     assert results["cancel_clicked"] == ["FINISHED"]
     assert results["encode"] == ["FINISHED"] and results["video"] is not None
     assert results["settings_kept"], results["settings"]  # Encode Video put the artist's output settings back
