@@ -111,6 +111,10 @@ def write_curve(scene, target, first_frame):
     # Linear keys on every frame: the curve evaluates to the analysed value on each
     # frame and never overshoots between them.
     points.foreach_set("interpolation", np.full(count, _LINEAR, dtype=np.int32))
+    # New keys come selected: thousands of them, which G in the Graph Editor would all move.
+    unselected = np.zeros(count, dtype=bool)
+    for flag in ("select_control_point", "select_left_handle", "select_right_handle"):
+        points.foreach_set(flag, unselected)
     fcurve.update()
     return fcurve
 

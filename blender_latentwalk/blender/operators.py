@@ -274,42 +274,84 @@ def our_fcurves(scene):
     return [fc for fc in compat.fcurves_of(scene) or [] if fc.data_path.startswith("latentwalk.")]
 
 
+def show_only_curve(scene, shown):
+    """Make ``shown`` the one visible, selected F-curve of the scene (the others hidden, Alt+H shows them);
+    returns how many were hidden. Keys keep their selection: the bake leaves them unselected."""
+    hidden = 0
+    for fcurve in compat.fcurves_of(scene) or []:
+        is_shown = fcurve == shown
+        fcurve.hide, fcurve.select = not is_shown, is_shown
+        hidden += not is_shown
+    if shown.group is not None:  # a collapsed "Latent Walk" group would hide its name in the channel list
+        shown.group.show_expanded_graph = True
+    return hidden
+
+
+def active_curve(scene):
+    """The F-curve Show Curves shows: the active band's, else the first baked one (None before a bake)."""
+    settings = scene.latentwalk
+    if 0 <= settings.active_band_index < len(settings.bands):
+        fcurve = compat.find_fcurve(scene, f"latentwalk.bands[{settings.active_band_index}].value")
+        if fcurve is not None:
+            return fcurve
+    return next(iter(our_fcurves(scene)), None)
+
+
+# A Graph Editor of working size takes at least this share of the window's width and of its height:
+# a 0..1 curve over a whole song is readable there, and its sidebar has its default width.
+WORKING_SHARE = 0.4
+
+
+def is_working_size(area, window, screen):
+    # The bpy module's window reports no size; its screen's areas have one.
+    width = window.width or max(a.x + a.width for a in screen.areas)
+    height = window.height or max(a.y + a.height for a in screen.areas)
+    return area.width >= WORKING_SHARE * width and area.height >= WORKING_SHARE * height
+
+
 class LATENTWALK_OT_show_curves(bpy.types.Operator):
-    """Show the baked curves in a Graph Editor, framed and selected"""
+    """Show the active band's curve in a Graph Editor of working size, framed, the other curves hidden"""
 
     bl_idname = "latentwalk.show_curves"
     bl_label = "Show Curves"
 
     def execute(self, context):
         scene = context.scene
-        ours = our_fcurves(scene)
-        if not ours:
+        shown = active_curve(scene)
+        if shown is None:
             self.report({"WARNING"}, "Latent Walk: nothing is baked yet; press Bake Curves first.")
             return {"CANCELLED"}
+        if context.window is None or context.screen is None:
+            self.report({"WARNING"}, "Latent Walk: Show Curves needs a Blender window.")
+            return {"CANCELLED"}
         area = _graph_editor_area(context)
-        for fcurve in compat.fcurves_of(scene):
-            is_ours = fcurve.data_path.startswith("latentwalk.")
-            fcurve.select = is_ours
-            fcurve.hide = not is_ours
-        space = area.spaces.active
-        space.dopesheet.show_only_selected = False
-        region = next((r for r in area.regions if r.type == "WINDOW"), None)
-        with context.temp_override(area=area, region=region):
+        hidden = show_only_curve(scene, shown)
+        region = next(r for r in area.regions if r.type == "WINDOW")
+        with context.temp_override(window=context.window, screen=context.screen, area=area, region=region):
             bpy.ops.graph.view_all()
+        label = curves.curve_label(scene.latentwalk, shown.data_path, shown.array_index)
+        self.report({"INFO"}, f"Latent Walk: showing {label}; Alt+H over the Graph Editor shows the other "
+                              f"{hidden} curves.")
         return {"FINISHED"}
 
 
 def _graph_editor_area(context):
-    """A Graph Editor in the current screen: an existing one, else the timeline or this area turned into one."""
-    areas = list(context.screen.areas)
-    for area in areas:
-        if area.type == "GRAPH_EDITOR":
-            return area
-    for area in areas:
-        if area.type == "DOPESHEET_EDITOR":
-            break
+    """A Graph Editor of working size: this one or another one already open, else the bottom half of the
+    screen's largest area (the Sequencer or 3D Viewport stays above it, the Timeline below it, as in
+    Blender's Animation workspace). Small editors such as the Timeline are never turned into it."""
+    window, screen = context.window, context.screen
+    graphs = [a for a in screen.areas if a.type == "GRAPH_EDITOR" and is_working_size(a, window, screen)]
+    graphs.sort(key=lambda a: (a != context.area, a.ui_type != "FCURVES"))  # this one, then curves over drivers
+    if graphs:
+        area = graphs[0]
     else:
-        area = context.area
+        largest = max(screen.areas, key=lambda a: a.width * a.height)
+        before = {a.as_pointer() for a in screen.areas}
+        with context.temp_override(window=window, screen=screen, area=largest):
+            split = bpy.ops.screen.area_split(direction="HORIZONTAL", factor=0.5)
+        added = [a for a in screen.areas if a.as_pointer() not in before]
+        # The split adds the bottom half (its size is set when the screen next refreshes).
+        area = added[0] if split == {"FINISHED"} and added else largest
     area.type = "GRAPH_EDITOR"
     area.ui_type = "FCURVES"
     return area

@@ -6,15 +6,70 @@ from . import bake_state
 
 CATEGORY = "Latent Walk"
 
+# Laid out for the narrowest default sidebar (the Graph Editor's, about 175 pixels of panel at 100% scale):
+# long labels get a row of their own, a label column holds the names of text and menu fields, and no row
+# holds two fields whose labels need more than half of that width.
+LABEL_FACTOR = 0.4
+
+
+def labelled(layout, data, prop, text, expand=False):
+    """A field with its name in a label column (Blender shortens a name squeezed into the field itself)."""
+    split = layout.split(factor=LABEL_FACTOR, align=True)
+    split.label(text=text)
+    if expand:  # the buttons show the choices' names
+        split.row(align=True).prop(data, prop, expand=True)
+    else:
+        split.prop(data, prop, text="")
+
+
+def text_width(context, text):
+    """Width in pixels of ``text`` in the UI's label font."""
+    import blf
+
+    points = context.preferences.ui_styles[0].widget_label.points * context.preferences.system.ui_scale
+    try:
+        blf.size(0, points)
+    except TypeError:  # Blender before 4.0 also wants the dpi
+        blf.size(0, points, 72)
+    return blf.dimensions(0, text)[0]
+
+
+def wrap(context, text, width):
+    """``text`` as lines of at most ``width`` pixels, broken between words, after a comma where one is
+    in the line's second half (a word longer than a line gets a line of its own)."""
+    found, words = [], []
+    for word in text.split():
+        if words and text_width(context, " ".join(words + [word])) > width:
+            commas = [i for i, w in enumerate(words) if w.endswith(",") and 2 * (i + 1) > len(words)]
+            cut = commas[-1] + 1 if commas else len(words)
+            found.append(" ".join(words[:cut]))
+            words = words[cut:]
+        words.append(word)
+    return found + [" ".join(words)] if words else found
+
+
+def lines(layout, context, text, icon="NONE", beside_px=0):
+    """A long status as lines that fit the sidebar, the icon on the first; ``beside_px``: what the row
+    holds beside them (an icon button: 25)."""
+    scale = context.preferences.system.ui_scale
+    # The sidebar's tabs, the panel's margins and the icon take about 90 pixels at 100% (measured in 3.4).
+    width = (context.region.width if context.region else 300) - (90 + beside_px) * scale
+    column = layout.column(align=True)
+    for index, line in enumerate(wrap(context, text, width)):
+        column.label(text=line, icon=icon if index == 0 else ("BLANK1" if icon != "NONE" else "NONE"))
+
 
 class LATENTWALK_UL_bands(bpy.types.UIList):
     def draw_item(self, context, layout, data, band, icon, active_data, active_property, index=0, flt_flag=0):
-        row = layout.row(align=True)
-        row.prop(band, "title", text="", emboss=False)
-        row.label(text=f"{band.low_hz:g}-{band.high_hz:g} Hz")
-        if band.source != "mix":
-            row.label(text=bpy.path.basename(band.stem_path) if band.source == "stem" else band.source.title())
-        row.prop(band, "locked", text="", icon="LOCKED" if band.locked else "UNLOCKED", emboss=False)
+        # Name and range ("2k-4k": the list's heading says Hz), a lock on a locked band (Lock is in the box
+        # below): short enough for the Graph Editor's narrow sidebar.
+        split = layout.split(factor=0.5, align=True)
+        split.label(text=band.title)  # renamed in the box: a text field's padding would cut "High Mids"
+        split.label(text=f"{_short_hz(band.low_hz)}-{_short_hz(band.high_hz)}", icon="LOCKED" if band.locked else "NONE")
+
+
+def _short_hz(hz):
+    return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
 
 
 class _LatentWalkPanel:
@@ -27,9 +82,9 @@ class _LatentWalkPanel:
         settings = context.scene.latentwalk
         layout.use_property_split = False
 
-        layout.prop(settings, "audio_path")
+        labelled(layout, settings, "audio_path", "Song")
 
-        layout.label(text="Bands")
+        layout.label(text="Bands (Hz)")
         row = layout.row()
         row.template_list("LATENTWALK_UL_bands", "", settings, "bands", settings, "active_band_index", rows=4)
         buttons = row.column(align=True)
@@ -44,39 +99,37 @@ class _LatentWalkPanel:
         if 0 <= settings.active_band_index < len(settings.bands):
             band = settings.bands[settings.active_band_index]
             box = layout.box()
-            box.prop(band, "title")
+            split = box.split(factor=LABEL_FACTOR, align=True)
+            split.label(text="Name")
+            row = split.row(align=True)
+            row.prop(band, "title", text="")
+            row.prop(band, "locked", text="", icon="LOCKED" if band.locked else "UNLOCKED")
             row = box.row(align=True)
             row.prop(band, "low_hz")
             row.prop(band, "high_hz")
-            row = box.row(align=True)
-            row.prop(band, "gain")
-            row.prop(band, "threshold")
-            row = box.row(align=True)
-            row.prop(band, "attack_ms")
-            row.prop(band, "release_ms")
-            box.prop(band, "source")
+            column = box.column(align=True)
+            for prop in ("gain", "threshold", "attack_ms", "release_ms"):
+                column.prop(band, prop)
+            labelled(box, band, "source", "Source")
             if band.source == "stem":
-                box.prop(band, "stem_path")
+                labelled(box, band, "stem_path", "Stem")
 
-        column = layout.column(align=True)
-        column.prop(settings, "offset_ms")
-        row = column.row(align=True)
-        row.label(text="Normalise")
-        row.prop(settings, "normalise", expand=True)
+        layout.prop(settings, "offset_ms")
+        labelled(layout, settings, "normalise", "Normalise", expand=True)
         if settings.normalise == "window":
-            column.prop(settings, "normalise_window_s")
+            layout.prop(settings, "normalise_window_s")
         for curve in ("onset", "chroma"):
-            row = column.row(align=True)
-            row.prop(settings, f"{curve}_source", text=curve.title())
+            labelled(layout, settings, f"{curve}_source", curve.title())
             if getattr(settings, f"{curve}_source") == "stem":
-                row.prop(settings, f"{curve}_stem_path", text="")
-        row = column.row(align=True)
-        row.prop(settings, "add_beat_markers")
-        row.prop(settings, "fit_frame_range")
-        row = column.row(align=True)
-        row.prop(settings, "lock_onset", text="Onset", icon="LOCKED" if settings.lock_onset else "UNLOCKED")
-        row.prop(settings, "lock_rms", text="Loudness", icon="LOCKED" if settings.lock_rms else "UNLOCKED")
-        row.prop(settings, "lock_chroma", text="Chroma", icon="LOCKED" if settings.lock_chroma else "UNLOCKED")
+                labelled(layout, settings, f"{curve}_stem_path", "Stem")
+        column = layout.column(align=True)
+        column.prop(settings, "add_beat_markers")
+        column.prop(settings, "fit_frame_range")
+        layout.label(text="Keep on re-bake:")
+        grid = layout.grid_flow(row_major=True, columns=2, even_columns=True, align=True)
+        grid.prop(settings, "lock_onset", text="Onset", icon="LOCKED" if settings.lock_onset else "UNLOCKED")
+        grid.prop(settings, "lock_rms", text="Loudness", icon="LOCKED" if settings.lock_rms else "UNLOCKED")
+        grid.prop(settings, "lock_chroma", text="Chroma", icon="LOCKED" if settings.lock_chroma else "UNLOCKED")
 
         stale = bake_state.changes(context.scene) if bake_state.is_baked(settings) else []
         if stale:  # the old summary would pretend to be current: say what changed instead
@@ -89,12 +142,12 @@ class _LatentWalkPanel:
                     column.label(text=part)
             box.operator("latentwalk.bake", text="Re-bake", icon="FILE_REFRESH")
             box.label(text="Edited curves are kept and retimed")
-        row = layout.row(align=True)
-        row.scale_y = 1.4
-        row.operator("latentwalk.bake", icon="GRAPH")
-        row.operator("latentwalk.show_curves", icon="FCURVE")
+        column = layout.column(align=True)
+        column.scale_y = 1.4
+        column.operator("latentwalk.bake", icon="GRAPH")
+        column.operator("latentwalk.show_curves", icon="FCURVE")
         if settings.last_bake_summary and not stale:
-            layout.label(text=settings.last_bake_summary, icon="CHECKMARK")
+            lines(layout, context, settings.last_bake_summary, icon="CHECKMARK")
 
 
 class _WalkPanel:
@@ -106,7 +159,7 @@ class _WalkPanel:
         layout = self.layout
         walk = context.scene.latentwalk.walk
         layout.prop(walk, "mode", expand=True)
-        layout.prop(walk, "model")
+        labelled(layout, walk, "model", "BigGAN")
         column = layout.column(align=True)
         column.prop(walk, "truncation")
         column.prop(walk, "pulse")
@@ -114,21 +167,20 @@ class _WalkPanel:
             column.prop(walk, "speed")
         column.prop(walk, "jitter")
         layout.prop(walk, "seed")
-        layout.prop(walk, "class_mode")
+        labelled(layout, walk, "class_mode", "Classes", expand=True)
         row = layout.row()
         row.template_list("LATENTWALK_UL_classes", "", walk, "classes", walk, "active_class_index", rows=4)
         buttons = row.column(align=True)
         buttons.operator("latentwalk.class_add", icon="ADD", text="")
         buttons.operator("latentwalk.class_remove", icon="REMOVE", text="")
         buttons.operator("latentwalk.classes_default", icon="PRESET", text="")
-        layout.prop(walk, "class_smoothing_ms")
+        layout.prop(walk, "class_smoothing_ms", text="Smoothing (ms)")  # under the class list: the classes'
         if 0 <= context.scene.latentwalk.active_band_index < len(context.scene.latentwalk.bands):
             band = context.scene.latentwalk.bands[context.scene.latentwalk.active_band_index]
             layout.prop(band, "weight", text=f"{band.title} Weight")
-        row = layout.row(align=True)
-        row.prop(walk, "preview_width")
-        row.prop(walk, "device", text="")
-        layout.prop(walk, "preview_folder")
+        layout.prop(walk, "preview_width")
+        labelled(layout, walk, "preview_folder", "Preview")
+        labelled(layout, walk, "device", "Device")
         layout.operator("latentwalk.preview", icon="SEQ_PREVIEW")
 
 
@@ -145,38 +197,42 @@ class _RenderPanel:
         layout = self.layout
         diffusion = context.scene.latentwalk.diffusion
         presets.draw_menu(layout)
-        layout.prop(diffusion, "model")
-        layout.prop(diffusion, "prompt")
-        layout.label(text="Markers \"prompt: ...\" change it", icon="MARKER_HLT")
-        layout.prop(diffusion, "negative_prompt")
+        labelled(layout, diffusion, "model", "Model")
+        labelled(layout, diffusion, "prompt", "Prompt")
+        column = layout.column(align=True)
+        column.label(text="Or markers \"prompt: ...\"", icon="MARKER_HLT")
+        column.prop(diffusion, "prompt_blend_ms", text="Blend (ms)")  # how a marker's prompt fades in
+        labelled(layout, diffusion, "negative_prompt", "Negative")
         column = layout.column(align=True)
         column.prop(diffusion, "strength")
         column.prop(diffusion, "guidance")
         column.prop(diffusion, "steps")
         column.prop(diffusion, "seed")
-        layout.prop(diffusion, "prompt_blend_ms")
-        layout.prop(diffusion, "tiny_vae")
-        row = layout.row(align=True)
-        row.prop(diffusion, "batch_size")
-        row.prop(context.scene.latentwalk.walk, "device", text="")
-        layout.prop(diffusion, "output_folder")
+        labelled(layout, diffusion, "tiny_vae", "Tiny VAE")
+        layout.prop(diffusion, "batch_size")
+        labelled(layout, context.scene.latentwalk.walk, "device", "Device")
+        labelled(layout, diffusion, "output_folder", "Output")
         checked = render.last_check(context.scene)
         row = layout.row(align=True)
         if checked is None:
-            row.label(text="Frames: not checked yet", icon="QUESTION")
+            lines(row, context, "Frames: not checked yet", icon="QUESTION", beside_px=25)
         else:
-            when, status = checked
-            row.label(text=f"{status.summary()} ({when})", icon="CHECKMARK" if status.complete else "ERROR")
+            when, status = checked  # "238 of 240 frames current (1 stale, 1 missing)" and "checked 16:02:11"
+            summary, parenthesis, detail = status.summary().partition(" (")
+            column = row.column(align=True)
+            column.label(text=summary, icon="CHECKMARK" if status.complete else "ERROR")
+            for line in ([parenthesis.strip() + detail] if detail else []) + [f"checked {when}"]:
+                column.label(text=line, icon="BLANK1")
         row.operator("latentwalk.check_frames", text="", icon="FILE_REFRESH")
         job = render.active_job()
         if job is not None:
-            layout.label(text=job.status_line(), icon="RENDER_ANIMATION")
+            lines(layout, context, job.status_line(), icon="RENDER_ANIMATION")
             layout.operator("latentwalk.render_cancel", icon="CANCEL")
         else:
-            row = layout.row(align=True)
-            row.scale_y = 1.4
-            row.operator("latentwalk.render", icon="RENDER_ANIMATION")
-            row.operator("latentwalk.encode_video", icon="FILE_MOVIE")
+            column = layout.column(align=True)
+            column.scale_y = 1.4
+            column.operator("latentwalk.render", icon="RENDER_ANIMATION")
+            column.operator("latentwalk.encode_video", icon="FILE_MOVIE")
         layout.operator("latentwalk.release_models", icon="X")
 
 

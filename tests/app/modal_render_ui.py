@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -22,10 +23,11 @@ import bpy  # noqa: E402
 
 argv = sys.argv[sys.argv.index("--") + 1:]
 parser = argparse.ArgumentParser()
-for name in ("--biggan", "--sd", "--out", "--screenshot"):
+for name in ("--biggan", "--sd", "--out", "--screenshot", "--screenshot-sequencer"):
     parser.add_argument(name, required=True)
 ARGS = parser.parse_args(argv)
 STATE = {"step": "setup", "ticks": 0, "status": []}
+STARTED_S = time.monotonic()
 
 
 def sequencer_context():
@@ -39,6 +41,34 @@ def sequencer_context():
 def invoke_render():
     with bpy.context.temp_override(**sequencer_context()):
         return bpy.ops.latentwalk.render("INVOKE_DEFAULT")
+
+
+def capture(path):
+    window = bpy.context.window_manager.windows[0]
+    with bpy.context.temp_override(window=window, screen=window.screen, area=window.screen.areas[0]):
+        bpy.ops.screen.screenshot(filepath=path)
+
+
+def show_sequencer_after_render(scene):
+    """The Sequencer with its preview over the strips, at a frame in the song's second beat."""
+    area = sequencer_context()["area"]
+    area.spaces.active.view_type = "SEQUENCER_PREVIEW"
+    area.spaces.active.show_region_ui = False
+    bpy.ops.file.make_paths_relative()  # the strips show //frames/..., wherever the test ran
+    scene.frame_set(16)
+    for strip in scene.sequence_editor.sequences_all:
+        strip.select = False
+
+
+def frame_sequencer_views():
+    """View All in the strips and Fit in the preview (once the new preview region has its size)."""
+    context = sequencer_context()
+    context["area"].spaces.active.show_region_ui = False
+    for region_type, operator in (("WINDOW", bpy.ops.sequencer.view_all),
+                                  ("PREVIEW", bpy.ops.sequencer.view_all_preview)):
+        region = next(r for r in context["area"].regions if r.type == region_type)
+        with bpy.context.temp_override(region=region, **context):
+            operator()
 
 
 def output_settings(scene):
@@ -56,7 +86,7 @@ def step():
 
     scene = bpy.context.scene
     STATE["ticks"] += 1
-    if STATE["ticks"] > 600:
+    if time.monotonic() - STARTED_S > 480:  # a shared CI machine can render at a fraction of a frame a second
         result(error="timed out")
         bpy.ops.wm.quit_blender()
         return None
@@ -68,7 +98,9 @@ def step():
             blender_latentwalk.register()
         settings = scene.latentwalk
         settings.walk.model, settings.walk.device = ARGS.biggan, "cpu"
-        settings.diffusion.model, settings.diffusion.output_folder = ARGS.sd, ARGS.out
+        # Relative to the .blend (saved beside the song): the strips' paths in the screenshots do not depend on
+        # where the test ran.
+        settings.diffusion.model, settings.diffusion.output_folder = ARGS.sd, bpy.path.relpath(ARGS.out)
         settings.diffusion.batch_size = 2
         scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
         scene.render.filepath, scene.render.image_settings.file_format = "//stills/shot_", "JPEG"
@@ -101,6 +133,13 @@ def step():
         strips = [(s.name, s.type, s.channel, s.frame_final_start, s.frame_final_duration)
                   for s in scene.sequence_editor.sequences_all]
         result(finished_with=len(frames), strips=strips)
+        show_sequencer_after_render(scene)
+        STATE["step"], STATE["shown_ticks"] = "shown", STATE["ticks"]
+    elif STATE["step"] == "shown" and STATE["ticks"] - STATE["shown_ticks"] >= 5:
+        frame_sequencer_views()
+        STATE["step"], STATE["shown_ticks"] = "framed", STATE["ticks"]
+    elif STATE["step"] == "framed" and STATE["ticks"] - STATE["shown_ticks"] >= 10:
+        capture(ARGS.screenshot_sequencer)
         with bpy.context.temp_override(**sequencer_context()):
             result(encode=sorted(bpy.ops.latentwalk.encode_video()))  # Blender's own render job
         STATE["step"] = "encoding"

@@ -19,8 +19,7 @@ from blender_latentwalk.engine import analysis
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLENDER = shutil.which("blender")
 pytestmark = pytest.mark.skipif(BLENDER is None, reason="no blender executable on PATH")
-SCREENSHOT = os.path.join(ROOT, "docs", "screenshots", "panel.png")
-RENDER_PANEL = os.path.join(ROOT, "docs", "screenshots", "render_panel.png")
+SCREENSHOTS = os.path.join(ROOT, "docs", "screenshots")
 
 CHECK_CURVES = """
 import bpy, json, sys
@@ -46,7 +45,7 @@ def song(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def baked_blend(song, tmp_path_factory):
-    blend = str(tmp_path_factory.mktemp("blend") / "baked.blend")
+    blend = os.path.join(os.path.dirname(song), "baked.blend")  # beside the song: the strip shows //song.wav
     command = [BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "-P",
                os.path.join(ROOT, "scripts", "bake.py"), "--", "--audio", song, "--beat-markers",
                "--save", blend]
@@ -78,23 +77,75 @@ def test_headless_bake_of_a_missing_file_exits_1_with_the_reason(baked_blend, tm
     assert f"error: audio file not found: '{missing}'" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
-def test_panel_draws_in_the_real_ui_without_python_errors(baked_blend, song):
-    if os.path.exists(SCREENSHOT):
-        os.unlink(SCREENSHOT)
-    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", BLENDER, baked_blend,
-               "--enable-event-simulate", "-P", os.path.join(ROOT, "scripts", "screenshot_panel.py"),
-               "--", "--audio", song, "--out", SCREENSHOT, "--out-render", RENDER_PANEL]
+@pytest.fixture(scope="module")
+def demo_blend(tmp_path_factory):
+    """The demo song (8 s) baked by the literal headless command into a .blend saved beside it."""
+    from demo_song import synthesise_song
+
+    folder = tmp_path_factory.mktemp("demo")
+    song = str(folder / "song.wav")
+    synthesise_song(song, seconds=8.0)
+    blend = str(folder / "demo.blend")
+    command = [BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "-P",
+               os.path.join(ROOT, "scripts", "bake.py"), "--", "--audio", song, "--beat-markers", "--save", blend]
     result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
-    log = result.stdout + result.stderr
-    assert f"screenshot written: {SCREENSHOT}" in log and f"screenshot written: {RENDER_PANEL}" in log, log
-    for marker in ("Traceback", "Error:", "rna_uiItem", "ERROR"):
+    assert result.returncode == 0, result.stdout + result.stderr
+    return blend, song
+
+
+UI_SHOTS = ("panel.png", "walk_panel.png", "render_panel.png", "show_curves.png", "graph_editor.png",
+            "graph_sidebar.png")
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
+def test_show_curves_pressed_in_the_ui_opens_a_working_graph_editor_and_the_screenshots(demo_blend):
+    """Blender 3.4.1 under Xvfb: the panels at the default sidebar width, then Show Curves pressed as a click
+    on its button runs it (invoked in the sidebar's region), checked through the Graph Editor's own context."""
+    blend, song = demo_blend
+    for name in UI_SHOTS:
+        if os.path.exists(os.path.join(SCREENSHOTS, name)):
+            os.unlink(os.path.join(SCREENSHOTS, name))
+    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", BLENDER, blend, "--enable-event-simulate",
+               "-P", os.path.join(ROOT, "scripts", "screenshot_panel.py"), "--", "--audio", song,
+               "--out-dir", SCREENSHOTS]
+    run = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
+    log = run.stdout + run.stderr
+    for marker in ("Traceback", "Error:", "rna_uiItem", "ERROR", "Segmentation fault"):
         assert marker not in log, log
+    line = next((l for l in log.splitlines() if l.startswith("RESULT ")), None)
+    assert line is not None, log
+    found = json.loads(line[7:])
+    assert found["show_curves"] == ["FINISHED"]
+    # A Graph Editor of working size: at least 40% of the window each way (the Timeline was not turned into it).
+    (window_width, window_height), (width, height) = found["window"], found["graph"]
+    assert width >= 0.4 * window_width and height >= 0.4 * window_height, found
+    assert not found["timeline_is_graph"] and "DOPESHEET_EDITOR" in found["types"], found
+    # It draws the active band's curve alone (Bass), its channel selected, and no key selected (G moves nothing).
+    assert found["visible"] == ["latentwalk.bands[1].value"], found
+    assert found["selected_channels"] == ["latentwalk.bands[1].value"], found
+    assert found["selected_keys"] == 0
+    # Framed: the song's frames and the curve's values are in view, and fill most of it.
+    first, last, low, high = found["view"]
+    (song_first, song_last), (value_low, value_high) = found["frames"], found["values"]
+    assert first <= song_first and last >= song_last and (song_last - song_first) >= 0.8 * (last - first), found
+    assert low <= value_low and high >= value_high and (value_high - value_low) >= 0.6 * (high - low), found
+    # No label cut at the Sequencer's or the Graph Editor's default sidebar width (scripts/cut_labels.py).
+    line = next((l for l in log.splitlines() if l.startswith("CUT_LABELS ")), None)
+    assert line is not None, log
+    checked = json.loads(line[11:])
+    assert {key.split(" at ")[0] for key in checked} >= {
+        "LATENTWALK_PT_sequencer", "LATENTWALK_PT_sequencer_walk", "LATENTWALK_PT_sequencer_render",
+        "LATENTWALK_PT_graph", "LATENTWALK_PT_graph_walk", "LATENTWALK_PT_graph_render",
+        "LATENTWALK_UL_bands", "LATENTWALK_UL_classes"}, checked
+    assert {key: cut for key, cut in checked.items() if cut} == {}
     from PIL import Image
 
-    with Image.open(SCREENSHOT) as image:
-        assert image.size == (1600, 1000)
-        assert sum(1 for count in image.convert("L").histogram() if count) > 50  # drawn, not blank
+    for name in UI_SHOTS:
+        path = os.path.join(SCREENSHOTS, name)
+        assert f"screenshot written: {path}" in log, log
+        with Image.open(path) as image:
+            assert image.size == (1600, 1000) or name == "graph_sidebar.png"
+            assert sum(1 for count in image.convert("L").histogram() if count) > 50  # drawn, not blank
 
 
 def test_bake_script_save_to_an_unwritable_place_is_one_line(song, tmp_path):
@@ -167,13 +218,35 @@ def test_literal_headless_render_command_leaves_frames_a_saved_file_and_a_video(
     assert bad.stderr.strip().splitlines()[-1].startswith("error: frames 70-80 are outside the frames to render, 1-72")
 
 
+STATUS_BAR_PX = 30  # the bottom rows of a screenshot: Blender's status bar at 100% (22 pixels) and a margin
+
+
+def keep_unless_changed_above_the_status_bar(new, committed):
+    """Copy the screenshot ``new`` over ``committed`` unless they differ only in the status bar, whose
+    numbers (frames done, frames/s, time left) follow the machine's speed: a rerun then changes no file."""
+    from PIL import Image, ImageChops
+
+    if os.path.exists(committed):
+        with Image.open(new) as fresh, Image.open(committed) as old:
+            if fresh.size == old.size:
+                box = (0, 0, fresh.width, fresh.height - STATUS_BAR_PX)
+                if ImageChops.difference(fresh.convert("RGB").crop(box), old.convert("RGB").crop(box)).getbbox() is None:
+                    return
+    shutil.copyfile(new, committed)
+
+
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
 def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_blend, tiny_models, tmp_path):
-    screenshot = os.path.join(ROOT, "docs", "screenshots", "render_progress.png")
-    os.makedirs(os.path.dirname(screenshot), exist_ok=True)
+    screenshot = str(tmp_path / "render_progress.png")
+    after_render = os.path.join(SCREENSHOTS, "sequencer_render.png")
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    if os.path.exists(after_render):
+        os.unlink(after_render)
+    frames = os.path.join(os.path.dirname(baked_blend), "frames")  # beside the .blend: the strip shows //frames/
     command = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, baked_blend, "--enable-event-simulate",
                "-P", os.path.join(ROOT, "tests", "app", "modal_render_ui.py"), "--", "--biggan", tiny_models[0],
-               "--sd", tiny_models[1], "--out", str(tmp_path / "frames"), "--screenshot", screenshot]
+               "--sd", tiny_models[1], "--out", frames, "--screenshot", screenshot,
+               "--screenshot-sequencer", after_render]
     run = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=600)
     log = run.stdout + run.stderr
     results = {}
@@ -186,7 +259,8 @@ def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_
     assert "frames/s" in results["status"][0] and "left" in results["status"][0]
     assert results["finished_with"] == 72
     assert ["Latent Walk", "IMAGE", 2, 1, 72] in results["strips"]
-    assert os.path.getsize(screenshot) > 0
+    assert os.path.getsize(screenshot) > 0 and os.path.getsize(after_render) > 0
+    keep_unless_changed_above_the_status_bar(screenshot, os.path.join(SCREENSHOTS, "render_progress.png"))
     assert results["cancel_clicked"] == ["FINISHED"]
     assert results["encode"] == ["FINISHED"] and results["video"] is not None
     assert results["settings_kept"], results["settings"]  # Encode Video put the artist's output settings back
