@@ -71,6 +71,8 @@ def setup():
     scene.latentwalk.audio_path = bpy.path.relpath(audio) if bpy.data.filepath else audio
     scene.latentwalk.add_beat_markers = True
     operators.bake(scene)
+    modulation = scene.latentwalk.modulations.add()  # Render > Modulation with one entry, as the tutorial makes
+    modulation.target, modulation.curve, modulation.amount = "strength", "band:Bass", 0.4
     if bpy.data.filepath:
         bpy.ops.file.make_paths_relative()  # the song strip shows //song.wav, wherever the test ran
     scene.latentwalk.active_band_index = 1

@@ -276,7 +276,6 @@ class _ModulationPanel:
     bl_region_type = "UI"
     bl_category = CATEGORY
     bl_label = "Modulation"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout = self.layout
