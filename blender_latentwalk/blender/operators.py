@@ -154,6 +154,7 @@ def bake(scene, overwrite_edited=False, python=None):
     settings.ensure_default_classes()
     while len(settings.chroma) < len(PITCH_CLASSES):
         settings.chroma.add().name = PITCH_CLASSES[len(settings.chroma)]
+    settings.name = "Song"  # the Graph Editor names a curve "Onset (Song)" after it, not "Onset ()"
     before = bake_state.recorded(settings) if bake_state.is_baked(settings) else None
     song_changed = before is None or not bake_state.is_baked_song(before, settings.audio_path)
     targets = curves.targets_for(settings, features)
