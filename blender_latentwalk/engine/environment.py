@@ -306,7 +306,7 @@ class Setup:
         if self.cancelled.is_set():
             raise SetupError(title, "cancelled")
         if status != 0:
-            raise SetupError(title, f"{title} failed (exit status {status}): {_reason(lines)}", command_line(command))
+            raise SetupError(title, f"{_reason(lines)} (exit status {status})", command_line(command))
         return lines
 
     def _write_engine_path(self, title, command):
@@ -347,7 +347,8 @@ def _reason(lines):
     """The line of a tool's output that says why it failed (pip's "ERROR: ..." line, else the last one)."""
     lines = [line.strip() for line in lines if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:") or "Error:" in line]
-    return ((errors or lines or ["no output"])[-1])[:300]
+    reason = (errors or lines or ["no output"])[-1]
+    return (reason[len("ERROR:"):].strip() if reason.startswith("ERROR:") else reason)[:300]
 
 
 def _versions_from(lines):

@@ -19,15 +19,31 @@ def listing(folder):
                   for root, dirs, files in os.walk(folder) for name in dirs + files)
 
 
-def test_with_online_access_off_setup_says_how_to_allow_it_and_changes_nothing(scene):
+@pytest.fixture
+def prefs(addon):
+    """The add-on's preferences as an enabled add-on has them, with an Engine Python the user chose."""
+    addons = bpy.context.preferences.addons
+    entry = addons.get(preferences.ADDON_ID) or addons.new()
+    entry.module = preferences.ADDON_ID
+    entry.preferences.engine_python = "/opt/my-own-env/bin/python"
+    yield entry.preferences
+    addons.remove(entry)
+
+
+def test_with_online_access_off_setup_says_how_to_allow_it_and_changes_nothing(scene, prefs, monkeypatch, tmp_path):
     assert bpy.app.online_access is False  # the bpy module starts with online access off
     user_data = bpy.utils.user_resource("DATAFILES")
     extension_data = os.path.join(bpy.utils.user_resource("EXTENSIONS"), ".user")
-    before = (listing(user_data), listing(extension_data), preferences.get().engine_python)
+    # Should the refusal ever be missing, the set-up goes to tmp and fails at once instead of downloading.
+    monkeypatch.setattr(compat, "addon_data_folder", lambda package: str(tmp_path))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv(environment.ENV_TORCH_INDEX_URL, (tmp_path / "no-index").as_uri())
+    before = (listing(user_data), listing(extension_data), listing(str(tmp_path)))
     with pytest.raises(RuntimeError, match="Allow Online Access") as refused:
         bpy.ops.latentwalk.setup_render_environment()
     assert "Nothing was changed" in str(refused.value) and "Engine Python" in str(refused.value)
-    assert (listing(user_data), listing(extension_data), preferences.get().engine_python) == before
+    assert (listing(user_data), listing(extension_data), listing(str(tmp_path))) == before
+    assert prefs.engine_python == "/opt/my-own-env/bin/python"
     assert environment_setup.active_job() is None
 
 
@@ -41,14 +57,13 @@ def online(monkeypatch, tmp_path):
 
 
 def test_a_failed_setup_reports_the_step_the_log_and_a_command_and_keeps_the_engine_python(
-        scene, online, monkeypatch, tmp_path):
+        scene, prefs, online, monkeypatch, tmp_path):
     empty_index = tmp_path / "empty-index"
     empty_index.mkdir()
     for name in [k for k in os.environ if k.startswith("PIP_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # only the empty index: PyTorch cannot be found
     monkeypatch.setenv(environment.ENV_TORCH_INDEX_URL, empty_index.as_uri())
-    engine_python_before = preferences.get().engine_python
     with pytest.raises(RuntimeError) as failed:
         bpy.ops.latentwalk.setup_render_environment()
     message = str(failed.value).strip().splitlines()
@@ -62,15 +77,14 @@ def test_a_failed_setup_reports_the_step_the_log_and_a_command_and_keeps_the_eng
     assert "No matching distribution found for torch==2.13.0" in open(log, encoding="utf-8").read()
     command = message.split("To run this step in a terminal: ", 1)[1]
     assert "-m pip install" in command and empty_index.as_uri() in command
-    assert preferences.get().engine_python == engine_python_before
+    assert prefs.engine_python == "/opt/my-own-env/bin/python"
     assert not os.path.exists(online) and not os.path.exists(environment.partial_folder(str(online)))
     assert environment_setup.active_job() is None
 
 
-def test_cancel_mid_install_ends_the_setup_and_its_pip_and_leaves_no_environment(scene, online, monkeypatch):
+def test_cancel_mid_install_ends_the_setup_and_its_pip_and_leaves_no_environment(scene, prefs, online, monkeypatch):
     """What Esc and the Cancel button do, driven through the step function the modal timer calls."""
     monkeypatch.setenv(environment.ENV_TORCH_INDEX_URL, "default")
-    engine_python_before = preferences.get().engine_python
     job = environment_setup.start(bpy.context)
     try:
         deadline = time.monotonic() + 300
@@ -91,7 +105,7 @@ def test_cancel_mid_install_ends_the_setup_and_its_pip_and_leaves_no_environment
     assert job.outcome == "cancelled" and not job.killed  # it stopped when asked, within the grace time
     assert "set-up cancelled; nothing was changed" in job.result_message()
     assert not os.path.exists(str(online)) and not os.path.exists(environment.partial_folder(str(online)))
-    assert preferences.get().engine_python == engine_python_before
+    assert prefs.engine_python == "/opt/my-own-env/bin/python"
     assert environment_setup.active_job() is None
     with os.popen(f"pgrep -g {job.process.pid}") as group:  # pip went with it (its own process group)
         assert group.read().strip() == ""
