@@ -190,7 +190,7 @@ ALLOW_ONLINE_ACCESS = ("Preferences > System > Network > Allow Online Access (or
 
 def addon_data_folder(package):
     """A folder for the add-on's own data (the render environment), made if missing: the extension's user
-    folder when it runs as a 4.2+ extension (Blender removes it with the extension), else
+    folder when it runs as a 4.2+ extension (kept across updates of the extension), else
     <Blender's user data folder>/latentwalk (a legacy add-on, 3.x)."""
     extension_path_user = getattr(bpy.utils, "extension_path_user", None)
     if extension_path_user is not None and package.startswith("bl_ext."):
