@@ -5,10 +5,10 @@ Everything here is thin; the work is in ``..engine``, which never imports bpy.
 
 import bpy
 
-from . import modulation, operators, panels, preferences, presets, properties, render, walk
+from . import environment_setup, modulation, operators, panels, preferences, presets, properties, render, walk
 
-_classes = (preferences.classes + operators.classes + walk.classes + modulation.classes + render.classes
-            + presets.classes + panels.classes)
+_classes = (preferences.classes + environment_setup.classes + operators.classes + walk.classes + modulation.classes
+            + render.classes + presets.classes + panels.classes)
 
 
 def register():

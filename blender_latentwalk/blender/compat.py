@@ -10,7 +10,11 @@ version number, so a point release that back- or forward-ports an API just works
 | sidebar tab | not settable | ``Region.active_panel_category`` |
 | ``//`` paths in properties | always accepted | ``options={'PATH_SUPPORTS_BLEND_RELATIVE'}`` (5.0) |
 | F-curve Noise modifier | legacy noise only | ``use_legacy_noise`` option (5.0 has it) |
+| add-on's own data folder | ``user_resource('DATAFILES')`` | ``utils.extension_path_user`` (4.2+ extensions) |
+| Blender's Python | ``app.binary_path_python`` (until 2.9x) | ``sys.executable`` (2.91+) |
 """
+
+import sys
 
 import bpy
 
@@ -177,6 +181,42 @@ PATH_OPTIONS = _blend_relative_path_options()  # use as StringProperty(options=P
 def online_access_allowed():
     """False when the user has disallowed network access (4.2+)."""
     return getattr(bpy.app, "online_access", True)
+
+
+# Where a user allows downloads (the message of every refusal names it).
+ALLOW_ONLINE_ACCESS = ("Preferences > System > Network > Allow Online Access (or start Blender with "
+                       "--online-mode)")
+
+
+def addon_data_folder(package):
+    """A folder for the add-on's own data (the render environment), made if missing: the extension's user
+    folder when it runs as a 4.2+ extension (kept across updates of the extension), else
+    <Blender's user data folder>/latentwalk (a legacy add-on, 3.x)."""
+    extension_path_user = getattr(bpy.utils, "extension_path_user", None)
+    if extension_path_user is not None and package.startswith("bl_ext."):
+        return extension_path_user(package, path="", create=True)
+    return bpy.utils.user_resource("DATAFILES", path="latentwalk", create=True)
+
+
+def blender_python():
+    """Blender's Python interpreter (the bundled one, or the system's for a distribution's Blender such as
+    Debian's): ``sys.executable`` since 2.91; ``bpy.app.binary_path_python`` where it still exists."""
+    return getattr(bpy.app, "binary_path_python", "") or sys.executable
+
+
+def mark_preferences_changed(context):
+    """Let Auto-Save Preferences store a value set from Python (Blender only notices edits made in the UI)."""
+    if hasattr(context.preferences, "is_dirty"):
+        context.preferences.is_dirty = True
+
+
+def set_status_text(workspace, text):
+    """The status bar's text for ``workspace`` (None: Blender's own again); a deleted workspace is ignored."""
+    try:
+        if workspace is not None:
+            workspace.status_text_set(text)
+    except ReferenceError:
+        pass
 
 
 def use_video_output(image_settings):

@@ -1,11 +1,23 @@
-"""Add-on preferences: which Python runs the engine."""
+"""Add-on preferences: which Python runs the engine, and how Set Up Render Environment makes one."""
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import EnumProperty, StringProperty
 
 # The add-on's module name: "blender_latentwalk" as a legacy add-on,
 # "bl_ext.<repository>.blender_latentwalk" as a 4.2+ extension.
 ADDON_ID = __package__.rpartition(".")[0]
+
+
+# The PyTorch builds Set Up Render Environment can install (engine/environment.py's variants).
+TORCH_BUILD_ITEMS = [
+    ("auto", "Automatic", "Detect the GPU: NVIDIA (CUDA), AMD on Linux (ROCm), Apple silicon (MPS), else the CPU"),
+    ("cu126", "NVIDIA CUDA 12.6", "PyTorch built for CUDA 12.6 (NVIDIA drivers for CUDA 12.0 and newer)"),
+    ("cu128", "NVIDIA CUDA 12.8", "PyTorch built for CUDA 12.8 (NVIDIA drivers for CUDA 12.8 and newer)"),
+    ("cu130", "NVIDIA CUDA 13.0", "PyTorch built for CUDA 13.0 (NVIDIA drivers for CUDA 13.0 and newer)"),
+    ("rocm6.4", "AMD ROCm 6.4", "PyTorch built for AMD GPUs with ROCm 6.4 (Linux)"),
+    ("mps", "Apple Metal (MPS)", "PyPI's PyTorch for macOS on Apple silicon"),
+    ("cpu", "CPU only", "PyTorch without GPU support (slow, but runs everywhere)"),
+]
 
 
 class LatentWalkPreferences(bpy.types.AddonPreferences):
@@ -18,14 +30,30 @@ class LatentWalkPreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
     )
 
+    torch_build: EnumProperty(
+        name="PyTorch Build", items=TORCH_BUILD_ITEMS, default="auto",
+        description="Which PyTorch Set Up Render Environment installs: detected from the GPU, or chosen here",
+    )
+    torch_index_url: StringProperty(
+        name="PyTorch Index",
+        description="Package index Set Up Render Environment installs PyTorch from. Empty: PyTorch's own index "
+        "for the build (download.pytorch.org); 'default': pip's configured index, as for the other packages; or "
+        "the URL of a mirror. The LATENTWALK_TORCH_INDEX_URL environment variable does the same",
+    )
+
     def draw(self, context):
+        from . import environment_setup
+
         layout = self.layout
         layout.prop(self, "engine_python")
         layout.label(text="Empty: Blender's own Python (it needs librosa, torch and diffusers installed).")
+        environment_setup.draw_preferences(layout, self)
 
 
 class _Defaults:
     engine_python = ""
+    torch_build = "auto"
+    torch_index_url = ""
 
 
 def get():

@@ -35,7 +35,7 @@ class Worker:
             raise LatentWalkError(f"cannot make the render worker's log folder ({error}): check that Blender's user "
                                   "folder is writable.") from None
         try:
-            self._log = _open_private(self.log_path)
+            self._log = open_private(self.log_path)
         except OSError as error:
             raise LatentWalkError(f"cannot write the render worker's log '{self.log_path}' ({error.strerror}): "
                                   "check that Blender's user folder is writable.") from None
@@ -128,19 +128,19 @@ def log_folder():
 LOGS_KEPT = 20
 
 
-def log_path():
-    """A new worker log, <log_folder>/worker-<time>-<pid>-<n>.log; only the newest LOGS_KEPT are kept."""
+def log_path(kind="worker"):
+    """A new log, <log_folder>/<kind>-<time>-<pid>-<n>.log; only the newest LOGS_KEPT of a kind are kept."""
     folder = log_folder()
-    logs = sorted(name for name in os.listdir(folder) if name.startswith("worker-") and name.endswith(".log"))
+    logs = sorted(name for name in os.listdir(folder) if name.startswith(f"{kind}-") and name.endswith(".log"))
     for name in logs[:max(0, len(logs) - LOGS_KEPT + 1)]:
         try:
             os.unlink(os.path.join(folder, name))
         except OSError:
             pass
-    return os.path.join(folder, f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_ids)}.log")
+    return os.path.join(folder, f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_ids)}.log")
 
 
-def _open_private(path):
+def open_private(path):
     """Create a log file only this user can read (0600); an existing file or link there is refused."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     return os.fdopen(os.open(path, flags, 0o600), "w", encoding="utf-8")

@@ -1,5 +1,10 @@
 import sys
 
-from .cli import main
+if sys.argv[1:2] == ["setup-env"]:  # before cli's imports: it runs in a bare Python (Blender's), without numpy
+    from .environment import main as setup_main
+
+    sys.exit(setup_main(sys.argv[2:]))
+
+from .cli import main  # noqa: E402
 
 sys.exit(main())

@@ -33,6 +33,10 @@ status PLAN.npz --biggan ... --sd ... --out DIR [--frames A-B] [every render fla
 worker
     Serve render requests as JSON lines on stdin/stdout (the add-on's worker process;
     see `worker.py`).
+setup-env FOLDER [--variant auto|cpu|cu126|cu128|cu130|rocm6.4|mps] [--torch-index-url URL|default]
+    Create the render worker's Python environment in FOLDER: PyTorch for this machine's GPU
+    and the pinned render stack, progress as JSON lines (see `environment.py`; the add-on's
+    "Set Up Render Environment" button runs it). It needs no numpy: __main__ starts it first.
 
 Errors a user can fix print one line on stderr and exit with status 2.
 """

@@ -1,0 +1,370 @@
+"""Set Up Render Environment: the worker's Python, made from Blender (add-on preferences).
+
+The engine does the work (``python -m blender_latentwalk.engine setup-env``, see
+engine/environment.py) in a subprocess started with Blender's own Python; this module
+starts it, reads its JSON events on a thread (which never touches bpy), and shows them:
+the step and what pip is doing in the status bar and the preferences, a progress count,
+Esc or Cancel to stop. Everything the tools print goes to a log (0600) next to the
+worker's logs. On success the new environment becomes the Engine Python; on failure or
+cancel the preferences and any environment made before stay as they were.
+
+`SetupJob.poll` is the one step function: the modal operator's timer calls it, and the
+same operator run without a UI (scripts, ``blender -b``) calls it in a loop.
+"""
+
+import atexit
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+
+import bpy
+
+from ..engine import environment
+from ..engine.errors import LatentWalkError
+from . import compat, engine_client, preferences, worker_client
+
+ENVIRONMENT_FOLDER = "render-env"
+CANCEL_GRACE_S = 20.0  # after this, a set-up that does not stop when asked is killed
+ESC_HINT = "  (Esc: cancel)"
+
+
+
+class SetupJob:
+    """One run of the engine's set-up in a subprocess, as Blender's main thread sees it."""
+
+    def __init__(self, folder, torch_build="auto", torch_index_url="", python=None):
+        self.folder = folder
+        self.partial = environment.partial_folder(folder)
+        self.python = ""  # the new environment's interpreter, once done
+        self.step_index, self.step_count, self.step_title, self.step_command = 0, 0, "Starting", ""
+        self.detail, self.variant_title = "", ""
+        self.outcome = None  # "done", "error" or "cancelled"
+        self.message, self.size_bytes, self.seconds = "", 0, 0.0
+        self.cancel_requested_s = None
+        self.killed = False
+        self.events = queue.Queue()
+        arguments = ["setup-env", folder, "--variant", torch_build, "--stop-on-stdin-close"]
+        if torch_index_url:
+            arguments += ["--torch-index-url", torch_index_url]
+        self.command = engine_client.engine_command(python or compat.blender_python(), *arguments)
+        try:
+            self.log_path = worker_client.log_path("setup-env")
+            self._log = worker_client.open_private(self.log_path)
+        except OSError as error:
+            raise LatentWalkError(f"cannot write the set-up's log in Blender's user folder ({error}): check that "
+                                  "it is writable.") from None
+        self._log.write(f"$ {environment.command_line(self.command)}\n")
+        self._log.flush()
+        options = {"start_new_session": True} if os.name == "posix" else {
+            "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+        try:  # its own process group: a kill reaches pip too
+            self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=self._log, env=engine_client.engine_environment(), text=True,
+                                            encoding="utf-8", bufsize=1, **options)
+        except OSError as error:
+            self._log.close()
+            raise LatentWalkError(f"Blender's Python '{self.command[0]}' could not be started ({error.strerror}); "
+                                  f"run this in a terminal instead: {self.copyable_command()}") from None
+        threading.Thread(target=self._read_events, name="latentwalk-setup-events", daemon=True).start()
+
+    def _read_events(self):
+        for line in self.process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self.events.put(event)
+        self.events.put({"event": "exit", "status": self.process.wait()})
+
+    def copyable_command(self):
+        """The whole set-up as one terminal command (the engine importable through PYTHONPATH)."""
+        parent = engine_client.engine_environment()["PYTHONPATH"].split(os.pathsep)[0]
+        if os.name == "nt":
+            return f'set "PYTHONPATH={parent}" && {environment.command_line(self.command)}'
+        return f"PYTHONPATH={environment.command_line([parent])} {environment.command_line(self.command)}"
+
+    def poll(self):
+        """Take in the events that arrived; True once the set-up has ended (see `outcome`)."""
+        if self.cancel_requested_s is not None and not self.killed and self.outcome is None \
+                and time.monotonic() - self.cancel_requested_s > CANCEL_GRACE_S:
+            self.kill()  # it did not stop when asked (a tool that ignores it): end the whole group
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return self.outcome is not None and not self.process_alive()
+            self._take(event)
+
+    def _take(self, event):
+        kind = event.get("event")
+        if kind == "exit":
+            self._log.close()
+            if self.outcome is None:  # it ended without saying why: killed, or crashed
+                self._remove_partial()
+                self.outcome = "cancelled" if self.cancel_requested_s is not None else "error"
+                self.message = self.message or f"the set-up ended unexpectedly (exit status {event['status']})"
+            return
+        if event.get("version") != environment.PROTOCOL_VERSION:
+            self.outcome, self.message = "error", (
+                f"the engine's set-up speaks protocol version {event.get('version')}, this add-on version "
+                f"{environment.PROTOCOL_VERSION}: reinstall the add-on")
+            self.kill()
+            return
+        if kind == "start":
+            self.variant_title = event.get("variant_title", "")
+        elif kind == "step":
+            self.step_index, self.step_count = int(event["index"]), int(event["count"])
+            self.step_title, self.step_command, self.detail = event["title"], event.get("command", ""), ""
+        elif kind == "detail":
+            self.detail = event.get("text", "")
+        elif kind == "done":
+            self.outcome, self.python = "done", event["python"]
+            self.size_bytes, self.seconds = int(event.get("size_bytes", 0)), float(event.get("seconds", 0.0))
+        elif kind == "error":
+            self.outcome, self.step_title = "error", event.get("step", self.step_title)
+            self.message, self.step_command = event.get("message", ""), event.get("command") or self.step_command
+        elif kind == "cancelled":
+            self.outcome = "cancelled"
+
+    def process_alive(self):
+        return self.process.poll() is None
+
+    def cancel(self):
+        """Ask the set-up to stop: it ends its tool and removes the half-made environment."""
+        if self.cancel_requested_s is None:
+            self.cancel_requested_s = time.monotonic()
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+
+    def kill(self):
+        """End the set-up and its tools at once (Blender quits, or it ignored a cancel)."""
+        self.killed = True
+        if self.process_alive():
+            try:
+                if os.name == "posix":
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                else:
+                    subprocess.run(["taskkill", "/T", "/F", "/PID", str(self.process.pid)], capture_output=True)
+            except OSError:
+                self.process.kill()
+        self._remove_partial()
+
+    def _remove_partial(self):
+        import shutil
+
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def status_line(self):
+        """What the status bar says while it runs."""
+        if self.cancel_requested_s is not None:
+            return "Latent Walk set-up: cancelling, removing the unfinished environment..."
+        count = f" {self.step_index + 1}/{self.step_count}" if self.step_count else ""
+        detail = f": {self.detail}" if self.detail else ""
+        return f"Latent Walk set-up{count}: {self.step_title}{detail}"
+
+    def result_message(self):
+        """One line for the report once it has ended."""
+        if self.outcome == "done":
+            overridden = (f" (but the {engine_client.ENV_ENGINE_PYTHON} environment variable overrides it)"
+                          if os.environ.get(engine_client.ENV_ENGINE_PYTHON) else "")
+            return (f"Latent Walk: render environment ready ({self.size_bytes / 1e9:.1f} GB, "
+                    f"{self.seconds / 60:.1f} min, PyTorch {self.variant_title}); Engine Python is now "
+                    f"{self.python}{overridden}")
+        if self.outcome == "cancelled":
+            return f"Latent Walk: set-up cancelled; nothing was changed (log: {self.log_path})"
+        command = self.step_command or self.copyable_command()
+        return (f"Latent Walk: set-up failed at '{self.step_title}': {self.message}. Log: {self.log_path}. "
+                f"To run this step in a terminal: {command}")
+
+
+_active_job = None
+
+
+def active_job():
+    return _active_job
+
+
+def environment_folder(package=preferences.ADDON_ID):
+    return os.path.join(compat.addon_data_folder(package), ENVIRONMENT_FOLDER)
+
+
+def start(context):
+    """Start the set-up with the preferences' choices (the caller checked online access)."""
+    global _active_job
+    prefs = preferences.get()
+    folder = environment_folder()
+    current = engine_client.engine_python(prefs.engine_python)
+    if current and os.path.abspath(current).startswith(os.path.abspath(folder) + os.sep):
+        worker_client.release()  # the worker runs from the environment this replaces
+    _active_job = SetupJob(folder, getattr(prefs, "torch_build", "auto"), getattr(prefs, "torch_index_url", ""))
+    return _active_job
+
+
+def finish(context, job):
+    """Apply the outcome: the new environment becomes the Engine Python only when it is done."""
+    global _active_job
+    if _active_job is job:
+        _active_job = None
+    if job.outcome == "done":
+        prefs = preferences.get()
+        prefs.engine_python = job.python
+        compat.mark_preferences_changed(context)
+
+
+def refusal(context):
+    """Why the set-up may not start now ("" when it may)."""
+    if not compat.online_access_allowed():
+        return ("Latent Walk: setting up the render environment downloads PyTorch and the render packages, and "
+                f"Blender's online access is off: allow it in {compat.ALLOW_ONLINE_ACCESS}, or make the "
+                "environment yourself and set the Engine Python. Nothing was changed.")
+    if _active_job is not None:
+        return "Latent Walk: a set-up is already running (see the status bar)."
+    return ""
+
+
+class LATENTWALK_OT_setup_render_environment(bpy.types.Operator):
+    """Create a Python environment for the render worker (PyTorch for this machine's GPU, diffusers, BigGAN, librosa: downloads 1-5 GB) in the add-on's user folder, and make it the Engine Python. Esc cancels"""
+
+    bl_idname = "latentwalk.setup_render_environment"
+    bl_label = "Set Up Render Environment"
+
+    def _start(self, context):
+        why = refusal(context)
+        if why:
+            self.report({"ERROR"}, why)
+            return None
+        try:
+            return start(context)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return None
+
+    def _report_end(self, context, job):
+        finish(context, job)
+        message = job.result_message()
+        if job.outcome == "done":
+            self.report({"INFO"}, message)
+            return {"FINISHED"}
+        self.report({"WARNING"} if job.outcome == "cancelled" else {"ERROR"}, message)
+        return {"CANCELLED"}
+
+    def execute(self, context):
+        # Scripts and background mode: the same job and step function, to the end.
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        shown = None
+        while not job.poll():
+            if bpy.app.background and job.status_line() != shown:
+                shown = job.status_line()
+                print(shown, flush=True)
+            time.sleep(0.2)
+        return self._report_end(context, job)
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        self._job = self._start(context)
+        if self._job is None:
+            return {"CANCELLED"}
+        self._workspace = context.workspace
+        self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
+        context.window_manager.progress_begin(0, 100)
+        context.window_manager.modal_handler_add(self)
+        self._show(context)
+        return {"RUNNING_MODAL"}
+
+    def _show(self, context):
+        job = self._job
+        compat.set_status_text(self._workspace, job.status_line() + ("" if job.cancel_requested_s else ESC_HINT))
+        if job.step_count:
+            context.window_manager.progress_update(int(100 * job.step_index / job.step_count))
+        _redraw_preferences(context)
+
+    def _end(self, context):
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        compat.set_status_text(self._workspace, None)
+        _redraw_preferences(context)
+
+    def cancel(self, context):
+        # Blender ends the operator itself (it quits, its window closed): end the set-up with it.
+        global _active_job
+        self._job.kill()
+        if _active_job is self._job:
+            _active_job = None
+        self._end(context)
+
+    def modal(self, context, event):
+        job = self._job
+        try:
+            if event.type == "ESC" and event.value == "PRESS":
+                job.cancel()
+                self._show(context)
+                return {"RUNNING_MODAL"}
+            if event.type != "TIMER":
+                return {"PASS_THROUGH"}  # Blender stays usable while it installs
+            if not job.poll():
+                self._show(context)
+                return {"PASS_THROUGH"}
+        except Exception:
+            self.cancel(context)
+            raise
+        self._end(context)
+        return self._report_end(context, job)
+
+
+class LATENTWALK_OT_setup_render_environment_cancel(bpy.types.Operator):
+    """Stop the set-up; the unfinished environment is removed and the Engine Python stays as it was"""
+
+    bl_idname = "latentwalk.setup_render_environment_cancel"
+    bl_label = "Cancel Set-Up"
+
+    @classmethod
+    def poll(cls, context):
+        return _active_job is not None and _active_job.cancel_requested_s is None
+
+    def execute(self, context):
+        _active_job.cancel()
+        return {"FINISHED"}
+
+
+def _redraw_preferences(context):
+    for window in context.window_manager.windows:
+        for area in window.screen.areas if window.screen else ():
+            if area.type == "PREFERENCES":
+                area.tag_redraw()
+
+
+def draw_preferences(layout, prefs):
+    """The set-up's part of the add-on preferences: the button (or the running set-up) and its choices."""
+    box = layout.box()
+    job = _active_job
+    if job is not None:
+        box.label(text=job.status_line(), icon="SORTTIME")
+        box.operator(LATENTWALK_OT_setup_render_environment_cancel.bl_idname, icon="CANCEL")
+        return
+    row = box.row()
+    row.operator(LATENTWALK_OT_setup_render_environment.bl_idname, icon="CONSOLE")
+    row.prop(prefs, "torch_build", text="PyTorch")
+    box.prop(prefs, "torch_index_url")
+    if not compat.online_access_allowed():
+        box.label(text="Needs online access: " + compat.ALLOW_ONLINE_ACCESS, icon="ERROR")
+
+
+def _end_on_quit():
+    if _active_job is not None:
+        _active_job.kill()
+
+
+atexit.register(_end_on_quit)
+
+
+classes = (LATENTWALK_OT_setup_render_environment, LATENTWALK_OT_setup_render_environment_cancel)
