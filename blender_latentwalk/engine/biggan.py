@@ -16,6 +16,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 
 from .errors import LatentWalkError
 
@@ -56,9 +57,12 @@ def _biggan_cache_dir():
 
 
 def _cached_file(url, cache_dir):
-    """The package's cached copy of ``url`` (named sha256(url)[.sha256(etag)]), or None."""
+    """The package's cached copy of ``url`` (named sha256(url)[.sha256(etag)]), or None.
+
+    Only those names: a download still in progress (``.incomplete``) or the metadata (``.json``) is not it."""
     stem = hashlib.sha256(url.encode("utf-8")).hexdigest()
-    found = [p for p in glob.glob(os.path.join(cache_dir, stem + "*")) if not p.endswith(".json")]
+    found = [p for p in glob.glob(os.path.join(cache_dir, stem + "*"))
+             if re.fullmatch(stem + r"(\.[0-9a-f]{64})?", os.path.basename(p))]
     return max(found, key=os.path.getmtime) if found else None
 
 
