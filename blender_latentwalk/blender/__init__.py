@@ -5,10 +5,10 @@ Everything here is thin; the work is in ``..engine``, which never imports bpy.
 
 import bpy
 
-from . import operators, panels, preferences, presets, properties, render, walk
+from . import models, operators, panels, preferences, presets, properties, render, walk
 
 _classes = (preferences.classes + operators.classes + walk.classes + render.classes + presets.classes
-            + panels.classes)
+            + models.classes + panels.classes)
 
 
 def register():
@@ -16,9 +16,11 @@ def register():
     for cls in _classes:
         bpy.utils.register_class(cls)
     render.register()
+    models.register()
 
 
 def unregister():
+    models.unregister()
     render.unregister()
     for cls in reversed(_classes):
         bpy.utils.unregister_class(cls)
