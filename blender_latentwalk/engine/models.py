@@ -386,25 +386,24 @@ def files_to_fetch(file_names, model_index=None):
     return sorted(wanted)
 
 
+# snapshot_download's bar of file bytes written (as huggingface_hub names it); its other byte bar
+# counts network bytes, which differ from file sizes for Xet-stored files.
+FILE_BYTES_BAR = "huggingface_hub.snapshot_download"
+
+
 def _progress_bar_class(on_bytes, should_stop):
-    """A tqdm class for snapshot_download: counts its byte bar, and stops the download on cancel.
+    """A tqdm class for snapshot_download: counts its file-bytes bar, and stops the download on cancel.
 
-    huggingface_hub updates its byte bars from every download thread as chunks arrive; raising
-    there ends each file's download (its temporary file is removed) and the snapshot call.
+    huggingface_hub updates its bars from every download thread as data arrives; raising there ends
+    each file's download (its temporary file is removed) and the snapshot call.
     """
-    from tqdm import tqdm
+    from huggingface_hub.utils import tqdm as hub_tqdm
 
-    byte_bars = []
-
-    class Bar(tqdm):
+    class Bar(hub_tqdm):
         def __init__(self, *args, **kwargs):
-            kwargs["disable"] = True
-            kwargs.pop("name", None)
-            counts = kwargs.get("unit") == "B" and not byte_bars  # the first byte bar (a second repeats it)
+            self._counts = kwargs.get("name") == FILE_BYTES_BAR
+            kwargs["disable"] = True  # nothing printed: the worker's protocol carries the progress
             super().__init__(*args, **kwargs)
-            self._counts = counts
-            if counts:
-                byte_bars.append(self)
 
         def update(self, n=1):
             if should_stop():
