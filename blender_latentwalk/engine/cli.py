@@ -230,6 +230,7 @@ def _models(args):
     from . import models
 
     if args.action == "download":
+        models.prefer_cancellable_transport()  # Ctrl+C stops it at once
         if not args.name:
             raise LatentWalkError("models download needs a NAME (e.g. biggan-deep-256 or stabilityai/sd-turbo).")
         shown = [-1]
@@ -241,10 +242,18 @@ def _models(args):
                 print(f"{args.name}: {models.format_size(done)} of {models.format_size(total)} ({percent}%)",
                       flush=True)
 
+        import signal
+        import threading
+
+        # Ctrl+C asks the download to stop at its next chunk (in every download thread), as Cancel does.
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
-            state = models.download(args.name, args.role, progress=progress)
-        except KeyboardInterrupt:
+            state = models.download(args.name, args.role, progress=progress, should_stop=stop.is_set)
+        except models.DownloadCancelled:
             raise LatentWalkError(f"{args.name}: download stopped; run it again to continue.") from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
         print(state.summary())
         return 0
     states = models.catalogue_states([(args.biggan, "biggan"), (args.sd, "pipeline"), (args.tiny_vae, "vae")])

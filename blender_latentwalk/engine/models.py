@@ -315,6 +315,17 @@ def offline_reason():
     return ""
 
 
+def prefer_cancellable_transport():
+    """Hub downloads in this process over plain HTTP, unless HF_HUB_DISABLE_XET says otherwise.
+
+    huggingface_hub's Xet transport reports progress from a thread hf_xet owns, where an exception
+    (the cancel) is swallowed and the file downloads to the end (huggingface_hub issue #4632);
+    its HTTP read loop stops at a cancel. huggingface_hub reads the setting when it is first
+    imported, so the worker and the CLI call this before anything imports it.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+
+
 def download(name, role=None, progress=None, should_stop=None):
     """Fetch ``name`` (a catalogue name or hub id) so that `state` finds it present; returns the new state.
 

@@ -49,6 +49,9 @@ def _open_protocol_stream():
 def serve(stdin=None):
     """Serve requests until ``quit`` or end of input; returns the exit status."""
     stdin = stdin if stdin is not None else sys.stdin
+    from . import models
+
+    models.prefer_cancellable_transport()  # before torch and diffusers import huggingface_hub
     events = _open_protocol_stream()
     lock = threading.Lock()
 

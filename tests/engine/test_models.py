@@ -249,6 +249,34 @@ def test_cli_lists_and_downloads_with_progress(served, tmp_path):
     assert "tiny/sd: sd: on this machine" in listed.stdout and str(tmp_path / "hf" / "hub") in listed.stdout
 
 
+def test_cli_download_stops_on_ctrl_c_and_continues_next_time(served, tmp_path):
+    import signal
+
+    server, _ = served
+    env = environment(server, tmp_path)
+    weights_path = "/biggan/biggan-deep-128-pytorch_model.bin"
+    command = [sys.executable, "-m", "blender_latentwalk.engine", "models", "download", "biggan-deep-128"]
+    server.delay_s = 0.003
+    try:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd=ROOT)
+        for line in process.stdout:
+            if "biggan-deep-128:" in line and "(0%)" not in line:
+                process.send_signal(signal.SIGINT)  # Ctrl+C, mid-file
+                break
+        output, errors = process.communicate(timeout=120)
+    finally:
+        server.delay_s = 0.0
+    assert process.returncode == 2 and "download stopped; run it again to continue" in errors, errors
+    assert "Traceback" not in errors
+    partial = [n for n in os.listdir(tmp_path / "biggan") if n.endswith(models.PARTIAL_SUFFIX)]
+    kept = os.path.getsize(tmp_path / "biggan" / partial[0])
+    before = len(server.ranges(weights_path))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and "on this machine" in done.stdout.splitlines()[-1], done.stderr
+    assert server.ranges(weights_path)[before:] == [f"bytes={kept}-"]
+
+
 def test_files_to_fetch_takes_what_the_loader_reads():
     listing = ["model_index.json", "sd_turbo.safetensors", "README.md", "scheduler/scheduler_config.json",
                "text_encoder/config.json", "text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors",
