@@ -67,13 +67,15 @@ def step():
         result(invoked=invoke_download())
         STATE["step"] = "running"
     elif STATE["step"] == "running" and job is not None and job.done > 0:
+        STATE["job"] = job
         STATE["status"].append(job.status_line())
         window = bpy.context.window_manager.windows[0]
         window.event_simulate("ESC", "PRESS")
         window.event_simulate("ESC", "RELEASE")
         STATE["step"] = "cancelling"
     elif STATE["step"] in ("running", "cancelling") and job is None:
-        result(cancelled=STATE["step"] == "cancelling", status=STATE["status"], listed_after_cancel=listed())
+        result(cancelled="job" in STATE and STATE["job"].stopped, status=STATE["status"],
+               listed_after_cancel=listed())
         result(invoked_again=invoke_download())
         STATE["step"] = "finishing"
     elif STATE["step"] == "finishing" and job is None:
