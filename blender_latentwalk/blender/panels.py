@@ -198,7 +198,13 @@ class _ModelsPanel:
         row.label(text="Not checked yet" if listing is None else f"Checked {listing['when']}", icon="INFO")
         row.operator("latentwalk.models_refresh", text="", icon="FILE_REFRESH")
         if listing is not None and listing["error"]:
-            layout.label(text=listing["error"][:120], icon="ERROR")
+            import textwrap
+
+            column = layout.column(align=True)
+            lines = textwrap.wrap(listing["error"], 34)  # the default sidebar's width
+            for index, line in enumerate(lines[:5]):
+                column.label(text=line + (" ..." if index == 4 and len(lines) > 5 else ""),
+                             icon="ERROR" if index == 0 else "BLANK1")
         job = models.active_download()
         if job is not None:
             layout.label(text=job.status_line().replace("Latent Walk: ", ""), icon="IMPORT")
