@@ -251,7 +251,7 @@ def state(name, role=None):
     if not name or name.lower() == "none":
         return ModelState(name, role, "none", True, 0, "", "", False)
     expanded = os.path.expanduser(name)
-    if os.path.isdir(expanded) or not (is_repo_id(name) or (role == BIGGAN and name in _biggan_names())):
+    if os.path.isdir(expanded) or not _fetchable(name, role):
         missing = missing_in_folder(expanded, role) if os.path.isdir(expanded) else f"no folder {expanded}"
         return ModelState(name, role, label, not missing, _files_size(expanded) if not missing else 0,
                           os.path.abspath(expanded), missing, False)
@@ -263,6 +263,11 @@ def state(name, role=None):
     missing = missing_in_folder(snapshot, role)
     return ModelState(name, role, label, not missing, _files_size(snapshot) if not missing else 0, snapshot,
                       missing and f"incomplete: {missing}")
+
+
+def _fetchable(name, role):
+    """A name downloads can fetch: BigGAN's published names, a hub id for the others."""
+    return name in _biggan_names() if role == BIGGAN else is_repo_id(name)
 
 
 def _biggan_names():
@@ -339,7 +344,7 @@ def download(name, role=None, progress=None, should_stop=None):
     should_stop = should_stop or (lambda: False)
     if not name or name.lower() == "none" or os.path.isdir(os.path.expanduser(name)):
         raise LatentWalkError(f"'{name}' is a folder (or none), not something to download: it is used as it is.")
-    if not (is_repo_id(name) or (role == BIGGAN and name in _biggan_names())):
+    if not _fetchable(name, role):
         raise LatentWalkError(f"'{name}' is neither a folder nor a model to download ("
                               + ("biggan-deep-128, -256 or -512" if role == BIGGAN else "a hub id such as "
                                  "stabilityai/sd-turbo") + ").")

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from blender_latentwalk.engine import biggan, img2img, models
+from blender_latentwalk.engine.errors import LatentWalkError
 from hub_server import ModelServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -307,3 +308,13 @@ def test_a_folder_missing_a_part_is_not_a_model(models, tmp_path):
     state = catalogue.state(sd_folder, "pipeline")
     assert not state.present and "no weights" in state.missing and "unet" in state.missing
     assert not state.downloadable
+
+
+def test_what_cannot_be_fetched_is_refused_before_any_network(tmp_path):
+    for name, role in (("org/biggan", "biggan"), ("biggan-deep-1024", "biggan"), (str(tmp_path), "pipeline"),
+                       ("none", "pipeline"), ("not a hub id", "vae")):
+        state = models.state(name, role)
+        assert not state.downloadable and (name == "none" or not state.present)
+        with pytest.raises(LatentWalkError) as error:
+            models.download(name, role)
+        assert name in str(error.value)
