@@ -475,12 +475,11 @@ def _download_hub(repo_id, role, progress, should_stop):
 def _biggan_urls(name):
     """[(canonical URL, URL to fetch)] of the config and the weights: the cache names files by the
     canonical URL (as pytorch-pretrained-biggan does), a mirror only changes where bytes come from."""
-    from pytorch_pretrained_biggan import model as biggan_model
+    from . import biggan
 
     endpoint = os.environ.get(ENV_BIGGAN_ENDPOINT, "").rstrip("/")
     urls = []
-    for table in (biggan_model.PRETRAINED_CONFIG_ARCHIVE_MAP, biggan_model.PRETRAINED_MODEL_ARCHIVE_MAP):
-        canonical = table[name]
+    for canonical in biggan.archive_urls(name):
         urls.append((canonical, endpoint + canonical[len(BIGGAN_HOME):] if endpoint and canonical.startswith(
             BIGGAN_HOME) else canonical))
     return urls
