@@ -42,7 +42,8 @@ class ModelServer:
             for name in names:
                 path = os.path.join(root, name)
                 files[os.path.relpath(path, folder).replace(os.sep, "/")] = open(path, "rb").read()
-        commit = hashlib.sha1(repr(sorted((p, hashlib.sha1(d).hexdigest()) for p, d in files.items())).encode()).hexdigest()
+        listing = sorted((path, hashlib.sha1(data).hexdigest()) for path, data in files.items())
+        commit = hashlib.sha1(repr(listing).encode()).hexdigest()
         self.repos[repo_id] = (commit, files)
         return commit
 

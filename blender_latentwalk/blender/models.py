@@ -197,7 +197,8 @@ class LATENTWALK_OT_model_download(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def _show(self, context):
-        self._workspace.status_text_set(self._job.status_line() + ("" if self._job.cancel_requested else "  (Esc: cancel)"))
+        hint = "" if self._job.cancel_requested else "  (Esc: cancel)"
+        self._workspace.status_text_set(self._job.status_line() + hint)
         for area in context.screen.areas if context.screen else ():
             if area.type in ("SEQUENCE_EDITOR", "GRAPH_EDITOR"):
                 area.tag_redraw()

@@ -27,7 +27,6 @@ only when complete. ``LATENTWALK_BIGGAN_ENDPOINT`` points BigGAN downloads at a 
 
 import dataclasses
 import fnmatch
-import glob
 import json
 import os
 

@@ -63,4 +63,5 @@ def test_download_lists_and_refreshes(scene, user_caches, use_engine_python, mon
     assert any("/tiny/sd/resolve/" in path for _, path, _ in server.requests)
     state = {s.name: s for s in models_ui.listing()["states"]}["tiny/sd"]  # the list follows the download
     assert state.present and state.size_bytes > 0
-    assert state.path.startswith(str(home / "hf" / "hub")) and os.path.isfile(os.path.join(state.path, "model_index.json"))
+    assert state.path.startswith(str(home / "hf" / "hub"))
+    assert os.path.isfile(os.path.join(state.path, "model_index.json"))

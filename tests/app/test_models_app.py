@@ -34,7 +34,8 @@ def test_download_in_the_ui_shows_bytes_cancels_on_esc_and_continues(tmp_path):
                HF_HUB_OFFLINE="0")
     try:
         run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, str(blend),
-                              "--enable-event-simulate", "-P", os.path.join(ROOT, "tests", "app", "modal_download_ui.py"),
+                              "--enable-event-simulate", "-P",
+                              os.path.join(ROOT, "tests", "app", "modal_download_ui.py"),
                               "--", "--model", "biggan-deep-128"],
                              capture_output=True, text=True, env=env, timeout=600)
     finally:
