@@ -147,3 +147,21 @@ def frame_status(python, plan_path, request, folder, index_range):
     except (IndexError, ValueError, KeyError) as error:
         raise LatentWalkError(f"Engine Python '{python}' answered the frame check with something else ({error}): "
                               "is it a Python with this version of the add-on's engine?") from None
+
+
+def list_models(python, in_use):
+    """[`ModelState`] of ``in_use`` ((name, role) pairs) and of the catalogue, as the engine's Python
+    (``python``) sees them: its caches, its HF_HOME. Never uses the network."""
+    from ..engine.models import ModelState
+
+    flags = {"biggan": "--biggan", "pipeline": "--sd", "vae": "--tiny-vae"}
+    arguments = ["models", "--json"]
+    for name, role in in_use:
+        if name.strip():
+            arguments += [flags[role], name.strip()]
+    output = _run_engine(python, arguments).stdout.strip().splitlines()
+    try:
+        return [ModelState.from_dict(item) for item in json.loads(output[-1])]
+    except (IndexError, ValueError, KeyError, TypeError) as error:
+        raise LatentWalkError(f"Engine Python '{python}' answered the model list with something else ({error}): "
+                              "is it a Python with this version of the add-on's engine?") from None

@@ -236,6 +236,63 @@ class _RenderPanel:
         layout.operator("latentwalk.release_models", icon="X")
 
 
+class _ModelsPanel:
+    """The models the render uses and the catalogue: on this machine or not, size, where (the folder
+    button's tooltip), and Download for a missing one."""
+
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Models"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        from . import models
+
+        layout = self.layout
+        listing = models.listing()
+        row = layout.row(align=True)
+        row.label(text="Not checked yet" if listing is None else f"Checked {listing['when']}", icon="INFO")
+        row.operator("latentwalk.models_refresh", text="", icon="FILE_REFRESH")
+        if listing is not None and listing["error"]:
+            import textwrap
+
+            column = layout.column(align=True)
+            lines = textwrap.wrap(listing["error"], 34)  # the default sidebar's width
+            for index, line in enumerate(lines[:5]):
+                column.label(text=line + (" ..." if index == 4 and len(lines) > 5 else ""),
+                             icon="ERROR" if index == 0 else "BLANK1")
+        job = models.active_download()
+        if job is not None:
+            layout.label(text=job.status_line().replace("Latent Walk: ", ""), icon="IMPORT")
+            layout.operator("latentwalk.model_download_cancel", icon="CANCEL")
+        if listing is None:
+            return
+        in_use = {name.strip() for name, _ in models.models_in_use(context.scene)}
+        for title, states in (("This scene", [s for s in listing["states"] if s.name in in_use]),
+                              ("Catalogue", [s for s in listing["states"] if s.name not in in_use])):
+            if not states:
+                continue
+            column = layout.column(align=True)
+            column.label(text=title)
+            for state in states:
+                self.draw_model(column.box().row(align=True), state)
+
+    @staticmethod
+    def draw_model(row, state):
+        from ..engine.models import format_size
+
+        split = row.split(factor=0.55, align=True)
+        split.label(text=state.label, icon="CHECKMARK" if state.present else "ERROR")
+        right = split.row(align=True)
+        right.alignment = "RIGHT"
+        right.label(text=format_size(state.size_bytes) if state.present else "missing")
+        if state.present or not state.downloadable:
+            right.operator("latentwalk.model_folder", text="", icon="FILE_FOLDER", emboss=False).path = state.path
+        else:
+            download = right.operator("latentwalk.model_download", text="", icon="IMPORT")
+            download.name, download.role = state.name, state.role
+
+
 class LATENTWALK_PT_sequencer(_LatentWalkPanel, bpy.types.Panel):
     bl_idname = "LATENTWALK_PT_sequencer"
     bl_space_type = "SEQUENCE_EDITOR"
@@ -304,7 +361,20 @@ class LATENTWALK_PT_graph_modulation(_ModulationPanel, bpy.types.Panel):
     bl_parent_id = "LATENTWALK_PT_graph_render"
 
 
+class LATENTWALK_PT_sequencer_models(_ModelsPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_sequencer_models"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_sequencer"
+
+
+class LATENTWALK_PT_graph_models(_ModelsPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_graph_models"
+    bl_space_type = "GRAPH_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_graph"
+
+
 classes = (LATENTWALK_UL_bands, LATENTWALK_PT_sequencer, LATENTWALK_PT_graph,
            LATENTWALK_PT_sequencer_walk, LATENTWALK_PT_graph_walk,
            LATENTWALK_PT_sequencer_render, LATENTWALK_PT_graph_render,
-           LATENTWALK_PT_sequencer_modulation, LATENTWALK_PT_graph_modulation)
+           LATENTWALK_PT_sequencer_modulation, LATENTWALK_PT_graph_modulation,
+           LATENTWALK_PT_sequencer_models, LATENTWALK_PT_graph_models)

@@ -284,8 +284,10 @@ class _RenderOperator:
 
     @classmethod
     def poll(cls, context):
-        # Not while Encode Video's render job reads the frames this would rewrite.
-        return _active_job is None and not compat.render_job_running()
+        # Not while Encode Video's render job reads the frames this would rewrite, nor while the worker downloads.
+        from . import models
+
+        return _active_job is None and not compat.render_job_running() and not models.download_running()
 
     def execute(self, context):
         # Scripts and background mode: the same job, synchronously.
@@ -412,7 +414,9 @@ class LATENTWALK_OT_release_models(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _active_job is None and worker_client.running()
+        from . import models
+
+        return _active_job is None and worker_client.running() and not models.download_running()
 
     def execute(self, context):
         worker_client.release()

@@ -77,6 +77,12 @@ class Worker:
         self.send(command="render", id=request_id, **request)
         return request_id
 
+    def download(self, **request):
+        """Send a download request (model, role); returns its id."""
+        request_id = next(_ids)
+        self.send(command="download", id=request_id, **request)
+        return request_id
+
     def cancel(self, request_id):
         self.send(command="cancel", id=request_id)
 

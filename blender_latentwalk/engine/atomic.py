@@ -50,3 +50,12 @@ def write_bytes(path, data, temp_prefix=None):
 def write_text(path, text, temp_prefix=None):
     """Write ``text`` (str, UTF-8) to ``path`` atomically."""
     return write_via(path, lambda stream: stream.write(text), False, temp_prefix)
+
+
+def commit_file(temp_path, path):
+    """Make the finished ``temp_path`` (a download written in place, resumable) ``path``: flushed to
+    disk first, then renamed, so ``path`` is the whole file or absent."""
+    with open(temp_path, "rb+") as stream:
+        os.fsync(stream.fileno())
+    os.replace(temp_path, path)
+    return path

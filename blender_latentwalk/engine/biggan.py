@@ -16,6 +16,8 @@ import glob
 import hashlib
 import json
 import os
+import re
+import sys
 
 from .errors import LatentWalkError
 
@@ -50,15 +52,48 @@ def tiny_architecture():
 
 
 def _biggan_cache_dir():
-    from pytorch_pretrained_biggan import file_utils
+    """pytorch-pretrained-biggan's cache folder: the package's own value once it is imported, else
+    as the package sets it (PYTORCH_PRETRAINED_BIGGAN_CACHE, else ~/.pytorch_pretrained_biggan).
+    Importing the package imports torch (seconds), which listing models does not need."""
+    file_utils = sys.modules.get("pytorch_pretrained_biggan.file_utils")
+    if file_utils is not None:
+        return str(file_utils.PYTORCH_PRETRAINED_BIGGAN_CACHE)
+    return os.getenv("PYTORCH_PRETRAINED_BIGGAN_CACHE",
+                     os.path.join(os.path.expanduser("~"), ".pytorch_pretrained_biggan"))
 
-    return str(file_utils.PYTORCH_PRETRAINED_BIGGAN_CACHE)
+
+def archive_urls(name):
+    """(config URL, weights URL) of a published name, from the package's own URL maps: its module once
+    imported, else its model.py read as data (no torch import)."""
+    module = sys.modules.get("pytorch_pretrained_biggan.model")
+    if module is None:
+        import ast
+        import importlib.util
+
+        spec = importlib.util.find_spec("pytorch_pretrained_biggan")
+        tables = {}
+        try:
+            with open(os.path.join(spec.submodule_search_locations[0], "model.py"), encoding="utf-8") as stream:
+                tree = ast.parse(stream.read())
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    if node.targets[0].id in ("PRETRAINED_CONFIG_ARCHIVE_MAP", "PRETRAINED_MODEL_ARCHIVE_MAP"):
+                        tables[node.targets[0].id] = ast.literal_eval(node.value)
+        except (OSError, SyntaxError, ValueError, TypeError, IndexError):
+            tables = {}
+        if len(tables) == 2:
+            return tables["PRETRAINED_CONFIG_ARCHIVE_MAP"][name], tables["PRETRAINED_MODEL_ARCHIVE_MAP"][name]
+        from pytorch_pretrained_biggan import model as module  # another layout: import it after all
+    return module.PRETRAINED_CONFIG_ARCHIVE_MAP[name], module.PRETRAINED_MODEL_ARCHIVE_MAP[name]
 
 
 def _cached_file(url, cache_dir):
-    """The package's cached copy of ``url`` (named sha256(url)[.sha256(etag)]), or None."""
+    """The package's cached copy of ``url`` (named sha256(url)[.sha256(etag)]), or None.
+
+    Only those names: a download still in progress (``.incomplete``) or the metadata (``.json``) is not it."""
     stem = hashlib.sha256(url.encode("utf-8")).hexdigest()
-    found = [p for p in glob.glob(os.path.join(cache_dir, stem + "*")) if not p.endswith(".json")]
+    found = [p for p in glob.glob(os.path.join(cache_dir, stem + "*"))
+             if re.fullmatch(stem + r"(\.[0-9a-f]{64})?", os.path.basename(p))]
     return max(found, key=os.path.getmtime) if found else None
 
 
@@ -80,11 +115,10 @@ def resolve(name_or_path):
         raise LatentWalkError(
             f"BigGAN model '{name_or_path}' is neither a folder nor one of {', '.join(KNOWN_MODELS)}."
         )
-    from pytorch_pretrained_biggan import model as biggan_model
-
     cache_dir = _biggan_cache_dir()
-    weights = _cached_file(biggan_model.PRETRAINED_MODEL_ARCHIVE_MAP[name_or_path], cache_dir)
-    config = _cached_file(biggan_model.PRETRAINED_CONFIG_ARCHIVE_MAP[name_or_path], cache_dir)
+    config_url, weights_url = archive_urls(name_or_path)
+    weights = _cached_file(weights_url, cache_dir)
+    config = _cached_file(config_url, cache_dir)
     if weights is None or config is None:
         raise LatentWalkError(
             f"BigGAN '{name_or_path}' is not downloaded (looked in {cache_dir}). On a machine with network "

@@ -30,6 +30,13 @@ status PLAN.npz --biggan ... --sd ... --out DIR [--frames A-B] [every render fla
     Which frames in DIR are a finished render of the plan with these settings: the
     one check that Encode Video, the panel and scripts/render.py --encode use. Prints
     "N of M frames current ..."; exits 1 when any frame is stale or missing.
+models [--biggan NAME] [--sd NAME] [--tiny-vae NAME] [--json]
+    The models these settings use, then the catalogue (BigGAN deep 128/256/512, sd-turbo,
+    SD 1.5, sdxl-turbo, the Tiny VAEs): each on this machine or not, its size and where.
+    Never uses the network.
+models download NAME [--role biggan|pipeline|vae]
+    Fetch a model into its cache (BigGAN's own, the Hugging Face cache) with progress;
+    Ctrl+C stops it, and the next download resumes. Refused in offline mode (HF_HUB_OFFLINE=1).
 worker
     Serve render requests as JSON lines on stdin/stdout (the add-on's worker process;
     see `worker.py`).
@@ -87,6 +94,16 @@ def _build_parser():
     status = commands.add_parser("status", parents=[_render_flags()], add_help=True,
                                  help="which frames in --out are a finished render of the plan (exit 1: some are not)")
     status.add_argument("--json", action="store_true", help="print the status as JSON (used by the add-on)")
+
+    models = commands.add_parser("models", help="list models (on this machine? size, where) or download one")
+    models.add_argument("action", nargs="?", choices=("list", "download"), default="list")
+    models.add_argument("name", nargs="?", help="download: a catalogue name or hub id")
+    models.add_argument("--role", choices=("biggan", "pipeline", "vae"),
+                        help="download / list: what the model is for (default: from the catalogue, else pipeline)")
+    models.add_argument("--biggan", default="", help="list: the BigGAN the render uses")
+    models.add_argument("--sd", default="", help="list: the img2img model the render uses")
+    models.add_argument("--tiny-vae", default="", help="list: the Tiny VAE the render uses")
+    models.add_argument("--json", action="store_true", help="list: one JSON list (used by the add-on)")
 
     commands.add_parser("worker", help="serve render requests on stdin/stdout (used by the add-on)")
     return parser
@@ -213,6 +230,47 @@ def _render_full(args):
               f"after running out of memory, first {min(result.reduced_batch)}", file=sys.stderr)
 
 
+def _models(args):
+    from . import models
+
+    if args.action == "download":
+        models.prefer_cancellable_transport()  # Ctrl+C stops it at once
+        if not args.name:
+            raise LatentWalkError("models download needs a NAME (e.g. biggan-deep-256 or stabilityai/sd-turbo).")
+        shown = [-1]
+
+        def progress(done, total):
+            percent = int(100 * done / total) if total else 0
+            if percent != shown[0]:
+                shown[0] = percent
+                print(f"{args.name}: {models.format_size(done)} of {models.format_size(total)} ({percent}%)",
+                      flush=True)
+
+        import signal
+        import threading
+
+        # Ctrl+C asks the download to stop at its next chunk (in every download thread), as Cancel does.
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+        try:
+            state = models.download(args.name, args.role, progress=progress, should_stop=stop.is_set)
+        except models.DownloadCancelled:
+            raise LatentWalkError(f"{args.name}: download stopped; run it again to continue.") from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        print(state.summary())
+        return 0
+    states = models.catalogue_states([(args.biggan, "biggan"), (args.sd, "pipeline"), (args.tiny_vae, "vae")])
+    if args.role:
+        states = [s for s in states if s.role == args.role]
+    if args.json:
+        print(json.dumps([s.to_dict() for s in states]))
+    else:
+        for s in states:
+            print(f"{s.name}: {s.summary()}")
+    return 0
+
+
 def _source_path(source):
     """A band's source as the request holds it: the mix, a part of it, or a stem's absolute path."""
     return source if source in (MIX,) + SEPARATED_SOURCES else os.path.abspath(source)
@@ -294,6 +352,8 @@ def main(argv=None):
             _render_full(args)
         elif args.command == "status":
             return _status(args)
+        elif args.command == "models":
+            return _models(args)
         elif args.command == "worker":
             from . import worker
 

@@ -9,7 +9,9 @@ Protocol: one JSON object per line. Requests on stdin::
     {"command": "render", "id": 1, "plan": "plan.npz", "biggan": "biggan-deep-256",
      "img2img": {"model": "stabilityai/sd-turbo", "width": 512, "height": 512, "tiny_vae": ""},
      "out": "/frames", "frames": [first_index, last_index] or null, "batch_size": null, "device": "auto"}
-    {"command": "cancel", "id": 1}      stop that render before its next batch
+    {"command": "download", "id": 2, "model": "stabilityai/sd-turbo", "role": "pipeline"}
+                                        fetch a missing model (role: biggan, pipeline or vae; see models.py)
+    {"command": "cancel", "id": 1}      stop that render before its next batch (a download at its next chunk)
     {"command": "quit"}                 end after the current batch
 
 Closing stdin without "quit" means the add-on is gone (killed, crashed): the worker
@@ -19,7 +21,9 @@ Events on stdout: ``ready`` (or ``fatal`` when this Python lacks torch); then pe
 with done 0, once the models are loaded), ``warning`` (message: the render goes on differently than
 asked, e.g. at a smaller batch after running out of memory), and ``done`` (rendered, reused, stopped,
 replaced: frames whose PNG was not current and was overwritten, warnings, reduced_batch: {frame: batch
-size} of frames made at a smaller batch) or ``error`` (message). Anything else a library prints goes to stderr, so it cannot
+size} of frames made at a smaller batch) or ``error`` (message). A download sends ``progress`` (done, total
+in bytes, unit "bytes") and ``done`` (stopped: cancelled; model: the model's `models.ModelState` as a dict)
+or ``error``. Anything else a library prints goes to stderr, so it cannot
 corrupt the protocol.
 """
 
@@ -28,6 +32,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 
 from .errors import LatentWalkError
@@ -44,6 +49,9 @@ def _open_protocol_stream():
 def serve(stdin=None):
     """Serve requests until ``quit`` or end of input; returns the exit status."""
     stdin = stdin if stdin is not None else sys.stdin
+    from . import models
+
+    models.prefer_cancellable_transport()  # before torch and diffusers import huggingface_hub
     events = _open_protocol_stream()
     lock = threading.Lock()
 
@@ -98,6 +106,9 @@ def serve(stdin=None):
             return 0
         request_id = request.get("id")
         try:
+            if request.get("command") == "download":
+                _download(request, send, should_stop=lambda: request_id in cancelled or "*" in cancelled)
+                continue
             if request.get("command") != "render":
                 raise LatentWalkError(f"unknown worker command {request.get('command')!r}")
             result = _render(request, models, send,
@@ -127,3 +138,25 @@ def _render(request, models, send, should_stop):
         progress=lambda done, total: send(event="progress", id=request.get("id"), done=done, total=total),
         warn=lambda message: send(event="warning", id=request.get("id"), message=message),
     )
+
+
+def _download(request, send, should_stop):
+    """Fetch a model with progress in bytes; a cancel ends it with "done" and stopped true."""
+    from . import models
+
+    name, role = request["model"], request.get("role") or None
+    request_id = request.get("id")
+    last_sent = [0.0, None]
+
+    def progress(done, total):  # a few events a second, and always the last
+        now = time.monotonic()
+        if now - last_sent[0] >= 0.1 or done == total or last_sent[1] is None:
+            last_sent[:] = now, done
+            send(event="progress", id=request_id, done=done, total=total, unit="bytes")
+
+    try:
+        state = models.download(name, role, should_stop=should_stop, progress=progress)
+        stopped = False
+    except models.DownloadCancelled:
+        state, stopped = models.state(name, role), True
+    send(event="done", id=request_id, stopped=stopped, model=state.to_dict())

@@ -1,0 +1,335 @@
+"""Models from Blender: which ones are on this machine, and downloading a missing one in the worker.
+
+The list comes from the engine's Python (``python -m blender_latentwalk.engine models --json``),
+where huggingface_hub and pytorch-pretrained-biggan are, and is kept until the next Refresh or
+download. A download runs in the render worker (worker_client.py): the operator polls it on a
+timer like Render Frames, with bytes in the status bar and Esc or Cancel to stop it. Nothing goes
+to the network while Blender's "Allow Online Access" is off (4.2+): the operator says why and does
+nothing.
+"""
+
+import os
+import queue
+import time
+
+import bpy
+from bpy.props import StringProperty
+
+from ..engine import models as engine_models
+from ..engine.errors import LatentWalkError
+from . import compat, engine_client, preferences, worker_client
+
+OFFLINE_MESSAGE = ("online access is off (Preferences > System > Network > Allow Online Access): nothing was "
+                   "downloaded. Allow it and press Download again, or run `python -m blender_latentwalk.engine "
+                   "models download {name}` on a machine with network access")
+
+# The latest listing: {"states": [ModelState], "when": "HH:MM:SS", "error": ""}, or None before the first.
+_listing = None
+_active_download = None
+
+
+def models_in_use(scene):
+    """[(name, role)] of the scene's render settings: BigGAN, the img2img model, the Tiny VAE."""
+    settings = scene.latentwalk
+    return [(settings.walk.model, engine_models.BIGGAN), (settings.diffusion.model, engine_models.PIPELINE),
+            (settings.diffusion.tiny_vae, engine_models.VAE)]
+
+
+def refresh(scene, python=None):
+    """List the scene's models and the catalogue, as the engine's Python sees them; returns the states."""
+    global _listing
+    python = worker_client.worker_python(preferences.get().engine_python) if python is None else python
+    try:
+        states = engine_client.list_models(python, models_in_use(scene))
+        _listing = {"states": states, "when": time.strftime("%H:%M:%S"), "error": ""}
+    except LatentWalkError as error:
+        _listing = {"states": [], "when": time.strftime("%H:%M:%S"), "error": str(error)}
+        raise
+    return states
+
+
+def listing():
+    return _listing
+
+
+class DownloadJob:
+    """One download request to the worker, and what has come back of it."""
+
+    def __init__(self, name, role, python=None):
+        self.name, self.role = name, role
+        self.label = engine_models.label_of(name)
+        if python is None:
+            python = worker_client.worker_python(preferences.get().engine_python)
+        self.worker = worker_client.get(python)
+        self.request_id = self.worker.download(model=name, role=role)
+        self.done, self.total = 0, 0
+        self.state, self.stopped, self.error = None, False, None
+        self.cancel_requested = False
+
+    @property
+    def finished(self):
+        return self.state is not None or self.error is not None
+
+    def _handle(self, event):
+        kind, same = event.get("event"), event.get("id") in (self.request_id, None)
+        if kind == "progress" and same:
+            self.done, self.total = event["done"], event["total"]
+        elif kind == "done" and same:
+            self.stopped = bool(event.get("stopped"))
+            self.state = engine_models.ModelState.from_dict(event["model"])
+        elif kind in ("error", "fatal") and same:
+            self.error = event["message"]
+        elif kind == "exit" and not self.finished:
+            tail = self.worker.log_tail()
+            self.error = (f"the worker stopped (exit status {event['status']})" + (f": {tail}" if tail else "")
+                          + f". Its log: {self.worker.log_path}")
+
+    def poll(self):
+        """Take in what the worker has said (never blocks); True once the job is over."""
+        while not self.finished:
+            try:
+                self._handle(self.worker.events.get_nowait())
+            except queue.Empty:
+                break
+        return self.finished
+
+    def wait(self):
+        while not self.finished:
+            self._handle(self.worker.events.get())
+
+    def cancel(self):
+        if not self.cancel_requested:
+            self.cancel_requested = True
+            self.worker.cancel(self.request_id)
+
+    def status_line(self):
+        if not self.total:
+            text = f"Latent Walk: {self.label}: starting download..."
+        else:
+            text = (f"Latent Walk: {self.label}: {engine_models.format_size(self.done)} of "
+                    f"{engine_models.format_size(self.total)} ({int(100 * self.done / self.total)}%)")
+        return text + (" (cancelling)" if self.cancel_requested else "")
+
+    def summary(self):
+        """One line for the report; raises LatentWalkError on a failed download."""
+        if self.error is not None:
+            raise LatentWalkError(self.error)
+        if self.stopped:
+            return f"{self.label}: download cancelled; nothing was added. Download again to continue."
+        return f"{self.label} downloaded: {engine_models.format_size(self.state.size_bytes)} in {self.state.path}"
+
+
+def download_running():
+    return _active_download is not None
+
+
+def _busy():
+    """Renders and downloads share the worker's event stream: one at a time."""
+    from . import render
+
+    return _active_download is not None or render.active_job() is not None or compat.render_job_running()
+
+
+def _after_download(scene, job):
+    """The listing follows a download (what is on disk now, not what was remembered)."""
+    try:
+        refresh(scene)
+    except (LatentWalkError, ReferenceError):
+        pass
+
+
+class LATENTWALK_OT_model_download(bpy.types.Operator):
+    """Download this model into its cache (Hugging Face's, or pytorch-pretrained-biggan's for BigGAN) in the render worker. Esc cancels; the next download continues"""
+
+    bl_idname = "latentwalk.model_download"
+    bl_label = "Download Model"
+
+    name: StringProperty(name="Model", description="A catalogue name or Hugging Face hub id")
+    role: StringProperty(name="Role", description="biggan, pipeline or vae", default="")
+
+    @classmethod
+    def poll(cls, context):
+        return not _busy()
+
+    @classmethod
+    def description(cls, context, properties):
+        return f"Download {properties.name} (Esc cancels; an interrupted download continues next time)"
+
+    def _refused(self):
+        """Report why nothing is downloaded (online access off); True when refused."""
+        if compat.online_access_allowed():
+            return False
+        self.report({"ERROR"}, "Latent Walk: " + OFFLINE_MESSAGE.format(name=self.name))
+        return True
+
+    def execute(self, context):
+        # Scripts and background mode: the same download, blocking.
+        if self._refused():
+            return {"CANCELLED"}
+        try:
+            job = DownloadJob(self.name, self.role or None)
+            job.wait()
+            summary = job.summary()
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        _after_download(context.scene, job)
+        self.report({"INFO"}, f"Latent Walk: {summary}")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        global _active_download
+        if bpy.app.background:
+            return self.execute(context)
+        if self._refused():
+            return {"CANCELLED"}
+        try:
+            _active_download = DownloadJob(self.name, self.role or None)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        self._job, self._scene = _active_download, context.scene
+        self._workspace = context.workspace
+        self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
+        _active_download.ui = (self._timer, self._workspace)
+        context.window_manager.modal_handler_add(self)
+        self._show(context)
+        return {"RUNNING_MODAL"}
+
+    def _show(self, context):
+        hint = "" if self._job.cancel_requested else "  (Esc: cancel)"
+        self._workspace.status_text_set(self._job.status_line() + hint)
+        for area in context.screen.areas if context.screen else ():
+            if area.type in ("SEQUENCE_EDITOR", "GRAPH_EDITOR"):
+                area.tag_redraw()
+
+    def _end(self):
+        global _active_download
+        _release_ui(self._job)
+        if _active_download is self._job:
+            _active_download = None
+
+    def cancel(self, context):
+        if not self._job.finished:
+            self._job.cancel()
+        self._end()
+
+    def modal(self, context, event):
+        job = self._job
+        try:
+            if event.type == "ESC" and event.value == "PRESS":
+                job.cancel()
+                self._show(context)
+                return {"RUNNING_MODAL"}
+            if event.type != "TIMER":
+                return {"PASS_THROUGH"}
+            if not job.poll():
+                self._show(context)
+                return {"PASS_THROUGH"}
+        except Exception:
+            self._end()
+            raise
+        self._end()
+        try:
+            summary = job.summary()
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        _after_download(self._scene, job)
+        self.report({"INFO"}, f"Latent Walk: {summary}")
+        return {"FINISHED"}
+
+
+class LATENTWALK_OT_model_download_cancel(bpy.types.Operator):
+    """Stop the download; complete files stay, and the next download continues"""
+
+    bl_idname = "latentwalk.model_download_cancel"
+    bl_label = "Cancel Download"
+
+    @classmethod
+    def poll(cls, context):
+        return _active_download is not None and not _active_download.cancel_requested
+
+    def execute(self, context):
+        _active_download.cancel()
+        return {"FINISHED"}
+
+
+class LATENTWALK_OT_models_refresh(bpy.types.Operator):
+    """Look again at which models are on this machine, their size and where (no network)"""
+
+    bl_idname = "latentwalk.models_refresh"
+    bl_label = "Refresh Models"
+
+    def execute(self, context):
+        try:
+            states = refresh(context.scene)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        here = sum(s.present for s in states)
+        self.report({"INFO"}, f"Latent Walk: {here} of {len(states)} models on this machine")
+        return {"FINISHED"}
+
+
+class LATENTWALK_OT_model_folder(bpy.types.Operator):
+    """Open the folder the model is in"""
+
+    bl_idname = "latentwalk.model_folder"
+    bl_label = "Open Model Folder"
+
+    path: StringProperty(name="Path", subtype="FILE_PATH")
+
+    @classmethod
+    def description(cls, context, properties):
+        return properties.path  # the tooltip says where: the sidebar is too narrow for the path
+
+    def execute(self, context):
+        folder = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
+        if not os.path.isdir(folder):
+            self.report({"ERROR"}, f"Latent Walk: '{folder}' does not exist (yet).")
+            return {"CANCELLED"}
+        bpy.ops.wm.path_open(filepath=folder)
+        return {"FINISHED"}
+
+
+classes = (LATENTWALK_OT_model_download, LATENTWALK_OT_model_download_cancel, LATENTWALK_OT_models_refresh,
+           LATENTWALK_OT_model_folder)
+
+
+def active_download():
+    return _active_download
+
+
+def _release_ui(job):
+    timer, workspace = getattr(job, "ui", (None, None))
+    job.ui = (None, None)
+    if timer is not None:
+        bpy.context.window_manager.event_timer_remove(timer)
+    try:
+        if workspace is not None:
+            workspace.status_text_set(None)
+    except ReferenceError:
+        pass
+
+
+@bpy.app.handlers.persistent
+def _stop_download_on_file_load(*_args):
+    # A file load ends the modal operator without telling it: stop the download (BigGAN's partial
+    # file stays to resume from), take the timer and status text away.
+    global _active_download, _listing
+    _listing = None  # the next file's scene names other models
+    if _active_download is not None:
+        _active_download.cancel()
+        _release_ui(_active_download)
+        _active_download = None
+
+
+def register():
+    bpy.app.handlers.load_pre.append(_stop_download_on_file_load)
+
+
+def unregister():
+    if _stop_download_on_file_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_stop_download_on_file_load)
+    _stop_download_on_file_load()
