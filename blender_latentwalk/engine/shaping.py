@@ -70,9 +70,9 @@ def running_max(values, size):
     half = size // 2
     blocks = -(-(n + size - 1) // size)
     padded = np.pad(values, (half, blocks * size - n - half), mode="edge").reshape(blocks, size)
-    forward = np.maximum.accumulate(padded, axis=1).ravel()
     backward = np.maximum.accumulate(padded[:, ::-1], axis=1)[:, ::-1].ravel()
-    return np.maximum(backward[:n], forward[size - 1 : size - 1 + n])
+    forward = np.maximum.accumulate(padded, axis=1, out=padded).ravel()  # in place: two arrays at most
+    return np.maximum(backward[:n], forward[size - 1 : size - 1 + n], out=backward[:n])
 
 
 def _active_local_peaks(values, frame_rate, silence):
