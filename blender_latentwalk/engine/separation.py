@@ -1,4 +1,4 @@
-"""The percussive and harmonic parts of the mix, for bands that listen to one of them.
+"""The percussive and harmonic parts of the mix, for the bands, chroma and onset that listen to one of them.
 
 librosa.decompose.hpss's method (Fitzgerald, 2010): what is sustained in time is
 harmonic (a median over time), what is spread over frequency is percussive (a median
