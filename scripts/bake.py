@@ -5,7 +5,7 @@
 
 Options: --fps RATE (24, 29.97, 23.976 or 30000/1001), --fps-base B, --band NAME:LOW-HIGH[@SOURCE] (repeat;
 SOURCE: mix, percussive, harmonic or a stem file), --offset-ms MS,
---normalise song|window, --normalise-window-s N, --onset-source mix|STEM,
+--normalise song|window, --normalise-window-s N, --onset-source mix|percussive|harmonic|STEM,
 --chroma-source mix|harmonic|STEM, --beat-markers, --overwrite-edited,
 --save OUT.blend; --preview renders the BigGAN
 preview into the sequencer after the bake (--biggan NAME_OR_FOLDER, --preview-folder DIR,
@@ -35,7 +35,7 @@ def parse_args(argv):
     parser.add_argument("--offset-ms", type=float)
     parser.add_argument("--normalise", choices=("song", "window"))
     parser.add_argument("--normalise-window-s", type=float)
-    parser.add_argument("--onset-source", help="mix or a stem file")
+    parser.add_argument("--onset-source", help="mix, percussive, harmonic or a stem file")
     parser.add_argument("--chroma-source", help="mix, harmonic or a stem file")
     parser.add_argument("--beat-markers", action="store_true")
     parser.add_argument("--overwrite-edited", action="store_true")
@@ -74,7 +74,7 @@ def main():
         settings.normalise = args.normalise
     if args.normalise_window_s is not None:
         settings.normalise_window_s = args.normalise_window_s
-    for curve, parts in (("onset", ()), ("chroma", ("harmonic",))):
+    for curve, parts in (("onset", ("percussive", "harmonic")), ("chroma", ("harmonic",))):
         source = getattr(args, f"{curve}_source")
         if not source:
             continue

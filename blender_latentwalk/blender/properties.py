@@ -224,6 +224,8 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
     onset_source: EnumProperty(
         name="Onset Source", description="What the onset curve (and the beats) listen to", default="mix",
         items=(("mix", "Mix", "The whole song"),
+               ("percussive", "Percussive", "The song's percussive part: the hits without the held notes"),
+               ("harmonic", "Harmonic", "The song's harmonic part: note and chord changes without the hits"),
                ("stem", "Stem", "A stem file of the song (e.g. drums.wav), exported from its first sample")))
     onset_stem_path: StringProperty(name="Onset Stem", description="The stem file the onset curve listens to",
                                     subtype="FILE_PATH", options=compat.PATH_OPTIONS)

@@ -19,12 +19,13 @@ rise time, which for a bass band exceeds a 60 fps frame.
 """
 
 import concurrent.futures
+import functools
 import itertools
 import os
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import maximum_filter1d
+import threadpoolctl
 
 from . import audio, filterbanks, separation, shaping, stems, timing
 from . import beats as beats_module
@@ -52,6 +53,7 @@ ONSET_PEAK_DB = 1.0
 ONSET_MIN_GAP_S = 0.050
 ONSET_RISE_S = 0.006
 ONSET_RISE_FRACTION = 0.5
+ONSET_PEAK_SEGMENT_HOPS = 1 << 18  # peaks are searched 190 s at a time (memory flat with song length)
 # A band is anchored to a hit when its level rises more than 3 dB after it; a second
 # hit inside that rise is the same note when the level has already risen 1 dB by then.
 ANCHOR_RISE_RATIO = 10.0 ** (3.0 / 10.0)
@@ -91,6 +93,19 @@ class _Framer:
         self.buffer = self.buffer[drop:]
         self.buffer_start += drop
         return first, frames
+
+
+# Spectra are taken a few hundred frames at a time: the frames, their spectra and powers
+# (about 2 MB each) then stay in the CPU's cache from the FFT to the last product; whole
+# 20 s blocks (tens of MB per step) made the same work about twice as slow.
+CHUNK_BYTES = 1 << 21
+
+
+def _in_chunks(frames):
+    """Yield ``(offset, frames[offset:offset + k])`` over ``frames`` (shape (m, n_fft)), k rows of about `CHUNK_BYTES`."""
+    rows = max(1, CHUNK_BYTES // (4 * max(1, frames.shape[1])))
+    for start in range(0, len(frames), rows):
+        yield start, frames[start : start + rows]
 
 
 def band_fft_size(band_rate):
@@ -167,13 +182,82 @@ class _Spectrum:
         # Parseval: sum over one-sided bins of |X|^2 * 2 / (n_fft * sum(w^2)) ~ mean square.
         self.scale = np.float32(2.0 / (n_fft * float(np.sum(self.window**2))))
 
-    def power(self, frames):
-        """frames: shape (m, n_fft) -> shape (m, n_fft // 2 + 1), float32."""
-        spectrum = scipy.fft.rfft(frames * self.window, axis=1)
+    def spectrum(self, frames):
+        """frames: shape (m, n_fft) -> the windowed frames' spectra, shape (m, n_fft // 2 + 1), complex64."""
+        return scipy.fft.rfft(frames * self.window, axis=1)
+
+    def power(self, frames=None, spectrum=None):
+        """frames: shape (m, n_fft) (or their ``spectrum``) -> shape (m, n_fft // 2 + 1), float32."""
+        if spectrum is None:
+            spectrum = self.spectrum(frames)
         power = spectrum.real**2
         power += spectrum.imag**2
         power *= self.scale
         return power
+
+
+class _PartSignal:
+    """The percussive or harmonic part of the mix as a signal, for the onset curve to listen to.
+
+    The band analysis's own spectra (`add`) times the `separation.Splitter`'s mask per bin
+    (`take`), back to samples by overlap-adding the frames (an inverse STFT: synthesis by
+    the same Hann window, divided by the windows' summed squares), then resampled to the
+    onset analysis's rate. The masks are real (zero phase), so a hit stays at its own time.
+    Spectra wait only until the Splitter's output reaches them: memory stays bounded.
+    """
+
+    def __init__(self, n_fft, hop, band_rate, onset_rate):
+        self.n_fft, self.hop = n_fft, hop
+        self.window = np.hanning(n_fft + 1)[:-1]  # as `_Spectrum`'s
+        self.pending = np.zeros((0, n_fft // 2 + 1), dtype=np.complex64)
+        self.pending_first = 0  # hop index of pending[0]
+        self.signal = np.zeros(0)  # overlap-added frames, from sample `signal_start` on
+        self.weight = np.zeros(0)  # the summed squared windows over the same samples
+        self.signal_start = -(n_fft // 2)  # frame 0 is centred on sample 0
+        self.emitted = 0  # samples (at the band rate) handed on so far
+        self.resampler = audio.Resampler(band_rate, onset_rate)
+
+    def add(self, spectra):
+        """spectra: shape (m, n_bins), the next hops' `_Spectrum.spectrum`."""
+        self.pending = np.concatenate([self.pending, spectra])
+
+    def take(self, first_hop, masks):
+        """Resynthesise hops ``first_hop..`` under masks (shape (k, n_bins)); returns the samples
+        now complete, at the onset rate, shape (n,), float32."""
+        if len(masks):
+            offset = first_hop - self.pending_first
+            spectra = self.pending[offset : offset + len(masks)] * masks
+            self.pending = self.pending[offset + len(masks):]
+            self.pending_first = first_hop + len(masks)
+            frames = scipy.fft.irfft(spectra, n=self.n_fft, axis=1) * self.window
+            end = (first_hop + len(masks) - 1) * self.hop + self.n_fft - self.n_fft // 2 - self.signal_start
+            if end > len(self.signal):
+                self.signal = np.concatenate([self.signal, np.zeros(end - len(self.signal))])
+                self.weight = np.concatenate([self.weight, np.zeros(end - len(self.weight))])
+            squared = self.window**2
+            for i, frame in enumerate(frames):
+                start = (first_hop + i) * self.hop - self.n_fft // 2 - self.signal_start
+                self.signal[start : start + self.n_fft] += frame
+                self.weight[start : start + self.n_fft] += squared
+        # Samples before the next frame's first one are complete.
+        return self._emit(self.pending_first * self.hop - self.n_fft // 2, last=False)
+
+    def finish(self, n_samples):
+        """The rest of the part up to the song's ``n_samples`` (at the band rate), resampler flushed."""
+        return self._emit(n_samples, last=True, stop_at=n_samples)
+
+    def _emit(self, until, last, stop_at=None):
+        count = max(0, min(until - self.signal_start, len(self.signal)))
+        done = self.signal[:count] / np.maximum(self.weight[:count], 1e-8)
+        done[self.weight[:count] < 1e-8] = 0.0
+        self.signal, self.weight = self.signal[count:], self.weight[count:]
+        first = self.signal_start
+        self.signal_start += count
+        done = done[max(0, -first):]  # nothing before the song's first sample
+        if stop_at is not None:
+            done = np.concatenate([done, np.zeros(max(0, stop_at - self.emitted - len(done)))])[: stop_at - self.emitted]
+        self.emitted += len(done)
+        return self.resampler(done.astype(np.float32), last)
 
 
 def _onset_times(flux, sample_rate):
@@ -191,9 +275,16 @@ def _onset_times(flux, sample_rate):
     # Peaks: the highest value within ONSET_MIN_GAP_S either side, entered by a rise. (scipy.signal's
     # find_peaks would do, but importing scipy.signal costs a second in every new process.)
     gap = max(1, int(ONSET_MIN_GAP_S * sample_rate / ONSET_HOP))
-    highest = maximum_filter1d(flux, size=2 * gap + 1, mode="nearest")
-    rising = np.r_[False, flux[1:] > flux[:-1]]
-    peaks = np.flatnonzero((flux >= highest) & rising & (flux >= ONSET_PEAK_DB))
+    peaks = []
+    for first in range(0, len(flux), ONSET_PEAK_SEGMENT_HOPS):  # a segment at a time: bounded temporaries
+        stop = min(first + ONSET_PEAK_SEGMENT_HOPS, len(flux))
+        low, high = max(0, first - gap), min(len(flux), stop + gap)  # each core hop's whole neighbourhood
+        piece = flux[low:high]
+        highest = shaping.running_max(piece, 2 * gap + 1)
+        rising = np.r_[False, piece[1:] > piece[:-1]]
+        is_peak = (piece >= highest) & rising & (piece >= ONSET_PEAK_DB)
+        peaks.append(np.flatnonzero(is_peak[first - low : stop - low]) + first)
+    peaks = np.concatenate(peaks)
     lookback = int(ONSET_RISE_S * sample_rate / ONSET_HOP)
     starts = np.empty(len(peaks), dtype=np.int64)
     for i, peak in enumerate(peaks):
@@ -349,6 +440,23 @@ def _stem_levels(bands, stem_files, band_rate, n_fft, hop, band_matrix, chroma_m
         yield stem_path, _stack_blocks(blocks, matrix.shape[1]), _stack_blocks(group_blocks, groups.shape[1])
 
 
+def _one_blas_thread(function):
+    """Run ``function`` with BLAS (numpy's and scipy's OpenBLAS) on one thread.
+
+    The analysis already measures levels and onsets on two threads; its products are
+    small (a few hundred spectra at a time), and BLAS threads of its own on top of
+    those spun on the same cores: one BLAS thread made the products about twice as fast.
+    """
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return run
+
+
+@_one_blas_thread
 def analyze(
     path,
     fps,
@@ -379,8 +487,8 @@ def analyze(
         intro stays low and a loud drop reaches high) or "window" (each frame against the
         loud moments of the ``normalise_window_s`` seconds around it); the onset curve
         is its hits' strength times the loudness curve, so it follows the same choice
-    onset_source : "mix", or a stem file whose hits make the onset curve, the beats and the
-        times the band levels are anchored to
+    onset_source : "mix", "percussive" or "harmonic" (that part of the mix), or a stem file:
+        whose hits make the onset curve, the beats and the times the band levels are anchored to
     chroma_source : "mix", "harmonic" (the harmonic part of the mix), or a stem file
 
     Returns
@@ -394,7 +502,8 @@ def analyze(
     band_shapes = tuple(band_shapes) if band_shapes is not None else (shaping.BAND_SHAPE,) * len(bands)
     if len(band_shapes) != len(bands):
         raise LatentWalkError(f"{len(bands)} bands but {len(band_shapes)} shape settings were given.")
-    onset_stem = _curve_source("onset", onset_source, ())
+    onset_stem = _curve_source("onset", onset_source, SEPARATED_SOURCES)
+    onset_part = onset_source if onset_source in SEPARATED_SOURCES else None
     chroma_stem = _curve_source("chroma", chroma_source, (HARMONIC,))
     info = audio.probe(path)
     check_bands_fit_file(bands, info.sample_rate, path)
@@ -418,7 +527,11 @@ def analyze(
     ).T.copy()
     splitter = separation.Splitter(
         band_matrix[on_parts], [bands[i].source for i in on_parts], band_rate, band_n_fft,
-        chroma_matrix if chroma_source == HARMONIC else None) if on_parts or chroma_source == HARMONIC else None
+        chroma_matrix if chroma_source == HARMONIC else None,
+        onset_part) if on_parts or chroma_source == HARMONIC or onset_part else None
+    # The onset curve on a part of the mix listens to that part resynthesised from the same spectra.
+    part_signal = _PartSignal(band_n_fft, band_hop, band_rate, sample_rate) if onset_part else None
+    band_samples = 0  # samples at the band rate so far: the part signal's length
     part_blocks = []  # (first hop index, band powers (m, len(on_parts))) of the separated parts
     # Power per frequency group over the song's start, to check that stems line up with it.
     groups = separation.group_matrix(band_rate, band_n_fft)
@@ -435,26 +548,42 @@ def analyze(
     previous_db = np.full(ONSET_N_MELS, ONSET_FLOOR_DB, dtype=np.float32)
 
     def measure_levels(samples, final):
+        nonlocal band_samples
+        band_samples += len(samples)
         first, frames = band_framer.push(samples, final)
-        power = band_spectrum.power(frames) if len(frames) else np.zeros((0, level_matrix.shape[0]), np.float32)
-        if len(frames):
+        for start, chunk in _in_chunks(frames):
+            spectrum = band_spectrum.spectrum(chunk)
+            power = band_spectrum.power(spectrum=spectrum)
             # Band energies, overall mean square (the spectrum's total, by Parseval), chroma.
-            level_blocks.append((first, power @ level_matrix))
-        if splitter is not None:
-            part_blocks.append(splitter.push(power, final))
-        if stem_files and len(frames) and first < check_hops:
-            mix_group_blocks.append((first, power[: check_hops - first] @ groups))
+            level_blocks.append((first + start, power @ level_matrix))
+            if part_signal is not None:
+                part_signal.add(spectrum)
+            if splitter is not None:
+                split(power, final=False)
+            if stem_files and first + start < check_hops:
+                mix_group_blocks.append((first + start, power[: check_hops - first - start] @ groups))
+        if final and splitter is not None:
+            split(np.zeros((0, level_matrix.shape[0]), np.float32), final=True)
+            if part_signal is not None:
+                measure_onsets(part_signal.finish(band_samples), final=False)
+                measure_onsets(np.zeros(0, dtype=np.float32), final=True)
+
+    def split(power, final):
+        first_hop, values, masks = splitter.push(power, final)
+        part_blocks.append((first_hop, values.astype(np.float32)))  # the mix's levels' precision, half the memory
+        if part_signal is not None:
+            measure_onsets(part_signal.take(first_hop, masks), final=False)
 
     def measure_onsets(samples, final):
         nonlocal previous_db
         first, frames = onset_framer.push(samples, final)
-        if len(frames):
-            mel_db = 10.0 * np.log10(np.maximum(onset_spectrum.power(frames) @ mel_matrix.T, 1e-15))
+        for start, chunk in _in_chunks(frames):
+            mel_db = 10.0 * np.log10(np.maximum(onset_spectrum.power(chunk) @ mel_matrix.T, 1e-15))
             mel_db = np.maximum(mel_db, ONSET_FLOOR_DB)
             rises = np.diff(np.vstack([previous_db[None, :], mel_db]), axis=0)
             flux = np.maximum(rises, 0.0).mean(axis=1)
             previous_db = mel_db[-1]
-            times = (first + np.arange(len(frames))) * (ONSET_HOP / sample_rate) + onset_delay_s
+            times = (first + start + np.arange(len(chunk))) * (ONSET_HOP / sample_rate) + onset_delay_s
             onsets.add(timing.frames_of_times(times, fps, fps_base, offset_ms), flux[:, None])
             onset_curve.append(flux.astype(np.float32))
 
@@ -465,7 +594,8 @@ def analyze(
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
 
         def consume(levels_job, onsets_job):
-            jobs = [pool.submit(levels_job)] + ([pool.submit(onsets_job)] if onset_stem is None else [])
+            on_mix_onsets = onset_stem is None and onset_part is None
+            jobs = [pool.submit(levels_job)] + ([pool.submit(onsets_job)] if on_mix_onsets else [])
             for job in jobs:
                 job.result()
 
@@ -500,6 +630,7 @@ def analyze(
 
     n_bands = len(bands)
     flux = np.concatenate(onset_curve) if onset_curve else np.zeros(0, np.float32)
+    onset_curve.clear()  # one copy of the hop-level curve (the largest per-hop output) from here on
     # One float64 array of every hop's levels (float64: a held level must stay exactly equal
     # across hops), filled block by block without intermediate copies.
     width = n_bands + 1 + 12

@@ -32,6 +32,35 @@ def estimate_period(envelope, envelope_rate):
     return float(lags[usable][best])
 
 
+def _best_paths(local, offsets, penalty, threshold):
+    """Ellis' dynamic programme: each frame's best score and the beat before it.
+
+    local : np.ndarray, shape (n,); offsets : np.ndarray, shape (k,), increasing and negative
+    (where the previous beat may lie); penalty : np.ndarray, shape (k,), for each offset.
+    Returns ``(score, backlink)``, shape (n,) each; backlink -1 where no beat precedes.
+    Frames up to the first above ``threshold`` start a path. A frame's candidates lie at
+    least ``-offsets[-1]`` frames back, so that many frames are solved at once.
+    """
+    n = len(local)
+    score = np.array(local, dtype=np.float64)
+    backlink = np.full(n, -1, dtype=np.int64)
+    above = np.flatnonzero(local > threshold)
+    if not len(above):
+        return score, backlink
+    block = max(1, int(-offsets[-1]))
+    for first in range(int(above[0]) + 1, n, block):
+        frames = np.arange(first, min(first + block, n))
+        candidates = frames[:, None] + offsets[None, :]
+        valid = candidates >= 0
+        totals = np.where(valid, score[np.maximum(candidates, 0)] + penalty, -np.inf)
+        best = np.argmax(totals, axis=1)
+        has_previous = valid[:, -1]
+        rows = np.arange(len(frames))
+        score[frames] = np.where(has_previous, local[frames] + totals[rows, best], local[frames])
+        backlink[frames] = np.where(has_previous, candidates[rows, best], -1)
+    return score, backlink
+
+
 def track(envelope, envelope_rate, fine_envelope, fine_rate):
     """Beat positions in envelope frames.
 
@@ -54,21 +83,7 @@ def track(envelope, envelope_rate, fine_envelope, fine_rate):
 
     offsets = np.arange(-int(round(2 * period)), -int(round(period / 2)) + 1)
     penalty = -TIGHTNESS * np.log(-offsets / period) ** 2
-    score = np.zeros(len(local))
-    backlink = np.full(len(local), -1, dtype=np.int64)
-    threshold = 0.01 * local.max()
-    started = False
-    for i in range(len(local)):
-        candidates = i + offsets
-        valid = candidates >= 0
-        if started and valid.any():
-            totals = score[candidates[valid]] + penalty[valid]
-            best = int(np.argmax(totals))
-            score[i] = local[i] + totals[best]
-            backlink[i] = candidates[valid][best]
-        else:
-            score[i] = local[i]
-        started = started or local[i] > threshold
+    score, backlink = _best_paths(local, offsets, penalty, 0.01 * local.max())
     # The last beat: the best-scoring local maximum near the end.
     maxima = np.flatnonzero((score[1:-1] >= score[:-2]) & (score[1:-1] >= score[2:])) + 1
     if not len(maxima):

@@ -4,7 +4,7 @@ Commands
 --------
 analyze AUDIO --fps 30 [--fps-base 1.0] [--band NAME:LOW-HIGH[@SOURCE] ...] [--attack-ms A]
         [--release-ms R] [--gain G] [--threshold T] [--offset-ms O]
-        [--normalise song|window] [--normalise-window-s N] [--onset-source mix|STEM]
+        [--normalise song|window] [--normalise-window-s N] [--onset-source mix|percussive|harmonic|STEM]
         [--chroma-source mix|harmonic|STEM] --out FEATURES.npz
     Writes one float array of shape (n_frames,) per band (keyed by band name),
     ``onset``, ``rms``, ``chroma`` (n_frames, 12), ``beats`` (frame indices),
@@ -82,7 +82,8 @@ def _build_parser():
                          help="song: curves follow the song's dynamics (default); window: each passage "
                               "against the loudest moments of the --normalise-window-s seconds around it")
     analyze.add_argument("--normalise-window-s", type=float, default=shaping.DEFAULT_NORMALISE_WINDOW_S)
-    analyze.add_argument("--onset-source", default=MIX, help="mix (default) or a stem file (e.g. drums.wav)")
+    analyze.add_argument("--onset-source", default=MIX, help="mix (default), percussive or harmonic (that part "
+                         "of the mix), or a stem file (e.g. drums.wav)")
     analyze.add_argument("--chroma-source", default=MIX, help="mix (default), harmonic, or a stem file")
     analyze.add_argument("--out", required=True, help="features file to write (.npz)")
 

@@ -3,11 +3,12 @@
 Importing librosa's filters costs about a second of numba set-up in every new
 process, longer than a whole 3-minute analysis; the matrices themselves never
 change for given parameters. So they are computed by librosa once and kept in
-the user's cache folder (keyed by parameters and librosa's version).
+the user's cache folder (keyed by parameters and librosa's version file).
 """
 
+import hashlib
+import importlib.util
 import os
-from importlib import metadata
 
 import numpy as np
 
@@ -19,8 +20,20 @@ def _cache_folder():
     return os.path.join(base, "blender_latentwalk", "filterbanks")
 
 
+def _librosa_version_key():
+    """A short hash of librosa's ``version.py``, read without importing librosa (or
+    importlib.metadata, which costs tens of milliseconds per process)."""
+    spec = importlib.util.find_spec("librosa")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    try:
+        with open(os.path.join(folders[0], "version.py"), "rb") as stream:
+            return hashlib.sha1(stream.read()).hexdigest()[:12]
+    except (IndexError, OSError):
+        return "unknown"
+
+
 def _cached(name, compute):
-    path = os.path.join(_cache_folder(), f"{name}-librosa{metadata.version('librosa')}.npy")
+    path = os.path.join(_cache_folder(), f"{name}-librosa-{_librosa_version_key()}.npy")
     try:
         return np.load(path)
     except (OSError, ValueError):

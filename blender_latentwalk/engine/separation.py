@@ -1,4 +1,4 @@
-"""The percussive and harmonic parts of the mix, for bands that listen to one of them.
+"""The percussive and harmonic parts of the mix, for the bands, chroma and onset that listen to one of them.
 
 librosa.decompose.hpss's method (Fitzgerald, 2010): what is sustained in time is
 harmonic (a median over time), what is spread over frequency is percussive (a median
@@ -63,18 +63,22 @@ class Splitter:
     sample_rate, n_fft : of the spectra
 
     chroma_matrix : np.ndarray, shape (12, n_bins), or None: also the chroma of the harmonic part
+    signal_part : `bands.PERCUSSIVE`, `bands.HARMONIC` or None: also that part's mask for
+        every bin, to resynthesise the part as a signal (the onset curve listens to it)
 
     `push` takes consecutive blocks of spectra and returns band powers (then the 12
     chroma values) for the hops whose context is complete: the output lags the input
     by under a second. Only the frequency groups the bands (and the chroma) cover, and
-    their neighbours for the percussive median, are filtered.
+    their neighbours for the percussive median, are filtered (all groups for a signal).
     """
 
-    def __init__(self, band_matrix, parts, sample_rate, n_fft, chroma_matrix=None):
+    def __init__(self, band_matrix, parts, sample_rate, n_fft, chroma_matrix=None, signal_part=None):
         groups = group_matrix(sample_rate, n_fft)
         self.n_groups = groups.shape[1]
         self.group_starts = np.array([first for first, _ in _contiguous_ranges(groups.T)])
         group_of_bin = np.argmax(groups, axis=1)
+        self.signal_part = signal_part
+        self.group_of_bin = group_of_bin
         self.bands = []  # per band: bin range, its groups' range, bin offsets of those groups inside the band
         for first, stop in _contiguous_ranges(band_matrix):
             g0, g1 = int(group_of_bin[first]), int(group_of_bin[stop - 1]) + 1
@@ -98,7 +102,11 @@ class Splitter:
         self.next_step = 0  # the first step not output yet
 
     def push(self, power, final=False):
-        """power: shape (m, n_bins), the next m hops. Returns ``(first hop, values (k, n_bands))``."""
+        """power: shape (m, n_bins), the next m hops.
+
+        Returns ``(first hop, values (k, n_bands [+ 12]), masks)``: masks is None, or with a
+        ``signal_part`` that part's magnitude mask per bin, shape (k, n_bins), for the same hops.
+        """
         if len(power):
             power = np.asarray(power, dtype=np.float64)
             self.group_power = np.concatenate([self.group_power, np.add.reduceat(power, self.group_starts, axis=1)])
@@ -113,7 +121,8 @@ class Splitter:
         last_ready = first_step + n_steps - 1 - (0 if final else self.half)
         width = len(self.bands) + (12 if self.chroma is not None else 0)
         if n_steps == 0 or last_ready < self.next_step:
-            return self.next_step * self.step, np.zeros((0, width))
+            no_masks = None if self.signal_part is None else np.zeros((0, len(self.group_of_bin)))
+            return self.next_step * self.step, np.zeros((0, width)), no_masks
         start = self.next_step * self.step - self.buffer_first
         stop = min((last_ready + 1) * self.step - self.buffer_first, n_hops)
         # Mean group power per step; the last step may be partial at the end of the song.
@@ -144,6 +153,9 @@ class Splitter:
             _, _, g0, g1, group_of_bin, weights = self.chroma
             part = mask(g0, g1, False)[:, group_of_bin]
             values[:, len(self.bands):] = (self.chroma_power[start:stop] * part * part) @ weights
+        masks = None
+        if self.signal_part is not None:
+            masks = mask(0, self.n_groups, self.signal_part == PERCUSSIVE)[:, self.group_of_bin]
         first_hop = self.next_step * self.step
         self.next_step = last_ready + 1
         # Keep what the next medians need: the steps of the harmonic context.
@@ -153,4 +165,4 @@ class Splitter:
         if self.chroma is not None:
             self.chroma_power = self.chroma_power[drop:]
         self.buffer_first += drop
-        return first_hop, values
+        return first_hop, values, masks

@@ -148,3 +148,18 @@ def test_onset_and_chroma_sources_reach_the_engine(scene, tmp_path):
     settings.onset_stem_path = ""
     with pytest.raises(RuntimeError, match="the onset curve listens to a stem, but no stem file is chosen"):
         bpy.ops.latentwalk.bake(overwrite_edited=True)
+
+
+def test_the_onset_on_the_percussive_part_reaches_the_engine(scene, tmp_path):
+    import synth
+
+    clicks = synth.clicks(np.arange(0.5, 3.5, 0.3) + 0.011, 44100, 4.0, amplitude=0.15)
+    chord = sum(synth.tone(f * k, 44100, 4.0, 0.2 / k, fade_s=0.5) for f in (220.0, 277.2, 329.6) for k in (1, 2, 3))
+    song = synth.write(tmp_path / "song.wav", clicks + chord, 44100)
+    settings = scene.latentwalk
+    settings.audio_path = song
+    settings.onset_source = "percussive"
+    assert bpy.ops.latentwalk.bake() == {"FINISHED"}
+    expected = analysis.analyze(song, 30, onset_source="percussive")
+    assert not np.allclose(expected.onset, analysis.analyze(song, 30).onset)
+    np.testing.assert_allclose(_curve(scene, "latentwalk.onset", expected.n_frames), expected.onset, atol=1e-6)

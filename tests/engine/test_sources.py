@@ -185,9 +185,77 @@ def test_the_chroma_can_listen_to_the_harmonic_part_or_a_stem(tmp_path):
     assert np.all(np.isin(np.argmax(from_stem, axis=1), chord)) and from_stem[:, 0].max() < 0.3  # no C: the pad's
 
 
-def test_the_onset_cannot_listen_to_the_harmonic_part(kick_and_bass):
-    with pytest.raises(LatentWalkError, match="the onset curve cannot listen to the harmonic part; use mix, a stem"):
-        analysis.analyze(kick_and_bass["mix"], 30, onset_source="harmonic")
+FRAME_RATES = [(24, 1.0), (30, 1.001), (30, 1.0), (60, 1.0)]
+
+
+@pytest.mark.parametrize("fps,fps_base", FRAME_RATES)
+@pytest.mark.parametrize("top_band_hz", [11000.0, 16000.0])  # bands (and the part) at 22050 Hz, or at 32 kHz
+def test_the_onset_on_the_percussive_part_hears_clicks_over_a_loud_held_chord(tmp_path, fps, fps_base, top_band_hz):
+    rate = fps / fps_base
+    duration_s = 16.0
+    rng = np.random.default_rng(fps)
+    frames = np.arange(int(1.0 * rate), int(15.0 * rate), int(0.3 * rate))
+    frames = frames + rng.integers(0, 3, len(frames))
+    fractions = rng.uniform(0, 1, len(frames))  # anywhere in the frame, with its first sample and last 10 %
+    fractions[:5] = [0.0, 0.5, 0.85, 0.89, 0.97]
+    clicks = synth.clicks(synth.click_times_on_frames(rate, frames, fractions), SR, duration_s, amplitude=0.15)
+    # A loud A major chord, 4 harmonics a note: its partials beat against each other in the short onset window.
+    chord = sum(synth.tone(f * k, SR, duration_s, 0.2 / k, fade_s=0.5) for f in (220.0, 277.2, 329.6) for k in range(1, 5))
+    path = synth.write(tmp_path / "clicks_over_chord.wav", clicks + chord, SR)
+    bands = [Band("Low", 20.0, 250.0), Band("Top", 4000.0, top_band_hz)]
+
+    curves = {}
+    for source in ("mix", "percussive"):
+        features = analysis.analyze(path, fps, fps_base, bands=bands, onset_source=source)
+        assert features.meta["onset_source"] == source
+        curves[source] = onset = features.onset
+        peaks = []
+        for frame, fraction in zip(frames, fractions):
+            peak = frame - 3 + int(np.argmax(onset[frame - 3 : frame + 4]))
+            allowed = {frame, frame + 1} if fraction >= 0.9 else {frame}
+            assert peak in allowed, f"{source}: click at frame {frame} + {fraction:.2f} peaked on frame {peak}"
+            peaks.append(peak)
+        curves[source + " clicks"] = onset[peaks]
+    # The chord alone: every frame at least a frame away from a click, after the chord's fade-in.
+    near = np.zeros(len(curves["mix"]), dtype=bool)
+    for step in (-1, 0, 1, 2):
+        near[frames + step] = True
+    chord_only = ~near
+    chord_only[: int(1.0 * rate)] = chord_only[int(15.0 * rate):] = False
+
+    # Bounds. Percussive part: every click above 0.45, the chord alone under 0.25 (95th percentile;
+    # measured 0.08-0.19 against clicks of 0.54 and more). The mix: its onset also pulses with the
+    # chord's beating partials, above 0.3 (measured 0.40-0.45), so its clicks stand out less.
+    percussive_chord = np.percentile(curves["percussive"][chord_only], 95)
+    mix_chord = np.percentile(curves["mix"][chord_only], 95)
+    assert curves["percussive clicks"].min() > 0.45 and np.median(curves["percussive clicks"]) > 0.6
+    assert percussive_chord < 0.25
+    assert curves["percussive clicks"].min() > 2.0 * percussive_chord
+    assert mix_chord > 0.3 and mix_chord > 2.0 * percussive_chord
+
+
+def test_the_onset_on_the_harmonic_part_hears_chord_changes_under_loud_clicks(tmp_path):
+    click_times = np.arange(0.5, 15.5, 0.25) + 0.013
+    change_times = np.arange(1.0, 15.0, 1.1)
+    chords = [(220.0, 277.2, 329.6), (196.0, 246.9, 293.7), (174.6, 220.0, 261.6), (164.8, 207.7, 246.9)]
+    held = np.zeros(int(DURATION_S * SR), dtype=np.float32)
+    for i, start_s in enumerate(change_times):  # each chord held 1.1 s, with 10 ms fades: no click of its own
+        chord = sum(synth.tone(f, SR, 1.1, 0.15, fade_s=0.01) for f in chords[i % 4])
+        start = int(start_s * SR)
+        held[start : start + len(chord)] += chord[: len(held) - start]
+    path = synth.write(tmp_path / "changes.wav", synth.clicks(click_times, SR, DURATION_S, amplitude=0.5) + held, SR)
+    change_frames = (change_times * 30).astype(int)
+    on_mix = analysis.analyze(path, 30).onset
+    harmonic = analysis.analyze(path, 30, onset_source="harmonic")
+    assert harmonic.meta["onset_source"] == "harmonic"
+    # Bound: the mix's onset barely hears the chord changes under the clicks (median under 0.3, measured
+    # 0.17); its harmonic part's does (over 0.45, measured 0.64). The clicks leak into it (measured
+    # 0.67): a limit the README states.
+    assert np.median(on_mix[change_frames]) < 0.3
+    assert np.median(harmonic.onset[change_frames]) > 0.45
+
+
+def test_a_missing_chroma_stem_is_refused(kick_and_bass):
     with pytest.raises(LatentWalkError, match="the stem of the chroma is not found"):
         analysis.analyze(kick_and_bass["mix"], 30, chroma_source=str(kick_and_bass["folder"] / "no.wav"))
 
@@ -214,7 +282,8 @@ def test_separation_and_stems_stream_in_bounded_memory(tmp_path):
             "import resource; from blender_latentwalk.engine import analysis;"
             "from blender_latentwalk.engine.bands import Band;"
             f"f = analysis.analyze({str(song)!r}, 30, bands=[Band('Hits', 500, 3000, 'percussive'),"
-            f" Band('Pad', 60, 250, 'harmonic'), Band('Bass', 60, 250, {str(stem)!r})], chroma_source='harmonic');"
+            f" Band('Pad', 60, 250, 'harmonic'), Band('Bass', 60, 250, {str(stem)!r})], chroma_source='harmonic',"
+            " onset_source='percussive');"
             "print(f.n_frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
