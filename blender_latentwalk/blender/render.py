@@ -16,6 +16,7 @@ import time
 
 import bpy
 
+from ..engine import frame_ranges
 from ..engine.errors import LatentWalkError
 from ..engine.frames import ensure_writable_folder, frame_path
 from . import bake_state, compat, engine_client, preferences, sampling, sequencer, worker_client
@@ -134,38 +135,64 @@ def _check_inside(first, last, song_first, song_last, scene):
                               f"(from the song's first frame to {end}): choose a range inside them.")
 
 
+def prepare_plan(scene, preview=False, ranges=None):
+    """Check the scene, sample its plan and write it as the render's folder's plan.npz.
+
+    ranges : [[first, last], ...] Blender frames that will be rendered (checked to be inside the song).
+    Returns (notes, folder, request, plan, plan path); request as `render_request` gives it.
+    """
+    notes = sequencer.repair_song_strip(scene)  # a moved .blend: its song strip's path may have broken
+    bake_state.check_current(scene)  # keys made at another fps or song start would drift off the music
+    scene.latentwalk.ensure_default_classes()
+    folder, request = render_request(scene, preview)
+    song_first, song_last = sampling.plan_range(scene)
+    for first, last in ranges or ():
+        _check_inside(first, last, song_first, song_last, scene)
+    ensure_writable_folder(folder)
+    # The whole song is sampled even for a part of it: travel and class smoothing carry history.
+    plan = sampling.sample_plan(scene, song_first, song_last)
+    plan_path = os.path.join(folder, PLAN_FILE_NAME)
+    try:
+        plan.save(plan_path)
+    except OSError as error:
+        raise LatentWalkError(f"cannot write '{plan_path}' ({error.strerror}): choose a writable folder.") from None
+    return notes, folder, request, plan, plan_path
+
+
+def engine_render_arguments(scene, request, plan_path, folder):
+    """The engine CLI's ``render`` arguments that render ``plan_path`` exactly as Render Frames does
+    (same models, size and batch size); a farm appends ``--frames`` per chunk."""
+    img2img, diffusion = request["img2img"], scene.latentwalk.diffusion
+    arguments = ["render", plan_path, "--biggan", request["biggan"], "--sd", img2img["model"],
+                 "--size", f"{img2img['width']}x{img2img['height']}", "--out", folder,
+                 "--device", scene.latentwalk.walk.device]
+    if img2img["tiny_vae"]:
+        arguments += ["--tiny-vae", img2img["tiny_vae"]]
+    if diffusion.batch_size:
+        arguments += ["--batch-size", str(diffusion.batch_size)]
+    return arguments
+
+
 class RenderJob:
     """One render request to the worker, and what has come back of it.
 
-    frames : optional (first, last) Blender frames inside the song's range.
+    frames : optional Blender frames inside the song's range: (first, last), or a farm chunk's
+        ranges [[first, last], ...] (`engine.frame_ranges.parse`), which may leave gaps.
     """
 
     def __init__(self, scene, preview=False, frames=None, python=None):
         self.scene = scene  # the render ends on the scene it began on, whichever is active then
-        self.notes = sequencer.repair_song_strip(scene)  # a moved .blend: its song strip's path may have broken
-        bake_state.check_current(scene)  # keys made at another fps or song start would drift off the music
-        settings = scene.latentwalk
-        settings.ensure_default_classes()
-        walk, diffusion = settings.walk, settings.diffusion
+        walk, diffusion = scene.latentwalk.walk, scene.latentwalk.diffusion
         self.preview = preview
-        self.folder, request = render_request(scene, preview)
         song_first, song_last = sampling.plan_range(scene)
-        first, last = frames if frames is not None else (song_first, song_last)
-        _check_inside(first, last, song_first, song_last, scene)
-        ensure_writable_folder(self.folder)
-        # The whole song is sampled even for a part of it: travel and class smoothing carry history.
-        self.plan = sampling.sample_plan(scene, song_first, song_last)
-        self.first, self.last = first, last
-        plan_path = os.path.join(self.folder, PLAN_FILE_NAME)
-        try:
-            self.plan.save(plan_path)
-        except OSError as error:
-            raise LatentWalkError(f"cannot write '{plan_path}' ({error.strerror}): choose a writable folder.") from None
+        self.ranges = _frame_ranges(frames) if frames is not None else [[song_first, song_last]]
+        self.notes, self.folder, request, self.plan, plan_path = prepare_plan(scene, preview, self.ranges)
+        self.first, self.last = self.ranges[0][0], self.ranges[-1][1]
         if python is None:
             python = worker_client.worker_python(preferences.get().engine_python)
         self.worker = worker_client.get(python)
         self.request_id = self.worker.render(
-            plan=plan_path, out=self.folder, frames=[first - song_first, last - song_first],
+            plan=plan_path, out=self.folder, frames=[[a - song_first, b - song_first] for a, b in self.ranges],
             batch_size=diffusion.batch_size or None, device=walk.device, **request,
         )
         self.done, self.total = 0, None
@@ -173,6 +200,11 @@ class RenderJob:
         self.result, self.error, self.cancel_requested = None, None, False
         self.cancelled_s = None  # when cancel was asked for (Esc or the Cancel button)
         self.warnings = []  # what the worker warned of (a halved batch after running out of memory)
+
+    @property
+    def rendered_paths(self):
+        """The PNGs this job wrote (not the ones it kept), in frame order."""
+        return [frame_path(self.folder, number) for number in (self.result or {}).get("rendered", [])]
 
     @property
     def finished(self):
@@ -232,14 +264,18 @@ class RenderJob:
             text += f", {rate:.2f} frames/s, {int(left_s // 60)}:{int(left_s % 60):02d} left"
         return text + (" (cancelling)" if self.cancel_requested else "")
 
-    def finish(self, scene):
-        """Put the frames in the sequencer; returns a one-line summary. Raises on a failed job."""
+    def finish(self, scene, place=True):
+        """Put the frames in the sequencer (unless ``place`` is False: a farm chunk keeps its frames
+        only); returns a one-line summary. Raises on a failed job."""
         if self.error is not None:
             raise LatentWalkError(self.error)
         rendered, reused = len(self.result["rendered"]), len(self.result["reused"])
         if self.result["stopped"]:
             return (f"cancelled: {max(rendered, self.done)} new frames kept in {self.folder}; render again to "
                     "continue where it stopped")
+        if not place:
+            return "; ".join(self.notes + [f"{rendered} frames rendered, {reused} kept, in {self.folder} (frames "
+                                           f"{frame_ranges.describe(self.ranges)})"])
         if not self.preview:
             try:  # the panel's "N of M frames current" follows each render (its plan, not sampled again)
                 check_frames(scene, plan=self.plan)
@@ -263,15 +299,23 @@ def lay_frames(scene, folder, first, last, preview=False):
     return strip
 
 
-def render_sync(scene, preview=False, frames=None, python=None, print_progress=False):
-    """Render and place the frames, blocking (background mode, scripts, tests); returns the job."""
+def _frame_ranges(frames):
+    """[[first, last], ...] from (first, last) or from ranges already."""
+    if len(frames) == 2 and all(isinstance(value, int) for value in frames):
+        return [[int(frames[0]), int(frames[1])]]
+    return frame_ranges.to_ranges(frame_ranges.numbers(frames))
+
+
+def render_sync(scene, preview=False, frames=None, python=None, print_progress=False, place=True):
+    """Render and place the frames (``place`` False: keep them only), blocking (background mode,
+    scripts, tests); returns the job."""
     job = RenderJob(scene, preview=preview, frames=frames, python=python)
 
     def report(job):
         print(job.status_line(), flush=True)
 
     job.wait(report if print_progress else None)
-    job.summary = job.finish(scene)
+    job.summary = job.finish(scene, place=place)
     return job
 
 

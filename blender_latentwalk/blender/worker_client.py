@@ -20,6 +20,7 @@ import threading
 import time
 
 from ..engine.errors import LatentWalkError
+from ..engine.worker import PROTOCOL_VERSION
 from . import engine_client
 
 _ids = itertools.count(1)
@@ -74,7 +75,7 @@ class Worker:
     def render(self, **request):
         """Send a render request; returns its id."""
         request_id = next(_ids)
-        self.send(command="render", id=request_id, **request)
+        self.send(command="render", id=request_id, version=PROTOCOL_VERSION, **request)
         return request_id
 
     def cancel(self, request_id):
