@@ -159,6 +159,7 @@ class _RenderPanel:
         row = layout.row(align=True)
         row.prop(diffusion, "batch_size")
         row.prop(context.scene.latentwalk.walk, "device", text="")
+        layout.prop(diffusion, "devices")
         layout.prop(diffusion, "output_folder")
         checked = render.last_check(context.scene)
         row = layout.row(align=True)

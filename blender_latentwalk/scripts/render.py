@@ -20,6 +20,7 @@ and encodes the video with Blender's FFmpeg. More options: --prompt, --prompt-ch
 FRAME:TEXT (adds a "prompt: TEXT" timeline marker), --negative-prompt,
 --strength, --guidance, --steps, --seed (each replaces the scene's value, animation
 included), --tiny-vae, --size WxH, --fps RATE (24, 29.97, 30000/1001), --batch-size N, --device auto|cpu|cuda|mps,
+--devices cuda:0,cuda:1 (one worker per device, one progress line),
 --engine-python PATH (or LATENTWALK_ENGINE_PYTHON: the worker's Python; default
 Blender's own). Exits 1 with a one-line message on any failure; frames already
 rendered, the curves and the saved file are kept.
@@ -102,6 +103,8 @@ def parse_args(argv):
                         "such as 30000/1001 (the curves are re-baked to it)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--devices", metavar="D1,D2,...", help="render on several devices at once, one worker "
+                        "each (cuda:0,cuda:1; cpu,cpu); the frames are the same as on one")
     parser.add_argument("--engine-python", help="Python for the analysis and the render worker")
     parser.add_argument("--no-render", action="store_true",
                         help="render nothing: with --encode, check every frame is current, lay the strip and encode "
@@ -117,6 +120,8 @@ def apply_settings(args, scene):
         walk.model = args.biggan
     if args.device:
         walk.device = args.device
+    if args.devices is not None:
+        diffusion.devices = args.devices
     for option, prop in (("sd", "model"), ("prompt", "prompt"), ("negative_prompt", "negative_prompt"),
                          ("tiny_vae", "tiny_vae"), ("strength", "strength"), ("guidance", "guidance"),
                          ("steps", "steps"), ("seed", "seed"), ("batch_size", "batch_size")):

@@ -24,7 +24,7 @@ def test_chunks_parse_into_merged_ranges(text, expected):
 def test_random_chunkings_round_trip_through_the_text():
     rng = random.Random(7)
     for _ in range(200):
-        frames = sorted(rng.sample(range(0, 60), rng.randint(1, 30)))
+        frames = sorted(rng.sample(range(60), rng.randint(1, 30)))
         text = frame_ranges.format_ranges(frame_ranges.to_ranges(frames))
         assert frame_ranges.numbers(frame_ranges.parse(text)) == frames
 
