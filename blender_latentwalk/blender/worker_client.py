@@ -3,7 +3,8 @@
 Renders run in ``python -m blender_latentwalk.engine worker`` (see engine/worker.py),
 a separate process that never imports bpy: Blender's UI stays responsive, a cancel
 is clean, and ending the process releases the models' memory. One worker is kept
-between renders so models stay loaded; "Release Models" ends it.
+between renders so models stay loaded (one per device when Devices names several);
+"Release Models" ends them.
 
 A reader thread turns the worker's event lines into a queue; it never touches bpy.
 The operator (or a headless script) drains the queue from Blender's main thread.
