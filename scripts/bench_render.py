@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_render.py [--unet small|sd-turbo] [--size 256] [--frames 16]
         [--steps 2] [--strength 0.5] [--batch-sizes 4,8] [--tiny-vae] [--device auto] [--half auto]
-        [--full] [--fps 30]
+        [--full] [--fps 30] [--workers]
 
 The img2img models are built with random weights in the real architectures
 (``sd-turbo``: Stable Diffusion 2.1's UNet, VAE and a 1024-wide 23-layer CLIP text
@@ -19,6 +19,9 @@ Prints frames/s, the ratio and the largest pixel difference between the two.
 
 ``--full`` also times the whole render (engine/render.py: BigGAN biggan-deep-256
 with random weights, img2img, PNG writing) and compares it with the song's --fps.
+``--workers`` instead times the whole render by one and by two engine worker processes over
+interleaved aligned batches (the add-on's Devices setting): on cuda:0 and cuda:1 where there
+are two GPUs, else two workers on the CPU (it says which), and checks that both give the same bytes.
 Not a test: the machines are shared and noisy; interleaved rounds, best of each.
 """
 
@@ -108,18 +111,106 @@ def engine_batched(pipeline, images, strength, steps, seed, device, batch_size):
     return outputs
 
 
-def full_render(sd_folder, tiny_vae, size, frames, batch_size, device_name, out):
-    from blender_latentwalk.engine import render
+def random_biggan(out):
+    """biggan-deep-256's architecture with random weights, saved as a model folder."""
+    folder = os.path.join(out, "biggan-deep-256-random")
+    if not os.path.isdir(folder):
+        biggan.save_untrained_model(folder, biggan.architecture(256))
+    return folder
+
+
+def bench_plan(frames):
     from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
 
-    biggan_folder = os.path.join(out, "biggan-deep-256-random")
-    if not os.path.isdir(biggan_folder):
-        biggan.save_untrained_model(biggan_folder, biggan.architecture(256))
     rng = np.random.default_rng(0)
-    plan = RenderPlan(frame_start=1, fps=30, fps_base=1, seed=0, band_names=["a"], bands=rng.random((1, frames)),
+    return RenderPlan(frame_start=1, fps=30, fps_base=1, seed=0, band_names=["a"], bands=rng.random((1, frames)),
                       band_weights=np.ones((1, frames)), onset=rng.random(frames), chroma=rng.random((frames, 12)),
                       truncation=np.full(frames, 0.4), pulse=np.ones(frames), speed=np.ones(frames),
                       jitter=np.zeros(frames), settings=dict(DEFAULT_SETTINGS, prompts=[PROMPT]))
+
+
+def workers_render(sd_folder, tiny_vae, size, frames, batch_size, devices, out):
+    """Seconds for one render of ``frames`` frames by one engine worker process per device, over
+    interleaved aligned batches (what the add-on's Devices setting does), timed from the models
+    loaded in every worker to the last frame written. Returns (seconds, frames folder)."""
+    import json
+    import subprocess
+
+    from blender_latentwalk.engine import frame_ranges
+
+    plan_path = os.path.join(out, "plan.npz")
+    if not os.path.isfile(plan_path):
+        bench_plan(frames).save(plan_path)
+    base = {"command": "render", "version": 2, "plan": plan_path, "biggan": random_biggan(out),
+            "img2img": {"model": sd_folder, "width": size, "height": size, "tiny_vae": tiny_vae or ""},
+            "batch_size": batch_size}
+    environment = dict(os.environ, PYTHONPATH=ROOT)
+    workers = [subprocess.Popen([sys.executable, "-m", "blender_latentwalk.engine", "worker"], cwd=ROOT,
+                                env=environment, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL) for _ in devices]
+
+    def request(worker, **fields):
+        worker.stdin.write(json.dumps(dict(base, **fields)) + "\n")
+        worker.stdin.flush()
+
+    def wait_done(worker):
+        while True:
+            event = json.loads(worker.stdout.readline())
+            if event["event"] in ("done", "error", "fatal"):
+                if event["event"] != "done":
+                    sys.exit(f"error: a render worker failed: {event['message']}")
+                return event
+
+    for worker in workers:
+        assert json.loads(worker.stdout.readline())["event"] == "ready"
+    for number, (worker, device) in enumerate(zip(workers, devices)):  # load and warm up, all at once
+        request(worker, id=1, device=device, out=os.path.join(out, f"warm-{len(devices)}-{number}"),
+                frames=[[0, batch_size - 1]])
+    for worker in workers:
+        wait_done(worker)
+    folder = os.path.join(out, f"frames-{len(devices)}-workers")
+    shares = frame_ranges.interleave_batches([[0, frames - 1]], batch_size, len(devices))
+    start = time.perf_counter()
+    for worker, device, share in zip(workers, devices, shares):
+        request(worker, id=2, device=device, out=folder, frames=share)
+    for worker in workers[:len(shares)]:
+        wait_done(worker)
+    seconds = time.perf_counter() - start
+    for worker in workers:
+        worker.stdin.write(json.dumps({"command": "quit"}) + "\n")
+        worker.stdin.flush()
+        worker.wait(60)
+    return seconds, folder
+
+
+def worker_devices():
+    """(devices for two workers, what they are): two GPUs, else two workers on the CPU."""
+    if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
+        return ["cuda:0", "cuda:1"], f"2 GPUs ({torch.cuda.get_device_name(0)}, {torch.cuda.get_device_name(1)})"
+    return ["cpu", "cpu"], f"the CPU ({os.cpu_count()} cores shared by both workers: no two GPUs here)"
+
+
+def bench_workers(args, sd_folder, tiny_vae, work):
+    """--workers: frames/s of one render by 1 and by 2 worker processes, and whether the frames agree."""
+    devices, described = worker_devices()
+    batch_size = int(args.batch_sizes.split(",")[-1])
+    print(f"workers: {args.frames} frames, batch {batch_size}, {args.size}x{args.size}, on {described}")
+    folders = {}
+    for count in (1, 2):
+        seconds, folders[count] = workers_render(sd_folder, tiny_vae, args.size, args.frames, batch_size,
+                                                 devices[:count], work)
+        print(f"{count} worker{'s' if count > 1 else ' '} ({','.join(devices[:count])}): "
+              f"{args.frames / seconds:8.2f} frames/s")
+    same = all(open(os.path.join(folders[1], name), "rb").read() == open(os.path.join(folders[2], name), "rb").read()
+               for name in sorted(os.listdir(folders[1])) if name.endswith(".png"))
+    print(f"frames of 2 workers byte-identical to 1 worker: {'yes' if same else 'NO'}")
+
+
+def full_render(sd_folder, tiny_vae, size, frames, batch_size, device_name, out):
+    from blender_latentwalk.engine import render
+
+    biggan_folder = random_biggan(out)
+    plan = bench_plan(frames)
     settings = render.Img2ImgSettings(model=sd_folder, width=size, height=size, tiny_vae=tiny_vae or "")
     models = render.Models()
     render.render(plan, biggan_folder, settings, os.path.join(out, "warm"), range(min(frames, batch_size)),
@@ -144,6 +235,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--full", action="store_true", help="also time the whole render (BigGAN + img2img + PNG)")
     parser.add_argument("--fps", type=float, default=30.0, help="the song's frame rate, for --full")
+    parser.add_argument("--workers", action="store_true",
+                        help="instead: frames/s of the whole render by 1 and by 2 worker processes over interleaved "
+                        "batches (Devices): on two GPUs where there are, else on the CPU")
     args = parser.parse_args()
 
     device = biggan.pick_device(args.device)
@@ -152,6 +246,9 @@ def main():
     work = tempfile.mkdtemp(prefix="latentwalk-bench-")
     sd_folder = build_pipeline(os.path.join(work, f"sd-{args.unet}"), args.unet, args.size)
     tiny_vae = build_tiny_vae(os.path.join(work, "taesd")) if args.tiny_vae else None
+    if args.workers:
+        bench_workers(args, sd_folder, tiny_vae, work)
+        return
     pipeline = img2img.load(sd_folder, device, dtype, tiny_vae)
     rng = np.random.default_rng(0)
     from PIL import Image

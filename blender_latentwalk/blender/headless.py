@@ -1,4 +1,4 @@
-"""What the headless scripts (scripts/bake.py, scripts/render.py) share.
+"""What the headless scripts (scripts/bake.py, the add-on's scripts/render.py) share.
 
 They run as ``blender -b [FILE.blend] --python-exit-code 1 -P SCRIPT -- ARGS`` or as
 ``python SCRIPT -- ARGS`` where ``import bpy`` works; a failure prints one line
@@ -7,7 +7,6 @@ starting with ``error:`` on stderr and exits with status 1.
 
 import argparse
 import os
-import re
 import sys
 
 import bpy
@@ -22,9 +21,9 @@ def script_arguments(argv=None):
 def ensure_registered():
     """Register the add-on unless Blender already has it enabled."""
     if not hasattr(bpy.types.Scene, "latentwalk"):
-        import blender_latentwalk
+        from .. import register  # the package this module was imported under (an extension's bl_ext name too)
 
-        blender_latentwalk.register()
+        register()
 
 
 def fail(message):
@@ -64,16 +63,16 @@ def save_blend(path):
     return path
 
 
-def parse_frame_range(text):
-    """'A-B' or 'A' (Blender frames, digits only: Python's int() would read '1_120' as 1120) -> (A, B);
-    exits on a malformed range."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
-    if match is None:
-        fail(f"--frames '{text}' is not A-B (e.g. 1-240).")
-    first, last = int(match.group(1)), int(match.group(2) or match.group(1))
-    if last < first:
-        fail(f"--frames '{text}' ends before it starts.")
-    return first, last
+def parse_frames(text):
+    """--frames TEXT (Blender frames: 'A-B', 'A', or a farm chunk such as '1-3,5') -> merged
+    [[first, last], ...]; exits with a line naming the bad part."""
+    from ..engine import frame_ranges
+    from ..engine.errors import LatentWalkError
+
+    try:
+        return frame_ranges.parse(text, "--frames")
+    except LatentWalkError as error:
+        fail(error)
 
 
 def parse_size(text):

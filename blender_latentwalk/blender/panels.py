@@ -211,6 +211,7 @@ class _RenderPanel:
         labelled(layout, diffusion, "tiny_vae", "Tiny VAE")
         layout.prop(diffusion, "batch_size")
         labelled(layout, context.scene.latentwalk.walk, "device", "Device")
+        labelled(layout, diffusion, "devices", "Devices")
         labelled(layout, diffusion, "output_folder", "Output")
         checked = render.last_check(context.scene)
         row = layout.row(align=True)

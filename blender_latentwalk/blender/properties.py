@@ -143,6 +143,9 @@ class LatentWalkDiffusion(bpy.types.PropertyGroup):
                                   options=compat.PATH_OPTIONS)
     batch_size: IntProperty(name="Batch Size", description="Frames per batch; 0: 4 on the CPU, 16 on a GPU",
                             default=0, min=0, soft_max=64)
+    devices: StringProperty(name="Devices", description="Render on several devices at once, one worker each, "
+                            "e.g. cuda:0,cuda:1 (cpu,cpu: two CPU workers); the frames are the same as on one. "
+                            "Empty: one worker on Device")
 
 # (identifier, name, description) of the settings a modulation may change: plan array names.
 _TARGET_ITEMS = (("strength", "Strength", "Stable Diffusion's strength"),

@@ -10,12 +10,14 @@ synchronously and prints progress lines.
 
 import os
 import queue
+import re
 import sys
 import tempfile
 import time
 
 import bpy
 
+from ..engine import frame_ranges
 from ..engine.errors import LatentWalkError
 from ..engine.frames import ensure_writable_folder, frame_path
 from . import bake_state, compat, engine_client, preferences, sampling, sequencer, worker_client
@@ -134,77 +136,225 @@ def _check_inside(first, last, song_first, song_last, scene):
                               f"(from the song's first frame to {end}): choose a range inside them.")
 
 
-class RenderJob:
-    """One render request to the worker, and what has come back of it.
+def prepare_plan(scene, preview=False, ranges=None):
+    """Check the scene, sample its plan and write it as the render's folder's plan.npz.
 
-    frames : optional (first, last) Blender frames inside the song's range.
+    ranges : [[first, last], ...] Blender frames that will be rendered (checked to be inside the song).
+    Returns (notes, folder, request, plan, plan path); request as `render_request` gives it.
     """
-
-    def __init__(self, scene, preview=False, frames=None, python=None):
-        self.scene = scene  # the render ends on the scene it began on, whichever is active then
-        self.notes = sequencer.repair_song_strip(scene)  # a moved .blend: its song strip's path may have broken
-        bake_state.check_current(scene)  # keys made at another fps or song start would drift off the music
-        settings = scene.latentwalk
-        settings.ensure_default_classes()
-        walk, diffusion = settings.walk, settings.diffusion
-        self.preview = preview
-        self.folder, request = render_request(scene, preview)
-        song_first, song_last = sampling.plan_range(scene)
-        first, last = frames if frames is not None else (song_first, song_last)
+    notes = sequencer.repair_song_strip(scene)  # a moved .blend: its song strip's path may have broken
+    bake_state.check_current(scene)  # keys made at another fps or song start would drift off the music
+    scene.latentwalk.ensure_default_classes()
+    folder, request = render_request(scene, preview)
+    song_first, song_last = sampling.plan_range(scene)
+    for first, last in ranges or ():
         _check_inside(first, last, song_first, song_last, scene)
-        ensure_writable_folder(self.folder)
-        # The whole song is sampled even for a part of it: travel and class smoothing carry history.
-        self.plan = sampling.sample_plan(scene, song_first, song_last)
-        self.first, self.last = first, last
-        plan_path = os.path.join(self.folder, PLAN_FILE_NAME)
-        try:
-            self.plan.save(plan_path)
-        except OSError as error:
-            raise LatentWalkError(f"cannot write '{plan_path}' ({error.strerror}): choose a writable folder.") from None
-        if python is None:
-            python = worker_client.worker_python(preferences.get().engine_python)
-        self.worker = worker_client.get(python)
-        self.request_id = self.worker.render(
-            plan=plan_path, out=self.folder, frames=[first - song_first, last - song_first],
-            batch_size=diffusion.batch_size or None, device=walk.device, **request,
-        )
-        self.done, self.total = 0, None
-        self.started_s = None  # when the models were loaded and frames began
-        self.result, self.error, self.cancel_requested = None, None, False
-        self.cancelled_s = None  # when cancel was asked for (Esc or the Cancel button)
-        self.warnings = []  # what the worker warned of (a halved batch after running out of memory)
+    ensure_writable_folder(folder)
+    # The whole song is sampled even for a part of it: travel and class smoothing carry history.
+    plan = sampling.sample_plan(scene, song_first, song_last)
+    plan_path = os.path.join(folder, PLAN_FILE_NAME)
+    try:
+        plan.save(plan_path)
+    except OSError as error:
+        raise LatentWalkError(f"cannot write '{plan_path}' ({error.strerror}): choose a writable folder.") from None
+    return notes, folder, request, plan, plan_path
+
+
+def engine_render_arguments(scene, request, plan_path, folder):
+    """The engine CLI's ``render`` arguments that render ``plan_path`` exactly as Render Frames does
+    (same models, size and batch size); a farm appends ``--frames`` per chunk."""
+    img2img, diffusion = request["img2img"], scene.latentwalk.diffusion
+    arguments = ["render", plan_path, "--biggan", request["biggan"], "--sd", img2img["model"],
+                 "--size", f"{img2img['width']}x{img2img['height']}", "--out", folder,
+                 "--device", scene.latentwalk.walk.device]
+    if img2img["tiny_vae"]:
+        arguments += ["--tiny-vae", img2img["tiny_vae"]]
+    if diffusion.batch_size:
+        arguments += ["--batch-size", str(diffusion.batch_size)]
+    return arguments
+
+
+class _Share:
+    """One worker's part of a render: its device, plan-index ranges, request and what came back."""
+
+    def __init__(self, worker, device, index_ranges, request_id, slot):
+        self.worker, self.device, self.index_ranges, self.request_id = worker, device, index_ranges, request_id
+        self.slot = slot  # which worker: 1, 2, ... (messages)
+        self.frame_count = len(frame_ranges.numbers(index_ranges))
+        self.done, self.total, self.result, self.error, self.handed = 0, None, None, None, False
 
     @property
     def finished(self):
         return self.result is not None or self.error is not None
 
-    def _handle(self, event):
-        kind, same = event.get("event"), event.get("id") in (self.request_id, None)
-        if kind == "progress" and same:
-            if self.started_s is None:
-                self.started_s = time.monotonic()
-            self.done, self.total = event["done"], event["total"]
-        elif kind == "done" and same:
-            self.result = event
-        elif kind in ("error", "fatal") and same:
-            self.error = event["message"]
-        elif kind == "warning" and same:  # e.g. out of memory: the batch was halved and the render goes on
+    def describe(self):
+        return f"{self.device} (worker {self.slot})"
+
+
+def parse_devices(text):
+    """Devices text ("cuda:0,cuda:1", "cpu,cpu"; "" -> []) -> list; raises LatentWalkError naming a bad entry."""
+    devices = [part.strip() for part in text.split(",")] if text.strip() else []
+    for device in devices:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+            raise LatentWalkError(f"Devices '{text}': '{device}' is not a device (cuda:0, cuda:1, cuda, mps, cpu); "
+                                  "separate them with commas, e.g. cuda:0,cuda:1.")
+    return devices
+
+
+class RenderJob:
+    """One render in the worker process, or in one worker per device of Devices, and what has
+    come back of it.
+
+    frames : optional Blender frames inside the song's range: (first, last), or a farm chunk's
+        ranges [[first, last], ...] (`engine.frame_ranges.parse`), which may leave gaps.
+    With several devices the frames are dealt out in whole aligned batches
+    (`frame_ranges.interleave_batches`), so every frame has the bytes of a one-worker render; the
+    progress, the cancel and the result are the job's, as one. A device that fails (an error, its
+    worker killed) hands its frames to a device still working: frames it finished are current
+    and kept, the rest are rendered there.
+    """
+
+    def __init__(self, scene, preview=False, frames=None, python=None):
+        self.scene = scene  # the render ends on the scene it began on, whichever is active then
+        walk, diffusion = scene.latentwalk.walk, scene.latentwalk.diffusion
+        self.preview = preview
+        devices = parse_devices(diffusion.devices) or [walk.device]
+        song_first, song_last = sampling.plan_range(scene)
+        self.ranges = _frame_ranges(frames) if frames is not None else [[song_first, song_last]]
+        self.notes, self.folder, request, self.plan, plan_path = prepare_plan(scene, preview, self.ranges)
+        self.first, self.last = self.ranges[0][0], self.ranges[-1][1]
+        if python is None:
+            python = worker_client.worker_python(preferences.get().engine_python)
+        index_ranges = [[a - song_first, b - song_first] for a, b in self.ranges]
+        batch_size = diffusion.batch_size or None
+        if len(devices) > 1:  # the engine's default said out loud: every worker must cut the same batches
+            batch_size = batch_size or (4 if all(device == "cpu" for device in devices) else 16)
+        self._request = dict(plan=plan_path, out=self.folder, batch_size=batch_size, **request)
+        self.shares = []
+        self.done, self.total = 0, None
+        self.started_s = None  # when the models were loaded and frames began
+        self.result, self.error, self.cancel_requested = None, None, False
+        self.cancelled_s = None  # when cancel was asked for (Esc or the Cancel button)
+        self.warnings = []  # what the worker warned of (a halved batch after running out of memory)
+        self.handed_over = []  # one line per device that failed, saying where its frames went
+        shares = frame_ranges.interleave_batches(index_ranges, batch_size or 1, len(devices))
+        for slot, (device, share) in enumerate(zip(devices, shares)):
+            self._send(worker_client.get(python, slot), device, share, slot + 1)
+
+    def _send(self, worker, device, index_ranges, slot):
+        request_id = worker.render(frames=index_ranges, device=device, **self._request)
+        self.shares.append(_Share(worker, device, index_ranges, request_id, slot))
+
+    @property
+    def worker(self):
+        """The first device's worker (with one device: the worker)."""
+        return self.shares[0].worker
+
+    @property
+    def request_id(self):
+        return self.shares[0].request_id
+
+    def _workers(self):
+        workers = []
+        for share in self.shares:
+            if all(share.worker is not known for known in workers):
+                workers.append(share.worker)
+        return workers
+
+    @property
+    def rendered_paths(self):
+        """The PNGs this job wrote (not the ones it kept), in frame order."""
+        return [frame_path(self.folder, number) for number in (self.result or {}).get("rendered", [])]
+
+    @property
+    def finished(self):
+        return self.result is not None or self.error is not None
+
+    def _handle(self, event, worker=None):
+        """Take in one event of ``worker`` (default: the first device's)."""
+        worker = worker if worker is not None else self.shares[0].worker
+        kind, request_id = event.get("event"), event.get("id")
+        shares = [share for share in self.shares if share.worker is worker and not share.finished
+                  and request_id in (share.request_id, None)]
+        if kind == "warning" and shares:  # e.g. out of memory: the batch was halved and the render goes on
             self.warnings.append(event["message"])
             if bpy.app.background:
                 print(f"warning: {event['message']}", file=sys.stderr, flush=True)
-        elif kind == "exit" and not self.finished and self.cancel_requested and self.worker.closing:
-            self.result = {"rendered": [], "reused": [], "stopped": True}  # ended on purpose (Esc twice)
-        elif kind == "exit" and not self.finished:
-            tail = self.worker.log_tail()
-            self.error = (f"the render worker stopped (exit status {event['status']})"
-                          + (f": {tail}" if tail else "") + f". Its log: {self.worker.log_path}")
+        for share in shares:
+            if kind == "progress":
+                if self.started_s is None:
+                    self.started_s = time.monotonic()
+                share.done, share.total = event["done"], event["total"]
+            elif kind == "done":
+                share.result = event
+            elif kind in ("error", "fatal"):
+                share.error = event["message"]
+            elif kind == "exit" and self.cancel_requested and worker.closing:
+                share.result = {"rendered": [], "reused": [], "stopped": True}  # ended on purpose (Esc twice)
+            elif kind == "exit":
+                tail = worker.log_tail()
+                share.error = (f"the render worker stopped (exit status {event['status']})"
+                               + (f": {tail}" if tail else "") + f". Its log: {worker.log_path}")
+        self._settle()
+
+    def _settle(self):
+        """Hand a failed device's frames to a working one, sum the progress, and end the job when
+        every share is over."""
+        failed_workers = [share.worker for share in self.shares if share.error is not None]
+        for share in self.shares:
+            if share.error is None or share.handed or self.cancel_requested:
+                continue
+            working = [other for other in self.shares if other.error is None and other.worker.alive()
+                       and all(other.worker is not failed for failed in failed_workers)]
+            if not working:
+                continue
+            target = min(working, key=lambda other: other.frame_count - other.done)
+            share.handed = True
+            line = (f"{share.describe()} failed ({share.error.splitlines()[0]}); its frames go to "
+                    f"{target.describe()}")
+            self.handed_over.append(line)
+            if bpy.app.background:
+                print(f"warning: {line}", file=sys.stderr, flush=True)
+            self._send(target.worker, target.device, share.index_ranges, target.slot)
+        self.done = sum(share.done for share in self.shares)
+        if self.started_s is not None:  # a share not started yet counts all its frames
+            self.total = sum(share.done if share.error is not None else
+                             share.total if share.total is not None else share.frame_count for share in self.shares)
+        if self.finished or not all(share.finished for share in self.shares):
+            return
+        unhandled = [share for share in self.shares if share.error is not None and not share.handed]
+        results = [share.result for share in self.shares if share.result is not None]
+        if unhandled or not results:
+            self.error = (unhandled or self.shares)[0].error
+            return
+        rendered = sorted(set().union(*(result["rendered"] for result in results)))
+        reused = sorted(set().union(*(result["reused"] for result in results)) - set(rendered))
+        self.result = {"rendered": rendered, "reused": reused, "stopped": any(r["stopped"] for r in results)}
+
+    def _next_event(self):
+        """(worker, event) from any worker, blocking; one worker is waited on directly."""
+        workers = self._workers()
+        if len(workers) == 1:
+            return workers[0], workers[0].events.get()
+        while True:
+            for worker in workers:
+                try:
+                    return worker, worker.events.get_nowait()
+                except queue.Empty:
+                    pass
+            time.sleep(0.02)
 
     def poll(self):
-        """Take in what the worker has said (never blocks); True once the job is over."""
+        """Take in what the workers have said (never blocks); True once the job is over."""
         while not self.finished:
-            try:
-                self._handle(self.worker.events.get_nowait())
-            except queue.Empty:
+            for worker in self._workers():
+                try:
+                    event = worker.events.get_nowait()
+                except queue.Empty:
+                    continue
+                self._handle(event, worker)
+                break
+            else:
                 break
         return self.finished
 
@@ -212,14 +362,17 @@ class RenderJob:
         """Block until the job is over (background mode); ``on_progress(job)`` after each batch."""
         while not self.finished:
             before = self.done, self.total
-            self._handle(self.worker.events.get())
+            worker, event = self._next_event()
+            self._handle(event, worker)
             if on_progress is not None and (self.done, self.total) != before:
                 on_progress(self)
 
     def cancel(self):
         if not self.cancel_requested:
             self.cancel_requested, self.cancelled_s = True, time.monotonic()
-            self.worker.cancel(self.request_id)
+            for share in self.shares:
+                if not share.finished:
+                    share.worker.cancel(share.request_id)
 
     def status_line(self):
         if self.total is None:
@@ -228,18 +381,24 @@ class RenderJob:
         elapsed = time.monotonic() - self.started_s
         if self.done and elapsed > 0:
             rate = self.done / elapsed
-            left_s = (self.total - self.done) / rate
+            left_s = max(0, self.total - self.done) / rate
             text += f", {rate:.2f} frames/s, {int(left_s // 60)}:{int(left_s % 60):02d} left"
-        return text + (" (cancelling)" if self.cancel_requested else "")
+        devices = len(self._workers())
+        return text + (f" on {devices} devices" if devices > 1 else "") + (
+            " (cancelling)" if self.cancel_requested else "")
 
-    def finish(self, scene):
-        """Put the frames in the sequencer; returns a one-line summary. Raises on a failed job."""
+    def finish(self, scene, place=True):
+        """Put the frames in the sequencer (unless ``place`` is False: a farm chunk keeps its frames
+        only); returns a one-line summary. Raises on a failed job."""
         if self.error is not None:
             raise LatentWalkError(self.error)
         rendered, reused = len(self.result["rendered"]), len(self.result["reused"])
         if self.result["stopped"]:
             return (f"cancelled: {max(rendered, self.done)} new frames kept in {self.folder}; render again to "
                     "continue where it stopped")
+        if not place:
+            return "; ".join(self.notes + [f"{rendered} frames rendered, {reused} kept, in {self.folder} (frames "
+                                           f"{frame_ranges.describe(self.ranges)})"])
         if not self.preview:
             try:  # the panel's "N of M frames current" follows each render (its plan, not sampled again)
                 check_frames(scene, plan=self.plan)
@@ -263,15 +422,23 @@ def lay_frames(scene, folder, first, last, preview=False):
     return strip
 
 
-def render_sync(scene, preview=False, frames=None, python=None, print_progress=False):
-    """Render and place the frames, blocking (background mode, scripts, tests); returns the job."""
+def _frame_ranges(frames):
+    """[[first, last], ...] from (first, last) or from ranges already."""
+    if len(frames) == 2 and all(isinstance(value, int) for value in frames):
+        return [[int(frames[0]), int(frames[1])]]
+    return frame_ranges.to_ranges(frame_ranges.numbers(frames))
+
+
+def render_sync(scene, preview=False, frames=None, python=None, print_progress=False, place=True):
+    """Render and place the frames (``place`` False: keep them only), blocking (background mode,
+    scripts, tests); returns the job."""
     job = RenderJob(scene, preview=preview, frames=frames, python=python)
 
     def report(job):
         print(job.status_line(), flush=True)
 
     job.wait(report if print_progress else None)
-    job.summary = job.finish(scene)
+    job.summary = job.finish(scene, place=place)
     return job
 
 

@@ -3,7 +3,8 @@
 Renders run in ``python -m blender_latentwalk.engine worker`` (see engine/worker.py),
 a separate process that never imports bpy: Blender's UI stays responsive, a cancel
 is clean, and ending the process releases the models' memory. One worker is kept
-between renders so models stay loaded; "Release Models" ends it.
+between renders so models stay loaded (one per device when Devices names several);
+"Release Models" ends them.
 
 A reader thread turns the worker's event lines into a queue; it never touches bpy.
 The operator (or a headless script) drains the queue from Blender's main thread.
@@ -20,6 +21,7 @@ import threading
 import time
 
 from ..engine.errors import LatentWalkError
+from ..engine.worker import PROTOCOL_VERSION
 from . import engine_client
 
 _ids = itertools.count(1)
@@ -74,7 +76,7 @@ class Worker:
     def render(self, **request):
         """Send a render request; returns its id."""
         request_id = next(_ids)
-        self.send(command="render", id=request_id, **request)
+        self.send(command="render", id=request_id, version=PROTOCOL_VERSION, **request)
         return request_id
 
     def download(self, **request):
@@ -152,40 +154,57 @@ def open_private(path):
     return os.fdopen(os.open(path, flags, 0o600), "w", encoding="utf-8")
 
 
-_worker = None
+_worker = None  # the first device's worker (slot 0); one device renders there
+_more_workers = {}  # slot (1, 2, ...) -> Worker: one per further device of Devices
 
 
-def get(python):
-    """The running worker for ``python``, started when there is none."""
+def get(python, slot=0):
+    """The running worker for ``python`` in ``slot`` (0: the one worker; 1, 2...: the further devices of
+    a several-device render), started when there is none."""
     global _worker
-    if _worker is not None and (not _worker.alive() or _worker.python != python):
-        _worker.kill()  # another Python asked for (or a dead worker): never wait on the UI thread
-        _worker = None
-    if _worker is None:
-        _worker = Worker(python)
-    return _worker
+    worker = _worker if slot == 0 else _more_workers.get(slot)
+    if worker is not None and (not worker.alive() or worker.python != python):
+        worker.kill()  # another Python asked for (or a dead worker): never wait on the UI thread
+        worker = None
+    if worker is None:
+        worker = Worker(python)
+        if slot == 0:
+            _worker = worker
+        else:
+            _more_workers[slot] = worker
+    return worker
+
+
+def workers():
+    """The running workers, slot 0 first."""
+    return [worker for worker in [_worker] + [_more_workers[slot] for slot in sorted(_more_workers)]
+            if worker is not None and worker.alive()]
 
 
 def running():
-    return _worker is not None and _worker.alive()
+    return bool(workers())
 
 
 def release(timeout_s=10.0):
-    """End the worker (killed after ``timeout_s``); True when one was running."""
+    """End every worker (each killed after ``timeout_s``); True when one was running."""
     global _worker
     was_running = running()
-    if _worker is not None:
-        _worker.close(timeout_s)
-        _worker = None
+    for worker in [_worker] + list(_more_workers.values()):
+        if worker is not None:
+            worker.close(timeout_s)
+    _worker = None
+    _more_workers.clear()
     return was_running
 
 
 def kill():
-    """End the worker at once and forget it (a second Esc: never blocks the UI)."""
+    """End every worker at once and forget them (a second Esc: never blocks the UI)."""
     global _worker
-    if _worker is not None:
-        _worker.kill()
-        _worker = None  # the next render starts a fresh one; the old one's log stays
+    for worker in [_worker] + list(_more_workers.values()):
+        if worker is not None:
+            worker.kill()
+    _worker = None  # the next render starts fresh ones; the old ones' logs stay
+    _more_workers.clear()
 
 
 def worker_python(preferences_python=""):

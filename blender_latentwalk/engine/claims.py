@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import atomic
+from . import atomic, frame_ranges
 from .errors import LatentWalkError
 
 LOCK_NAME = ".latentwalk.lock"
@@ -63,21 +63,6 @@ def locked(folder):
 def temp_prefix(token):
     """The name prefix of the temporary files a claim's render writes."""
     return f".latentwalk-{token}-"
-
-
-def to_ranges(numbers):
-    """[[first, last], ...] of sorted whole numbers (inclusive ranges)."""
-    ranges = []
-    for number in sorted(set(int(n) for n in numbers)):
-        if ranges and number == ranges[-1][1] + 1:
-            ranges[-1][1] = number
-        else:
-            ranges.append([number, number])
-    return ranges
-
-
-def describe_ranges(ranges):
-    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in ranges)
 
 
 def _overlap(ranges_a, ranges_b):
@@ -215,14 +200,14 @@ def claim(folder, frame_numbers):
     """Claim ``frame_numbers`` (Blender frames) of ``folder`` for this process; returns a `Claim`
     whose heartbeat runs until `Claim.release`. Raises `FolderBusy` naming the other render when a
     live claim overlaps."""
-    ranges = to_ranges(frame_numbers)
+    ranges = frame_ranges.to_ranges(frame_numbers)
     lock = locked(folder)
     try:
         for other in live_claims(folder):
             common = _overlap(ranges, other.frames)
             if common:
                 raise FolderBusy(
-                    f"frames {describe_ranges(common)} of '{folder}' are being rendered by {other.describe()}: "
+                    f"frames {frame_ranges.describe(common)} of '{folder}' are being rendered by {other.describe()}: "
                     "wait for it to finish (or stop it), or render other frames.")
         mine = Claim(folder, secrets.token_hex(8), os.getpid(), socket.gethostname(), time.time(), ranges)
         record = {"pid": mine.pid, "host": mine.host, "since": mine.since, "frames": ranges}

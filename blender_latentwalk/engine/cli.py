@@ -16,7 +16,7 @@ make-tiny-models DIR
     Write untrained tiny stand-in models in the real on-disk formats (offline smoke
     tests): DIR/biggan-tiny-UNTRAINED (config.json + pytorch_model.bin) and
     DIR/sd-tiny-UNTRAINED (a diffusers img2img pipeline, save_pretrained).
-render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--frames A-B]
+render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--frames A-B[,C-D,E...]]
         [--prompt P] [--negative-prompt N] [--strength S] [--guidance G] [--steps K] [--seed N]
         [--size WxH] [--tiny-vae ID_OR_FOLDER] [--batch-size N] [--device D]
     Frames of a RenderPlan as frame_NNNNNN.png (Blender frame numbers): BigGAN, then
@@ -25,8 +25,9 @@ render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--
     value on every frame. Resumable: frames already written under the same settings are
     kept untouched, missing frames and frames written under other settings are redone; any
     chunking, order or resume gives the bytes of one render at the same --batch-size.
-    A second render whose frames overlap a running one's in the same --out is refused.
-status PLAN.npz --biggan ... --sd ... --out DIR [--frames A-B] [every render flag] [--json]
+    A second render whose frames overlap a running one's in the same --out is refused;
+    disjoint chunks (a farm's tasks, ``--frames 0-9,20``) render into one --out at once.
+status PLAN.npz --biggan ... --sd ... --out DIR [--frames A-B[,C...]] [every render flag] [--json]
     Which frames in DIR are a finished render of the plan with these settings: the
     one check that Encode Video, the panel and scripts/render.py --encode use. Prints
     "N of M frames current ..."; exits 1 when any frame is stale or missing.
@@ -56,7 +57,7 @@ import time
 
 import numpy as np
 
-from . import shaping
+from . import frame_ranges, shaping
 from .bands import DEFAULT_BANDS, MIX, SEPARATED_SOURCES, Band, parse_band
 from .errors import LatentWalkError
 
@@ -117,7 +118,8 @@ def _render_flags():
     full.add_argument("--biggan", required=True)
     full.add_argument("--sd", default="stabilityai/sd-turbo", help="hub id, folder, or none")
     full.add_argument("--out", required=True)
-    full.add_argument("--frames", help="plan frame indices A-B (inclusive)")
+    full.add_argument("--frames", help="plan frame indices: A-B (inclusive), or a farm chunk such as 0-2,4 "
+                      "(comma-separated frames and ranges)")
     full.add_argument("--prompt", help="one prompt for every frame (default: the plan's schedule)")
     full.add_argument("--negative-prompt")
     full.add_argument("--strength", type=float)
@@ -129,14 +131,6 @@ def _render_flags():
     full.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 16 on a GPU")
     full.add_argument("--device", default="auto")
     return full
-
-
-def _parse_range(text, what):
-    try:
-        first, _, last = text.partition("-")
-        return int(first), int(last or first)
-    except ValueError:
-        raise LatentWalkError(f"{what} '{text}' is not A-B (e.g. 0-99).") from None
 
 
 def _make_tiny_models(folder):
@@ -156,16 +150,12 @@ def _load_plan_and_range(args):
     if args.batch_size is not None and args.batch_size < 1:
         raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 4 on the CPU, "
                               "16 on a GPU).")
-    first_last = _parse_range(args.frames, "--frames") if args.frames else None
+    ranges = frame_ranges.parse(args.frames, "--frames") if args.frames else None  # before the plan is read
     plan = RenderPlan.load(args.plan)
     indices = None
-    if first_last is not None:
-        first, last = first_last
-        if first > last:
-            raise LatentWalkError(f"--frames {args.frames}: the first frame is after the last.")
-        if not (0 <= first and last < plan.n_frames):
-            raise LatentWalkError(f"--frames {args.frames} is outside the plan's 0-{plan.n_frames - 1}.")
-        indices = range(first, last + 1)
+    if ranges is not None:
+        frame_ranges.check_inside(ranges, 0, plan.n_frames - 1, args.frames)
+        indices = frame_ranges.numbers(ranges)
     return plan, indices
 
 

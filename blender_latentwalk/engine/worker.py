@@ -8,7 +8,11 @@ Protocol: one JSON object per line. Requests on stdin::
 
     {"command": "render", "id": 1, "plan": "plan.npz", "biggan": "biggan-deep-256",
      "img2img": {"model": "stabilityai/sd-turbo", "width": 512, "height": 512, "tiny_vae": ""},
-     "out": "/frames", "frames": [first_index, last_index] or null, "batch_size": null, "device": "auto"}
+     "out": "/frames", "frames": [[first_index, last_index], ...] or null, "batch_size": null, "device": "auto",
+     "version": 2}
+    Request version 2 (PROTOCOL_VERSION): "frames" is a list of inclusive plan-index ranges, so a
+    farm chunk with gaps (Blender frames 1-3,5) is one request. A request without "version"
+    is version 1, whose "frames" is one range [first_index, last_index]; it is still served.
     {"command": "download", "id": 2, "model": "stabilityai/sd-turbo", "role": "pipeline"}
                                         fetch a missing model (role: biggan, pipeline or vae; see models.py)
     {"command": "cancel", "id": 1}      stop that render before its next batch (a download at its next chunk)
@@ -36,6 +40,8 @@ import time
 import traceback
 
 from .errors import LatentWalkError
+
+PROTOCOL_VERSION = 2  # 2: "frames" is a list of ranges (farm chunks with gaps); 1: one [first, last]
 
 
 def _open_protocol_stream():
@@ -124,13 +130,28 @@ def serve(stdin=None):
                  message=f"the render failed: {type(error).__name__}: {error} (details in the worker's log)")
 
 
+def requested_indices(request):
+    """Plan indices of a render request (None: every frame); see the protocol versions above."""
+    frames, version = request.get("frames"), request.get("version", 1)
+    if frames is None:
+        return None
+    if version > PROTOCOL_VERSION:
+        raise LatentWalkError(f"render request version {version} is newer than this worker's "
+                              f"({PROTOCOL_VERSION}): the add-on and its Engine Python run different versions.")
+    try:
+        ranges = [frames] if version == 1 else frames
+        return [index for first, last in ranges for index in range(int(first), int(last) + 1)]
+    except (TypeError, ValueError):
+        raise LatentWalkError(f"render request frames {frames!r} are not version {version}'s "
+                              + ("[first, last]" if version == 1 else "[[first, last], ...]")) from None
+
+
 def _render(request, models, send, should_stop):
     from . import render
     from .plan import RenderPlan
 
     plan = RenderPlan.load(request["plan"])
-    frames = request.get("frames")
-    indices = None if frames is None else range(int(frames[0]), int(frames[1]) + 1)
+    indices = requested_indices(request)
     settings = render.Img2ImgSettings(**request.get("img2img", {}))
     return render.render(
         plan, request["biggan"], settings, request["out"], indices, request.get("batch_size"),

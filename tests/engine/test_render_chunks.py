@@ -34,18 +34,19 @@ def reference(models, tmp_path_factory):
 def test_two_concurrent_chunks_then_a_resume_after_deleting_frames_are_the_bytes_of_one_run(models, reference):
     plan_path, expected = reference
     out = plan_path.parent / "chunks"
-    # Blender frames 1-31 and 32-72 (plan indices 0-30 and 31-71): the edge splits the aligned batch 24-31.
+    # Farm chunks with gaps: plan indices 0-30 and 60-71 in one, 31-59 in the other; the edges split the
+    # aligned batches 24-31 and 56-63.
     started = time.perf_counter()
     chunks = [subprocess.Popen(cli_command(plan_path, models, out, "--batch-size", str(BATCH), "--frames", span),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-              for span in ("0-30", "31-71")]
+              for span in ("0-30,60-71", "31-59")]
     finished = []
-    for chunk, count in zip(chunks, (31, 41)):
+    for chunk, count in zip(chunks, (43, 29)):
         stdout, stderr = chunk.communicate(timeout=600)
         finished.append(time.perf_counter() - started)
         assert chunk.returncode == 0, stderr
         assert f"rendered {count} frames, reused 0" in stdout
-    print(f"\ntwo concurrent chunks 1-31 and 32-72: done after {finished[0]:.1f} s and {finished[1]:.1f} s")
+    print(f"\ntwo concurrent chunks 1-31,61-72 and 32-60: done after {finished[0]:.1f} s and {finished[1]:.1f} s")
     assert pngs(out) == expected
     assert_manifest_consistent(out, RenderPlan.load(str(plan_path)), models, 72)
     assert leftovers(out) == []

@@ -304,8 +304,9 @@ def _old_plan(path):
     ("old plan", "is from an older version of Latent Walk (plan version 1, this one reads 2)"),
     ("features file", "is not a render plan (it holds"),
     ("text file", "is not a render plan"),
-    ("frames outside", "--frames 60-80 is outside the plan's 0-71"),
-    ("frames reversed", "--frames 9-3: the first frame is after the last"),
+    ("frames outside", "--frames '0-3,60-80': frame 80 is outside the plan's 0-71"),
+    ("frames reversed", "--frames '0,9-3': '9-3' ends before it starts"),
+    ("frames bad part", "--frames '0-3,x5': 'x5' is not a frame or a range A-B"),
 ])
 def test_engine_cli_errors_are_one_line_and_come_before_any_work(models, tmp_path, case, expected):
     plan_path = tmp_path / "plan.npz"
@@ -321,7 +322,7 @@ def test_engine_cli_errors_are_one_line_and_come_before_any_work(models, tmp_pat
         plan_path.write_text("not a plan\n")
     else:
         plan_72().save(plan_path)
-        extra = ["--frames", "60-80" if case == "frames outside" else "9-3"]
+        extra = ["--frames", {"frames outside": "0-3,60-80", "frames reversed": "0,9-3"}.get(case, "0-3,x5")]
     started = time.perf_counter()
     result = run_cli("render", str(plan_path), "--biggan", models[0], "--sd", "none", "--out", str(tmp_path / "o"),
                      *extra)

@@ -87,3 +87,29 @@ def test_a_python_without_torch_is_told_at_once(tmp_path):
     assert event["event"] == "fatal" and "cannot import torch" in event["message"]
     assert "Engine Python" in event["message"]
     assert worker.wait(30) == 3
+
+
+def render_events(worker, **request):
+    send(worker, command="render", **request)
+    events = [next_event(worker)]
+    while events[-1]["event"] not in ("done", "error"):
+        events.append(next_event(worker))
+    return events[-1]
+
+
+def test_a_version_2_chunk_with_gaps_renders_those_frames_and_version_1_requests_still_work(tmp_path, plan_path):
+    model = biggan.make_tiny_model(str(tmp_path / "biggan"))
+    worker = start_worker(tmp_path, poison=["bpy"])
+    assert next_event(worker)["event"] == "ready"
+    request = dict(plan=plan_path, biggan=model, out=str(tmp_path / "frames"), device="cpu",
+                   img2img={"model": "none", "width": 32, "height": 32}, batch_size=4)
+    chunk = render_events(worker, id=1, version=2, frames=[[0, 2], [5, 5], [20, 23]], **request)
+    assert chunk["event"] == "done" and chunk["rendered"] == [1, 2, 3, 6, 21, 22, 23, 24], chunk
+    old = render_events(worker, id=2, frames=[2, 6], **request)  # version 1: one [first, last], no "version"
+    assert old["event"] == "done" and old["rendered"] == [4, 5, 7] and old["reused"] == [3, 6], old
+    newer = render_events(worker, id=3, version=3, frames=[[0, 1]], **request)
+    assert newer["event"] == "error" and "request version 3 is newer than this worker's (2)" in newer["message"]
+    send(worker, command="quit")
+    assert worker.wait(60) == 0
+    assert sorted(n for n in os.listdir(tmp_path / "frames") if not n.startswith(".")) == sorted(
+        [f"frame_{n:06d}.png" for n in (1, 2, 3, 4, 5, 6, 7, 21, 22, 23, 24)] + ["manifest.json"])

@@ -81,9 +81,9 @@ def test_bad_input_exits_1_with_a_message_and_loses_nothing(case, inputs, render
         (tmp_path / "a-file").write_text("not a folder")
         out, expected = tmp_path / "a-file" / "frames", "cannot write frames to"
     elif case == "frames outside the song":
-        extra, expected = ["--frames", "60-100"], "outside the frames to render, 1-72"
+        extra, expected = ["--frames", "1-3,60-100"], "frames 60-100 are outside the frames to render, 1-72"
     elif case == "malformed frames":
-        extra, expected = ["--frames", "sixty"], "--frames 'sixty' is not A-B"
+        extra, expected = ["--frames", "1-5,sixty"], "--frames '1-5,sixty': 'sixty' is not a frame or a range A-B"
     else:
         extra, expected = ["--encode", str(tmp_path / "video.mov")], "give a path ending in .mp4"
     result = run_script(inputs, out, *extra, "--save", str(folder / "video.blend"), audio=audio)
@@ -120,7 +120,7 @@ def test_another_frame_rate_rebakes_a_saved_file_and_the_same_one_does_not(input
     (["--prompt-change", "2:" + "x" * 60], "a marker name holds 63 characters"),
     (["--save"], "--save needs a path"),
     (["--strength", "strong"], "argument --strength: invalid float value"),
-    (["--frames", "1_120"], "--frames '1_120' is not A-B"),  # Python's int() would read 1120
+    (["--frames", "1_120"], "--frames '1_120': '1_120' is not a frame"),  # Python's int() would read 1120
     (["--engine-python", "/no/such/python"], "--engine-python PATH, or the LATENTWALK_ENGINE_PYTHON"),
 ])
 def test_argument_mistakes_are_one_line_and_exit_1_before_any_work(inputs, tmp_path, arguments, expected):
