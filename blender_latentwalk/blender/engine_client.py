@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 
 from ..engine.errors import LatentWalkError
 from ..engine.features import Features
@@ -74,6 +75,23 @@ def engine_environment():
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, environment.get("PYTHONPATH", "")) if p)
     return environment
+
+
+def read_events(process, events, thread_name):
+    """On a thread, put each JSON object that ``process`` prints as a line of stdout on the queue
+    ``events`` (other lines are not the protocol: skipped), then {"event": "exit", "status": code}."""
+
+    def read():
+        for line in process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.put(event)
+        events.put({"event": "exit", "status": process.wait()})
+
+    threading.Thread(target=read, name=thread_name, daemon=True).start()
 
 
 def engine_command(python, *arguments):

@@ -13,12 +13,10 @@ same operator run without a UI (scripts, ``blender -b``) calls it in a loop.
 """
 
 import atexit
-import json
 import os
 import queue
 import signal
 import subprocess
-import threading
 import time
 
 import bpy
@@ -69,17 +67,7 @@ class SetupJob:
             self._log.close()
             raise LatentWalkError(f"Blender's Python '{self.command[0]}' could not be started ({error.strerror}); "
                                   f"run this in a terminal instead: {self.copyable_command()}") from None
-        threading.Thread(target=self._read_events, name="latentwalk-setup-events", daemon=True).start()
-
-    def _read_events(self):
-        for line in self.process.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                self.events.put(event)
-        self.events.put({"event": "exit", "status": self.process.wait()})
+        engine_client.read_events(self.process, self.events, "latentwalk-setup-events")
 
     def copyable_command(self):
         """The whole set-up as one terminal command (the engine importable through PYTHONPATH)."""

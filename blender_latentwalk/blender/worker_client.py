@@ -17,7 +17,6 @@ import os
 import queue
 import subprocess
 import sys
-import threading
 import time
 
 from ..engine.errors import LatentWalkError
@@ -51,17 +50,7 @@ class Worker:
             raise LatentWalkError(f"the render worker '{python}' could not be started ({error.strerror}).") from None
         self.events = queue.Queue()
         self.closing = False  # set when the add-on ends it, so its exit is not a crash
-        threading.Thread(target=self._read_events, name="latentwalk-worker-events", daemon=True).start()
-
-    def _read_events(self):
-        for line in self.process.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):  # anything else is not the protocol
-                self.events.put(event)
-        self.events.put({"event": "exit", "status": self.process.wait()})
+        engine_client.read_events(self.process, self.events, "latentwalk-worker-events")
 
     def alive(self):
         return self.process.poll() is None
