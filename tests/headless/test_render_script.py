@@ -3,6 +3,7 @@ here, and the literal `blender -b FILE.blend --python-exit-code 1 -P scripts/ren
 with Debian's Blender 3.4.1 where it is installed (tests/app)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -298,3 +299,16 @@ def test_fps_29_97_rebakes_a_saved_file_keeping_and_retiming_the_artists_edit(in
     assert (state["fps"], state["fps_base"]) == (30, pytest.approx(1.001))
     assert state["bass_keys"] == 90  # re-baked at 29.97: ceil(3 s * 29.97)
     assert len(state["lifted"]) == 1 and state["lifted"][0][0] == pytest.approx(1 + 24 * (30 / 1.001) / 24, abs=1e-4)
+
+
+def test_two_cpu_devices_render_the_same_frames_with_one_progress_line(inputs, rendered, tmp_path):
+    """--devices cpu,cpu: two workers share the frames; the bytes are those of one worker's render."""
+    folder, _ = rendered
+    result = run_script(inputs, tmp_path / "frames", "--devices", "cpu,cpu")
+    assert result.returncode == 0, result.stderr[-3000:]
+    progress = [line for line in result.stdout.splitlines() if re.match(r"Latent Walk: \d+/72 frames", line)]
+    assert progress and all(line.endswith(" on 2 devices") for line in progress), progress  # one line for both
+    assert progress[-1].startswith("Latent Walk: 72/72 frames")
+    two = {name: (tmp_path / "frames" / name).read_bytes() for name in frames_of(tmp_path / "frames")}
+    one = {name: (folder / "frames" / name).read_bytes() for name in frames_of(folder / "frames")}
+    assert len(two) == 72 and two == one
