@@ -16,15 +16,16 @@ import sys
 import tempfile
 import threading
 
-from ..engine.errors import LatentWalkError
+from ..engine.errors import GET_THE_RENDER_STACK, LatentWalkError
 from ..engine.features import Features
 
 ENV_ENGINE_PYTHON = "LATENTWALK_ENGINE_PYTHON"
 # Where a user sets the Engine Python, in the UI and headless (every message names both).
 SET_ENGINE_PYTHON = ("Preferences > Add-ons > Latent Walk > Engine Python (headless: --engine-python PATH, or the "
                      f"{ENV_ENGINE_PYTHON} environment variable)")
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_PACKAGE_NAME = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# realpath: a checkout linked into Blender's add-ons folder resolves .venv/bin/python from the checkout.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+_PACKAGE_NAME = os.path.basename(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 def engine_python(preferences_python=""):
@@ -54,9 +55,7 @@ def analyze(request, python=""):
             from ..engine import analysis  # noqa: F401  (librosa must import)
         except ImportError as error:
             raise LatentWalkError(
-                f"the analysis needs librosa, which Blender's Python cannot import ({error}). "
-                f"Set {SET_ENGINE_PYTHON} to a Python that has it (the project's .venv/bin/python, made by "
-                "scripts/setup.sh)."
+                f"the analysis needs librosa, which Blender's Python cannot import ({error}). {GET_THE_RENDER_STACK}"
             ) from None
         return cli.run_request(request)
     return _analyze_in_subprocess(request, python)
@@ -114,8 +113,7 @@ def _run_engine(python, arguments):
             raise LatentWalkError(message[len("error: "):])
         sys.stderr.write(result.stderr)
         raise LatentWalkError(
-            f"the engine in '{python}' failed: {message}. Check that it has the engine's "
-            "requirements (run scripts/setup.sh)."
+            f"the engine in '{python}' failed: {message}. {GET_THE_RENDER_STACK}"
         )
     return result
 
@@ -129,8 +127,8 @@ def _analyze_in_subprocess(request, python):
         _run_engine(python, ["analyze", "--request", request_path, "--out", features_path])
         if not os.path.isfile(features_path):
             raise LatentWalkError(
-                f"Engine Python '{python}' finished without writing features: is it a Python with the "
-                "engine installed (scripts/setup.sh makes one)?"
+                f"Engine Python '{python}' finished without writing features: it is not a Python with the "
+                f"engine installed. {GET_THE_RENDER_STACK}"
             )
         return Features.load_npz(features_path)
 

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 
-from .errors import LatentWalkError
+from .errors import GET_THE_RENDER_STACK, LatentWalkError
 
 KNOWN_MODELS = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
 WEIGHTS_NAME, CONFIG_NAME = "pytorch_model.bin", "config.json"
@@ -71,6 +71,9 @@ def archive_urls(name):
         import importlib.util
 
         spec = importlib.util.find_spec("pytorch_pretrained_biggan")
+        if spec is None:
+            raise LatentWalkError(f"BigGAN needs pytorch-pretrained-biggan, which {sys.executable} does not have. "
+                                  f"{GET_THE_RENDER_STACK}")
         tables = {}
         try:
             with open(os.path.join(spec.submodule_search_locations[0], "model.py"), encoding="utf-8") as stream:

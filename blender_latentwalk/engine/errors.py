@@ -6,5 +6,12 @@ on stderr and exits with status 2. Anything else escaping is a bug.
 """
 
 
+# What to do when the engine's Python lacks a package: every such message ends with it.
+GET_THE_RENDER_STACK = (
+    "In Blender press Preferences > Add-ons > Latent Walk > Set Up Render Environment, or set Engine Python "
+    "(headless: --engine-python PATH, or the LATENTWALK_ENGINE_PYTHON environment variable) to a Python that "
+    "has the render stack (in a developer checkout: .venv/bin/python, made by scripts/setup.sh).")
+
+
 class LatentWalkError(Exception):
     """A problem the user can fix; ``str(error)`` is the whole message."""

@@ -13,7 +13,7 @@ result does not depend on which batch it was rendered in.
 
 import os
 
-from .errors import LatentWalkError
+from .errors import GET_THE_RENDER_STACK, LatentWalkError
 
 NONE = "none"
 DEFAULT_MODEL = "stabilityai/sd-turbo"
@@ -31,7 +31,8 @@ def load(name_or_path, device, dtype, tiny_vae=None):
         from diffusers.utils import logging as diffusers_logging
     except ImportError as error:
         raise LatentWalkError(f"Stable Diffusion needs diffusers and transformers, which this Python cannot import "
-                              f"({error}); install them (scripts/setup.sh does), or use 'none'.") from None
+                              f"({error}); or use 'none' for BigGAN frames as they are. {GET_THE_RENDER_STACK}"
+                              ) from None
 
     diffusers_logging.disable_progress_bar()
     pipeline = _from_pretrained(AutoPipelineForImage2Image, name_or_path, "Stable Diffusion model", dtype,

@@ -29,9 +29,10 @@ import dataclasses
 import fnmatch
 import json
 import os
+import sys
 
 from . import atomic
-from .errors import LatentWalkError
+from .errors import GET_THE_RENDER_STACK, LatentWalkError
 
 STATE_VERSION = 1
 BIGGAN, PIPELINE, VAE = "biggan", "pipeline", "vae"
@@ -354,10 +355,14 @@ def download(name, role=None, progress=None, should_stop=None):
     if before.present:
         progress(before.size_bytes, before.size_bytes)
         return before
-    if role == BIGGAN:
-        _download_biggan(name, progress, should_stop)
-    else:
-        _download_hub(name, role, progress, should_stop)
+    try:
+        if role == BIGGAN:
+            _download_biggan(name, progress, should_stop)
+        else:
+            _download_hub(name, role, progress, should_stop)
+    except ImportError as error:  # a Python without the render stack (e.g. Blender's own)
+        raise LatentWalkError(f"downloading {name} needs {error.name or error}, which {sys.executable} does not "
+                              f"have. {GET_THE_RENDER_STACK}") from None
     after = state(name, role)
     if not after.present:
         raise LatentWalkError(f"{name} was downloaded but does not load: {after.missing}.")

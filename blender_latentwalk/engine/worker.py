@@ -96,11 +96,11 @@ def serve(stdin=None):
 
         from .render import Models
     except ImportError as error:
+        from .errors import GET_THE_RENDER_STACK
+
         send(event="fatal", message=(
             f"the render worker's Python ({sys.executable}) cannot import {error.name or error}: it needs torch, "
-            "pytorch-pretrained-biggan, Pillow and diffusers. Set Preferences > Add-ons > Latent Walk > Engine "
-            "Python (headless: --engine-python PATH, or the LATENTWALK_ENGINE_PYTHON environment variable) to a "
-            "Python that has them (the project's .venv/bin/python, made by scripts/setup.sh)."))
+            f"pytorch-pretrained-biggan, Pillow and diffusers. {GET_THE_RENDER_STACK}"))
         return 3
     threading.Thread(target=read_requests, name="latentwalk-requests", daemon=True).start()
 

@@ -318,3 +318,30 @@ def test_what_cannot_be_fetched_is_refused_before_any_network(tmp_path):
         with pytest.raises(LatentWalkError) as error:
             models.download(name, role)
         assert name in str(error.value)
+
+
+def test_a_python_without_the_render_stack_lists_and_is_told_how_to_get_it(tmp_path):
+    """Blender's own Python before the set-up: the Models list works, a download says what to press."""
+    bare = tmp_path / "bare"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(bare)],
+                   check=True)
+    python = str(bare / "bin" / "python")
+    import numpy  # Blender's Python has numpy and little else: lend the bare one this numpy
+
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    numpy_folder = os.path.dirname(numpy.__file__)
+    for name in ("numpy", "numpy.libs"):
+        source = os.path.join(os.path.dirname(numpy_folder), name)
+        if os.path.isdir(source):
+            os.symlink(source, os.path.join(site, name))
+    environment = {**os.environ, "PYTHONPATH": ROOT, "HF_HOME": str(tmp_path / "hf"),
+                   "PYTORCH_PRETRAINED_BIGGAN_CACHE": str(tmp_path / "biggan")}
+    listing = subprocess.run([python, "-m", "blender_latentwalk.engine", "models"], capture_output=True, text=True,
+                             env=environment, cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "biggan-deep-256: BigGAN 256: not here" in listing.stdout
+    fetch = subprocess.run([python, "-m", "blender_latentwalk.engine", "models", "download", "biggan-deep-256"],
+                           capture_output=True, text=True, env=environment, cwd=tmp_path)
+    assert fetch.returncode != 0 and "Traceback" not in fetch.stderr, fetch.stderr
+    assert "Set Up Render Environment" in fetch.stderr and python in fetch.stderr
