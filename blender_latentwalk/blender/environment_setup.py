@@ -214,6 +214,12 @@ def refusal(context):
                 "environment yourself and set the Engine Python. Nothing was changed.")
     if _active_job is not None:
         return "Latent Walk: a set-up is already running (see the status bar)."
+    from . import models, render
+
+    if render.active_job() is not None or models.download_running():
+        # The set-up may replace the Python the worker runs in: not under a running render or download.
+        return ("Latent Walk: a render or a download is running in the worker: let it finish or cancel it, then "
+                "set up the render environment. Nothing was changed.")
     return ""
 
 

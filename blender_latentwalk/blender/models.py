@@ -125,9 +125,10 @@ def download_running():
 
 def _busy():
     """Renders and downloads share the worker's event stream: one at a time."""
-    from . import render
+    from . import environment_setup, render
 
-    return _active_download is not None or render.active_job() is not None or compat.render_job_running()
+    return (_active_download is not None or render.active_job() is not None or compat.render_job_running()
+            or environment_setup.active_job() is not None)
 
 
 def _after_download(scene, job):

@@ -451,10 +451,12 @@ class _RenderOperator:
 
     @classmethod
     def poll(cls, context):
-        # Not while Encode Video's render job reads the frames this would rewrite, nor while the worker downloads.
-        from . import models
+        # Not while Encode Video's render job reads the frames this would rewrite, nor while the worker
+        # downloads, nor while Set Up Render Environment replaces the Python the worker would run in.
+        from . import environment_setup, models
 
-        return _active_job is None and not compat.render_job_running() and not models.download_running()
+        return (_active_job is None and not compat.render_job_running() and not models.download_running()
+                and environment_setup.active_job() is None)
 
     def execute(self, context):
         # Scripts and background mode: the same job, synchronously.
@@ -581,9 +583,10 @@ class LATENTWALK_OT_release_models(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        from . import models
+        from . import environment_setup, models
 
-        return _active_job is None and worker_client.running() and not models.download_running()
+        return (_active_job is None and worker_client.running() and not models.download_running()
+                and environment_setup.active_job() is None)
 
     def execute(self, context):
         worker_client.release()

@@ -93,6 +93,9 @@ def test_cancel_mid_install_ends_the_setup_and_its_pip_and_leaves_no_environment
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert "Latent Walk set-up 2/4: Installing PyTorch (CPU only)" in job.status_line()
+        # Nothing may start a worker from the Python being replaced meanwhile.
+        assert not bpy.ops.latentwalk.render.poll() and not bpy.ops.latentwalk.preview.poll()
+        assert not bpy.ops.latentwalk.model_download.poll() and not bpy.ops.latentwalk.release_models.poll()
         assert bpy.ops.latentwalk.setup_render_environment_cancel() == {"FINISHED"}
         assert "cancelling" in job.status_line()
         while not job.poll():
@@ -109,3 +112,18 @@ def test_cancel_mid_install_ends_the_setup_and_its_pip_and_leaves_no_environment
     assert environment_setup.active_job() is None
     with os.popen(f"pgrep -g {job.process.pid}") as group:  # pip went with it (its own process group)
         assert group.read().strip() == ""
+
+
+def test_setup_is_refused_while_a_render_or_download_uses_the_worker(scene, prefs, online, monkeypatch):
+    from blender_latentwalk.blender import models, render
+
+    for busy in ("render", "download"):
+        with monkeypatch.context() as patch:
+            if busy == "render":
+                patch.setattr(render, "_active_job", object())
+            else:
+                patch.setattr(models, "_active_download", object())
+            with pytest.raises(RuntimeError, match="a render or a download is running"):
+                bpy.ops.latentwalk.setup_render_environment()
+    assert not os.path.exists(str(online)) and environment_setup.active_job() is None
+    assert prefs.engine_python == "/opt/my-own-env/bin/python"
