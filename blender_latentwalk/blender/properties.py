@@ -27,10 +27,19 @@ def _update_band_label(band, _context):
     label = Band(band.title, band.low_hz, band.high_hz).label
     if band.name != label:
         band.name = label
+    if band.title != band.previous_title:  # modulations follow a band by its name: they follow a rename too
+        old_key, new_key = (modulation.curve_key_for_band(t) for t in (band.previous_title, band.title))
+        settings = band.id_data.latentwalk
+        if band.previous_title and not any(other.title == band.previous_title for other in settings.bands):
+            for item in settings.modulations:
+                if item.curve == old_key:
+                    item.curve = new_key
+        band.previous_title = band.title
 
 
 class LatentWalkBand(bpy.types.PropertyGroup):
     title: StringProperty(name="Name", default="Band", update=_update_band_label)
+    previous_title: StringProperty(options={"HIDDEN"})  # the title before a rename (see _update_band_label)
     low_hz: FloatProperty(name="Low", description="Lowest frequency of the band, in Hz",
                           default=60.0, min=0.0, max=24000.0, precision=0, update=_update_band_label)
     high_hz: FloatProperty(name="High", description="Highest frequency of the band, in Hz",

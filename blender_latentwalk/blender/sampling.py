@@ -50,12 +50,18 @@ def _active_modulations(settings):
     """[(target, read_curve, modulation item)] for the unmuted modulations; refuses one that
     follows a band no longer in the list (it would silently follow nothing)."""
     readers = {modulation.ONSET: lambda: settings.onset, modulation.LOUDNESS: lambda: settings.rms}
+    titles = [band.title for band in settings.bands]
     for band in settings.bands:
         readers.setdefault(modulation.curve_key_for_band(band.title), lambda band=band: band.value)
     active = []
     for item in settings.modulations:
         if item.mute:
             continue
+        title = modulation.band_title(item.curve)
+        if title is not None and titles.count(title) > 1:
+            raise LatentWalkError(
+                f"the modulation of {item.target.title()} follows the band '{title}', and {titles.count(title)} "
+                "bands have that name: rename all but one so it is clear which one it follows.")
         if item.curve not in readers:
             raise LatentWalkError(
                 f"the modulation of {item.target.title()} follows the band '{modulation.band_title(item.curve)}', "

@@ -98,3 +98,19 @@ def test_removing_a_modulation_keeps_the_others_keys(baked):
     fcurve = compat.find_fcurve(baked, "latentwalk.modulations[0].amount", 0)
     assert fcurve is not None and [k.co.y for k in fcurve.keyframe_points] == pytest.approx([0.2, 0.4])
     assert compat.find_fcurve(baked, "latentwalk.modulations[1].amount", 0) is None
+
+
+def test_a_renamed_band_keeps_its_modulation_and_two_bands_of_one_name_are_refused(baked):
+    settings = baked.latentwalk
+    bass = [b.title for b in settings.bands].index("Bass")
+    item = _add(baked, "strength", "band:Bass", 0.5)
+    settings.bands[bass].title = "Low End"
+    assert item.curve == "band:Low End" and item.curve_choice == "band:Low End"
+    plan = sampling.sample_plan(baked)
+    np.testing.assert_allclose(plan.strength, np.clip(settings.diffusion.strength + 0.5 * plan.bands[bass], 0, 1),
+                               atol=1e-6)
+
+    settings.bands[bass + 1].title = "Low End"  # now two bands answer to the name
+    assert item.curve == "band:Low End"
+    with pytest.raises(Exception, match="2 bands have that name"):
+        sampling.sample_plan(baked)
