@@ -14,8 +14,9 @@
 //   only workers that list it in their `task_types` take them), running the add-on's
 //   headless render script with `--frames CHUNK`. A chunk keeps its frames only; a retried
 //   chunk keeps the frames that are already current and renders the rest;
-// - a last task "encode-video" (task type "blender": no GPU needed), depending on every
-//   chunk, that renders nothing (`--no-render`): it checks that every frame is current for
+// - a last task "encode-video" of the same task type (a worker that rendered has the same
+//   models and Engine Python, which the frame check needs: each frame's key names the models
+//   as that worker's caches hold them), depending on every chunk, that renders nothing (`--no-render`): it checks that every frame is current for
 //   the scene, lays the frames on the Sequencer above the song and encodes the video with
 //   sound through Blender's FFmpeg. A missing or stale frame fails it with the frame named.
 
@@ -32,6 +33,14 @@ const FIND_AND_RUN_RENDER_SCRIPT = [
     "runpy.run_path(os.path.join(os.path.dirname(found[0]), 'scripts', 'render.py'), run_name='__main__')",
 ].join("\n");
 
+// The Output folder as the add-on resolves it in the submitting Blender ("//" and the
+// {blend_name} / {scene_name} tokens), through the add-on as that Blender enabled it (a legacy
+// add-on or an extension), so the chunks write where Check Frames and Encode Video look.
+const ADDON_IN_SUBMITTING_BLENDER = "next(m for n, m in __import__('sys').modules.items() "
+    + `if n.rpartition('.')[2] == '${LATENTWALK_ADDON}' and hasattr(m, 'blender'))`;
+const OUTPUT_FOLDER_EVAL = `${ADDON_IN_SUBMITTING_BLENDER}.blender.render.resolve_folder(`
+    + "C.scene.latentwalk.diffusion.output_folder, 'Output folder', C.scene)";
+
 const JOB_TYPE = {
     label: "Latent Walk",
     description: "Render a Latent Walk music video (BigGAN + Stable Diffusion img2img) in chunks on GPU "
@@ -43,7 +52,7 @@ const JOB_TYPE = {
         { key: "chunk_size", type: "int32", default: 64,
           description: "Frames per task; a multiple of the batch size wastes no work at chunk edges" },
         { key: "output_folder", type: "string", subtype: "dir_path", required: true,
-          eval: "__import__('os').path.abspath(__import__('bpy').path.abspath(C.scene.latentwalk.diffusion.output_folder))",
+          eval: OUTPUT_FOLDER_EVAL,
           description: "Folder for the frames, on the shared storage (every chunk writes into it)" },
         { key: "biggan", type: "string", required: true, default: "biggan-deep-256",
           eval: "C.scene.latentwalk.walk.model",
@@ -55,9 +64,10 @@ const JOB_TYPE = {
           eval: "C.scene.latentwalk.diffusion.batch_size or 16",
           description: "Frames per batch, the same on every worker so every frame has the bytes of one render" },
         { key: "video_path", type: "string", subtype: "file_path", required: true,
-          eval: "__import__('os').path.join(__import__('os').path.abspath(__import__('bpy').path.abspath("
-              + "C.scene.latentwalk.diffusion.output_folder)), 'latentwalk.mp4')",
-          description: "The video (.mp4, H.264 + AAC) the last task writes" },
+          eval: `__import__('os').path.join(${OUTPUT_FOLDER_EVAL}, __import__('os').path.splitext(`
+              + "__import__('os').path.basename(__import__('bpy').data.filepath))[0] + '.mp4')",
+          description: "The video (.mp4, H.264 + AAC) the last task writes; by default <Output folder>/<blend "
+              + "name>.mp4, where Encode Video in Blender writes it" },
         { key: "device", type: "string", default: "cuda", choices: ["cuda", "auto", "cpu", "mps"],
           description: "Where the chunks render" },
         { key: "gpu_task_type", type: "string", default: "latentwalk-gpu",
@@ -77,7 +87,7 @@ function compileJob(job) {
     const settings = job.settings;
     checkSettings(settings);
     const chunks = frameChunker(settings.frames, settings.chunk_size);
-    const encodeTask = author.Task("encode-video", "blender");
+    const encodeTask = author.Task("encode-video", settings.gpu_task_type);
     encodeTask.addCommand(blenderCommand(settings, [
         "--frames", `${settings.frames}`, "--no-render", "--encode", settings.video_path,
     ]));

@@ -190,3 +190,32 @@ def test_the_engine_only_recipe_plan_chunks_then_encode_gives_the_bytes_of_one_r
                              capture_output=True, text=True, env=environment, timeout=300)
     assert encoded.returncode == 0, encoded.stdout[-2000:] + encoded.stderr[-2000:]
     assert "72 of 72 frames current" in encoded.stdout and os.path.getsize(tmp_path / "video.mp4") > 0
+
+
+@needs_node
+def test_the_job_settings_read_the_scene_as_the_add_on_resolves_it(tmp_path):
+    """The settings' eval expressions, run as the submitting Blender runs them: the default Output
+    folder's // and {blend_name}/{scene_name} resolve as Check Frames and Encode Video resolve them."""
+    bpy = pytest.importorskip("bpy")
+    import blender_latentwalk
+    from blender_latentwalk.blender import render
+
+    settings_of = ("const vm = require('node:vm'), fs = require('node:fs'); const context = {}; vm.createContext(context);"
+                   "vm.runInContext(fs.readFileSync(process.argv[1], 'utf8') + ';globalThis.jobType = JOB_TYPE;', context);"
+                   "console.log(JSON.stringify(context.jobType.settings));")
+    settings = json.loads(subprocess.run([NODE, "-e", settings_of, JOB_FILE], capture_output=True, text=True,
+                                         check=True).stdout)
+    evals = {setting["key"]: setting["eval"] for setting in settings if "eval" in setting}
+    if not hasattr(bpy.types.Scene, "latentwalk"):
+        blender_latentwalk.register()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "My Song.blend"))
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 240
+    values = {key: eval(expression, {"C": bpy.context}) for key, expression in evals.items()}  # noqa: S307
+
+    frames_folder = str(tmp_path / "latentwalk_frames" / "My Song" / "Scene")
+    assert values["output_folder"] == render.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output",
+                                                            scene) == frames_folder
+    assert values["video_path"] == os.path.join(frames_folder, "My Song.mp4")
+    assert values["frames"] == "1-240" and values["biggan"] == "biggan-deep-256"
