@@ -2,12 +2,14 @@
 (a Noise modifier, a cube following the bass through a driver, Strength following the kick
 through a modulation), video out. If a step of the tutorial stops working, this test fails."""
 
+import os
+
 import bpy
 import numpy as np
 import pytest
 
 import engine_python as engine
-from blender_latentwalk.blender import compat, sampling
+from blender_latentwalk.blender import compat, presets, sampling
 
 from addon_helpers import FPS, pngs  # noqa: E402
 
@@ -15,6 +17,9 @@ from addon_helpers import FPS, pngs  # noqa: E402
 def test_the_tutorial_from_song_to_video(baked, engine_python, tmp_path, capfd):
     scene = baked  # steps 1-2: the song chosen and baked (conftest.baked: the demo song, 3 s at 24 fps)
     settings = scene.latentwalk
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "tutorial.blend"))  # step 1.3: saved
+    settings.diffusion.property_unset("output_folder")  # the default: next to the .blend
+    frames = tmp_path / "latentwalk_frames" / "tutorial" / "Scene"
     titles = [band.title for band in settings.bands]
     bass, mids = titles.index("Bass"), titles.index("Mids")
     baked_mids = np.array([key.co.y for key in compat.find_fcurve(scene, f"latentwalk.bands[{mids}].value").keyframe_points])
@@ -35,15 +40,20 @@ def test_the_tutorial_from_song_to_video(baked, engine_python, tmp_path, capfd):
     variable.targets[0].data_path = f"latentwalk.bands[{bass}].value"
     driver.expression = "1 + 2 * bass"
 
-    # Step 5: Render > Modulation > Add Modulation: Strength follows Bass, amount 0.4.
+    # Step 5: Render Presets > Turbo, then Render > Modulation > Add Modulation: Strength follows Bass, 0.4.
+    tiny_pipeline = settings.diffusion.model
+    turbo = os.path.join(presets.BUNDLED_FOLDER, "Turbo.py")
+    assert bpy.ops.script.execute_preset(filepath=turbo, menu_idname="LATENTWALK_MT_render_presets") == {"FINISHED"}
+    assert (settings.diffusion.strength, settings.diffusion.steps) == (0.5, 2)
+    settings.diffusion.model, settings.diffusion.tiny_vae = tiny_pipeline, ""  # the stand-in: no sd-turbo here
     assert bpy.ops.latentwalk.modulation_add() == {"FINISHED"}
     modulation = settings.modulations[-1]
     modulation.target, modulation.curve_choice, modulation.amount = "strength", "band:Bass", 0.4
-    settings.diffusion.strength = 0.3
 
     plan = sampling.sample_plan(scene)
     assert np.abs(plan.bands[mids] - baked_mids).max() > 0.05  # the render sees the Noise modifier
-    np.testing.assert_allclose(plan.strength, np.clip(0.3 + 0.4 * plan.bands[bass], 0, 1), atol=1e-6)
+    np.testing.assert_allclose(plan.strength, np.clip(0.5 + 0.4 * plan.bands[bass], 0, 1), atol=1e-6)
+    assert (np.floor(plan.steps * plan.strength) >= 1).all()  # every frame gets at least one diffusion step
     heights = []
     for frame in range(scene.frame_start, scene.frame_end + 1):
         scene.frame_set(frame)
@@ -53,10 +63,10 @@ def test_the_tutorial_from_song_to_video(baked, engine_python, tmp_path, capfd):
 
     # Step 6: Render Frames, then Encode Video.
     assert bpy.ops.latentwalk.render() == {"FINISHED"}
-    assert len(pngs(tmp_path / "frames")) == 3 * FPS
+    assert len(pngs(frames)) == 3 * FPS
     if bpy.app.build_options.audaspace:  # the bpy 4.2 wheel has no audio, so it refuses to encode
         assert bpy.ops.latentwalk.encode_video() == {"FINISHED"}
-        streams = engine.video_streams(engine_python, tmp_path / "frames" / "latentwalk.mp4")
+        streams = engine.video_streams(engine_python, frames / "tutorial.mp4")
         assert streams["video"]["seconds"] == pytest.approx(3.0, abs=1.5 / FPS)
         assert streams["audio"]["seconds"] == pytest.approx(3.0, abs=0.05)
 
