@@ -238,6 +238,7 @@ class RenderJob:
         self.warnings = []  # what the worker warned of (a halved batch after running out of memory)
         self.handed_over = []  # one line per device that failed, saying where its frames went
         shares = frame_ranges.interleave_batches(index_ranges, batch_size or 1, len(devices))
+        worker_client.end_workers_from(len(devices))
         for slot, (device, share) in enumerate(zip(devices, shares)):
             self._send(worker_client.get(python, slot), device, share, slot + 1)
 

@@ -164,6 +164,13 @@ def get(python, slot=0):
     return worker
 
 
+def end_workers_from(slot_count):
+    """End the idle workers of slots ``slot_count`` and up (Devices got shorter): they hold a device's
+    memory (VRAM) and would otherwise stay until Release Models."""
+    for slot in [slot for slot in _more_workers if slot >= slot_count]:
+        _more_workers.pop(slot).kill()  # idle between renders: nothing to wait for
+
+
 def workers():
     """The running workers, slot 0 first."""
     return [worker for worker in [_worker] + [_more_workers[slot] for slot in sorted(_more_workers)]

@@ -43,6 +43,14 @@ def test_two_cpu_workers_give_the_bytes_of_one_with_one_progress_line(baked, one
     counts = [int(line.split(": ")[1].split("/")[0]) for line in frames_lines]
     assert counts == sorted(counts)  # one count for the job, never one per worker
 
+    # Back to one device: the second worker ends (it held that device's memory), the first renders on.
+    second = job.shares[1].worker
+    scene.latentwalk.diffusion.devices = ""
+    scene.latentwalk.diffusion.output_folder = str(tmp_path / "one")
+    render.render_sync(scene)
+    assert len(worker_client.workers()) == 1 and not second.alive()
+    assert pngs(tmp_path / "one") == one_worker_frames
+
 
 def test_cancel_stops_both_workers_and_keeps_their_frames(baked, tmp_path):
     scene = baked
