@@ -6,6 +6,7 @@ processes with HF_ENDPOINT / LATENTWALK_BIGGAN_ENDPOINT pointing at it, exactly 
 point at the hub. What is downloaded is then loaded and rendered through the real loading code.
 """
 
+import glob
 import json
 import os
 import subprocess
@@ -132,7 +133,16 @@ def test_hub_download_progress_cancel_resume_and_render(served, tmp_path):
         assert size > 10 * MIB
         server.delay_s = 0.002
         worker.send(command="download", id=2, model="tiny/vae", role="vae")
-        events = worker.until_end(on_progress=lambda e: e["done"] and worker.send(command="cancel", id=2))
+        config_cached = str(tmp_path / "hf" / "hub" / "models--tiny--vae" / "snapshots" / "*" / "config.json")
+        cancel = {"sent": False}
+
+        def cancel_once_the_config_is_in(event):  # the files come in parallel: wait for the small one
+            if not cancel["sent"] and event["done"] and glob.glob(config_cached):
+                cancel["sent"] = True
+                worker.send(command="cancel", id=2)
+
+        events = worker.until_end(on_progress=cancel_once_the_config_is_in)
+        assert cancel["sent"], "the weights arrived before the config: slow the server down"
         server.delay_s = 0.0
         assert events[-1]["event"] == "done" and events[-1]["stopped"], events[-1]
         assert not events[-1]["model"]["present"]
