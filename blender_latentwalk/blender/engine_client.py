@@ -93,6 +93,22 @@ def read_events(process, events, thread_name):
     threading.Thread(target=read, name=thread_name, daemon=True).start()
 
 
+def modal_step(job, event, show):
+    """One event of a modal operator watching a background job (a download, the set-up): Esc asks
+    the job to cancel, a timer tick takes in what it said. Returns what to hand Blender while the
+    job runs ({"PASS_THROUGH"} keeps Blender usable), or None once the job is over."""
+    if event.type == "ESC" and event.value == "PRESS":
+        job.cancel()
+        show()
+        return {"RUNNING_MODAL"}
+    if event.type != "TIMER":
+        return {"PASS_THROUGH"}
+    if not job.poll():
+        show()
+        return {"PASS_THROUGH"}
+    return None
+
+
 def engine_command(python, *arguments):
     """The argument list that runs ``python -m <add-on>.engine ARGUMENTS`` (never a shell)."""
     return [python, "-m", f"{_PACKAGE_NAME}.engine", *arguments]

@@ -299,18 +299,12 @@ class LATENTWALK_OT_setup_render_environment(bpy.types.Operator):
     def modal(self, context, event):
         job = self._job
         try:
-            if event.type == "ESC" and event.value == "PRESS":
-                job.cancel()
-                self._show(context)
-                return {"RUNNING_MODAL"}
-            if event.type != "TIMER":
-                return {"PASS_THROUGH"}  # Blender stays usable while it installs
-            if not job.poll():
-                self._show(context)
-                return {"PASS_THROUGH"}
+            running = engine_client.modal_step(job, event, lambda: self._show(context))
         except Exception:
             self.cancel(context)
             raise
+        if running is not None:
+            return running  # Blender stays usable while it installs
         self._end(context)
         return self._report_end(context, job)
 

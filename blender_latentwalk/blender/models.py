@@ -218,18 +218,12 @@ class LATENTWALK_OT_model_download(bpy.types.Operator):
     def modal(self, context, event):
         job = self._job
         try:
-            if event.type == "ESC" and event.value == "PRESS":
-                job.cancel()
-                self._show(context)
-                return {"RUNNING_MODAL"}
-            if event.type != "TIMER":
-                return {"PASS_THROUGH"}
-            if not job.poll():
-                self._show(context)
-                return {"PASS_THROUGH"}
+            running = engine_client.modal_step(job, event, lambda: self._show(context))
         except Exception:
             self._end()
             raise
+        if running is not None:
+            return running
         self._end()
         try:
             summary = job.summary()
