@@ -334,11 +334,14 @@ def batches(truncation, frame_indices, batch_size):
             yield value, members[start : start + batch_size]
 
 
-def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16, on_batch=None):
-    """Run BigGAN over ``frame_indices``; yields ``(frame_index, image)`` per frame.
+def generate_levels(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16):
+    """Run BigGAN over ``frame_indices``; yields ``(members, levels)`` per model call, on the device.
 
     z : np.ndarray (n_frames, 128); classes : np.ndarray (n_frames, 1000);
-    truncation : np.ndarray (n_frames,). Images are uint8 arrays (height, width, 3).
+    truncation : np.ndarray (n_frames,). members : the call's frame indices; levels : torch tensor
+    (len(members), 3, height, width), float32 holding the 8-bit pixel values 0..255 (whole numbers),
+    left on the device so that the next step (resize, img2img) needs no trip to the CPU. Nothing
+    here waits for the device: inputs go up from pinned memory, and the work is only queued.
     """
     import torch
 
@@ -348,12 +351,33 @@ def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_
         torch.backends.cudnn.benchmark = False
     with torch.inference_mode():
         for value, members in batches(truncation, frame_indices, batch_size):
-            z_batch = torch.from_numpy(z[members]).to(device=device, dtype=dtype)
-            class_batch = torch.from_numpy(classes[members]).to(device=device, dtype=dtype)
+            z_batch = _to_device(z[members], device).to(dtype)
+            class_batch = _to_device(classes[members], device).to(dtype)
             images = model(z_batch, class_batch, value)
-            pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-            pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()
-            for index, image in zip(members, pixels):
-                yield index, image
-            if on_batch is not None:
-                on_batch(len(members))
+            yield members, ((images.float().clamp(-1, 1) + 1) * 127.5).round()
+
+
+def _to_device(array, device):
+    """np.ndarray -> tensor on ``device``; to a GPU from pinned memory, without waiting for its queue."""
+    import numpy as np
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16, on_batch=None):
+    """Run BigGAN over ``frame_indices``; yields ``(frame_index, image)`` per frame, on the CPU.
+
+    Arguments as `generate_levels`. Images are uint8 arrays (height, width, 3).
+    """
+    import torch
+
+    for members, levels in generate_levels(model, device, dtype, z, classes, truncation, frame_indices, batch_size):
+        pixels = levels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for index, image in zip(members, pixels):
+            yield index, image
+        if on_batch is not None:
+            on_batch(len(members))

@@ -1,12 +1,18 @@
-"""Writing frames: PNG files named by Blender frame number, written atomically."""
+"""Writing frames: PNG files named by Blender frame number, written atomically, on a bounded pool
+of threads so that encoding and writing never hold up the device."""
 
+import hashlib
+import io
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from . import atomic
 from .errors import LatentWalkError
 
 FRAME_PATTERN = "frame_{:06d}.png"
+MAX_PENDING_BYTES = 256 * 1024 * 1024  # frames waiting for the writer: 85 batches of 4 at 512x512, 2 of 16 at 1080p
 
 
 def frame_path(folder, blender_frame):
@@ -24,15 +30,146 @@ def ensure_writable_folder(folder):
         ) from None
 
 
-def write_png(path, image, size=None, temp_prefix=None):
-    """Write an (height, width, 3) uint8 image as PNG atomically (`atomic.write_via`).
-
-    ``size`` (width, height) resizes with Lanczos first. A crash never leaves a
-    half-written frame under the final name. temp_prefix : see `atomic.write_via`.
-    """
+def encode_png(image):
+    """PNG bytes of an (height, width, 3) uint8 array or a PIL image (zlib releases the GIL meanwhile)."""
     from PIL import Image  # here, not at the top: Blender's own Python may lack Pillow
 
     picture = Image.fromarray(image, mode="RGB") if hasattr(image, "shape") else image
-    if size is not None and picture.size != tuple(size):
-        picture = picture.resize(tuple(size), Image.LANCZOS)
-    atomic.write_via(path, lambda stream: picture.save(stream, format="PNG"), temp_prefix=temp_prefix)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(path, image, temp_prefix=None):
+    """Write an (height, width, 3) uint8 image as PNG atomically (`atomic.write_via`): a crash never
+    leaves a half-written frame under the final name. Returns the sha256 (hex) of the bytes written.
+
+    temp_prefix : see `atomic.write_via`.
+    """
+    data = encode_png(image)
+    atomic.write_bytes(path, data, temp_prefix=temp_prefix)
+    return hashlib.sha256(data).hexdigest()
+
+
+class FrameWriter:
+    """Encodes and writes a render's PNG frames on ``threads`` threads while the device computes the next.
+
+    A batch is handed over with `submit`; once every one of its files is complete on disk, its
+    ``on_written`` runs (the render records the frames in the manifest there: never before the file is
+    whole). Callbacks run one at a time. At most ``max_pending_bytes`` of frames wait or are being
+    written (at least one batch, whatever its size), so memory stays bounded however long the song:
+    `submit` waits for room.
+
+    The first error (a full disk, a lost permission) is raised by the next `submit` or by `close`;
+    the frames already written, of that batch too, are still handed to their ``on_written``.
+    threads : 0 writes each batch inside `submit` (nothing overlaps).
+    """
+
+    def __init__(self, threads, temp_prefix=None, max_pending_bytes=MAX_PENDING_BYTES):
+        self.threads, self.temp_prefix, self.max_pending_bytes = int(threads), temp_prefix, int(max_pending_bytes)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="latentwalk-png") if self.threads else None
+        self._room = threading.Condition()
+        self._pending_bytes = 0
+        self.peak_pending_bytes = 0  # the most that ever waited, for tests and the benchmark
+        self._callback_lock = threading.Lock()
+        self._error = None
+
+    def submit(self, paths, pixels, on_written, n_bytes):
+        """Write one batch: ``paths[k]`` gets frame k of ``pixels()``.
+
+        pixels : callable() -> np.ndarray (n, height, width, 3) uint8, called once, on a writer thread
+            (so a copy from the device can still be under way when `submit` returns).
+        on_written : callable({path: sha256 hex}) with the files of the batch that are complete.
+        n_bytes : the batch's size in memory, counted against ``max_pending_bytes``.
+        """
+        self._raise_error()
+        batch = _Batch(list(paths), pixels, on_written, n_bytes)
+        if self._pool is None:
+            self._write_all(batch)
+            self._raise_error()
+            return
+        with self._room:
+            self._room.wait_for(lambda: self._pending_bytes == 0
+                                or self._pending_bytes + n_bytes <= self.max_pending_bytes)
+            self._pending_bytes += n_bytes
+            self.peak_pending_bytes = max(self.peak_pending_bytes, self._pending_bytes)
+        for position in range(len(batch.paths)):
+            self._pool.submit(self._write_one, batch, position)
+
+    def close(self):
+        """Wait for every submitted frame; raise the first error, if any."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._raise_error()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is not None:  # already failing: wait for the frames in flight, keep the first error
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+            return False
+        self.close()
+        return False
+
+    def _raise_error(self):
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _write_all(self, batch):
+        for position in range(len(batch.paths)):
+            self._write_one(batch, position)
+
+    def _write_one(self, batch, position):
+        path = batch.paths[position]
+        try:
+            if self._error is None:  # after a failure, write no more: the render is stopping
+                batch.written[path] = write_png(path, batch.pixels()[position], self.temp_prefix)
+        except BaseException as error:  # noqa: BLE001  (handed to the render's thread)
+            self._error = self._error or error
+        finally:
+            if batch.one_done():
+                self._finish(batch)
+
+    def _finish(self, batch):
+        try:
+            if batch.written:
+                with self._callback_lock:
+                    batch.on_written(dict(batch.written))
+        except BaseException as error:  # noqa: BLE001
+            self._error = self._error or error
+        finally:
+            batch.release()
+            if self.threads:
+                with self._room:
+                    self._pending_bytes -= batch.n_bytes
+                    self._room.notify_all()
+
+
+class _Batch:
+    """One submitted batch: its pixels are fetched once, by the first thread that needs them."""
+
+    def __init__(self, paths, pixels, on_written, n_bytes):
+        self.paths, self.on_written, self.n_bytes = paths, on_written, n_bytes
+        self.written = {}
+        self._source, self._pixels, self._left = pixels, None, len(paths)
+        self._lock = threading.Lock()
+
+    def pixels(self):
+        with self._lock:
+            if self._pixels is None:
+                self._pixels = self._source()
+            return self._pixels
+
+    def one_done(self):
+        """Count one frame finished (written or failed); True for the batch's last."""
+        with self._lock:
+            self._left -= 1
+            return self._left == 0
+
+    def release(self):
+        self._pixels = self._source = None

@@ -172,31 +172,59 @@ class PromptEmbeddings:
         return blended
 
 
-def run(pipeline, images, conditions, strength, guidance, steps, seeds, device):
-    """img2img on a batch of PIL images that share strength, guidance and steps.
+def run(pipeline, levels, conditions, strength, guidance, steps, seeds, device):
+    """img2img on a batch of frames that share strength, guidance and steps, on the device.
 
+    levels : torch tensor (n, 3, height, width) on ``device``, float32 holding 8-bit values 0..255
+        (`resize.apply`'s output, or `levels_from_pictures`); any size: diffusers works in multiples
+        of 8 pixels (``pipeline.vae_scale_factor``), so a frame is resized with Lanczos to that size
+        and the result back, as diffusers and the PNG writer did it with Pillow.
     conditions : list of dicts from `PromptEmbeddings.blend`, one per image
     seeds : list of int, one per image; each image gets its own generator, so
         identical inputs give identical outputs whatever the batch.
-    Returns uint8 arrays of shape (height, width, 3).
+    Returns levels (n, 3, height, width) float32, whole numbers 0..255, on ``device`` (nothing waits
+    for the device here: the work is queued).
     """
-    import numpy as np
     import torch
 
+    from . import resize
+
+    size = (levels.shape[-1], levels.shape[-2])
+    factor = getattr(pipeline, "vae_scale_factor", 8)
+    working = (resize.multiple_of(size[0], factor), resize.multiple_of(size[1], factor))
     generator_device = "cpu" if device.type == "mps" else device
     generators = [torch.Generator(generator_device).manual_seed(int(seed)) for seed in seeds]
     embeddings = {name: torch.cat([c[name] for c in conditions]) for name in conditions[0]}
     with torch.inference_mode():
         result = pipeline(
-            image=images,
+            image=resize.apply(levels, resize.lanczos_resize(size, working)) / 255.0,
             strength=float(strength),
             guidance_scale=float(guidance),
             num_inference_steps=int(steps),
             generator=generators,
-            output_type="np",
+            output_type="pt",
             **embeddings,
         )
-    return [(np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8) for frame in result.images]
+        # As output_type="np" and a uint8 conversion did: the pipeline's [0, 1] in float32, to 8 bits.
+        output = (result.images.float() * 255.0).round().clamp(0, 255)
+        return resize.apply(output, resize.lanczos_resize(working, size))
+
+
+def levels_from_pictures(pictures, device):
+    """PIL images or (height, width, 3) uint8 arrays (one size) -> tensor (n, 3, height, width) float32
+    levels 0..255 on ``device``, as `run` takes them."""
+    import numpy as np
+    import torch
+
+    stacked = np.stack([np.asarray(picture, dtype=np.uint8) for picture in pictures])
+    return torch.from_numpy(stacked).permute(0, 3, 1, 2).to(device=device, dtype=torch.float32)
+
+
+def pictures_from_levels(levels):
+    """Tensor (n, 3, height, width) of levels 0..255 -> list of (height, width, 3) uint8 arrays on the CPU."""
+    import torch
+
+    return list(levels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
 
 
 def byte_level_tokenizer(max_length):

@@ -22,10 +22,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from . import atomic, biggan, claims, frames, img2img, walk
+from . import atomic, biggan, claims, frames, img2img, resize, walk
 from .errors import LatentWalkError
 
-RENDER_VERSION = 3  # 3: BigGAN uses the exact statistics row at truncations 0.14, 0.28, 0.56, 0.58
+RENDER_VERSION = 4  # 4: frames scaled and cropped on the device (within rounding of version 3's Pillow)
 MANIFEST_VERSION = 3  # 3: each frame records its key and its file's size and modification time
 MANIFEST_NAME = "manifest.json"
 STATUS_VERSION = 1  # FrameStatus as JSON (the engine CLI's `status` answers the add-on with it)
@@ -222,13 +222,13 @@ def _sha256_of(path):
     return digest.hexdigest()
 
 
-def manifest_entry(path, key, batch_size):
+def manifest_entry(path, key, batch_size, sha256=None):
     """What the manifest records of a frame file just written under ``key``, computed in a
     batch of ``batch_size`` frames (smaller than asked after running out of memory): its size,
-    modification time and content hash."""
+    modification time and content hash (``sha256``, hex, when the writer already has it)."""
     status = os.stat(path)
-    return {"key": key, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns, "sha256": _sha256_of(path),
-            "batch_size": int(batch_size)}
+    return {"key": key, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns,
+            "sha256": sha256 or _sha256_of(path), "batch_size": int(batch_size)}
 
 
 def _file_matches(path, entry):
@@ -375,7 +375,7 @@ def _write_error(error, folder):
 
 
 class _BatchRenderer:
-    """Computes the frames of one aligned batch (the models are loaded)."""
+    """Computes the frames of one aligned batch on the device (the models are loaded)."""
 
     def __init__(self, plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings):
         self.plan, self.settings, self.inputs = plan, settings, inputs
@@ -383,43 +383,82 @@ class _BatchRenderer:
         self.pipeline, self.embeddings = pipeline, embeddings
 
     def compute(self, batch, wanted):
-        """{plan index: PIL image} of ``wanted``, computed as members of ``batch``.
+        """Levels (len(wanted), 3, height, width) on the device of ``wanted`` (sorted), computed as
+        members of ``batch``: float32 holding the frames' 8-bit values.
 
         batch : plan indices of the whole aligned batch; wanted : the subset to return.
         BigGAN and img2img calls are formed from the whole batch, exactly as when every
         frame of it is rendered; a call with no wanted frame is skipped (its result
-        would be thrown away), and every other call runs with all its members.
+        would be thrown away), and every other call runs with all its members. Nothing
+        leaves the device and nothing waits for it: the work is queued.
         """
-        from PIL import Image
+        import torch
 
-        plan, wanted = self.plan, set(wanted)
+        plan, wanted = self.plan, sorted(wanted)
         z, classes, truncation = self.inputs
         calls = []
         if self.pipeline is not None:
             calls = [(values, call) for values, call in _diffusion_groups(plan, batch)
-                     if values[1] > 0 and wanted.intersection(call)]
-        needed = wanted.union(*[call for _, call in calls])
+                     if values[1] > 0 and set(wanted).intersection(call)]
+        needed = set(wanted).union(*[call for _, call in calls])
         groups = {}
         for index in batch:
             groups.setdefault(float(truncation[index]), []).append(index)
         sources = [index for members in groups.values() if needed.intersection(members) for index in members]
-        generated = dict(biggan.generate(self.model, self.torch_device, self.dtype, z, classes, truncation,
-                                         sources, len(batch)))
         size = (self.settings.width, self.settings.height)
-        images = {i: img2img.fit(Image.fromarray(generated[i]), *size) for i in needed}
-        for (steps, effective, guidance), call in calls:
-            outputs = img2img.run(
-                self.pipeline, [images[i] for i in call],
-                [self.embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in call],
-                img2img.pipeline_strength(steps, effective), guidance, steps,
-                [int(round(plan.noise_seed[i])) for i in call], self.torch_device,
-            )
-            images.update(zip(call, outputs))
-        return {i: images[i] for i in wanted}
+        levels = {}
+        with torch.inference_mode():
+            for members, generated in biggan.generate_levels(self.model, self.torch_device, self.dtype, z, classes,
+                                                             truncation, sources, len(batch)):
+                kept = [position for position, index in enumerate(members) if index in needed]
+                fitted = resize.apply(generated[kept], resize.fit_resizes(generated.shape[:-3:-1], size))
+                levels.update(zip([members[position] for position in kept], fitted))
+            for (steps, effective, guidance), call in calls:
+                outputs = img2img.run(
+                    self.pipeline, torch.stack([levels[i] for i in call]),
+                    [self.embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in call],
+                    img2img.pipeline_strength(steps, effective), guidance, steps,
+                    [int(round(plan.noise_seed[i])) for i in call], self.torch_device,
+                )
+                levels.update(zip(call, outputs))
+            return torch.stack([levels[i] for i in wanted])
+
+
+class _HostCopy:
+    """A batch's frames on their way to the CPU as 8-bit pixels. From a GPU the copy is queued behind
+    the device's work into pinned memory, so the render loop goes on to queue the next batch; `pixels`
+    (on a writer thread) waits for it."""
+
+    def __init__(self, levels):
+        """levels : (n, 3, height, width) on the device, from `_BatchRenderer.compute`."""
+        import torch
+
+        pixels = levels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        self.n_bytes = pixels.numel()
+        self._ready = None
+        if pixels.device.type == "cuda":
+            self._host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+            self._host.copy_(pixels, non_blocking=True)
+            self._ready = torch.cuda.Event()
+            self._ready.record()
+        else:
+            self._host = pixels.cpu()
+
+    def pixels(self):
+        """np.ndarray (n, height, width, 3) uint8."""
+        if self._ready is not None:
+            self._ready.synchronize()
+        return self._host.numpy()
+
+
+def writer_threads():
+    """PNG threads of a render: zlib's compression is the slow part and runs without the GIL, so a few
+    threads keep up with a GPU; more than the CPU has would only take from the device's own thread."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_size=None, device="auto",
-           progress=None, should_stop=None, models=None, warn=None):
+           progress=None, should_stop=None, models=None, warn=None, png_threads=None):
     """Render plan frames into ``out_folder`` as frame_NNNNNN.png (Blender frame numbers).
 
     Frames already current (`frame_status`) are kept untouched; missing and stale ones
@@ -427,13 +466,18 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     ``k * batch_size ... k * batch_size + batch_size - 1``, cut at the plan's end), its
     neighbours computed and thrown away when they are not asked for, so any chunking,
     order or resume gives the bytes of one uninterrupted render at the same batch size.
+    The device computes the next batch while `frames.FrameWriter` encodes and writes the last;
+    a frame enters the manifest only once its file is complete.
 
-    progress : callable(done, total), once the models are loaded (done 0) and after each batch.
+    progress : callable(done, total), once the models are loaded (done 0) and after each batch;
+        done counts the frames written and recorded.
     should_stop : callable() -> bool, checked before each batch (a stop leaves finished
         frames and a consistent manifest).
     models : a `Models` to load through and keep (default: a fresh one).
     warn : callable(message), told when the render goes on differently than asked (out of
         memory: a smaller batch). The messages are also in `RenderResult.warnings`.
+    png_threads : threads encoding and writing PNGs (default `writer_threads()`; 0: in the render
+        loop, one after another). The bytes are the same either way.
     Raises `LatentWalkError` (`claims.FolderBusy` when another live render writes some of
     the same frames, `ManifestError` for a manifest it cannot trust, a full or read-only
     folder, out of memory at batch size 1). Returns a `RenderResult`.
@@ -449,13 +493,14 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     claim = claims.claim(out_folder, [plan.frame_start + i for i in indices])
     try:
         return _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_size, device, progress,
-                               should_stop, models, warn, claim)
+                               should_stop, models, warn, claim,
+                               writer_threads() if png_threads is None else int(png_threads))
     finally:
         claim.release()
 
 
 def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_size, device, progress, should_stop,
-                    models, warn, claim):
+                    models, warn, claim, png_threads):
     inputs = walk_inputs(plan)
     identities = model_identities(biggan_model, settings)  # a folder model's files are read once a render
     keys = frame_keys(plan, biggan_model, settings, inputs, identities)
@@ -476,14 +521,43 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
                                    (identities["model"], identities["tiny_vae"]))
         embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], torch_device)
     asked = int(batch_size) if batch_size is not None else (4 if torch_device.type == "cpu" else 16)
+    _forget_frames(out_folder, [plan.frame_start + i for i in todo], claim)
     if progress is not None:
         progress(0, len(todo))  # models are loaded: the frames start now
     renderer = _BatchRenderer(plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings)
+    writer = frames.FrameWriter(png_threads, claim.temp_prefix)
+    try:
+        with writer:
+            _compute_and_write(plan, out_folder, todo, asked, renderer, writer, keys, claim, result, progress,
+                               should_stop, warn, torch_device)
+    except OSError as error:
+        raise _write_error(error, out_folder) from None
+    if progress is not None and not result.stopped:
+        progress(len(result.rendered), len(todo))
+    return result
+
+
+def _forget_frames(folder, numbers, claim):
+    """Take the frames about to be rendered out of the manifest before any of their files changes: a kill
+    while writing must not leave new pixels under an old key (or old pixels under a new one). They are
+    stale or missing already, so nothing current is lost."""
+    try:
+        recorded = load_manifest(folder)
+        if any(number in recorded for number in numbers):
+            update_manifest(folder, dict.fromkeys(numbers), claim.temp_prefix)
+    except OSError as error:
+        raise _write_error(error, folder) from None
+
+
+def _compute_and_write(plan, folder, todo, asked, renderer, writer, keys, claim, result, progress, should_stop,
+                       warn, torch_device):
+    """The render loop: each aligned batch is computed on the device and handed to ``writer``; the
+    writer records it in the manifest once its files are complete."""
     current_size, position = asked, 0
     while position < len(todo):
         if should_stop is not None and should_stop():
             result.stopped = True
-            return result
+            return
         claim.check()
         # Batches are fixed groups of plan indices (index // batch size): kernels may round
         # differently for other batch shapes, and frames must come out byte-identical.
@@ -491,7 +565,7 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
         batch = list(range(group * current_size, min((group + 1) * current_size, plan.n_frames)))
         wanted = [i for i in todo[position:position + current_size] if i // current_size == group]
         try:
-            images = renderer.compute(batch, wanted)
+            copy = _HostCopy(renderer.compute(batch, wanted))
         except Exception as error:  # noqa: BLE001  (only running out of memory is handled here)
             if not is_out_of_memory(error):
                 raise
@@ -509,34 +583,26 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
             if warn is not None:
                 warn(message)
             continue
-        _write_batch(plan, out_folder, images, keys, (settings.width, settings.height), current_size, claim, result)
+        numbers = [plan.frame_start + i for i in wanted]
+        writer.submit([frames.frame_path(folder, number) for number in numbers], copy.pixels,
+                      _manifest_recorder(folder, dict(zip(numbers, (keys[i] for i in wanted))), current_size,
+                                         claim, result), copy.n_bytes)
         if current_size != asked:
-            result.reduced_batch.update({plan.frame_start + i: current_size for i in wanted})
+            result.reduced_batch.update(dict.fromkeys(numbers, current_size))
         position += len(wanted)
         if progress is not None:
             progress(len(result.rendered), len(todo))
-    return result
 
 
-def _write_batch(plan, folder, images, keys, size, batch_size, claim, result):
-    """Write a batch's frames (``size`` (width, height): diffusers works in multiples of 8 pixels, so
-    back to the exact output size) and record them; an OSError becomes one line naming the folder."""
-    written = {}
-    try:
-        # Forget the batch's old keys before its files change: a kill while writing must
-        # not leave new pixels under an old key (or old pixels under a new one).
-        update_manifest(folder, {plan.frame_start + i: None for i in images}, claim.temp_prefix)
-        for index in sorted(images):
-            number = plan.frame_start + index
+def _manifest_recorder(folder, keys_by_number, batch_size, claim, result):
+    """The writer's callback for one batch: record its complete files ({path: sha256}) in the manifest."""
+    def record(written):
+        entries = {}
+        for number, key in keys_by_number.items():
             path = frames.frame_path(folder, number)
-            frames.write_png(path, images[index], size=size, temp_prefix=claim.temp_prefix)
-            written[number] = manifest_entry(path, keys[index], batch_size)
-        update_manifest(folder, written, claim.temp_prefix)
-    except OSError as error:
-        if written:  # keep what was written in this batch, when the manifest can still be written
-            try:
-                update_manifest(folder, written, claim.temp_prefix)
-            except OSError:
-                pass
-        raise _write_error(error, folder) from None
-    result.rendered.extend(sorted(written))
+            if path in written:
+                entries[number] = manifest_entry(path, key, batch_size, written[path])
+        update_manifest(folder, entries, claim.temp_prefix)
+        result.rendered.extend(sorted(entries))
+
+    return record

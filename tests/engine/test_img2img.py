@@ -30,7 +30,9 @@ def test_tiny_pipeline_loads_through_auto_pipeline(pipeline):
 def run(pipeline, frames, mix, seed=7, guidance=0.0, negative=""):
     embeddings = img2img.PromptEmbeddings(pipeline, negative, CPU)
     conditions = [embeddings.blend(mix, guidance > 1)] * len(frames)
-    return img2img.run(pipeline, frames, conditions, 0.6, guidance, 2, [seed] * len(frames), CPU)
+    levels = img2img.run(pipeline, img2img.levels_from_pictures(frames, CPU), conditions, 0.6, guidance, 2,
+                         [seed] * len(frames), CPU)
+    return img2img.pictures_from_levels(levels)
 
 
 def test_same_noise_every_frame_so_a_still_source_stays_still(pipeline):
@@ -64,7 +66,9 @@ def test_strength_acts_in_whole_steps_as_diffusers_runs_them(pipeline):
     condition = [embeddings.blend({"a volcano": 1.0}, False)]
 
     def at(strength, steps=4):
-        return img2img.run(pipeline, [frame], condition, strength, 0.0, steps, [3], CPU)[0]
+        levels = img2img.run(pipeline, img2img.levels_from_pictures([frame], CPU), condition, strength, 0.0, steps,
+                             [3], CPU)
+        return img2img.pictures_from_levels(levels)[0]
 
     # diffusers runs int(4 x strength) steps: 0.5 and 0.74 are the same 2 steps, 0.75 is 3.
     assert np.array_equal(at(0.5), at(0.74)) and not np.array_equal(at(0.5), at(0.75))

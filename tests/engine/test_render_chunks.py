@@ -157,8 +157,10 @@ def test_a_render_whose_claim_was_taken_over_stops_before_its_next_batch(models,
                 path.unlink()
 
     with pytest.raises(LatentWalkError, match="taken over by another render"):
+        # PNGs written in the loop (png_threads=0), so that progress counts the first batch as soon as it is
+        # computed: the takeover then lands exactly between the first and the second batch.
         render.render(plan_72(16), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
-                      progress=take_over_after_the_first_batch)
+                      progress=take_over_after_the_first_batch, png_threads=0)
     assert render.frame_status(plan_72(16), models[0], settings(models, model="none"), out).current == (1, 2, 3, 4)
 
 

@@ -121,13 +121,13 @@ def test_kill_9_of_the_worker_at_a_random_point_then_resume(models, reference, t
 
 
 def out_of_memory_above(limit, kind=torch.OutOfMemoryError, message="CUDA out of memory. Tried to allocate 2 GiB"):
-    """A biggan.generate that fails like a GPU would when a batch has more than ``limit`` frames."""
-    real = biggan.generate
+    """A biggan.generate_levels that fails like a GPU would when a batch has more than ``limit`` frames."""
+    real = biggan.generate_levels
 
-    def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16, on_batch=None):
+    def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16):
         if batch_size > limit:
             raise kind(message)
-        return real(model, device, dtype, z, classes, truncation, frame_indices, batch_size, on_batch)
+        return real(model, device, dtype, z, classes, truncation, frame_indices, batch_size)
 
     return generate
 
@@ -136,7 +136,7 @@ def test_out_of_memory_halves_the_batch_tells_the_user_and_records_it(models, mo
     plan = plan_72(24)
     at_two = render.render(plan, models[0], settings(models), str(tmp_path / "at2"), batch_size=2, device="cpu")
     assert len(at_two.rendered) == 24
-    monkeypatch.setattr(biggan, "generate", out_of_memory_above(2))
+    monkeypatch.setattr(biggan, "generate_levels", out_of_memory_above(2))
     told = []
     result = render.render(plan, models[0], settings(models), str(tmp_path / "oom"), batch_size=8, device="cpu",
                            warn=told.append)
@@ -176,7 +176,7 @@ def test_out_of_memory_at_batch_1_is_a_clear_error_and_keeps_finished_frames(mod
 def test_out_of_memory_reaches_the_worker_client_and_the_cli(models, monkeypatch, tmp_path, capsys):
     plan_path = tmp_path / "plan.npz"
     plan_72(8).save(plan_path)
-    monkeypatch.setattr(biggan, "generate", out_of_memory_above(2))
+    monkeypatch.setattr(biggan, "generate_levels", out_of_memory_above(2))
     events = []
     request = dict(command="render", id=7, plan=str(plan_path), biggan=models[0], out=str(tmp_path / "w"),
                    device="cpu", img2img={"model": "none", "width": 32, "height": 32}, frames=None, batch_size=4)
