@@ -65,8 +65,9 @@ class FrameWriter:
     threads : 0 writes each batch inside `submit` (nothing overlaps).
     """
 
-    def __init__(self, threads, temp_prefix=None, max_pending_bytes=MAX_PENDING_BYTES):
-        self.threads, self.temp_prefix, self.max_pending_bytes = int(threads), temp_prefix, int(max_pending_bytes)
+    def __init__(self, threads, temp_prefix=None, max_pending_bytes=None):
+        self.threads, self.temp_prefix = int(threads), temp_prefix
+        self.max_pending_bytes = int(MAX_PENDING_BYTES if max_pending_bytes is None else max_pending_bytes)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="latentwalk-png") if self.threads else None
         self._room = threading.Condition()
         self._pending_bytes = 0
