@@ -1,12 +1,13 @@
 """Benchmark: the engine's batched img2img vs a per-frame loop, and the full render.
 
-    .venv/bin/python scripts/bench_render.py [--unet small|sd-turbo] [--size 256] [--frames 16]
-        [--steps 2] [--strength 0.5] [--batch-sizes 4,8] [--tiny-vae] [--device auto] [--half auto]
-        [--full] [--fps 30] [--workers]
+    .venv/bin/python scripts/bench_render.py [--unet small|sd-turbo|sd15] [--size 256] [--frames 16]
+        [--steps 2] [--strength 0.5] [--guidance 0] [--batch-sizes 4,8] [--tiny-vae] [--device auto]
+        [--half auto] [--full] [--fps 30] [--repeats 2] [--workers]
 
 The img2img models are built with random weights in the real architectures
 (``sd-turbo``: Stable Diffusion 2.1's UNet, VAE and a 1024-wide 23-layer CLIP text
-encoder; ``small``: a reduced UNet that a CPU runs in seconds), saved with
+encoder; ``sd15``: Stable Diffusion 1.5's UNet, VAE and 12-layer CLIP text encoder;
+``small``: a reduced UNet that a CPU runs in seconds), saved with
 save_pretrained and loaded through the engine's own loader, as a user's model is.
 Their compute is the real compute; pretrained weights cannot be downloaded here.
 
@@ -17,8 +18,12 @@ pipeline, in one run:
 - engine: the prompt encoded once, frames batched (``img2img.run``, what the render uses).
 Prints frames/s, the ratio and the largest pixel difference between the two.
 
-``--full`` also times the whole render (engine/render.py: BigGAN biggan-deep-256
-with random weights, img2img, PNG writing) and compares it with the song's --fps.
+``--full`` also times the whole render (engine/render.py: BigGAN biggan-deep-256 with random
+weights at full size, img2img, PNG writing) at the last of --batch-sizes, side by side in
+interleaved rounds: with PNGs on the writer pool, with PNGs written in the loop, and compute
+alone (frames to the CPU, no PNG); the share of time the device is busy; each stage alone; a
+typical add-on's per-frame loop; and the FLOP bound (FLOPs a frame counted by torch's
+FlopCounterMode, over this device's measured matmul rate, and on a GPU the data sheet's peak).
 ``--workers`` instead times the whole render by one and by two engine worker processes over
 interleaved aligned batches (the add-on's Devices setting): on cuda:0 and cuda:1 where there
 are two GPUs, else two workers on the CPU (it says which), and checks that both give the same bytes.
@@ -52,7 +57,16 @@ def build_pipeline(folder, unet_kind, size):
     tokenizer = img2img.byte_level_tokenizer(77)  # CLIP's context length
     token_ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                      pad_token_id=tokenizer.pad_token_id)
-    if unet_kind == "sd-turbo":  # Stable Diffusion 2.1 (sd-turbo's architecture)
+    if unet_kind == "sd15":  # Stable Diffusion 1.5's architecture (diffusers' defaults are its UNet)
+        unet = UNet2DConditionModel(sample_size=size // 8, cross_attention_dim=768, attention_head_dim=8)
+        vae = AutoencoderKL(
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=size,
+        )
+        text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072,
+                              num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
+                              projection_dim=768, hidden_act="quick_gelu", **token_ids)
+    elif unet_kind == "sd-turbo":  # Stable Diffusion 2.1 (sd-turbo's architecture)
         unet = UNet2DConditionModel(
             sample_size=size // 8, block_out_channels=(320, 640, 1280, 1280), attention_head_dim=(5, 10, 20, 20),
             cross_attention_dim=1024, use_linear_projection=True, layers_per_block=2,
@@ -106,8 +120,9 @@ def engine_batched(pipeline, images, strength, steps, seed, device, batch_size):
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
-        outputs += img2img.run(pipeline, batch, [condition] * len(batch), strength, 0.0, steps,
-                               [seed] * len(batch), device)
+        levels = img2img.run(pipeline, img2img.levels_from_pictures(batch, device), [condition] * len(batch),
+                             strength, 0.0, steps, [seed] * len(batch), device)
+        outputs += img2img.pictures_from_levels(levels)
     return outputs
 
 
@@ -119,14 +134,16 @@ def random_biggan(out):
     return folder
 
 
-def bench_plan(frames):
+def bench_plan(frames, strength=0.5, steps=2, guidance=0.0):
     from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
 
     rng = np.random.default_rng(0)
     return RenderPlan(frame_start=1, fps=30, fps_base=1, seed=0, band_names=["a"], bands=rng.random((1, frames)),
                       band_weights=np.ones((1, frames)), onset=rng.random(frames), chroma=rng.random((frames, 12)),
                       truncation=np.full(frames, 0.4), pulse=np.ones(frames), speed=np.ones(frames),
-                      jitter=np.zeros(frames), settings=dict(DEFAULT_SETTINGS, prompts=[PROMPT]))
+                      jitter=np.zeros(frames), strength=np.full(frames, strength), steps=np.full(frames, float(steps)),
+                      guidance=np.full(frames, guidance), noise_seed=np.zeros(frames),
+                      settings=dict(DEFAULT_SETTINGS, prompts=[PROMPT]))
 
 
 def workers_render(sd_folder, tiny_vae, size, frames, batch_size, devices, out):
@@ -206,28 +223,187 @@ def bench_workers(args, sd_folder, tiny_vae, work):
     print(f"frames of 2 workers byte-identical to 1 worker: {'yes' if same else 'NO'}")
 
 
-def full_render(sd_folder, tiny_vae, size, frames, batch_size, device_name, out):
+# Dense fp16/bf16 tensor-core peaks from the vendors' data sheets (TFLOP/s), for the FLOP bound's second line.
+DATASHEET_TFLOPS = (("H100 PCIe", 756), ("H100 NVL", 835), ("H100", 989), ("H200", 989), ("A100", 312),
+                    ("L40S", 362), ("RTX 4090", 165), ("A10", 125))
+
+
+def best_seconds(function, device, repeats):
+    return min(timed(function, device)[1] for _ in range(repeats))
+
+
+def measured_matmul_rate(device, dtype):
+    """FLOP/s of this device on a large square matmul in ``dtype``: the fastest its FLOPs run."""
+    n = 4096 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    torch.matmul(a, b)
+    return 2 * n**3 / best_seconds(lambda: torch.matmul(a, b), device, 5)
+
+
+def flops_per_frame(renderer):
+    """FLOPs of one frame as the render computes it (BigGAN, resize, img2img with its steps, VAE), counted
+    by torch's FlopCounterMode (matrix products and convolutions: what dominates)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        renderer.compute([0], [0])
+    return counter.get_total_flops()
+
+
+def addon_biggan(folder, renderer):
+    """BigGAN as a typical add-on runs it: pytorch-pretrained-biggan's model as loaded (spectral norm
+    computed on every forward), in the render's device and precision."""
+    model = biggan.load_weights(*biggan.resolve(folder)).eval()
+    return model.to(device=renderer.torch_device, dtype=renderer.dtype)
+
+
+def per_frame_addon(renderer, model, plan, frames, size, out):
+    """A typical add-on's loop: one frame at a time through BigGAN (``model``, as loaded), to the CPU as a
+    PIL image, fitted by Pillow, one pipeline call with the prompt text (the text encoder runs every
+    frame), PNG saved in the loop."""
+    from PIL import Image, ImageOps
+
+    os.makedirs(out, exist_ok=True)
+    z, classes, truncation = renderer.inputs
+    for index in range(frames):
+        with torch.inference_mode():
+            picture = model(torch.from_numpy(z[index:index + 1]).to(renderer.torch_device, renderer.dtype),
+                                     torch.from_numpy(classes[index:index + 1]).to(renderer.torch_device,
+                                                                                   renderer.dtype),
+                                     float(truncation[index]))
+        pixels = ((picture[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        image = ImageOps.fit(Image.fromarray(pixels), (size, size), method=Image.BICUBIC)
+        if renderer.pipeline is not None:
+            generator = torch.Generator("cpu" if renderer.torch_device.type == "mps" else renderer.torch_device)
+            with torch.inference_mode():
+                image = renderer.pipeline(prompt=PROMPT, image=image, strength=float(plan.strength[index]),
+                                          guidance_scale=float(plan.guidance[index]),
+                                          num_inference_steps=int(plan.steps[index]),
+                                          generator=generator.manual_seed(0)).images[0]
+        image.save(os.path.join(out, f"frame_{index:06d}.png"))
+
+
+def stage_rates(renderer, plan, batch_size, repeats, out):
+    """Frames/s of each stage alone on one aligned batch (the device waited for after each)."""
+    from blender_latentwalk.engine import frames, render, resize
+
+    device, batch = renderer.torch_device, list(range(batch_size))
+    z, classes, truncation = renderer.inputs
+
+    def run_biggan():
+        return [levels for _, levels in biggan.generate_levels(renderer.model, device, renderer.dtype, z, classes,
+                                                               truncation, batch, batch_size)][0]
+
+    generated = run_biggan()
+    size = (renderer.settings.width, renderer.settings.height)
+    resizes = resize.fit_resizes((generated.shape[-1], generated.shape[-2]), size)
+    fitted = resize.apply(generated, resizes)
+    seconds = {"BigGAN": best_seconds(run_biggan, device, repeats),
+               "scale and crop": best_seconds(lambda: resize.apply(generated, resizes), device, repeats)}
+    output = fitted
+    if renderer.pipeline is not None:
+        (steps, effective, guidance), members = render._diffusion_groups(plan, batch)[0]
+        conditions = [renderer.embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in members]
+
+        def run_img2img():
+            return img2img.run(renderer.pipeline, fitted, conditions, img2img.pipeline_strength(steps, effective),
+                               guidance, steps, [0] * len(members), device)
+
+        output = run_img2img()
+        seconds["img2img"] = best_seconds(run_img2img, device, repeats)
+    pixels = render.HostCopy(output).pixels()
+    os.makedirs(out, exist_ok=True)
+    seconds["PNG (1 thread)"] = best_seconds(
+        lambda: [frames.write_png(os.path.join(out, f"{k}.png"), frame) for k, frame in enumerate(pixels)], device,
+        repeats)
+    return {stage: batch_size / value for stage, value in seconds.items()}
+
+
+def bench_full(args, sd_folder, tiny_vae, work):
+    """--full: the whole render (PNG writing included) against compute alone, a typical add-on's per-frame
+    loop and the FLOP bound, on one device, interleaved rounds, best of each."""
     from blender_latentwalk.engine import render
 
-    biggan_folder = random_biggan(out)
-    plan = bench_plan(frames)
-    settings = render.Img2ImgSettings(model=sd_folder, width=size, height=size, tiny_vae=tiny_vae or "")
+    batch_size = int(args.batch_sizes.split(",")[-1])
+    plan = bench_plan(args.frames, args.strength, args.steps, args.guidance)
+    settings = render.Img2ImgSettings(model=sd_folder, width=args.size, height=args.size, tiny_vae=tiny_vae or "")
+    biggan_folder = random_biggan(work)
     models = render.Models()
-    render.render(plan, biggan_folder, settings, os.path.join(out, "warm"), range(min(frames, batch_size)),
-                  batch_size, device_name, models=models)  # loads and warms up
-    start = time.perf_counter()
-    result = render.render(plan, biggan_folder, settings, os.path.join(out, "frames"), None, batch_size,
-                           device_name, models=models)
-    return len(result.rendered) / (time.perf_counter() - start)
+    renderer = render.batch_renderer(plan, biggan_folder, settings, args.device, models)
+    device = renderer.torch_device
+    batches = [list(range(start, min(start + batch_size, args.frames))) for start in range(0, args.frames, batch_size)]
+
+    def compute_only():
+        for batch in batches:
+            render.HostCopy(renderer.compute(batch, batch)).pixels()
+
+    runs = {"pool": 0, "serial": 0}
+
+    def whole(threads, label):
+        runs[label] += 1
+        folder = os.path.join(work, f"render-{label}-{runs[label]}")
+        render.render(plan, biggan_folder, settings, folder, None, batch_size, args.device, models=models,
+                      png_threads=threads)
+
+    threads = render.writer_threads()
+    compute_only()  # warm-up: kernels chosen, caches filled
+    best = {}
+    for _ in range(args.repeats):  # interleaved: the machine's other load hits every variant alike
+        for name, function in (("compute", compute_only), ("pool", lambda: whole(None, "pool")),
+                               ("serial", lambda: whole(0, "serial"))):
+            best[name] = min(best.get(name, float("inf")), best_seconds(function, device, 1))
+    addon_frames = min(args.frames, 8)
+    loaded = addon_biggan(biggan_folder, renderer)
+    per_frame_addon(renderer, loaded, plan, 1, args.size, os.path.join(work, "addon-warm"))
+    addon = min(timed(per_frame_addon, device, renderer, loaded, plan, addon_frames, args.size,
+                      os.path.join(work, f"addon-{k}"))[1] for k in range(args.repeats))
+    del loaded
+    stages = stage_rates(renderer, plan, batch_size, args.repeats, os.path.join(work, "stage-png"))
+    flops = flops_per_frame(renderer)
+    rate = measured_matmul_rate(device, renderer.dtype)
+
+    fps = {name: args.frames / seconds for name, seconds in best.items()}
+    described = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\nwhole render: {args.frames} frames {args.size}x{args.size}, batch {batch_size}, biggan-deep-256 + "
+          f"{args.unet} UNet + {'tiny VAE' if tiny_vae else 'full VAE'} (random weights), {args.steps} steps at "
+          f"strength {args.strength}, guidance {args.guidance:g}, {str(renderer.dtype).replace('torch.', '')}, {described}")
+    print(f"  {'typical add-on (a frame a call, model as loaded, PIL between)':56s} {addon_frames / addon:8.2f} frames/s")
+    print(f"  {'engine, PNGs written in the loop (png_threads=0)':56s} {fps['serial']:8.2f} frames/s")
+    pool = f"engine, PNGs on the writer pool ({threads} thread{'s' if threads > 1 else ''})"
+    print(f"  {pool:56s} {fps['pool']:8.2f} frames/s  "
+          f"= {100 * fps['pool'] / fps['compute']:.0f}% of compute only, {fps['pool'] / args.fps:.2f}x the "
+          f"song's {args.fps:g} fps")
+    print(f"  {'engine, compute only (frames to the CPU, no PNG)':56s} {fps['compute']:8.2f} frames/s")
+    print(f"  device busy (compute-only time / whole-render time): {100 * fps['pool'] / fps['compute']:.0f}% "
+          f"with the pool, {100 * fps['serial'] / fps['compute']:.0f}% with PNGs in the loop")
+    print("  stages alone, batch " + str(batch_size) + ": " + ", ".join(f"{stage} {value:.1f}" for stage, value
+                                                                    in stages.items()) + " frames/s")
+    print(f"  FLOP bound: {flops / 1e9:.1f} GFLOP a frame; at this device's measured matmul rate "
+          f"({rate / 1e12:.2f} TFLOP/s) at most {rate / flops:.1f} frames/s")
+    peak = None
+    if device.type == "cuda":
+        peak = next((value for key, value in DATASHEET_TFLOPS if key in torch.cuda.get_device_name(device)), None)
+        if peak is not None:
+            print(f"  at the data sheet's dense fp16 peak ({peak} TFLOP/s): at most {peak * 1e12 / flops:.0f} frames/s")
+    # One row for docs/performance.md's table.
+    print(f"table row: | {described} | {args.unet}, {'tiny VAE' if tiny_vae else 'full VAE'}, {args.steps} steps, "
+          f"strength {args.strength:g}, guidance {args.guidance:g}, {str(renderer.dtype).replace('torch.', '')} | "
+          f"{args.size}x{args.size} | {batch_size} | {fps['pool']:.2f} | {fps['serial']:.2f} | {fps['compute']:.2f} | "
+          f"{100 * fps['pool'] / fps['compute']:.0f}% | {addon_frames / addon:.2f} | "
+          + ", ".join(f"{stage} {value:.1f}" for stage, value in stages.items())
+          + f" | {flops / 1e9:.1f} | {rate / flops:.1f}" + (f" ({peak * 1e12 / flops:.0f} at peak)" if peak else "") + " |")
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--unet", default="small", choices=("small", "sd-turbo"))
+    parser.add_argument("--unet", default="small", choices=("small", "sd-turbo", "sd15"))
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--strength", type=float, default=0.5)
+    parser.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance (above 1: on)")
     parser.add_argument("--batch-sizes", default="4,8")
     parser.add_argument("--tiny-vae", action="store_true", help="decode and encode with AutoencoderTiny")
     parser.add_argument("--device", default="auto")
@@ -281,9 +457,7 @@ def main():
               f"{best['loop'] / best[batch_size]:5.2f}x  max pixel difference {differences[batch_size]}")
     if args.full:
         del pipeline
-        fps = full_render(sd_folder, tiny_vae, args.size, args.frames, max(batch_sizes), args.device, work)
-        print(f"full render (biggan-deep-256 + img2img + PNG, batch {max(batch_sizes)}): {fps:.2f} frames/s = "
-              f"{fps / args.fps:.2f}x the song's {args.fps:g} fps")
+        bench_full(args, sd_folder, tiny_vae, work)
 
 
 if __name__ == "__main__":

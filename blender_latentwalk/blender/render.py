@@ -228,7 +228,7 @@ class RenderJob:
         index_ranges = [[a - song_first, b - song_first] for a, b in self.ranges]
         batch_size = diffusion.batch_size or None
         if len(devices) > 1:  # the engine's default said out loud: every worker must cut the same batches
-            batch_size = batch_size or (4 if all(device == "cpu" for device in devices) else 16)
+            batch_size = batch_size or frame_ranges.default_batch_size(devices)
         self._request = dict(plan=plan_path, out=self.folder, batch_size=batch_size, **request)
         self.shares = []
         self.done, self.total = 0, None

@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from . import atomic, biggan, claims, frames, img2img, resize, walk
+from . import atomic, biggan, claims, frame_ranges, frames, img2img, resize, walk
 from .errors import LatentWalkError
 
 RENDER_VERSION = 4  # 4: frames scaled and cropped on the device (within rounding of version 3's Pillow)
@@ -411,7 +411,9 @@ class _BatchRenderer:
             for members, generated in biggan.generate_levels(self.model, self.torch_device, self.dtype, z, classes,
                                                              truncation, sources, len(batch)):
                 kept = [position for position, index in enumerate(members) if index in needed]
-                fitted = resize.apply(generated[kept], resize.fit_resizes(generated.shape[:-3:-1], size))
+                if len(kept) < len(members):  # frame by frame: a list index would be a copy to the device
+                    generated = torch.stack([generated[position] for position in kept])
+                fitted = resize.apply(generated, resize.fit_resizes(generated.shape[:-3:-1], size))
                 levels.update(zip([members[position] for position in kept], fitted))
             for (steps, effective, guidance), call in calls:
                 outputs = img2img.run(
@@ -424,7 +426,22 @@ class _BatchRenderer:
             return torch.stack([levels[i] for i in wanted])
 
 
-class _HostCopy:
+def batch_renderer(plan, biggan_model, settings, device="auto", models=None, inputs=None, identities=None):
+    """The models loaded (through ``models``, a `Models`) and ready to compute the plan's aligned batches:
+    what the render loop drives, and what the benchmark times without writing any file."""
+    inputs = inputs if inputs is not None else walk_inputs(plan)
+    identities = identities if identities is not None else model_identities(biggan_model, settings)
+    models = models if models is not None else Models()
+    model, torch_device, dtype = models.biggan(biggan_model, device, identities["biggan"])
+    pipeline, embeddings = None, None
+    if _uses_diffusion(settings):
+        pipeline = models.pipeline(settings.model, settings.tiny_vae, torch_device, dtype,
+                                   (identities["model"], identities["tiny_vae"]))
+        embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], torch_device)
+    return _BatchRenderer(plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings)
+
+
+class HostCopy:
     """A batch's frames on their way to the CPU as 8-bit pixels. From a GPU the copy is queued behind
     the device's work into pinned memory, so the render loop goes on to queue the next batch; `pixels`
     (on a writer thread) waits for it."""
@@ -513,18 +530,12 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
     if not todo:
         return result
 
-    models = models if models is not None else Models()
-    model, torch_device, dtype = models.biggan(biggan_model, device, identities["biggan"])
-    pipeline, embeddings = None, None
-    if _uses_diffusion(settings):
-        pipeline = models.pipeline(settings.model, settings.tiny_vae, torch_device, dtype,
-                                   (identities["model"], identities["tiny_vae"]))
-        embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], torch_device)
-    asked = int(batch_size) if batch_size is not None else (4 if torch_device.type == "cpu" else 16)
+    renderer = batch_renderer(plan, biggan_model, settings, device, models, inputs, identities)
+    torch_device = renderer.torch_device
+    asked = int(batch_size) if batch_size is not None else frame_ranges.default_batch_size([torch_device.type])
     _forget_frames(out_folder, [plan.frame_start + i for i in todo], claim)
     if progress is not None:
         progress(0, len(todo))  # models are loaded: the frames start now
-    renderer = _BatchRenderer(plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings)
     writer = frames.FrameWriter(png_threads, claim.temp_prefix)
     try:
         with writer:
@@ -532,6 +543,7 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
                                should_stop, warn, torch_device)
     except OSError as error:
         raise _write_error(error, out_folder) from None
+    result.rendered.sort()  # the writer's threads may finish batches out of order
     if progress is not None and not result.stopped:
         progress(len(result.rendered), len(todo))
     return result
@@ -565,7 +577,7 @@ def _compute_and_write(plan, folder, todo, asked, renderer, writer, keys, claim,
         batch = list(range(group * current_size, min((group + 1) * current_size, plan.n_frames)))
         wanted = [i for i in todo[position:position + current_size] if i // current_size == group]
         try:
-            copy = _HostCopy(renderer.compute(batch, wanted))
+            copy = HostCopy(renderer.compute(batch, wanted))
         except Exception as error:  # noqa: BLE001  (only running out of memory is handled here)
             if not is_out_of_memory(error):
                 raise

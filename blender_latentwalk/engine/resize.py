@@ -140,8 +140,8 @@ def apply(levels, resizes):
     import torch
 
     for rows, columns, vertical_pass_first in resizes:
-        columns = torch.as_tensor(columns, dtype=levels.dtype, device=levels.device).transpose(0, 1)
-        rows = torch.as_tensor(rows, dtype=levels.dtype, device=levels.device)
+        columns = _on_device(columns, levels).transpose(0, 1)
+        rows = _on_device(rows, levels)
         if vertical_pass_first:
             levels = torch.matmul(rows, levels).add_(0.5).floor_().clamp_(0, 255)
             levels = torch.matmul(levels, columns).add_(0.5).floor_().clamp_(0, 255)
@@ -149,3 +149,19 @@ def apply(levels, resizes):
             levels = torch.matmul(levels, columns).add_(0.5).floor_().clamp_(0, 255)
             levels = torch.matmul(rows, levels).add_(0.5).floor_().clamp_(0, 255)
     return levels
+
+
+_DEVICE_COPIES = {}  # (id of a cached matrix, device, dtype) -> (the matrix, its copy on the device)
+
+
+def _on_device(matrix, like):
+    """``matrix`` (float64 numpy, from the caches above) as a tensor on ``like``'s device and dtype, copied
+    once: a copy from ordinary memory to a GPU would wait for all the device's queued work every batch."""
+    import torch
+
+    key = (id(matrix), str(like.device), like.dtype)
+    if key not in _DEVICE_COPIES:
+        if len(_DEVICE_COPIES) > 64:  # sizes changed many times: start over
+            _DEVICE_COPIES.clear()
+        _DEVICE_COPIES[key] = (matrix, torch.as_tensor(matrix, dtype=like.dtype, device=like.device))
+    return _DEVICE_COPIES[key][1]
