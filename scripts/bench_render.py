@@ -376,7 +376,8 @@ def bench_full(args, sd_folder, tiny_vae, work):
           f"= {100 * fps['pool'] / fps['compute']:.0f}% of compute only, {fps['pool'] / args.fps:.2f}x the "
           f"song's {args.fps:g} fps")
     print(f"  {'engine, compute only (frames to the CPU, no PNG)':56s} {fps['compute']:8.2f} frames/s")
-    print(f"  device busy (compute-only time / whole-render time): {100 * fps['pool'] / fps['compute']:.0f}% "
+    print(f"  device busy, estimated as compute-only time / whole-render time (over 100%: noise): "
+          f"{100 * fps['pool'] / fps['compute']:.0f}% "
           f"with the pool, {100 * fps['serial'] / fps['compute']:.0f}% with PNGs in the loop")
     print("  stages alone, batch " + str(batch_size) + ": " + ", ".join(f"{stage} {value:.1f}" for stage, value
                                                                     in stages.items()) + " frames/s")

@@ -373,10 +373,10 @@ def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_
 
     Arguments as `generate_levels`. Images are uint8 arrays (height, width, 3).
     """
-    import torch
+    from .resize import to_pixels
 
     for members, levels in generate_levels(model, device, dtype, z, classes, truncation, frame_indices, batch_size):
-        pixels = levels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        pixels = to_pixels(levels).cpu().numpy()
         for index, image in zip(members, pixels):
             yield index, image
         if on_batch is not None:

@@ -8,7 +8,9 @@ where to put it. ``"none"`` skips diffusion.
 
 Temporal coherence: every frame starts from the same noise (one generator per
 image, seeded alike), so a still source gives a still result, and a frame's
-result does not depend on which batch it was rendered in.
+result does not depend on which batch it was rendered in, to within a rounding
+step (kernels round differently for other batch shapes; the render's aligned
+batches keep its bytes fixed).
 """
 
 import os
@@ -84,13 +86,6 @@ def is_available(name_or_path):
     if os.path.isdir(name_or_path):
         return os.path.isfile(os.path.join(name_or_path, "model_index.json"))
     return cached_commit(name_or_path, ("model_index.json",)) is not None
-
-
-def fit(image, width, height):
-    """Scale and centre-crop a PIL image to fill (width, height) (no bars, any aspect)."""
-    from PIL import ImageOps
-
-    return ImageOps.fit(image, (width, height), method=3)  # 3 = bicubic
 
 
 def effective_steps(steps, strength):
@@ -182,8 +177,8 @@ def run(pipeline, levels, conditions, strength, guidance, steps, seeds, device):
     conditions : list of dicts from `PromptEmbeddings.blend`, one per image
     seeds : list of int, one per image; each image gets its own generator, so
         identical inputs give identical outputs whatever the batch.
-    Returns levels (n, 3, height, width) float32, whole numbers 0..255, on ``device`` (nothing waits
-    for the device here: the work is queued).
+    Returns levels (n, 3, height, width) float32, whole numbers 0..255, on ``device``. This code never
+    waits for the device; diffusers does a few times a call (docs/performance.md says where).
     """
     import torch
 
@@ -222,9 +217,9 @@ def levels_from_pictures(pictures, device):
 
 def pictures_from_levels(levels):
     """Tensor (n, 3, height, width) of levels 0..255 -> list of (height, width, 3) uint8 arrays on the CPU."""
-    import torch
+    from . import resize
 
-    return list(levels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+    return list(resize.to_pixels(levels).cpu().numpy())
 
 
 def byte_level_tokenizer(max_length):

@@ -202,11 +202,14 @@ def update_manifest(folder, changes, temp_prefix=None):
     lock = claims.locked(folder)
     try:
         manifest = load_manifest(folder)
+        before = dict(manifest)
         for frame, entry in changes.items():
             if entry is None:
                 manifest.pop(int(frame), None)
             else:
                 manifest[int(frame)] = entry
+        if manifest == before and os.path.exists(os.path.join(folder, MANIFEST_NAME)):
+            return manifest  # nothing to forget or add: no write (the render asks once a batch)
         text = json.dumps({"version": MANIFEST_VERSION, "frames": {str(f): e for f, e in sorted(manifest.items())}})
         atomic.write_text(os.path.join(folder, MANIFEST_NAME), text, temp_prefix=temp_prefix)
     finally:
@@ -222,13 +225,12 @@ def _sha256_of(path):
     return digest.hexdigest()
 
 
-def manifest_entry(path, key, batch_size, sha256=None):
+def manifest_entry(key, batch_size, written):
     """What the manifest records of a frame file just written under ``key``, computed in a
     batch of ``batch_size`` frames (smaller than asked after running out of memory): its size,
-    modification time and content hash (``sha256``, hex, when the writer already has it)."""
-    status = os.stat(path)
-    return {"key": key, "bytes": status.st_size, "mtime_ns": status.st_mtime_ns,
-            "sha256": sha256 or _sha256_of(path), "batch_size": int(batch_size)}
+    modification time and content hash, from ``written`` (`frames.WrittenFile`)."""
+    return {"key": key, "bytes": written.bytes, "mtime_ns": written.mtime_ns, "sha256": written.sha256,
+            "batch_size": int(batch_size)}
 
 
 def _file_matches(path, entry):
@@ -390,7 +392,8 @@ class _BatchRenderer:
         BigGAN and img2img calls are formed from the whole batch, exactly as when every
         frame of it is rendered; a call with no wanted frame is skipped (its result
         would be thrown away), and every other call runs with all its members. Nothing
-        leaves the device and nothing waits for it: the work is queued.
+        leaves the device, and this code never waits for it (diffusers itself still does, a few times
+        a call: see docs/performance.md).
         """
         import torch
 
@@ -410,11 +413,10 @@ class _BatchRenderer:
         with torch.inference_mode():
             for members, generated in biggan.generate_levels(self.model, self.torch_device, self.dtype, z, classes,
                                                              truncation, sources, len(batch)):
-                kept = [position for position, index in enumerate(members) if index in needed]
-                if len(kept) < len(members):  # frame by frame: a list index would be a copy to the device
-                    generated = torch.stack([generated[position] for position in kept])
+                # Every member, needed or not: the same matrix shapes (and roundings) whichever frames
+                # of the batch are asked for, so a resume gives the bytes of one whole render.
                 fitted = resize.apply(generated, resize.fit_resizes(generated.shape[:-3:-1], size))
-                levels.update(zip([members[position] for position in kept], fitted))
+                levels.update((index, fitted[position]) for position, index in enumerate(members) if index in needed)
             for (steps, effective, guidance), call in calls:
                 outputs = img2img.run(
                     self.pipeline, torch.stack([levels[i] for i in call]),
@@ -450,7 +452,7 @@ class HostCopy:
         """levels : (n, 3, height, width) on the device, from `_BatchRenderer.compute`."""
         import torch
 
-        pixels = levels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        pixels = resize.to_pixels(levels)
         self.n_bytes = pixels.numel()
         self._ready = None
         if pixels.device.type == "cuda":
@@ -533,7 +535,6 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
     renderer = batch_renderer(plan, biggan_model, settings, device, models, inputs, identities)
     torch_device = renderer.torch_device
     asked = int(batch_size) if batch_size is not None else frame_ranges.default_batch_size([torch_device.type])
-    _forget_frames(out_folder, [plan.frame_start + i for i in todo], claim)
     if progress is not None:
         progress(0, len(todo))  # models are loaded: the frames start now
     writer = frames.FrameWriter(png_threads, claim.temp_prefix)
@@ -547,18 +548,6 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
     if progress is not None and not result.stopped:
         progress(len(result.rendered), len(todo))
     return result
-
-
-def _forget_frames(folder, numbers, claim):
-    """Take the frames about to be rendered out of the manifest before any of their files changes: a kill
-    while writing must not leave new pixels under an old key (or old pixels under a new one). They are
-    stale or missing already, so nothing current is lost."""
-    try:
-        recorded = load_manifest(folder)
-        if any(number in recorded for number in numbers):
-            update_manifest(folder, dict.fromkeys(numbers), claim.temp_prefix)
-    except OSError as error:
-        raise _write_error(error, folder) from None
 
 
 def _compute_and_write(plan, folder, todo, asked, renderer, writer, keys, claim, result, progress, should_stop,
@@ -597,6 +586,7 @@ def _compute_and_write(plan, folder, todo, asked, renderer, writer, keys, claim,
             continue
         numbers = [plan.frame_start + i for i in wanted]
         writer.submit([frames.frame_path(folder, number) for number in numbers], copy.pixels,
+                      _manifest_forgetter(folder, numbers, claim),
                       _manifest_recorder(folder, dict(zip(numbers, (keys[i] for i in wanted))), current_size,
                                          claim, result), copy.n_bytes)
         if current_size != asked:
@@ -606,14 +596,27 @@ def _compute_and_write(plan, folder, todo, asked, renderer, writer, keys, claim,
             progress(len(result.rendered), len(todo))
 
 
+def _manifest_forgetter(folder, numbers, claim):
+    """The writer's callback before a batch's files change: take them out of the manifest, so a kill while
+    writing never leaves new pixels under an old key (or old pixels under a new one). Only the batch's
+    own frames: the others stay current for the plan they were rendered from (an edit undone after a
+    cancelled render then needs only the frames the render reached)."""
+    def forget():
+        claim.check()  # taken over by another render: write nothing more into its frames
+        update_manifest(folder, dict.fromkeys(numbers), claim.temp_prefix)
+
+    return forget
+
+
 def _manifest_recorder(folder, keys_by_number, batch_size, claim, result):
-    """The writer's callback for one batch: record its complete files ({path: sha256}) in the manifest."""
+    """The writer's callback once a batch's files are complete ({path: `frames.WrittenFile`}): record them."""
     def record(written):
+        claim.check()
         entries = {}
         for number, key in keys_by_number.items():
             path = frames.frame_path(folder, number)
             if path in written:
-                entries[number] = manifest_entry(path, key, batch_size, written[path])
+                entries[number] = manifest_entry(key, batch_size, written[path])
         update_manifest(folder, entries, claim.temp_prefix)
         result.rendered.extend(sorted(entries))
 

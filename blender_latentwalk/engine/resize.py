@@ -119,8 +119,8 @@ def vertical_first(in_size, out_size, box, kind):
     probe = np.random.default_rng(0).integers(0, 256, (in_size[1], in_size[0]), dtype=np.uint8)
     filters = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
     pillows = np.asarray(Image.fromarray(probe).resize(tuple(out_size), filters[kind], box=box), dtype=float)
-    rows = axis_weights(in_size[1], out_size[1], box[1], box[3], kind)
-    columns = axis_weights(in_size[0], out_size[0], box[0], box[2], kind).T
+    rows = _axis_weights_cached(in_size[1], out_size[1], box[1], box[3], kind)
+    columns = _axis_weights_cached(in_size[0], out_size[0], box[0], box[2], kind).T
 
     def in_8_bits(values):
         return np.clip(np.floor(values + 0.5), 0, 255)  # Pillow rounds halves up
@@ -165,3 +165,11 @@ def _on_device(matrix, like):
             _DEVICE_COPIES.clear()
         _DEVICE_COPIES[key] = (matrix, torch.as_tensor(matrix, dtype=like.dtype, device=like.device))
     return _DEVICE_COPIES[key][1]
+
+
+def to_pixels(levels):
+    """Levels (n, 3, height, width), whole numbers 0..255 -> uint8 pixels (n, height, width, 3), contiguous,
+    on the same device."""
+    import torch
+
+    return levels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()

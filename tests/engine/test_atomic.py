@@ -49,7 +49,8 @@ WRITERS = {
     "plan": ("plan.npz", lambda path: tiny_plan().save(path)),
     "features": ("features.npz", lambda path: tiny_features().save_npz(path)),
     "frame": ("frame_000001.png", lambda path: frames.write_png(path, np.zeros((4, 4, 3), np.uint8))),
-    "manifest": ("manifest.json", lambda path: render.update_manifest(os.path.dirname(path), {1: {"key": "k"}})),
+    "manifest": ("manifest.json",  # a new key each time: a manifest that would not change is not written
+                 lambda path: render.update_manifest(os.path.dirname(path), {1: {"key": os.urandom(8).hex()}})),
 }
 
 

@@ -37,8 +37,8 @@ def test_submit_waits_while_the_bound_is_full_and_every_frame_is_written(tmp_pat
     gate, recorded = threading.Event(), []
     writer = frames.FrameWriter(2, max_pending_bytes=2 * BATCH_BYTES)
     for first in (1, 5):  # two batches fill the bound
-        writer.submit(*batch_of(str(tmp_path), first, gate), recorded.append, BATCH_BYTES)
-    third = threading.Thread(target=writer.submit, args=(*batch_of(str(tmp_path), 9), recorded.append, BATCH_BYTES))
+        writer.submit(*batch_of(str(tmp_path), first, gate), lambda: None, recorded.append, BATCH_BYTES)
+    third = threading.Thread(target=writer.submit, args=(*batch_of(str(tmp_path), 9), lambda: None, recorded.append, BATCH_BYTES))
     third.start()
     third.join(0.5)
     assert third.is_alive(), "a third batch was taken in beyond the bound"
@@ -63,7 +63,7 @@ def test_a_batch_is_recorded_only_once_all_its_files_are_complete(tmp_path, monk
     monkeypatch.setattr(frames, "write_png", slow_last)
     recorded = []
     writer = frames.FrameWriter(4)
-    writer.submit(*batch_of(str(tmp_path), 1), recorded.append, BATCH_BYTES)
+    writer.submit(*batch_of(str(tmp_path), 1), lambda: None, recorded.append, BATCH_BYTES)
     deadline = time.monotonic() + 30
     while sum(name.endswith(".png") for name in os.listdir(tmp_path)) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -71,8 +71,10 @@ def test_a_batch_is_recorded_only_once_all_its_files_are_complete(tmp_path, monk
     release.set()
     writer.close()
     assert len(recorded) == 1 and len(recorded[0]) == 4
-    for path, sha256 in recorded[0].items():  # the hash recorded is the file's
-        assert hashlib.sha256(open(path, "rb").read()).hexdigest() == sha256
+    for path, written in recorded[0].items():  # what is recorded is the file's
+        status = os.stat(path)
+        assert hashlib.sha256(open(path, "rb").read()).hexdigest() == written.sha256
+        assert (status.st_size, status.st_mtime_ns) == (written.bytes, written.mtime_ns)
 
 
 def test_a_failed_write_keeps_the_others_and_surfaces_once(tmp_path, monkeypatch):
@@ -86,8 +88,8 @@ def test_a_failed_write_keeps_the_others_and_surfaces_once(tmp_path, monkeypatch
     monkeypatch.setattr(frames, "write_png", disk_full_at_6)
     recorded = []
     writer = frames.FrameWriter(1)
-    writer.submit(*batch_of(str(tmp_path), 1), recorded.append, BATCH_BYTES)
-    writer.submit(*batch_of(str(tmp_path), 5), recorded.append, BATCH_BYTES)
+    writer.submit(*batch_of(str(tmp_path), 1), lambda: None, recorded.append, BATCH_BYTES)
+    writer.submit(*batch_of(str(tmp_path), 5), lambda: None, recorded.append, BATCH_BYTES)
     with pytest.raises(OSError, match="No space"):
         writer.close()
     written = sorted(os.path.basename(path) for batch in recorded for path in batch)
@@ -120,23 +122,36 @@ def test_a_long_render_keeps_the_frames_waiting_for_the_writer_bounded(models, t
 
 STALL_THEN_RENDER = r"""
 import os, sys, time
-from blender_latentwalk.engine import atomic, cli, frames
+from blender_latentwalk.engine import atomic, cli
 
 marker, stall_at = sys.argv[1], int(sys.argv[2])
-real, count = frames.atomic.write_bytes, [0]
+real, count = atomic.write_via, [0]
 
-def write_bytes(path, data, temp_prefix=None):
-    count[0] += 1
-    if path.endswith(".png") and count[0] >= stall_at:  # half the PNG on disk, then wait to be killed
-        def half(stream):
-            stream.write(data[: len(data) // 2])
-            stream.flush()
-            open(marker, "w").close()
-            time.sleep(600)
-        return atomic.write_via(path, half, True, temp_prefix)
-    return real(path, data, temp_prefix)
 
-frames.atomic.write_bytes = write_bytes
+class HalfThenStall:
+    # The PNG's first half reaches the disk, then the writer waits to be killed.
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, data):
+        self.stream.write(data[: len(data) // 2])
+        self.stream.flush()
+        open(marker, "w").close()
+        time.sleep(600)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def write_via(path, write, binary=True, temp_prefix=None):
+    if path.endswith(".png"):
+        count[0] += 1
+        if count[0] >= stall_at:
+            return real(path, lambda stream: write(HalfThenStall(stream)), binary, temp_prefix)
+    return real(path, write, binary, temp_prefix)
+
+
+atomic.write_via = write_via
 sys.exit(cli.main(sys.argv[3:]))
 """
 

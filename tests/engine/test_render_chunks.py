@@ -164,6 +164,25 @@ def test_a_render_whose_claim_was_taken_over_stops_before_its_next_batch(models,
     assert render.frame_status(plan_72(16), models[0], settings(models, model="none"), out).current == (1, 2, 3, 4)
 
 
+def test_with_the_png_pool_a_taken_over_render_records_nothing_after_the_takeover(models, tmp_path):
+    """The writer pool checks the claim too: batches already queued when the claim goes are neither
+    written nor recorded, and what the manifest lists is complete and current."""
+    out, recorded_at_takeover = str(tmp_path / "out"), []
+
+    def take_over_after_the_first_batch(done, total):
+        if done and not recorded_at_takeover:
+            recorded_at_takeover.append(sorted(render.load_manifest(out)))
+            for path in (tmp_path / "out").glob(".latentwalk-render-*.json"):
+                path.unlink()
+
+    with pytest.raises(LatentWalkError, match="taken over by another render"):
+        render.render(plan_72(32), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
+                      progress=take_over_after_the_first_batch, png_threads=2)
+    status = render.frame_status(plan_72(32), models[0], settings(models, model="none"), out)
+    assert recorded_at_takeover and list(status.current) == recorded_at_takeover[0]
+    assert sorted(render.load_manifest(out)) == list(status.current)
+
+
 def test_the_worker_refuses_an_overlapping_render_and_serves_the_next(models, tmp_path):
     import json
 
