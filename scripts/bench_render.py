@@ -57,12 +57,14 @@ def build_pipeline(folder, unet_kind, size):
     tokenizer = img2img.byte_level_tokenizer(77)  # CLIP's context length
     token_ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                      pad_token_id=tokenizer.pad_token_id)
+
+    def autoencoder(widths, layers_per_block):
+        return AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                             block_out_channels=widths, layers_per_block=layers_per_block, latent_channels=4,
+                             sample_size=size)
     if unet_kind == "sd15":  # Stable Diffusion 1.5's architecture (diffusers' defaults are its UNet)
         unet = UNet2DConditionModel(sample_size=size // 8, cross_attention_dim=768, attention_head_dim=8)
-        vae = AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=size,
-        )
+        vae = autoencoder((128, 256, 512, 512), 2)  # Stable Diffusion's VAE
         text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072,
                               num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
                               projection_dim=768, hidden_act="quick_gelu", **token_ids)
@@ -71,10 +73,7 @@ def build_pipeline(folder, unet_kind, size):
             sample_size=size // 8, block_out_channels=(320, 640, 1280, 1280), attention_head_dim=(5, 10, 20, 20),
             cross_attention_dim=1024, use_linear_projection=True, layers_per_block=2,
         )
-        vae = AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=size,
-        )
+        vae = autoencoder((128, 256, 512, 512), 2)  # Stable Diffusion's VAE
         text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=1024, intermediate_size=4096,
                               num_hidden_layers=23, num_attention_heads=16, max_position_embeddings=77,
                               projection_dim=1024, hidden_act="gelu", **token_ids)
@@ -83,11 +82,7 @@ def build_pipeline(folder, unet_kind, size):
             sample_size=size // 8, block_out_channels=(64, 128, 128, 128), attention_head_dim=(2, 4, 4, 4),
             cross_attention_dim=256, use_linear_projection=True, layers_per_block=1, norm_num_groups=32,
         )
-        vae = AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(32, 64, 64, 64), layers_per_block=1, latent_channels=4, norm_num_groups=32,
-            sample_size=size,
-        )
+        vae = autoencoder((32, 64, 64, 64), 1)
         text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=1024,
                               num_hidden_layers=6, num_attention_heads=4, max_position_embeddings=77,
                               projection_dim=256, hidden_act="gelu", **token_ids)

@@ -80,8 +80,9 @@ CPU_BATCH_SIZE, GPU_BATCH_SIZE = 1, 16
 def default_batch_size(devices):
     """Batch Size 0's value for ``devices`` ("cpu", "cuda:1", ...): 1 when they are all the CPU, else 16.
 
-    A GPU needs batches to be busy. On a CPU a batch of one is fastest: BigGAN's and the UNet's working
-    sets stay in its caches (scripts/bench_render.py on 2 cores: 1.29 frames/s at batch 1, 1.11 at 4).
+    A GPU needs batches to be busy. On a CPU a batch of one is never slower (docs/performance.md: on 2
+    cores 1.29 frames/s at batch 1 against 1.11 at 4 in one process, equal in separate runs), wastes no
+    neighbour frames when a chunk or a resume splits a batch, and holds the least memory.
     """
     return CPU_BATCH_SIZE if all(str(device).split(":")[0] == "cpu" for device in devices) else GPU_BATCH_SIZE
 
