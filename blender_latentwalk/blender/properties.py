@@ -150,7 +150,7 @@ class LatentWalkDiffusion(bpy.types.PropertyGroup):
                                   "one folder (or scenes in one file) never share frames",
                                   subtype="DIR_PATH", default="//latentwalk_frames/{blend_name}/{scene_name}/",
                                   options=compat.PATH_OPTIONS)
-    batch_size: IntProperty(name="Batch Size", description="Frames per batch; 0: 1 on the CPU, 16 on a GPU",
+    batch_size: IntProperty(name="Batch Size", description="Frames per batch; 0: 4 on the CPU, 16 on a GPU",
                             default=0, min=0, soft_max=64)
     devices: StringProperty(name="Devices", description="Render on several devices at once, one worker each, "
                             "e.g. cuda:0,cuda:1 (cpu,cpu: two CPU workers); the frames are the same as on one. "

@@ -128,7 +128,7 @@ def _render_flags():
     full.add_argument("--seed", type=int, help="img2img noise seed")
     full.add_argument("--size", default="512x512", help="WIDTHxHEIGHT of the output frames")
     full.add_argument("--tiny-vae", default="")
-    full.add_argument("--batch-size", type=int, help="default: 1 on the CPU, 16 on a GPU")
+    full.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 16 on a GPU")
     full.add_argument("--device", default="auto")
     return full
 
@@ -148,7 +148,7 @@ def _load_plan_and_range(args):
     from .plan import RenderPlan
 
     if args.batch_size is not None and args.batch_size < 1:
-        raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 1 on the CPU, "
+        raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 4 on the CPU, "
                               "16 on a GPU).")
     ranges = frame_ranges.parse(args.frames, "--frames") if args.frames else None  # before the plan is read
     plan = RenderPlan.load(args.plan)
