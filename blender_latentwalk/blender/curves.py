@@ -194,8 +194,11 @@ def retime_fcurve(fcurve, frame_map):
             modifier.frame_step *= ratio
             modifier.frame_offset = float(frame_map(modifier.frame_offset))
         elif modifier.type == "ENVELOPE":
-            for point in modifier.control_points:
-                point.frame = float(frame_map(point.frame))
+            # Read every frame first, then set each by index: no Python reference to a control point
+            # is held across a write (a crash was seen once in bpy 4.2 while iterating and writing).
+            points = modifier.control_points
+            for index, frame in enumerate(frame_map([point.frame for point in points])):
+                points[index].frame = float(frame)
         elif modifier.type == "LIMITS":
             modifier.min_x, modifier.max_x = (float(x) for x in frame_map([modifier.min_x, modifier.max_x]))
         elif modifier.type == "FNGENERATOR":  # fn(multiplier * frame + offset)
