@@ -533,15 +533,15 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
         return result
 
     renderer = batch_renderer(plan, biggan_model, settings, device, models, inputs, identities)
-    torch_device = renderer.torch_device
-    asked = int(batch_size) if batch_size is not None else frame_ranges.default_batch_size([torch_device.type])
+    asked = int(batch_size) if batch_size is not None else frame_ranges.default_batch_size(
+        [renderer.torch_device.type])
     if progress is not None:
         progress(0, len(todo))  # models are loaded: the frames start now
     writer = frames.FrameWriter(png_threads, claim.temp_prefix)
     try:
         with writer:
             _compute_and_write(plan, out_folder, todo, asked, renderer, writer, keys, claim, result, progress,
-                               should_stop, warn, torch_device)
+                               should_stop, warn)
     except OSError as error:
         raise _write_error(error, out_folder) from None
     result.rendered.sort()  # the writer's threads may finish batches out of order
@@ -551,9 +551,10 @@ def _render_claimed(plan, biggan_model, settings, out_folder, indices, batch_siz
 
 
 def _compute_and_write(plan, folder, todo, asked, renderer, writer, keys, claim, result, progress, should_stop,
-                       warn, torch_device):
+                       warn):
     """The render loop: each aligned batch is computed on the device and handed to ``writer``; the
     writer records it in the manifest once its files are complete."""
+    torch_device = renderer.torch_device
     current_size, position = asked, 0
     while position < len(todo):
         if should_stop is not None and should_stop():

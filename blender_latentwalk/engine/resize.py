@@ -76,20 +76,12 @@ def multiple_of(size, factor):
     return size - size % factor
 
 
-@functools.lru_cache(maxsize=16)
-def _axis_weights_cached(in_size, out_size, box_start, box_end, kind):
-    return axis_weights(in_size, out_size, box_start, box_end, kind)
-
-
 def fit_resizes(in_size, out_size):
     """The resize that scales a (in_width, in_height) frame to fill ``out_size`` (width, height) and crops
     its centre, as `PIL.ImageOps.fit` with bicubic does: a one-item tuple of (rows (H, h) float64,
     columns (W, w) float64, whether the vertical pass comes first), for `apply`."""
-    (in_width, in_height), (out_width, out_height) = in_size, out_size
-    box = fit_box(in_width, in_height, out_width, out_height)
-    return ((_axis_weights_cached(in_height, out_height, box[1], box[3], "bicubic"),
-             _axis_weights_cached(in_width, out_width, box[0], box[2], "bicubic"),
-             vertical_first(tuple(in_size), tuple(out_size), box, "bicubic")),)
+    box = fit_box(*in_size, *out_size)
+    return (_resize(tuple(in_size), tuple(out_size), box, "bicubic"),)
 
 
 def lanczos_resize(in_size, out_size):
@@ -98,36 +90,40 @@ def lanczos_resize(in_size, out_size):
     if tuple(in_size) == tuple(out_size):
         return ()
     box = (0.0, 0.0, float(in_size[0]), float(in_size[1]))
-    return ((_axis_weights_cached(in_size[1], out_size[1], 0.0, box[3], "lanczos"),
-             _axis_weights_cached(in_size[0], out_size[0], 0.0, box[2], "lanczos"),
-             vertical_first(tuple(in_size), tuple(out_size), box, "lanczos")),)
+    return (_resize(tuple(in_size), tuple(out_size), box, "lanczos"),)
 
 
-@functools.lru_cache(maxsize=16)
 def vertical_first(in_size, out_size, box, kind):
     """Whether Pillow resamples the columns before the rows for this resize.
 
     Which pass comes first decides where Pillow rounds and clips to 8 bits between them. Pillow 12 and
     older always go horizontal first; Pillow 13 (python-pillow/Pillow#9549) goes vertical first when
     the height shrinks clearly more than the width, by a rule of its own. So the first resize of each
-    size asks the installed Pillow: one resize of a noise picture, compared with both orders.
+    size asks the installed Pillow (`_resize`).
 
     in_size, out_size : (width, height); box : (left, top, right, bottom); kind : "bicubic" or "lanczos".
     """
+    return _resize(tuple(in_size), tuple(out_size), tuple(box), kind)[2]
+
+
+@functools.lru_cache(maxsize=16)
+def _resize(in_size, out_size, box, kind):
+    """(rows, columns, vertical pass first) of one resize, built once per size: a render asks for the same
+    few batch after batch. The order comes from one Pillow resize of a noise picture, compared with both."""
     from PIL import Image
 
+    rows = axis_weights(in_size[1], out_size[1], box[1], box[3], kind)
+    columns = axis_weights(in_size[0], out_size[0], box[0], box[2], kind)
     probe = np.random.default_rng(0).integers(0, 256, (in_size[1], in_size[0]), dtype=np.uint8)
     filters = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
-    pillows = np.asarray(Image.fromarray(probe).resize(tuple(out_size), filters[kind], box=box), dtype=float)
-    rows = _axis_weights_cached(in_size[1], out_size[1], box[1], box[3], kind)
-    columns = _axis_weights_cached(in_size[0], out_size[0], box[0], box[2], kind).T
+    pillows = np.asarray(Image.fromarray(probe).resize(out_size, filters[kind], box=box), dtype=float)
 
     def in_8_bits(values):
         return np.clip(np.floor(values + 0.5), 0, 255)  # Pillow rounds halves up
 
-    horizontal_first = in_8_bits(rows @ in_8_bits(probe @ columns))
-    rows_first = in_8_bits(in_8_bits(rows @ probe) @ columns)
-    return bool(np.abs(rows_first - pillows).sum() < np.abs(horizontal_first - pillows).sum())
+    horizontal_first = in_8_bits(rows @ in_8_bits(probe @ columns.T))
+    rows_first = in_8_bits(in_8_bits(rows @ probe) @ columns.T)
+    return rows, columns, bool(np.abs(rows_first - pillows).sum() < np.abs(horizontal_first - pillows).sum())
 
 
 def apply(levels, resizes):

@@ -10,7 +10,7 @@ import pytest
 from render_helpers import (ROOT, assert_manifest_consistent, cli_command, identities, leftovers, plan_72,
                             pngs, settings)
 
-from blender_latentwalk.engine import LatentWalkError, claims, render
+from blender_latentwalk.engine import LatentWalkError, claims, frames, render
 from blender_latentwalk.engine.plan import RenderPlan
 
 BATCH = 8
@@ -164,23 +164,26 @@ def test_a_render_whose_claim_was_taken_over_stops_before_its_next_batch(models,
     assert render.frame_status(plan_72(16), models[0], settings(models, model="none"), out).current == (1, 2, 3, 4)
 
 
-def test_with_the_png_pool_a_taken_over_render_records_nothing_after_the_takeover(models, tmp_path):
+def test_with_the_png_pool_a_taken_over_render_records_nothing_after_the_takeover(models, tmp_path, monkeypatch):
     """The writer pool checks the claim too: batches already queued when the claim goes are neither
-    written nor recorded, and what the manifest lists is complete and current."""
-    out, recorded_at_takeover = str(tmp_path / "out"), []
+    written nor recorded, and what the manifest lists is complete and current. (One writer thread, so the
+    takeover lands at a known point: as frame 5, the second batch's first, starts to be written.)"""
+    out, real = str(tmp_path / "out"), frames.write_png
 
-    def take_over_after_the_first_batch(done, total):
-        if done and not recorded_at_takeover:
-            recorded_at_takeover.append(sorted(render.load_manifest(out)))
-            for path in (tmp_path / "out").glob(".latentwalk-render-*.json"):
-                path.unlink()
+    def take_over_at_frame_5(path, image, temp_prefix=None):
+        if path.endswith("frame_000005.png"):
+            for claim_file in (tmp_path / "out").glob(".latentwalk-render-*.json"):
+                claim_file.unlink()
+        return real(path, image, temp_prefix)
 
+    monkeypatch.setattr(frames, "write_png", take_over_at_frame_5)
     with pytest.raises(LatentWalkError, match="taken over by another render"):
         render.render(plan_72(32), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
-                      progress=take_over_after_the_first_batch, png_threads=2)
+                      png_threads=1)
     status = render.frame_status(plan_72(32), models[0], settings(models, model="none"), out)
-    assert recorded_at_takeover and list(status.current) == recorded_at_takeover[0]
-    assert sorted(render.load_manifest(out)) == list(status.current)
+    assert status.current == (1, 2, 3, 4)  # the batch recorded before the takeover, nothing after
+    assert sorted(render.load_manifest(out)) == [1, 2, 3, 4]
+    assert not any(os.path.exists(frames.frame_path(out, n)) for n in range(9, 33))  # queued: never written
 
 
 def test_the_worker_refuses_an_overlapping_render_and_serves_the_next(models, tmp_path):
