@@ -51,7 +51,7 @@ def parse_args(argv):
 def main():
     args = parse_args(headless.script_arguments())
     headless.ensure_registered()
-    from blender_latentwalk.engine.bands import parse_band
+    from blender_latentwalk.engine.analysis.bands import parse_band
     from blender_latentwalk.engine.errors import LatentWalkError
 
     if args.engine_python:
@@ -60,7 +60,7 @@ def main():
     settings = scene.latentwalk
     settings.audio_path = os.path.abspath(args.audio)
     if args.fps:
-        from blender_latentwalk.engine.timing import blender_frame_rate
+        from blender_latentwalk.engine.analysis.timing import blender_frame_rate
 
         try:
             scene.render.fps, scene.render.fps_base = blender_frame_rate(args.fps)

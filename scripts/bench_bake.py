@@ -46,7 +46,7 @@ start = time.perf_counter()
 sys.path.insert(0, ROOT)
 import blender_latentwalk
 from blender_latentwalk.blender import operators
-from blender_latentwalk.engine import analysis  # librosa, scipy
+from blender_latentwalk.engine.analysis import pipeline as analysis  # librosa, scipy
 imported = time.perf_counter()
 bpy.ops.wm.read_factory_settings(use_empty=True)
 blender_latentwalk.register()
@@ -128,7 +128,7 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         song = os.path.join(folder, "song.wav")
         synthesise_song(song, args.seconds)
-        from blender_latentwalk.engine import filterbanks
+        from blender_latentwalk.engine.analysis import filterbanks
 
         cached = os.path.isdir(filterbanks._cache_folder()) and bool(os.listdir(filterbanks._cache_folder()))
         results = []

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from benchmarking import timed  # noqa: E402
 
-from blender_latentwalk.engine import biggan  # noqa: E402
+from blender_latentwalk.engine.generators import biggan  # noqa: E402
 
 
 def reference_loop(model, z, classes, truncation, device):

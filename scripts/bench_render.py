@@ -43,7 +43,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from benchmarking import timed  # noqa: E402
 
-from blender_latentwalk.engine import biggan, img2img  # noqa: E402
+from blender_latentwalk.engine.generators import biggan  # noqa: E402
+from blender_latentwalk.engine.diffusion import img2img
 
 PROMPT = "an oil painting of a volcano at night, glowing lava"
 
@@ -130,7 +131,7 @@ def random_biggan(out):
 
 
 def bench_plan(frames, strength=0.5, steps=2, guidance=0.0):
-    from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+    from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
     rng = np.random.default_rng(0)
     return RenderPlan(frame_start=1, fps=30, fps_base=1, seed=0, band_names=["a"], bands=rng.random((1, frames)),
@@ -148,7 +149,7 @@ def workers_render(sd_folder, tiny_vae, size, frames, batch_size, devices, out):
     import json
     import subprocess
 
-    from blender_latentwalk.engine import frame_ranges
+    from blender_latentwalk.engine.render import frame_ranges
 
     plan_path = os.path.join(out, "plan.npz")
     if not os.path.isfile(plan_path):
@@ -282,7 +283,9 @@ def per_frame_addon(renderer, model, plan, frames, size, out):
 
 def stage_rates(renderer, plan, batch_size, repeats, out):
     """Frames/s of each stage alone on one aligned batch (the device waited for after each)."""
-    from blender_latentwalk.engine import frames, render, resize
+    from blender_latentwalk.engine.render import png_writer as frames
+    from blender_latentwalk.engine.render import run as render
+    from blender_latentwalk.engine.imaging import resize
 
     device, batch = renderer.torch_device, list(range(batch_size))
     z, classes, truncation = renderer.inputs
@@ -319,7 +322,7 @@ def stage_rates(renderer, plan, batch_size, repeats, out):
 def bench_full(args, sd_folder, tiny_vae, work):
     """--full: the whole render (PNG writing included) against compute alone, a typical add-on's per-frame
     loop and the FLOP bound, on one device, interleaved rounds, best of each."""
-    from blender_latentwalk.engine import render
+    from blender_latentwalk.engine.render import run as render
 
     batch_size = int(args.batch_sizes.split(",")[-1])
     plan = bench_plan(args.frames, args.strength, args.steps, args.guidance)

@@ -28,7 +28,9 @@ SECONDS, FPS, SIZE = 16.0, 24, "512x288"
 
 def models_for_demo():
     """(biggan, sd): the pretrained models where they are on disk, else the tiny stand-ins, said plainly."""
-    from blender_latentwalk.engine import LatentWalkError, biggan, img2img
+    from blender_latentwalk.engine import LatentWalkError
+    from blender_latentwalk.engine.generators import biggan
+    from blender_latentwalk.engine.diffusion import img2img
 
     stand_ins = os.path.join(OUT, "models")
     try:

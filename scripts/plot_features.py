@@ -29,7 +29,7 @@ def plot(out, seconds=4.0, fps=30.0):
     import numpy as np
     import soundfile
 
-    from blender_latentwalk.engine import analysis
+    from blender_latentwalk.engine.analysis import pipeline as analysis
     from demo_song import synthesise_song
 
     with tempfile.TemporaryDirectory(prefix="latentwalk-plot-") as folder:

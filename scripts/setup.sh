@@ -16,7 +16,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 make_venv() {  # make_venv DIR REQUIREMENTS
     local venv="$1" requirements="$2" stamp="$1/.requirements.sha1"
     local wanted
-    wanted="$(cat "$requirements" blender_latentwalk/engine/data/render-requirements.txt | sha1sum | cut -d' ' -f1)"
+    wanted="$(cat "$requirements" blender_latentwalk/engine/setup/data/render-requirements.txt | sha1sum | cut -d' ' -f1)"
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
         return 0
     fi

@@ -40,13 +40,13 @@ def run(python, code, *arguments):
 
 
 def make_tiny_biggan(python, folder):
-    return run(python, "import sys; from blender_latentwalk.engine import biggan; "
+    return run(python, "import sys; from blender_latentwalk.engine.generators import biggan; "
                        "print(biggan.make_tiny_model(sys.argv[1]))", str(folder)).strip()
 
 
 def make_tiny_models(python, folder):
     """(BigGAN folder, img2img pipeline folder): untrained tiny models in the real formats."""
-    return tuple(run(python, "import sys, os; from blender_latentwalk.engine import biggan, img2img; "
+    return tuple(run(python, "import sys, os; from blender_latentwalk.engine.generators import biggan; from blender_latentwalk.engine.diffusion import img2img; "
                              "print(biggan.make_tiny_model(os.path.join(sys.argv[1], 'biggan-tiny-UNTRAINED'))); "
                              "print(img2img.make_tiny_pipeline(os.path.join(sys.argv[1], 'sd-tiny-UNTRAINED')))",
                      str(folder)).split())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import compat
-from ..engine.features import PITCH_CLASSES
+from ..engine.analysis.features import PITCH_CLASSES
 
 GROUP_NAME = "Latent Walk"
 

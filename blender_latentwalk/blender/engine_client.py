@@ -17,7 +17,7 @@ import tempfile
 import threading
 
 from ..engine.errors import GET_THE_RENDER_STACK, LatentWalkError
-from ..engine.features import Features
+from ..engine.analysis.features import Features
 
 ENV_ENGINE_PYTHON = "LATENTWALK_ENGINE_PYTHON"
 # Where a user sets the Engine Python, in the UI and headless (every message names both).
@@ -52,7 +52,7 @@ def analyze(request, python=""):
     if not python:
         try:
             from ..engine import cli
-            from ..engine import analysis  # noqa: F401  (librosa must import)
+            from ..engine.analysis import pipeline as analysis  # noqa: F401  (librosa must import)
         except ImportError as error:
             raise LatentWalkError(
                 f"the analysis needs librosa, which Blender's Python cannot import ({error}). {GET_THE_RENDER_STACK}"
@@ -156,13 +156,13 @@ def frame_status(python, plan_path, request, folder, index_range):
     frame keys and model identities are the ones the render itself computes.
     request : {"biggan": name, "img2img": {"model", "width", "height", "tiny_vae"}} as sent to the worker.
     """
-    from ..engine.render import FrameStatus
+    from ..engine.render.run import FrameStatus
 
     img2img = request["img2img"]
     if not python:  # this process: the same check, without the CLI (whose analysis imports need scipy)
         try:
-            from ..engine import render
-            from ..engine.plan import RenderPlan
+            from ..engine.render import run as render
+            from ..engine.walk.plan import RenderPlan
 
             settings = render.Img2ImgSettings(**img2img)
             return render.frame_status(RenderPlan.load(plan_path), request["biggan"], settings, folder,
@@ -184,7 +184,7 @@ def frame_status(python, plan_path, request, folder, index_range):
 def list_models(python, in_use):
     """[`ModelState`] of ``in_use`` ((name, role) pairs) and of the catalogue, as the engine's Python
     (``python``) sees them: its caches, its HF_HOME. Never uses the network."""
-    from ..engine.models import ModelState
+    from ..engine.setup.models import ModelState
 
     flags = {"biggan": "--biggan", "pipeline": "--sd", "vae": "--tiny-vae"}
     arguments = ["models", "--json"]

@@ -21,7 +21,7 @@ import time
 
 import bpy
 
-from ..engine import environment
+from ..engine.setup import environment
 from ..engine.errors import LatentWalkError
 from . import compat, engine_client, preferences, worker_client
 

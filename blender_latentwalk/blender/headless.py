@@ -66,7 +66,7 @@ def save_blend(path):
 def parse_frames(text):
     """--frames TEXT (Blender frames: 'A-B', 'A', or a farm chunk such as '1-3,5') -> merged
     [[first, last], ...]; exits with a line naming the bad part."""
-    from ..engine import frame_ranges
+    from ..engine.render import frame_ranges
     from ..engine.errors import LatentWalkError
 
     try:

@@ -15,7 +15,7 @@ import time
 import bpy
 from bpy.props import StringProperty
 
-from ..engine import models as engine_models
+from ..engine.setup import models as engine_models
 from ..engine.errors import LatentWalkError
 from . import compat, engine_client, preferences, worker_client
 

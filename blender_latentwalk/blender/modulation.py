@@ -4,7 +4,7 @@ import bpy
 from bpy.props import IntProperty
 
 from . import curves
-from ..engine.modulation import curve_key_for_band
+from ..engine.walk.modulation import curve_key_for_band
 
 
 class LATENTWALK_OT_modulation_add(bpy.types.Operator):

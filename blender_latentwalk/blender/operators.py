@@ -8,11 +8,11 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty
 
 from . import bake_state, compat, curves, engine_client, preferences, sequencer
-from ..engine import timing
-from ..engine.bands import DEFAULT_BANDS, Band, check_bands
+from ..engine.analysis import timing
+from ..engine.analysis.bands import DEFAULT_BANDS, Band, check_bands
 from ..engine.errors import LatentWalkError
-from ..engine.features import PITCH_CLASSES
-from ..engine.prompts import marker_prompt
+from ..engine.analysis.features import PITCH_CLASSES
+from ..engine.walk.prompts import marker_prompt
 
 
 def _band_settings(settings):

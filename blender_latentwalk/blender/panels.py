@@ -280,7 +280,7 @@ class _ModelsPanel:
 
     @staticmethod
     def draw_model(row, state):
-        from ..engine.models import format_size
+        from ..engine.setup.models import format_size
 
         split = row.split(factor=0.55, align=True)
         split.label(text=state.label, icon="CHECKMARK" if state.present else "ERROR")

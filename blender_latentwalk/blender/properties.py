@@ -17,8 +17,8 @@ from bpy.props import (
 )
 
 from . import compat
-from ..engine import modulation
-from ..engine.bands import DEFAULT_BANDS, Band
+from ..engine.walk import modulation
+from ..engine.analysis.bands import DEFAULT_BANDS, Band
 
 
 def _update_band_label(band, _context):
@@ -276,8 +276,8 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
 
 
     def ensure_default_classes(self):
-        from ..engine.imagenet import class_name
-        from ..engine.plan import DEFAULT_SETTINGS
+        from ..engine.walk.imagenet import class_name
+        from ..engine.walk.plan import DEFAULT_SETTINGS
 
         if len(self.walk.classes):
             return

@@ -17,9 +17,9 @@ import time
 
 import bpy
 
-from ..engine import frame_ranges
+from ..engine.render import frame_ranges
 from ..engine.errors import LatentWalkError
-from ..engine.frames import ensure_writable_folder, frame_path
+from ..engine.render.png_writer import ensure_writable_folder, frame_path
 from . import bake_state, compat, engine_client, preferences, sampling, sequencer, worker_client
 
 FINAL_STRIP_NAME = "Latent Walk"

@@ -7,11 +7,11 @@ The frame the artist was on is restored afterwards.
 
 import numpy as np
 
-from ..engine import modulation
+from ..engine.walk import modulation
 from ..engine.errors import LatentWalkError
-from ..engine.features import PITCH_CLASSES
-from ..engine.plan import RenderPlan
-from ..engine.prompts import marker_prompt, schedule
+from ..engine.analysis.features import PITCH_CLASSES
+from ..engine.walk.plan import RenderPlan
+from ..engine.walk.prompts import marker_prompt, schedule
 from . import sequencer
 
 # Per-frame img2img values: plan array name -> property of scene.latentwalk.diffusion.

@@ -3,7 +3,7 @@
 import bpy
 from bpy.props import EnumProperty
 
-from ..engine.imagenet import class_names
+from ..engine.walk.imagenet import class_names
 
 
 def _class_items(_self, _context):

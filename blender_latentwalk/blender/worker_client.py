@@ -20,7 +20,7 @@ import sys
 import time
 
 from ..engine.errors import LatentWalkError
-from ..engine.worker import PROTOCOL_VERSION
+from ..engine.worker.process import PROTOCOL_VERSION
 from . import engine_client
 
 _ids = itertools.count(1)

@@ -1,7 +1,7 @@
 import sys
 
 if sys.argv[1:2] == ["setup-env"]:  # before cli's imports: it runs in a bare Python (Blender's), without numpy
-    from .environment import main as setup_main
+    from .setup.environment import main as setup_main
 
     sys.exit(setup_main(sys.argv[2:]))
 

@@ -57,8 +57,9 @@ import time
 
 import numpy as np
 
-from . import frame_ranges, shaping
-from .bands import DEFAULT_BANDS, MIX, SEPARATED_SOURCES, Band, parse_band
+from .render import frame_ranges
+from .analysis import shaping
+from .analysis.bands import DEFAULT_BANDS, MIX, SEPARATED_SOURCES, Band, parse_band
 from .errors import LatentWalkError
 
 
@@ -134,9 +135,9 @@ def _render_flags():
 
 
 def _make_tiny_models(folder):
-    from . import biggan
+    from .generators import biggan
 
-    from . import img2img
+    from .diffusion import img2img
 
     path = biggan.make_tiny_model(os.path.join(folder, "biggan-tiny-UNTRAINED"))
     print(f"wrote {path} (UNTRAINED stand-in: its images are noise)")
@@ -145,7 +146,7 @@ def _make_tiny_models(folder):
 
 
 def _load_plan_and_range(args):
-    from .plan import RenderPlan
+    from .walk.plan import RenderPlan
 
     if args.batch_size is not None and args.batch_size < 1:
         raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 4 on the CPU, "
@@ -171,7 +172,7 @@ def _parse_size(text):
 
 def _plan_and_settings(args):
     """(plan with the flags' replacements, plan indices or None, Img2ImgSettings) of `render` / `status`."""
-    from . import render
+    from .render import run as render
 
     plan, indices = _load_plan_and_range(args)
     width, height = _parse_size(args.size)
@@ -190,7 +191,7 @@ def _plan_and_settings(args):
 
 def _status(args):
     """Print the frame status; exit status 1 when a frame is stale or missing (0 with --json)."""
-    from . import render
+    from .render import run as render
 
     plan, indices, settings = _plan_and_settings(args)
     status = render.frame_status(plan, args.biggan, settings, args.out, indices)
@@ -203,7 +204,7 @@ def _status(args):
 
 
 def _render_full(args):
-    from . import render
+    from .render import run as render
 
     plan, indices, settings = _plan_and_settings(args)
     start = time.perf_counter()
@@ -222,7 +223,7 @@ def _render_full(args):
 
 
 def _models(args):
-    from . import models
+    from .setup import models
 
     if args.action == "download":
         models.prefer_cancellable_transport()  # Ctrl+C stops it at once
@@ -290,7 +291,7 @@ def request_from_args(args):
 
 def run_request(request):
     """Analyse according to a request dict; returns `analysis.Features`."""
-    from . import analysis  # librosa is imported only when analysing
+    from .analysis import pipeline as analysis  # librosa is imported only when analysing
 
     bands = [Band(b["name"], float(b["low_hz"]), float(b["high_hz"]), str(b.get("source") or MIX))
              for b in request["bands"]]
@@ -346,7 +347,7 @@ def main(argv=None):
         elif args.command == "models":
             return _models(args)
         elif args.command == "worker":
-            from . import worker
+            from .worker import process as worker
 
             return worker.serve()
     except LatentWalkError as error:

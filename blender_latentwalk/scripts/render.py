@@ -69,7 +69,7 @@ def _frame_rate(text):
     import argparse
 
     LatentWalkError = addon_module("engine.errors").LatentWalkError
-    blender_frame_rate = addon_module("engine.timing").blender_frame_rate
+    blender_frame_rate = addon_module("engine.analysis.timing").blender_frame_rate
 
     try:
         return blender_frame_rate(text)
@@ -197,7 +197,7 @@ def main():
         headless.fail(f"--encode '{args.encode}': the video is an MP4 (H.264 + AAC); give a path ending in .mp4.")
     frames = headless.parse_frames(args.frames) if args.frames else None
     if args.encode:  # found now, not after an hour of rendering
-        ensure_writable_folder = addon_module("engine.frames").ensure_writable_folder
+        ensure_writable_folder = addon_module("engine.render.png_writer").ensure_writable_folder
 
         try:
             ensure_writable_folder(os.path.dirname(os.path.abspath(args.encode)))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from blender_latentwalk.blender import compat
-from blender_latentwalk.engine import analysis
+from blender_latentwalk.engine.analysis import pipeline as analysis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -60,7 +60,7 @@ def test_a_band_up_to_16_khz_bakes_and_one_above_the_song_is_refused_keeping_the
     air = settings.bands[6]
     air.title, air.low_hz, air.high_hz = "Air", 12000.0, 16000.0
     assert bpy.ops.latentwalk.bake() == {"FINISHED"}
-    from blender_latentwalk.engine.bands import Band, DEFAULT_BANDS
+    from blender_latentwalk.engine.analysis.bands import Band, DEFAULT_BANDS
 
     bands = list(DEFAULT_BANDS[:6]) + [Band("Air", 12000.0, 16000.0)]
     expected = analysis.analyze(song, 30, bands=bands)
@@ -84,7 +84,7 @@ def _snapshot(scene):
 
 def test_bands_on_a_stem_and_on_the_percussive_part_bake_and_a_missing_stem_keeps_the_curves(scene, tmp_path):
     import synth
-    from blender_latentwalk.engine.bands import Band
+    from blender_latentwalk.engine.analysis.bands import Band
 
     kicks = synth.kicks(np.arange(0.5, 3.5, 0.5), 44100, 4.0)
     bass = synth.tone(80.0, 44100, 4.0, 0.3)

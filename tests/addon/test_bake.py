@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from blender_latentwalk.blender import compat, curves
-from blender_latentwalk.engine import analysis
-from blender_latentwalk.engine.bands import DEFAULT_BANDS
+from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis.bands import DEFAULT_BANDS
 
 
 def bake(scene, **kwargs):

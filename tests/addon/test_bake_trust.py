@@ -9,7 +9,7 @@ import pytest
 import bake_scenarios
 import synth
 from blender_latentwalk.blender import bake_state, compat, curves, operators, render
-from blender_latentwalk.engine import analysis
+from blender_latentwalk.engine.analysis import pipeline as analysis
 
 
 def test_a_new_fps_is_refused_until_a_rebake_that_retimes_the_edits(scene, song):

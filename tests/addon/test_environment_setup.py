@@ -9,7 +9,7 @@ import bpy
 import pytest
 
 from blender_latentwalk.blender import compat, environment_setup, preferences, worker_client
-from blender_latentwalk.engine import environment
+from blender_latentwalk.engine.setup import environment
 
 
 def listing(folder):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine import analysis
+from blender_latentwalk.engine.analysis import pipeline as analysis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLENDER = shutil.which("blender")
@@ -157,7 +157,7 @@ def test_bake_script_save_to_an_unwritable_place_is_one_line(song, tmp_path):
 
 
 def test_headless_preview_renders_through_the_engine_python(song, tmp_path):
-    from blender_latentwalk.engine import biggan
+    from blender_latentwalk.engine.generators import biggan
 
     model = biggan.make_tiny_model(str(tmp_path / "biggan"))
     command = [BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "-P",
@@ -172,7 +172,8 @@ def test_headless_preview_renders_through_the_engine_python(song, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     pytest.importorskip("diffusers")
-    from blender_latentwalk.engine import biggan, img2img
+    from blender_latentwalk.engine.generators import biggan
+    from blender_latentwalk.engine.diffusion import img2img
 
     folder = tmp_path_factory.mktemp("models")
     return (biggan.make_tiny_model(str(folder / "biggan-tiny-UNTRAINED")),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from blender_latentwalk.engine import biggan
+from blender_latentwalk.engine.generators import biggan
 from hub_server import ModelServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

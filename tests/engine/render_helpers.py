@@ -9,8 +9,10 @@ import sys
 
 import numpy as np
 
-from blender_latentwalk.engine import biggan, img2img, render
-from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+from blender_latentwalk.engine.generators import biggan
+from blender_latentwalk.engine.diffusion import img2img
+from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = (48, 32)

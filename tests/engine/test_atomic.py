@@ -6,8 +6,13 @@ import os
 import numpy as np
 import pytest
 
-from blender_latentwalk.engine import atomic, claims, features, filterbanks, frames, render
-from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+from blender_latentwalk.engine import atomic
+from blender_latentwalk.engine.render import claims
+from blender_latentwalk.engine.analysis import features
+from blender_latentwalk.engine.analysis import filterbanks
+from blender_latentwalk.engine.render import png_writer as frames
+from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 
 def disk_full(*args, **kwargs):
@@ -84,7 +89,7 @@ def test_processes_updating_one_manifest_at_once_lose_no_entries(tmp_path):
     import sys
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = ("import sys; from blender_latentwalk.engine import render\n"
+    code = ("import sys; from blender_latentwalk.engine.render import run as render\n"
             "first = int(sys.argv[2])\n"
             "for frame in range(first, first + 40):\n"
             "    render.update_manifest(sys.argv[1], {frame: {'key': str(frame)}, frame - 1000: None})\n")

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from blender_latentwalk.engine import LatentWalkError, biggan, walk
-from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+from blender_latentwalk.engine import LatentWalkError
+from blender_latentwalk.engine.generators import biggan
+from blender_latentwalk.engine.walk import latents as walk
+from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

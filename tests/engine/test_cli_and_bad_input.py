@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine import LatentWalkError, analysis
-from blender_latentwalk.engine.bands import Band
+from blender_latentwalk.engine import LatentWalkError
+from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis.bands import Band
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,8 +93,8 @@ def test_band_errors_name_the_band():
 
 def _peak_memory_kib(path):
     code = (
-        "import resource, sys; from blender_latentwalk.engine import analysis;"
-        "from blender_latentwalk.engine.bands import DEFAULT_BANDS;"
+        "import resource, sys; from blender_latentwalk.engine.analysis import pipeline as analysis;"
+        "from blender_latentwalk.engine.analysis.bands import DEFAULT_BANDS;"
         # An 8 kHz file holds frequencies up to 4 kHz: the default bands up to there.
         f"f = analysis.analyze({str(path)!r}, 30, bands=[b for b in DEFAULT_BANDS if b.high_hz <= 4000]);"
         "print(f.n_frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine import analysis, cli
+from blender_latentwalk.engine import cli
+from blender_latentwalk.engine.analysis import pipeline as analysis
 from blender_latentwalk.engine.errors import LatentWalkError
 
 SAMPLE_RATE = 44100
@@ -86,7 +87,7 @@ def test_the_cli_takes_the_normalisation(tmp_path, capsys):
     out = tmp_path / "f.npz"
     assert cli.main(["analyze", path, "--fps", "30", "--normalise", "window", "--normalise-window-s", "5",
                      "--out", str(out)]) == 0
-    from blender_latentwalk.engine.features import Features
+    from blender_latentwalk.engine.analysis.features import Features
 
     meta = Features.load_npz(str(out)).meta
     assert meta["normalise"] == "window" and meta["normalise_window_s"] == 5.0
@@ -99,7 +100,7 @@ def test_the_running_maximum_is_scipys_maximum_filter():
     # costs every bake a tenth of a second: it must give the very same peaks, odd and even sizes alike.
     from scipy.ndimage import maximum_filter1d
 
-    from blender_latentwalk.engine.shaping import running_max
+    from blender_latentwalk.engine.analysis.shaping import running_max
 
     rng = np.random.default_rng(4)
     for n in (1, 2, 7, 100, 1001):

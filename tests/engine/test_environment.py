@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from blender_latentwalk.engine import environment
-from blender_latentwalk.engine.environment import choose_torch_variant, parse_cuda_version, variant_named
+from blender_latentwalk.engine.setup import environment
+from blender_latentwalk.engine.setup.environment import choose_torch_variant, parse_cuda_version, variant_named
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -70,7 +70,7 @@ def test_the_index_override_wins_and_default_means_pips_own_index():
 
 def test_the_render_stack_pins_are_one_list_that_main_requirements_include():
     main = open(os.path.join(ROOT, "requirements", "main.txt"), encoding="utf-8").read()
-    assert "-r ../blender_latentwalk/engine/data/render-requirements.txt" in main
+    assert "-r ../blender_latentwalk/engine/setup/data/render-requirements.txt" in main
     assert "\ntorch==" not in main and environment.pinned_torch() == "torch==2.13.0"
     import torch
 

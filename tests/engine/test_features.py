@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine import analysis, shaping
-from blender_latentwalk.engine.bands import DEFAULT_BANDS, Band
+from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import shaping
+from blender_latentwalk.engine.analysis.bands import DEFAULT_BANDS, Band
 
 BAND_NAMES = [b.name for b in DEFAULT_BANDS]
 
@@ -150,7 +151,7 @@ def test_band_names_cannot_shadow_file_keys():
 def test_filter_banks_are_librosas_and_cached(tmp_path, monkeypatch):
     import librosa
 
-    from blender_latentwalk.engine import filterbanks
+    from blender_latentwalk.engine.analysis import filterbanks
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = filterbanks.chroma(22050, 2048)

@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from blender_latentwalk.engine import LatentWalkError, frame_ranges
+from blender_latentwalk.engine import LatentWalkError
+from blender_latentwalk.engine.render import frame_ranges
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -16,8 +16,9 @@ from PIL import Image
 from render_helpers import (ROOT, assert_manifest_consistent, cli_command, kill_point_random, leftovers, plan_72,
                             pngs, settings)
 
-from blender_latentwalk.engine import frames, render
-from blender_latentwalk.engine.plan import RenderPlan
+from blender_latentwalk.engine.render import png_writer as frames
+from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.walk.plan import RenderPlan
 
 FRAME = np.zeros((8, 8, 3), np.uint8)
 BATCH_BYTES = 4 * FRAME.nbytes

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine import LatentWalkError, analysis
-from blender_latentwalk.engine.bands import Band
+from blender_latentwalk.engine import LatentWalkError
+from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis.bands import Band
 
 AIR = Band("Air", 12000.0, 16000.0)
 MIDS = Band("Mids", 500.0, 2000.0)

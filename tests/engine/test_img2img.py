@@ -7,7 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from blender_latentwalk.engine import LatentWalkError, img2img, resize
+from blender_latentwalk.engine import LatentWalkError
+from blender_latentwalk.engine.diffusion import img2img
+from blender_latentwalk.engine.imaging import resize
 
 CPU = torch.device("cpu")
 

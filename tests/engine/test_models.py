@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
-from blender_latentwalk.engine import biggan, img2img, models
+from blender_latentwalk.engine.generators import biggan
+from blender_latentwalk.engine.diffusion import img2img
+from blender_latentwalk.engine.setup import models
 from blender_latentwalk.engine.errors import LatentWalkError
 from hub_server import ModelServer
 
@@ -177,7 +179,7 @@ def test_hub_download_progress_cancel_resume_and_render(served, tmp_path):
 def _plan(path):
     import numpy as np
 
-    from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+    from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
     n = 2
     RenderPlan(frame_start=1, fps=24, fps_base=1.0, seed=0, band_names=["a"], bands=np.ones((1, n)),
@@ -228,7 +230,7 @@ def test_biggan_download_resumes_where_it_stopped_and_loads(served, tmp_path):
         assert events[-1]["event"] == "done" and events[-1]["rendered"] == [1, 2], events[-1]
     finally:
         worker.close()
-    out = in_engine(env, "from blender_latentwalk.engine import biggan; print(biggan.resolve('biggan-deep-128')[1])")
+    out = in_engine(env, "from blender_latentwalk.engine.generators import biggan; print(biggan.resolve('biggan-deep-128')[1])")
     assert open(out.strip(), "rb").read() == server.files[weights_path]
 
 
@@ -310,7 +312,7 @@ def test_files_to_fetch_takes_what_the_loader_reads():
 
 def test_a_folder_missing_a_part_is_not_a_model(models, tmp_path):
     biggan_folder, sd_folder = models
-    from blender_latentwalk.engine import models as catalogue
+    from blender_latentwalk.engine.setup import models as catalogue
 
     assert catalogue.state(sd_folder, "pipeline").present
     assert catalogue.state(biggan_folder, "biggan").present

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from blender_latentwalk.engine import prompts
+from blender_latentwalk.engine.walk import prompts
 
 
 def test_marker_names():

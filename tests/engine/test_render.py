@@ -5,8 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from blender_latentwalk.engine import biggan, img2img, render
-from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+from blender_latentwalk.engine.generators import biggan
+from blender_latentwalk.engine.diffusion import img2img
+from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,7 @@ def test_render_cli_resumes_and_explains_missing_models(models, tmp_path):
 
 
 def scheduled_plan(second_prompt, n_frames=12):
-    from blender_latentwalk.engine import prompts
+    from blender_latentwalk.engine.walk import prompts
 
     result = plan(n_frames)
     texts, weights = prompts.schedule("a volcano", [(7, second_prompt)], 1, n_frames, fps=24, blend_ms=0)

@@ -10,8 +10,11 @@ import pytest
 from render_helpers import (ROOT, assert_manifest_consistent, cli_command, identities, leftovers, plan_72,
                             pngs, settings)
 
-from blender_latentwalk.engine import LatentWalkError, claims, frames, render
-from blender_latentwalk.engine.plan import RenderPlan
+from blender_latentwalk.engine import LatentWalkError
+from blender_latentwalk.engine.render import claims
+from blender_latentwalk.engine.render import png_writer as frames
+from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.walk.plan import RenderPlan
 
 BATCH = 8
 

@@ -18,8 +18,12 @@ from PIL import Image
 from render_helpers import (ROOT, assert_manifest_consistent, cli_command, kill_point_random, leftovers,
                             plan_72, pngs, run_cli, settings)
 
-from blender_latentwalk.engine import LatentWalkError, atomic, biggan, cli, img2img, render, worker
-from blender_latentwalk.engine.plan import RenderPlan
+from blender_latentwalk.engine import LatentWalkError, atomic, cli
+from blender_latentwalk.engine.generators import biggan
+from blender_latentwalk.engine.diffusion import img2img
+from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.worker import process as worker
+from blender_latentwalk.engine.walk.plan import RenderPlan
 
 N_FRAMES, BATCH = 32, 4
 

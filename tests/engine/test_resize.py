@@ -13,7 +13,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from blender_latentwalk.engine import img2img, resize
+from blender_latentwalk.engine.diffusion import img2img
+from blender_latentwalk.engine.imaging import resize
 
 CPU = torch.device("cpu")
 MAX_LEVEL_DIFFERENCE, MAX_SHARE_DIFFERING = 1, 0.015
@@ -106,7 +107,8 @@ def test_a_render_without_diffusion_matches_bigGAN_through_pillow(tmp_path):
     """The whole render's frames (model "none") against BigGAN's frames fitted by Pillow, as before."""
     from render_helpers import plan_72
 
-    from blender_latentwalk.engine import biggan, render
+    from blender_latentwalk.engine.generators import biggan
+    from blender_latentwalk.engine.render import run as render
 
     folder = biggan.make_tiny_model(str(tmp_path / "biggan"))
     plan, size = plan_72(12), (48, 27)

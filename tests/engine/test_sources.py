@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine import LatentWalkError, analysis, cli
-from blender_latentwalk.engine.bands import Band, parse_band
+from blender_latentwalk.engine import LatentWalkError, cli
+from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis.bands import Band, parse_band
 
 SR = 44100
 DURATION_S = 16.0
@@ -87,7 +88,7 @@ def test_the_cli_takes_a_stem_and_a_part_of_the_mix(kick_and_bass, tmp_path):
                      f"Kick:40-120@{kick_and_bass['kicks']}", "--band", "Pad:200-2000@harmonic",
                      "--band", "Hits:2000-8000@percussive", "--onset-source", kick_and_bass["kicks"],
                      "--chroma-source", "harmonic", "--out", str(out)]) == 0
-    from blender_latentwalk.engine.features import Features
+    from blender_latentwalk.engine.analysis.features import Features
 
     features = Features.load_npz(str(out))
     assert features.meta["band_sources"] == [kick_and_bass["kicks"], "harmonic", "percussive"]
@@ -279,8 +280,8 @@ def test_separation_and_stems_stream_in_bounded_memory(tmp_path):
                 for _ in range(minutes):
                     sound.write(minute)
         code = (
-            "import resource; from blender_latentwalk.engine import analysis;"
-            "from blender_latentwalk.engine.bands import Band;"
+            "import resource; from blender_latentwalk.engine.analysis import pipeline as analysis;"
+            "from blender_latentwalk.engine.analysis.bands import Band;"
             f"f = analysis.analyze({str(song)!r}, 30, bands=[Band('Hits', 500, 3000, 'percussive'),"
             f" Band('Pad', 60, 250, 'harmonic'), Band('Bass', 60, 250, {str(stem)!r})], chroma_source='harmonic',"
             " onset_source='percussive');"

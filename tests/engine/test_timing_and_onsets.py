@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine import analysis, timing
+from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import timing
 from blender_latentwalk.engine.errors import LatentWalkError
-from blender_latentwalk.engine.bands import Band
+from blender_latentwalk.engine.analysis.bands import Band
 
 FRAME_RATES = [(24, 1.0), (30, 1.001), (30, 1.0), (60, 1.0)]
 

@@ -5,8 +5,9 @@ import pytest
 from scipy.stats import spearmanr
 
 import synth
-from blender_latentwalk.engine import analysis, walk
-from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.walk import latents as walk
+from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 
 def plan_from_song(features, mode, **overrides):

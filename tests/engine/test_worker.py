@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from blender_latentwalk.engine import biggan
-from blender_latentwalk.engine.plan import DEFAULT_SETTINGS, RenderPlan
+from blender_latentwalk.engine.generators import biggan
+from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

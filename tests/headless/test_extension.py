@@ -46,7 +46,7 @@ def test_the_zip_is_a_valid_extension_and_a_legacy_add_on(package):
     # One top-level folder (what Blender 3.x's add-on install unpacks), the manifest in it, no caches.
     assert {name.split("/")[0] for name in names} == {"blender_latentwalk"}
     assert "blender_latentwalk/blender_manifest.toml" in names and "blender_latentwalk/__init__.py" in names
-    assert "blender_latentwalk/engine/data/imagenet_classes.tsv" in names
+    assert "blender_latentwalk/engine/walk/data/imagenet_classes.tsv" in names
     # What a farm worker with the add-on installed runs, and the job type a Flamenco Manager loads.
     assert "blender_latentwalk/scripts/render.py" in names
     assert "blender_latentwalk/farm/latentwalk_flamenco.js" in names

@@ -19,7 +19,8 @@ SCRIPT = os.path.join(ROOT, "scripts", "render.py")
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    from blender_latentwalk.engine import biggan, img2img
+    from blender_latentwalk.engine.generators import biggan
+    from blender_latentwalk.engine.diffusion import img2img
     from demo_song import synthesise_song
 
     folder = tmp_path_factory.mktemp("inputs")

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from .errors import LatentWalkError
+from ..errors import LatentWalkError
 
 BLOCK_S = 20.0  # decoded seconds per block: large enough for fast FFTs, small for RAM
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import atomic
+from .. import atomic
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 FEATURES_VERSION = 2  # 2: curves anchored to hits; meta adds normalise, band_sample_rate and the sources

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .errors import LatentWalkError
+from ..errors import LatentWalkError
 
 # Guards floor() against products like 2.9999999999999996 that are exactly 3 in
 # rational arithmetic (a click placed on a frame boundary must stay on it).

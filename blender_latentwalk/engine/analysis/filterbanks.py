@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from . import atomic
+from .. import atomic
 
 
 def _cache_folder():

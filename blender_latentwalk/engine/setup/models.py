@@ -31,8 +31,8 @@ import json
 import os
 import sys
 
-from . import atomic
-from .errors import GET_THE_RENDER_STACK, LatentWalkError
+from .. import atomic
+from ..errors import GET_THE_RENDER_STACK, LatentWalkError
 
 STATE_VERSION = 1
 BIGGAN, PIPELINE, VAE = "biggan", "pipeline", "vae"
@@ -166,7 +166,7 @@ def _missing_in_model_folder(folder):
 def missing_in_folder(folder, role):
     """What ``folder`` lacks to load as a model of ``role`` ("" when nothing: it loads)."""
     if role == BIGGAN:
-        from . import biggan
+        from ..generators import biggan
 
         absent = [n for n in (biggan.CONFIG_NAME, biggan.WEIGHTS_NAME) if not os.path.isfile(os.path.join(folder, n))]
         return f"no {' and no '.join(absent)} in {folder}" if absent else ""
@@ -239,7 +239,7 @@ def is_repo_id(name):
 
 def _biggan_cache():
     """pytorch-pretrained-biggan's cache folder (PYTORCH_PRETRAINED_BIGGAN_CACHE, as the package reads it)."""
-    from . import biggan
+    from ..generators import biggan
 
     return biggan._biggan_cache_dir()
 
@@ -271,13 +271,13 @@ def _fetchable(name, role):
 
 
 def _biggan_names():
-    from . import biggan
+    from ..generators import biggan
 
     return biggan.KNOWN_MODELS
 
 
 def _biggan_state(name, label):
-    from . import biggan
+    from ..generators import biggan
 
     try:
         config, weights = biggan.resolve(name)
@@ -479,7 +479,7 @@ def _download_hub(repo_id, role, progress, should_stop):
 def _biggan_urls(name):
     """[(canonical URL, URL to fetch)] of the config and the weights: the cache names files by the
     canonical URL (as pytorch-pretrained-biggan does), a mirror only changes where bytes come from."""
-    from . import biggan
+    from ..generators import biggan
 
     endpoint = os.environ.get(ENV_BIGGAN_ENDPOINT, "").rstrip("/")
     urls = []

@@ -11,9 +11,10 @@ import os
 
 import numpy as np
 
-from . import audio, shaping
+from . import audio
+from . import shaping
 from .bands import check_bands_fit_file
-from .errors import LatentWalkError
+from ..errors import LatentWalkError
 
 # Offsets are searched up to this far, over the song's first OFFSET_CHECK_S seconds, and
 # refused from two band hops (23 ms) on when the shifted stem matches the song clearly

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 
-from .errors import GET_THE_RENDER_STACK, LatentWalkError
+from ..errors import GET_THE_RENDER_STACK, LatentWalkError
 
 KNOWN_MODELS = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
 WEIGHTS_NAME, CONFIG_NAME = "pytorch_model.bin", "config.json"
@@ -373,7 +373,7 @@ def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_
 
     Arguments as `generate_levels`. Images are uint8 arrays (height, width, 3).
     """
-    from .resize import to_pixels
+    from ..imaging.resize import to_pixels
 
     for members, levels in generate_levels(model, device, dtype, z, classes, truncation, frame_indices, batch_size):
         pixels = to_pixels(levels).cpu().numpy()

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import atomic
-from .errors import LatentWalkError
+from .. import atomic
+from ..errors import LatentWalkError
 
 PLAN_VERSION = 2
 

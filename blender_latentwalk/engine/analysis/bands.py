@@ -9,7 +9,7 @@ may reach the song's own Nyquist frequency (the analysis rate then rises to hold
 import re
 from dataclasses import dataclass
 
-from .errors import LatentWalkError
+from ..errors import LatentWalkError
 
 
 # The analysis sample rate of onsets, beats and of bands up to 11025 Hz. It lives

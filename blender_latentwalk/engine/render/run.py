@@ -22,8 +22,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from . import atomic, biggan, claims, frame_ranges, frames, img2img, resize, walk
-from .errors import LatentWalkError
+from .. import atomic
+from ..generators import biggan
+from . import claims
+from . import frame_ranges
+from . import png_writer as frames
+from ..diffusion import img2img
+from ..imaging import resize
+from ..walk import latents as walk
+from ..errors import LatentWalkError
 
 RENDER_VERSION = 4  # 4: frames scaled and cropped on the device (within rounding of version 3's Pillow)
 MANIFEST_VERSION = 3  # 3: each frame records its key and its file's size and modification time

@@ -25,8 +25,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import atomic, frame_ranges
-from .errors import LatentWalkError
+from .. import atomic
+from . import frame_ranges
+from ..errors import LatentWalkError
 
 LOCK_NAME = ".latentwalk.lock"
 CLAIM_PREFIX = ".latentwalk-render-"

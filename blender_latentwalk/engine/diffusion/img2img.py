@@ -15,7 +15,7 @@ batches keep its bytes fixed).
 
 import os
 
-from .errors import GET_THE_RENDER_STACK, LatentWalkError
+from ..errors import GET_THE_RENDER_STACK, LatentWalkError
 
 NONE = "none"
 DEFAULT_MODEL = "stabilityai/sd-turbo"
@@ -182,7 +182,7 @@ def run(pipeline, levels, conditions, strength, guidance, steps, seeds, device):
     """
     import torch
 
-    from . import resize
+    from ..imaging import resize
 
     size = (levels.shape[-1], levels.shape[-2])
     factor = getattr(pipeline, "vae_scale_factor", 8)
@@ -217,7 +217,7 @@ def levels_from_pictures(pictures, device):
 
 def pictures_from_levels(levels):
     """Tensor (n, 3, height, width) of levels 0..255 -> list of (height, width, 3) uint8 arrays on the CPU."""
-    from . import resize
+    from ..imaging import resize
 
     return list(resize.to_pixels(levels).cpu().numpy())
 

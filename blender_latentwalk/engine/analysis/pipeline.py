@@ -27,11 +27,16 @@ import numpy as np
 import scipy.fft
 import threadpoolctl
 
-from . import audio, filterbanks, separation, shaping, stems, timing
+from . import audio
+from . import filterbanks
+from . import separation
+from . import shaping
+from . import stems
+from . import timing
 from . import beats as beats_module
 from .bands import (ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, HARMONIC, MIX, SEPARATED_SOURCES, band_sample_rate,
                     check_bands, check_bands_fit_file)
-from .errors import LatentWalkError
+from ..errors import LatentWalkError
 from .features import FEATURES_VERSION, Features
 
 SAMPLE_RATE = ANALYSIS_SAMPLE_RATE

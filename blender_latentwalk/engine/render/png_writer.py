@@ -9,8 +9,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import atomic
-from .errors import LatentWalkError
+from .. import atomic
+from ..errors import LatentWalkError
 
 FRAME_PATTERN = "frame_{:06d}.png"
 MAX_PENDING_BYTES = 256 * 1024 * 1024  # frames waiting for the writer: 85 batches of 4 at 512x512, 2 of 16 at 1080p

@@ -39,7 +39,7 @@ import threading
 import time
 import traceback
 
-from .errors import LatentWalkError
+from ..errors import LatentWalkError
 
 PROTOCOL_VERSION = 2  # 2: "frames" is a list of ranges (farm chunks with gaps); 1: one [first, last]
 
@@ -55,7 +55,7 @@ def _open_protocol_stream():
 def serve(stdin=None):
     """Serve requests until ``quit`` or end of input; returns the exit status."""
     stdin = stdin if stdin is not None else sys.stdin
-    from . import models
+    from ..setup import models
 
     models.prefer_cancellable_transport()  # before torch and diffusers import huggingface_hub
     events = _open_protocol_stream()
@@ -94,9 +94,9 @@ def serve(stdin=None):
         import pytorch_pretrained_biggan  # noqa: F401
         import torch  # noqa: F401
 
-        from .render import Models
+        from ..render.run import Models
     except ImportError as error:
-        from .errors import GET_THE_RENDER_STACK
+        from ..errors import GET_THE_RENDER_STACK
 
         send(event="fatal", message=(
             f"the render worker's Python ({sys.executable}) cannot import {error.name or error}: it needs torch, "
@@ -147,8 +147,8 @@ def requested_indices(request):
 
 
 def _render(request, models, send, should_stop):
-    from . import render
-    from .plan import RenderPlan
+    from ..render import run as render
+    from ..walk.plan import RenderPlan
 
     plan = RenderPlan.load(request["plan"])
     indices = requested_indices(request)
@@ -163,7 +163,7 @@ def _render(request, models, send, should_stop):
 
 def _download(request, send, should_stop):
     """Fetch a model with progress in bytes; a cancel ends it with "done" and stopped true."""
-    from . import models
+    from ..setup import models
 
     name, role = request["model"], request.get("role") or None
     request_id = request.get("id")

@@ -45,9 +45,9 @@ ENV_TORCH_INDEX_URL = "LATENTWALK_TORCH_INDEX_URL"
 DEFAULT_INDEX = "default"  # --torch-index-url default: pip's configured index (PyPI), as for every other package
 REQUIREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "render-requirements.txt")
 PYTORCH_INDEX = "https://download.pytorch.org/whl/"
-# The engine's package ("blender_latentwalk", or the extension's folder name) and the folder holding it.
-ENGINE_PACKAGE = (__package__ or "blender_latentwalk.engine").rpartition(".")[0] or "blender_latentwalk"
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The add-on's package ("blender_latentwalk", or the extension's folder name) and the folder holding it.
+ADDON_PACKAGE = (__package__ or "blender_latentwalk.engine.setup").rsplit(".", 2)[0]
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # The CUDA builds of the pinned PyTorch, oldest first, with the CUDA version each needs from the driver.
 CUDA_BUILDS = (("cu126", (12, 6)), ("cu128", (12, 8)), ("cu130", (13, 0)))
 ROCM_BUILD = "rocm6.4"
@@ -208,7 +208,7 @@ for name in sys.argv[1].split(","):
 import torch
 versions["torch.cuda"] = torch.version.cuda or ""
 versions["torch.hip"] = getattr(torch.version, "hip", None) or ""
-importlib.import_module(sys.argv[2] + ".engine.render")  # the worker's imports, from the .pth
+importlib.import_module(sys.argv[2] + ".engine.render.run")  # the worker's imports, from the .pth
 print("VERSIONS=" + json.dumps(versions))
 """
 
@@ -238,7 +238,7 @@ class Setup:
             ("torch", f"Installing PyTorch ({variant.title})", pip + [torch] + index),
             ("packages", "Installing diffusers, transformers, BigGAN and librosa", pip + ["-r", REQUIREMENTS]),
             ("verify", "Checking that the render stack imports",
-             [self.python, "-c", VERIFY_CODE, ",".join(VERIFY_MODULES), ENGINE_PACKAGE]),
+             [self.python, "-c", VERIFY_CODE, ",".join(VERIFY_MODULES), ADDON_PACKAGE]),
         ]
 
     def cancel(self):

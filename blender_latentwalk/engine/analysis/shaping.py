@@ -158,7 +158,7 @@ def _references(values, frame_rate, silence, window_s):
 
 def check_normalisation(mode, window_s):
     """Raise a ``LatentWalkError`` unless ``mode`` is one of `NORMALISE_MODES` with a usable window."""
-    from .errors import LatentWalkError
+    from ..errors import LatentWalkError
 
     if mode not in NORMALISE_MODES:
         raise LatentWalkError(

@@ -8,7 +8,7 @@ long song is never spelled out frame by frame.
 
 import re
 
-from .errors import LatentWalkError
+from ..errors import LatentWalkError
 
 EXAMPLE = "e.g. 1-240, or 1-3,5 for a chunk with a gap"
 _PART = re.compile(r"\s*(\d+)\s*(?:(?:-|\.\.)\s*(\d+)\s*)?")  # digits only: int() would read '1_120' as 1120
