@@ -3,19 +3,27 @@
 librosa implements the same algorithm, but its numba kernels compile on first use
 in every new process (about 4 s here), longer than the whole rest of a bake; this
 version costs milliseconds. Tempo comes from the onset envelope's autocorrelation
-weighted by a log-normal prior around 120 BPM, as in librosa.
+weighted by a log-normal prior around 120 BPM, as in librosa. `beat_video_frames` runs it
+over a song's onset flux (`onsets`) and places each beat on its video frame.
 """
 
 import numpy as np
+
+from . import timing
+from .spectra import ONSET_HOP, ONSET_N_FFT
 
 TEMPO_PRIOR_BPM = 120.0
 TEMPO_PRIOR_OCTAVES = 1.0
 MIN_BPM, MAX_BPM = 40.0, 240.0
 TIGHTNESS = 100.0  # how strongly beats keep the tempo (librosa's default)
+# Beat tracking works on the onset flux at librosa's usual 512-sample hop.
+BEAT_HOP = 512
+BEAT_SEGMENT_S = 120.0  # beat tracking runs on segments so memory stays bounded
+BEAT_CONTEXT_S = 8.0  # each segment sees this much more on both sides
 
 
 def estimate_period(envelope, envelope_rate):
-    """Beat period in envelope frames, from the autocorrelation (float), or None."""
+    """Beat period in envelope hops, from the autocorrelation (float), or None."""
     centred = envelope - envelope.mean()
     if not np.any(centred):
         return None
@@ -33,13 +41,13 @@ def estimate_period(envelope, envelope_rate):
 
 
 def _best_paths(local, offsets, penalty, threshold):
-    """Ellis' dynamic programme: each frame's best score and the beat before it.
+    """Ellis' dynamic programme: each envelope hop's best score and the beat before it.
 
     local : np.ndarray, shape (n,); offsets : np.ndarray, shape (k,), increasing and negative
     (where the previous beat may lie); penalty : np.ndarray, shape (k,), for each offset.
     Returns ``(score, backlink)``, shape (n,) each; backlink -1 where no beat precedes.
-    Frames up to the first above ``threshold`` start a path. A frame's candidates lie at
-    least ``-offsets[-1]`` frames back, so that many frames are solved at once.
+    Hops up to the first above ``threshold`` start a path. A hop's candidates lie at
+    least ``-offsets[-1]`` hops back, so that many hops are solved at once.
     """
     n = len(local)
     score = np.array(local, dtype=np.float64)
@@ -49,20 +57,20 @@ def _best_paths(local, offsets, penalty, threshold):
         return score, backlink
     block = max(1, int(-offsets[-1]))
     for first in range(int(above[0]) + 1, n, block):
-        frames = np.arange(first, min(first + block, n))
-        candidates = frames[:, None] + offsets[None, :]
+        hops = np.arange(first, min(first + block, n))
+        candidates = hops[:, None] + offsets[None, :]
         valid = candidates >= 0
         totals = np.where(valid, score[np.maximum(candidates, 0)] + penalty, -np.inf)
         best = np.argmax(totals, axis=1)
         has_previous = valid[:, -1]
-        rows = np.arange(len(frames))
-        score[frames] = np.where(has_previous, local[frames] + totals[rows, best], local[frames])
-        backlink[frames] = np.where(has_previous, candidates[rows, best], -1)
+        rows = np.arange(len(hops))
+        score[hops] = np.where(has_previous, local[hops] + totals[rows, best], local[hops])
+        backlink[hops] = np.where(has_previous, candidates[rows, best], -1)
     return score, backlink
 
 
 def track(envelope, envelope_rate, fine_envelope, fine_rate):
-    """Beat positions in envelope frames.
+    """Beat positions in envelope hops (indices into ``envelope``).
 
     envelope : np.ndarray, shape (n,), onset strength at ``envelope_rate`` Hz
     fine_envelope : np.ndarray, shape (m,), the same at a higher ``fine_rate``; the
@@ -101,3 +109,52 @@ def track(envelope, envelope_rate, fine_envelope, fine_rate):
         first, last = np.flatnonzero(strong)[[0, -1]]
         beats = beats[first : last + 1]
     return beats
+
+
+def beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames):
+    """Beat positions as video frame indices, shape (n_beats,), int64.
+
+    flux : np.ndarray, shape (n_onset_hops,), the onset flux (`onsets.OnsetFlux.curve`)
+    sample_rate : of the onset analysis, Hz; n_frames : the song's number of video frames
+
+    The tracker's tempo estimate needs memory proportional to its input, so long songs
+    are tracked in overlapping two-minute segments, each keeping the beats in
+    its own core; the tempo may drift between segments as the music does.
+    """
+    group = BEAT_HOP // ONSET_HOP
+    usable = len(flux) // group * group
+    if usable < group * 4 or not np.any(flux > 0):
+        return np.zeros(0, dtype=np.int64)
+    envelope = flux[:usable].reshape(-1, group).mean(axis=1)
+    envelope_rate = sample_rate / BEAT_HOP
+    fine_envelope = flux[:usable].reshape(-1, group // 4).mean(axis=1)
+    segment, context = int(BEAT_SEGMENT_S * envelope_rate), int(BEAT_CONTEXT_S * envelope_rate)
+    beat_times = []
+    for core_start in range(0, len(envelope), segment):
+        core_end = min(core_start + segment, len(envelope))
+        start, end = max(0, core_start - context), min(len(envelope), core_end + context)
+        piece = envelope[start:end]
+        if not np.any(piece > 0):
+            continue
+        beats = track(piece, envelope_rate, fine_envelope[start * 4 : end * 4], envelope_rate * 4) + start
+        beats = beats[(beats >= core_start) & (beats < core_end)]
+        beat_times.append(_snap_to_onsets(beats, flux, group, sample_rate))
+    if not beat_times:
+        return np.zeros(0, dtype=np.int64)
+    delay_s = (ONSET_N_FFT // 2) / sample_rate  # a hop's flux belongs to its window's end
+    video_frames = timing.frames_of_times(np.concatenate(beat_times) + delay_s, fps, fps_base, offset_ms)
+    return np.unique(video_frames[(video_frames >= 0) & (video_frames < n_frames)]).astype(np.int64)
+
+
+def _snap_to_onsets(beats, flux, group, sample_rate):
+    """Beat times (s): each beat moved to the strongest onset within half a beat hop.
+
+    beats : envelope indices (each covers ``group`` onset hops); returns shape (n_beats,).
+    """
+    times = []
+    for beat in beats:
+        low = max(0, beat * group - group // 2)
+        high = min(len(flux), (beat + 1) * group + group // 2)
+        peak = low + int(np.argmax(flux[low:high])) if high > low else beat * group
+        times.append(peak * ONSET_HOP / sample_rate)
+    return np.asarray(times, dtype=np.float64)

@@ -28,7 +28,7 @@ class Features:
     onset : np.ndarray, shape (n_frames,), float32 in 0..1 (percussive pulse)
     rms : np.ndarray, shape (n_frames,), float32 in 0..1 (overall loudness)
     chroma : np.ndarray, shape (n_frames, 12), float32 in 0..1 (C, C#, ... B)
-    beats : np.ndarray, shape (n_beats,), int64 frame indices
+    beats : np.ndarray, shape (n_beats,), int64 video frame indices
     meta : dict, JSON-able (fps, fps_base, offset_ms, duration_s, audio path, ...)
     """
 

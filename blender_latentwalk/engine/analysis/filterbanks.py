@@ -1,4 +1,5 @@
-"""Mel and chroma filter banks from librosa, cached on disk.
+"""Filter banks over the bins of a spectrum: the bands' own (`band_bins`), and librosa's mel
+and chroma banks, cached on disk.
 
 Importing librosa's filters costs about a second of numba set-up in every new
 process, longer than a whole 3-minute analysis; the matrices themselves never
@@ -67,3 +68,18 @@ def chroma(sample_rate, n_fft):
         return librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0, norm=None)
 
     return _cached(f"chroma-{sample_rate}-{n_fft}", compute)
+
+
+def band_bins(bands, sample_rate, n_fft):
+    """shape (n_bands, n_fft // 2 + 1), float32: 1 where an FFT bin lies in the band.
+
+    bands : sequence of `Band`; a band narrower than one bin gets its nearest bin.
+    """
+    bin_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    matrix = np.zeros((len(bands), len(bin_hz)), dtype=np.float32)
+    for i, band in enumerate(bands):
+        inside = (bin_hz >= band.low_hz) & (bin_hz < band.high_hz)
+        if not inside.any():
+            inside[np.argmin(np.abs(bin_hz - (band.low_hz + band.high_hz) / 2))] = True
+        matrix[i, inside] = 1.0
+    return matrix

@@ -7,11 +7,16 @@ It runs here on the band analysis's own power spectra, block by block with a bou
 context (memory stays flat with song length), and on a coarser grid than librosa's so
 that it costs a fraction of the analysis: log-spaced frequency groups of a twelfth of
 an octave, and 46 ms steps for the harmonic median (over 0.7 s, as librosa's 31
-frames of 512 samples at 22050 Hz).
+hops of 512 samples at 22050 Hz).
+
+`PartSignal` turns the masks back into a signal (an inverse STFT), for an onset curve that
+listens to one part.
 """
 
 import numpy as np
+import scipy.fft
 
+from . import audio
 from .bands import PERCUSSIVE
 
 GROUPS_PER_OCTAVE = 12
@@ -108,13 +113,7 @@ class Splitter:
         ``signal_part`` that part's magnitude mask per bin, shape (k, n_bins), for the same hops.
         """
         if len(power):
-            power = np.asarray(power, dtype=np.float64)
-            self.group_power = np.concatenate([self.group_power, np.add.reduceat(power, self.group_starts, axis=1)])
-            for i, (first, stop, _, _, starts) in enumerate(self.bands):
-                inside = np.add.reduceat(power[:, first:stop], starts, axis=1)
-                self.band_power[i] = np.concatenate([self.band_power[i], inside])
-            if self.chroma is not None:
-                self.chroma_power = np.concatenate([self.chroma_power, power[:, self.chroma[0]:self.chroma[1]]])
+            self._buffer(np.asarray(power, dtype=np.float64))
         n_hops = len(self.group_power)
         n_steps = -(-n_hops // self.step) if final else n_hops // self.step
         first_step = self.buffer_first // self.step
@@ -131,20 +130,27 @@ class Splitter:
         around = np.clip(np.arange(self.next_step - self.half, last_ready + self.half + 1) - first_step,
                          0, n_steps - 1)
         step_of_hop = (np.arange(start, stop) + self.buffer_first) // self.step - self.next_step
-        pad = PERCUSSIVE_KERNEL_GROUPS // 2
+        mask = _SoftMasks(steps[around], step_of_hop, self.group_power[start:stop], self.half)
+        values = self._part_values(mask, start, stop, width)
+        masks = None
+        if self.signal_part is not None:
+            masks = mask(0, self.n_groups, self.signal_part == PERCUSSIVE)[:, self.group_of_bin]
+        first_hop = self.next_step * self.step
+        self.next_step = last_ready + 1
+        self._drop_used()
+        return first_hop, values, masks
 
-        def mask(g0, g1, percussive_part):
-            """shape (k, g1 - g0): the soft mask of the part, per hop and group."""
-            # Harmonic: median over time of the steps around each (edges repeated).
-            harmonic = _median_windows(steps[around][:, g0:g1], 2 * self.half + 1, axis=0)[step_of_hop]
-            # Percussive: median over the frequency groups around each (edges repeated).
-            neighbours = np.clip(np.arange(g0 - pad, g1 + pad), 0, self.n_groups - 1)
-            percussive = _median_windows(self.group_power[start:stop][:, neighbours], PERCUSSIVE_KERNEL_GROUPS, axis=1)
-            # Soft masks with power 2 on magnitudes: a power ratio.
-            total = percussive + harmonic
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(total > 0, (percussive if percussive_part else harmonic) / total, 0.5)
+    def _buffer(self, power):
+        """Keep the power of the next hops (shape (m, n_bins), float64) per group, band group and chroma bin."""
+        self.group_power = np.concatenate([self.group_power, np.add.reduceat(power, self.group_starts, axis=1)])
+        for i, (first, stop, _, _, starts) in enumerate(self.bands):
+            inside = np.add.reduceat(power[:, first:stop], starts, axis=1)
+            self.band_power[i] = np.concatenate([self.band_power[i], inside])
+        if self.chroma is not None:
+            self.chroma_power = np.concatenate([self.chroma_power, power[:, self.chroma[0]:self.chroma[1]]])
 
+    def _part_values(self, mask, start, stop, width):
+        """The parts' band powers (then chroma) of buffered hops ``start:stop``, shape (k, width)."""
         values = np.zeros((stop - start, width))
         for i, (_, _, g0, g1, _) in enumerate(self.bands):
             part = mask(g0, g1, self.percussive[i])
@@ -153,16 +159,109 @@ class Splitter:
             _, _, g0, g1, group_of_bin, weights = self.chroma
             part = mask(g0, g1, False)[:, group_of_bin]
             values[:, len(self.bands):] = (self.chroma_power[start:stop] * part * part) @ weights
-        masks = None
-        if self.signal_part is not None:
-            masks = mask(0, self.n_groups, self.signal_part == PERCUSSIVE)[:, self.group_of_bin]
-        first_hop = self.next_step * self.step
-        self.next_step = last_ready + 1
-        # Keep what the next medians need: the steps of the harmonic context.
+        return values
+
+    def _drop_used(self):
+        """Keep what the next medians need: the steps of the harmonic context."""
         drop = max(0, (self.next_step - self.half) * self.step - self.buffer_first)
         self.group_power = self.group_power[drop:]
         self.band_power = [power_in_groups[drop:] for power_in_groups in self.band_power]
         if self.chroma is not None:
             self.chroma_power = self.chroma_power[drop:]
         self.buffer_first += drop
-        return first_hop, values, masks
+
+
+class _SoftMasks:
+    """The soft masks of the percussive or harmonic part over the hops being output.
+
+    steps_around : shape (n_context_steps, n_groups), mean group power per step, with the
+        harmonic median's context either side (edges repeated)
+    step_of_hop : shape (k,), each hop's step in the output
+    hop_group_power : shape (k, n_groups), the output hops' power per group
+    half : steps either side in the harmonic median
+    """
+
+    def __init__(self, steps_around, step_of_hop, hop_group_power, half):
+        self.steps_around, self.step_of_hop = steps_around, step_of_hop
+        self.hop_group_power, self.half = hop_group_power, half
+
+    def __call__(self, g0, g1, percussive_part):
+        """shape (k, g1 - g0): the soft mask of the part, per hop and group ``g0..g1``."""
+        # Harmonic: median over time of the steps around each (edges repeated).
+        harmonic = _median_windows(self.steps_around[:, g0:g1], 2 * self.half + 1, axis=0)[self.step_of_hop]
+        # Percussive: median over the frequency groups around each (edges repeated).
+        pad = PERCUSSIVE_KERNEL_GROUPS // 2
+        neighbours = np.clip(np.arange(g0 - pad, g1 + pad), 0, self.hop_group_power.shape[1] - 1)
+        percussive = _median_windows(self.hop_group_power[:, neighbours], PERCUSSIVE_KERNEL_GROUPS, axis=1)
+        # Soft masks with power 2 on magnitudes: a power ratio.
+        total = percussive + harmonic
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, (percussive if percussive_part else harmonic) / total, 0.5)
+
+
+class PartSignal:
+    """The percussive or harmonic part of the mix as a signal, for the onset curve to listen to.
+
+    The band analysis's own spectra (`add`) times the `Splitter`'s mask per bin (`take`),
+    back to samples by overlap-adding the STFT frames (an inverse STFT: synthesis by the
+    same Hann window, divided by the windows' summed squares), then resampled to the
+    onset analysis's rate. The masks are real (zero phase), so a hit stays at its own time.
+    Spectra wait only until the Splitter's output reaches them: memory stays bounded.
+    """
+
+    def __init__(self, n_fft, hop, band_rate, onset_rate):
+        self.n_fft, self.hop = n_fft, hop
+        self.window = np.hanning(n_fft + 1)[:-1]  # as `spectra.PowerSpectrum`'s
+        self.pending = np.zeros((0, n_fft // 2 + 1), dtype=np.complex64)
+        self.pending_first_hop = 0  # hop index of pending[0]
+        self.signal = np.zeros(0)  # overlap-added STFT frames, from sample `signal_start` on
+        self.weight = np.zeros(0)  # the summed squared windows over the same samples
+        self.signal_start = -(n_fft // 2)  # hop 0 is centred on sample 0
+        self.emitted = 0  # samples (at the band rate) handed on so far
+        self.resampler = audio.Resampler(band_rate, onset_rate)
+
+    def add(self, spectra):
+        """spectra: shape (m, n_bins), the next hops' `spectra.PowerSpectrum.spectra`."""
+        self.pending = np.concatenate([self.pending, spectra])
+
+    def take(self, first_hop, masks):
+        """Resynthesise hops ``first_hop..`` under masks (shape (k, n_bins)); returns the samples
+        now complete, at the onset rate, shape (n,), float32."""
+        if len(masks):
+            offset = first_hop - self.pending_first_hop
+            spectra = self.pending[offset : offset + len(masks)] * masks
+            self.pending = self.pending[offset + len(masks):]
+            self.pending_first_hop = first_hop + len(masks)
+            self._overlap_add(first_hop, scipy.fft.irfft(spectra, n=self.n_fft, axis=1) * self.window)
+        # Samples before the next STFT frame's first one are complete.
+        return self._emit(self.pending_first_hop * self.hop - self.n_fft // 2, last=False)
+
+    def finish(self, n_samples):
+        """The rest of the part up to the song's ``n_samples`` (at the band rate), resampler flushed."""
+        return self._emit(n_samples, last=True, stop_at=n_samples)
+
+    def _overlap_add(self, first_hop, stft_frames):
+        """Add windowed STFT frames (shape (k, n_fft)) of hops ``first_hop..`` into the signal."""
+        end = (first_hop + len(stft_frames) - 1) * self.hop + self.n_fft - self.n_fft // 2 - self.signal_start
+        if end > len(self.signal):
+            self.signal = np.concatenate([self.signal, np.zeros(end - len(self.signal))])
+            self.weight = np.concatenate([self.weight, np.zeros(end - len(self.weight))])
+        squared = self.window**2
+        for i, stft_frame in enumerate(stft_frames):
+            start = (first_hop + i) * self.hop - self.n_fft // 2 - self.signal_start
+            self.signal[start : start + self.n_fft] += stft_frame
+            self.weight[start : start + self.n_fft] += squared
+
+    def _emit(self, until, last, stop_at=None):
+        """The signal's complete samples before sample ``until``, normalised and resampled."""
+        count = max(0, min(until - self.signal_start, len(self.signal)))
+        done = self.signal[:count] / np.maximum(self.weight[:count], 1e-8)
+        done[self.weight[:count] < 1e-8] = 0.0
+        self.signal, self.weight = self.signal[count:], self.weight[count:]
+        first = self.signal_start
+        self.signal_start += count
+        done = done[max(0, -first):]  # nothing before the song's first sample
+        if stop_at is not None:
+            done = np.concatenate([done, np.zeros(max(0, stop_at - self.emitted - len(done)))])[: stop_at - self.emitted]
+        self.emitted += len(done)
+        return self.resampler(done.astype(np.float32), last)

@@ -1,8 +1,9 @@
-"""Turning raw per-frame measurements into 0..1 curves an artist can use.
+"""Turning raw per-video-frame measurements into 0..1 curves an artist can use.
 
 Order: level (dB) -> normalised 0..1 by a percentile of local peaks -> threshold
 -> gain -> attack/release envelope. Times are in milliseconds so a curve looks the
-same at 24 and at 60 fps.
+same at 24 and at 60 fps. `band_curves`, `loudness_curve`, `chroma_curve` and
+`onset_curve` turn the per-video-frame measurements (`aggregate`) into the Features' curves.
 """
 
 import math
@@ -262,3 +263,45 @@ def shape(unit_values, settings, frame_rate):
             values = np.clip((values - settings.threshold) / (1.0 - settings.threshold), 0.0, 1.0)
     values = np.clip(values * settings.gain, 0.0, 1.0)
     return envelope(values, settings.attack_ms, settings.release_ms, frame_rate)
+
+
+def band_curves(band_levels, band_shapes, frame_rate, range_db=40.0, window_s=None):
+    """The bands' curves, shape (n_bands, n_frames), float32 in 0..1.
+
+    band_levels : np.ndarray, shape (n_frames, n_bands), mean squares per video frame
+    band_shapes : sequence of `ShapeSettings`, one per band
+    window_s : None to normalise against the whole song, else the window around each frame
+    """
+    units = normalise_levels(level_db(band_levels.T), frame_rate, range_db, window_s)
+    return np.stack([shape(units[i], band_shapes[i], frame_rate) for i in range(len(band_shapes))])
+
+
+def loudness_curve(total_levels, frame_rate, range_db=40.0, window_s=None):
+    """The overall loudness (the "rms" curve), shape (n_frames,), float32 in 0..1, unshaped.
+
+    total_levels : np.ndarray, shape (n_frames,), the overall mean square per video frame
+    """
+    return normalise_levels(level_db(total_levels), frame_rate, range_db, window_s)[0]
+
+
+def chroma_curve(chroma_levels, loudness):
+    """Chroma against its loudest pitch class, shape (n_frames, 12), float32; 0 where silent.
+
+    chroma_levels : np.ndarray, shape (n_frames, 12); loudness : shape (n_frames,), `loudness_curve`
+    """
+    chroma_peak = chroma_levels.max(axis=1, keepdims=True)
+    audible = (loudness > 0.0)[:, None] & (chroma_peak > 1e-12)
+    return np.where(audible, chroma_levels / np.maximum(chroma_peak, 1e-12), 0.0).astype(np.float32)
+
+
+def onset_curve(onset_strength, loudness, settings, frame_rate):
+    """The onset pulse, shape (n_frames,), float32 in 0..1.
+
+    onset_strength : np.ndarray, shape (n_frames,), the strongest flux per video frame
+    loudness : shape (n_frames,), `loudness_curve`
+
+    How much of a hit (against the hits around it) times how loud the song is there:
+    a quiet intro pulses low, a loud drop high (see `ONSET_CONTEXT_S`).
+    """
+    hit_strength = normalise_positive(onset_strength, frame_rate, ONSET_CONTEXT_S, ONSET_CONTEXT_SONG_SHARE)
+    return shape(hit_strength * loudness, settings, frame_rate)

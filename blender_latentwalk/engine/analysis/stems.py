@@ -7,12 +7,15 @@ line up with the song's only after a shift was exported from another start: it i
 refused with the offset measured, never shifted silently.
 """
 
+import itertools
 import os
 
 import numpy as np
 
 from . import audio
+from . import levels
 from . import shaping
+from . import spectra
 from .bands import check_bands_fit_file
 from ..errors import LatentWalkError
 
@@ -57,6 +60,37 @@ def probe_stems(bands, onset_source=None, chroma_source=None):
         check_bands_fit_file([b for b in bands if b.stem_path == path], info.sample_rate, path)
         files[path] = info
     return files
+
+
+def check_hops(band_rate, hop):
+    """How many band hops (``hop`` samples at ``band_rate`` Hz) the offset check looks at."""
+    return int(OFFSET_CHECK_S * band_rate / hop)
+
+
+def measure(path, band_bins, chroma_bank, band_rate, groups, n_check_hops):
+    """A stem's levels on the same band hops as the mix, streamed once.
+
+    band_bins : shape (k, n_bins), `filterbanks.band_bins` of the bands listening to it
+    chroma_bank : shape (12, n_bins) when the chroma listens to it, else None
+    groups : shape (n_bins, n_groups), `separation.group_matrix`
+
+    Returns ``(levels, group_power)``: levels shape (n_stem_hops, k [+ 12] + 1), float64,
+    the bands' mean squares (then the chroma) and the total; group_power shape
+    (min(n_stem_hops, n_check_hops), n_groups), float64, for the offset check.
+    """
+    n_fft, hop = spectra.band_fft_size(band_rate)
+    parts = [band_bins] + ([chroma_bank] if chroma_bank is not None else [])
+    matrix = np.concatenate(parts + [np.ones((1, band_bins.shape[1]), np.float32)]).T.copy()
+    framer, spectrum, blocks, group_blocks = spectra.StftFramer(n_fft, hop), spectra.PowerSpectrum(n_fft), [], []
+    stream = audio.iter_mono(path, band_rate)
+    for samples, final in itertools.chain(((b, False) for b in stream), [(np.zeros(0, np.float32), True)]):
+        first_hop, stft_frames = framer.push(samples, final)
+        if len(stft_frames):
+            power = spectrum.power(spectrum.spectra(stft_frames))
+            blocks.append((first_hop, power @ matrix))
+            if first_hop < n_check_hops:
+                group_blocks.append((first_hop, power[: n_check_hops - first_hop] @ groups))
+    return levels.stack_blocks(blocks, matrix.shape[1]), levels.stack_blocks(group_blocks, groups.shape[1])
 
 
 def _events(group_power):
