@@ -4,9 +4,9 @@ import numpy as np
 import soundfile
 
 
-def click_times_on_frames(frame_rate, frame_indices, fractions):
+def click_times_on_frames(frames_per_s, frame_indices, fractions):
     """Times (s) of clicks placed at ``fraction`` of the way into each frame."""
-    return (np.asarray(frame_indices) + np.asarray(fractions)) / frame_rate
+    return (np.asarray(frame_indices) + np.asarray(fractions)) / frames_per_s
 
 
 def clicks(times_s, sample_rate, duration_s, amplitude=0.8):

@@ -86,10 +86,10 @@ def test_one_spike_does_not_flatten_the_rest(tmp_path):
 
 def test_envelope_is_the_same_in_milliseconds_at_any_fps():
     # A unit step that ends: time to fall below half must be the same in ms.
-    def half_life_ms(frame_rate):
-        step = np.r_[np.ones(int(frame_rate)), np.zeros(int(frame_rate))]
-        out = shaping.envelope(step, attack_ms=0.0, release_ms=200.0, frame_rate=frame_rate)
-        return (np.argmax(out[int(frame_rate):] < 0.5) + 1) * 1000.0 / frame_rate
+    def half_life_ms(frames_per_s):
+        step = np.r_[np.ones(int(frames_per_s)), np.zeros(int(frames_per_s))]
+        out = shaping.envelope(step, attack_ms=0.0, release_ms=200.0, frames_per_s=frames_per_s)
+        return (np.argmax(out[int(frames_per_s):] < 0.5) + 1) * 1000.0 / frames_per_s
 
     assert abs(half_life_ms(24) - half_life_ms(120)) <= 1000.0 / 24
     assert 100 < half_life_ms(120) < 170  # 200 ms * ln 2 = 139 ms

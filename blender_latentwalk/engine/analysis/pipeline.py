@@ -190,27 +190,27 @@ def _duration(path, decoded_samples, source_rate, fps, fps_base):
             "empty, truncated or damaged. Export or download it again."
         )
     n_frames = timing.frame_count(duration_s, fps, fps_base)
-    frame_rate = timing.frames_per_second(fps, fps_base)
-    if duration_s * frame_rate < 1.0:
+    frames_per_s = timing.frames_per_second(fps, fps_base)
+    if duration_s * frames_per_s < 1.0:
         raise LatentWalkError(
             f"audio file '{path}' is {duration_s * 1000:.1f} ms long, shorter than one frame "
-            f"({1000 / frame_rate:.1f} ms at {frame_rate:.3f} fps): use a longer file."
+            f"({1000 / frames_per_s:.1f} ms at {frames_per_s:.3f} fps): use a longer file."
         )
     return duration_s, n_frames
 
 
-def _curves(per_video_frame, onset_strength, band_shapes, onset_shape, frame_rate, range_db, window_s):
+def _curves(per_video_frame, onset_strength, band_shapes, onset_shape, frames_per_s, range_db, window_s):
     """The Features' curves (``bands``, ``onset``, ``rms``, ``chroma``), a dict.
 
     per_video_frame : shape (n_frames, n_bands + 13), `aggregate.levels_per_video_frame`
     onset_strength : shape (n_frames,), `aggregate.onset_per_video_frame`
     """
     n_bands = len(band_shapes)
-    loudness = shaping.loudness_curve(per_video_frame[:, n_bands], frame_rate, range_db, window_s)
-    bands = shaping.band_curves(per_video_frame[:, :n_bands], band_shapes, frame_rate, range_db, window_s)
+    loudness = shaping.loudness_curve(per_video_frame[:, n_bands], frames_per_s, range_db, window_s)
+    bands = shaping.band_curves(per_video_frame[:, :n_bands], band_shapes, frames_per_s, range_db, window_s)
     return {
         "bands": bands.astype(np.float32),
-        "onset": shaping.onset_curve(onset_strength, loudness, onset_shape, frame_rate),
+        "onset": shaping.onset_curve(onset_strength, loudness, onset_shape, frames_per_s),
         "rms": loudness,
         "chroma": shaping.chroma_curve(per_video_frame[:, n_bands + 1 :], loudness),
     }

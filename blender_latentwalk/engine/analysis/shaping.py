@@ -76,14 +76,14 @@ def running_max(values, size):
     return np.maximum(backward[:n], forward[size - 1 : size - 1 + n], out=backward[:n])
 
 
-def _active_local_peaks(values, frame_rate, silence):
+def _active_local_peaks(values, frames_per_s, silence):
     """Running max over `PEAK_WINDOW_S`, NaN where it is silence. Shape (n_frames,)."""
-    window = max(1, int(round(PEAK_WINDOW_S * frame_rate)))
+    window = max(1, int(round(PEAK_WINDOW_S * frames_per_s)))
     local_peaks = running_max(np.asarray(values, dtype=np.float64), window)
     return np.where(local_peaks > silence, local_peaks, np.nan)
 
 
-def peak_reference(values, frame_rate, silence):
+def peak_reference(values, frames_per_s, silence):
     """The level that maps to 1.0: a high percentile of the running maximum.
 
     The running max over ``PEAK_WINDOW_S`` turns every local peak into a plateau
@@ -94,7 +94,7 @@ def peak_reference(values, frame_rate, silence):
     Parameters
     ----------
     values : np.ndarray, shape (n_frames,)
-    frame_rate : float, frames per second of ``values``
+    frames_per_s : float, frames per second of ``values``
     silence : float, values at or below it are silence
 
     Returns
@@ -103,14 +103,14 @@ def peak_reference(values, frame_rate, silence):
     """
     if len(values) == 0:
         return None
-    active = _active_local_peaks(values, frame_rate, silence)
+    active = _active_local_peaks(values, frames_per_s, silence)
     active = active[np.isfinite(active)]
     if len(active) == 0:
         return None
     return float(np.percentile(active, PEAK_PERCENTILE))
 
 
-def local_peak_reference(values, frame_rate, silence, window_s):
+def local_peak_reference(values, frames_per_s, silence, window_s):
     """`peak_reference` of the ``window_s`` seconds around each frame.
 
     Measured every `LOCAL_REFERENCE_STEP_S` and interpolated between; a stretch
@@ -121,9 +121,9 @@ def local_peak_reference(values, frame_rate, silence, window_s):
     n = len(values)
     if n == 0:
         return np.zeros(0)
-    active = _active_local_peaks(values, frame_rate, silence)
-    half = max(1, int(round(window_s * frame_rate / 2)))
-    step = max(1, int(round(LOCAL_REFERENCE_STEP_S * frame_rate)))
+    active = _active_local_peaks(values, frames_per_s, silence)
+    half = max(1, int(round(window_s * frames_per_s / 2)))
+    step = max(1, int(round(LOCAL_REFERENCE_STEP_S * frames_per_s)))
     centres = np.unique(np.append(np.arange(0, n, step), n - 1))
     padded = np.concatenate([np.full(half, np.nan), active, np.full(half, np.nan)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
@@ -149,12 +149,12 @@ def local_peak_reference(values, frame_rate, silence, window_s):
     return interpolated
 
 
-def _references(values, frame_rate, silence, window_s):
+def _references(values, frames_per_s, silence, window_s):
     """Per-frame reference, shape (n_frames,): the song's (``window_s`` None) or a window's. NaN: none."""
     if window_s is None:
-        reference = peak_reference(values, frame_rate, silence)
+        reference = peak_reference(values, frames_per_s, silence)
         return np.full(len(values), np.nan if reference is None else reference)
-    return local_peak_reference(values, frame_rate, silence, window_s)
+    return local_peak_reference(values, frames_per_s, silence, window_s)
 
 
 def check_normalisation(mode, window_s):
@@ -173,7 +173,7 @@ def check_normalisation(mode, window_s):
         )
 
 
-def normalise_positive(values, frame_rate, window_s=None, song_share=0.0):
+def normalise_positive(values, frames_per_s, window_s=None, song_share=0.0):
     """Scale a non-negative measurement (e.g. onset strength) to 0..1.
 
     values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
@@ -186,9 +186,9 @@ def normalise_positive(values, frame_rate, window_s=None, song_share=0.0):
     loudest = float(values.max()) if len(values) else 0.0
     # Onset strengths under a thousandth of the strongest are treated as silence.
     silence = max(loudest * 1e-3, 1e-12)
-    reference = _references(values, frame_rate, silence, window_s)
+    reference = _references(values, frames_per_s, silence, window_s)
     if window_s is not None and song_share > 0.0:
-        song_reference = peak_reference(values, frame_rate, silence)
+        song_reference = peak_reference(values, frames_per_s, silence)
         if song_reference is not None:
             reference = np.maximum(reference, song_share * song_reference)  # NaN (silence) stays NaN
     known = np.isfinite(reference)
@@ -205,7 +205,7 @@ def level_db(mean_square):
     return 10.0 * np.log10(np.maximum(mean_square, 1e-12))
 
 
-def normalise_levels(levels_db, frame_rate, range_db=40.0, window_s=None):
+def normalise_levels(levels_db, frames_per_s, range_db=40.0, window_s=None):
     """Map levels in dB to 0..1, each row against its own loud passages.
 
     A row's 1.0 is `peak_reference` of its own level (over the whole song, or with
@@ -216,7 +216,7 @@ def normalise_levels(levels_db, frame_rate, range_db=40.0, window_s=None):
     levels_db : np.ndarray, shape (n_rows, n_frames) -> np.ndarray, same shape, float32
     """
     levels_db = np.atleast_2d(levels_db)
-    references = np.stack([_references(row, frame_rate, SILENCE_DB, window_s) for row in levels_db]) \
+    references = np.stack([_references(row, frames_per_s, SILENCE_DB, window_s) for row in levels_db]) \
         if len(levels_db) else np.zeros(levels_db.shape)
     with np.errstate(invalid="ignore"):
         known = np.isfinite(references)
@@ -227,12 +227,12 @@ def normalise_levels(levels_db, frame_rate, range_db=40.0, window_s=None):
     return np.where(known, np.clip(unit, 0.0, 1.0), 0.0).astype(np.float32)
 
 
-def envelope(values, attack_ms, release_ms, frame_rate):
+def envelope(values, attack_ms, release_ms, frames_per_s):
     """One-pole attack/release follower, in milliseconds (fps-independent).
 
     values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
     """
-    frame_ms = 1000.0 / frame_rate
+    frame_ms = 1000.0 / frames_per_s
     rise = 1.0 if attack_ms <= 0 else 1.0 - math.exp(-frame_ms / attack_ms)
     fall = 1.0 if release_ms <= 0 else 1.0 - math.exp(-frame_ms / release_ms)
     if rise == 1.0 and fall == 1.0:
@@ -250,7 +250,7 @@ def envelope(values, attack_ms, release_ms, frame_rate):
     return out
 
 
-def shape(unit_values, settings, frame_rate):
+def shape(unit_values, settings, frames_per_s):
     """Apply threshold, gain and envelope to a 0..1 curve.
 
     unit_values : np.ndarray, shape (n_frames,) -> np.ndarray, shape (n_frames,), float32
@@ -262,26 +262,26 @@ def shape(unit_values, settings, frame_rate):
         else:
             values = np.clip((values - settings.threshold) / (1.0 - settings.threshold), 0.0, 1.0)
     values = np.clip(values * settings.gain, 0.0, 1.0)
-    return envelope(values, settings.attack_ms, settings.release_ms, frame_rate)
+    return envelope(values, settings.attack_ms, settings.release_ms, frames_per_s)
 
 
-def band_curves(band_levels, band_shapes, frame_rate, range_db=40.0, window_s=None):
+def band_curves(band_levels, band_shapes, frames_per_s, range_db=40.0, window_s=None):
     """The bands' curves, shape (n_bands, n_frames), float32 in 0..1.
 
     band_levels : np.ndarray, shape (n_frames, n_bands), mean squares per video frame
     band_shapes : sequence of `ShapeSettings`, one per band
     window_s : None to normalise against the whole song, else the window around each frame
     """
-    units = normalise_levels(level_db(band_levels.T), frame_rate, range_db, window_s)
-    return np.stack([shape(units[i], band_shapes[i], frame_rate) for i in range(len(band_shapes))])
+    units = normalise_levels(level_db(band_levels.T), frames_per_s, range_db, window_s)
+    return np.stack([shape(units[i], band_shapes[i], frames_per_s) for i in range(len(band_shapes))])
 
 
-def loudness_curve(total_levels, frame_rate, range_db=40.0, window_s=None):
+def loudness_curve(total_levels, frames_per_s, range_db=40.0, window_s=None):
     """The overall loudness (the "rms" curve), shape (n_frames,), float32 in 0..1, unshaped.
 
     total_levels : np.ndarray, shape (n_frames,), the overall mean square per video frame
     """
-    return normalise_levels(level_db(total_levels), frame_rate, range_db, window_s)[0]
+    return normalise_levels(level_db(total_levels), frames_per_s, range_db, window_s)[0]
 
 
 def chroma_curve(chroma_levels, loudness):
@@ -294,7 +294,7 @@ def chroma_curve(chroma_levels, loudness):
     return np.where(audible, chroma_levels / np.maximum(chroma_peak, 1e-12), 0.0).astype(np.float32)
 
 
-def onset_curve(onset_strength, loudness, settings, frame_rate):
+def onset_curve(onset_strength, loudness, settings, frames_per_s):
     """The onset pulse, shape (n_frames,), float32 in 0..1.
 
     onset_strength : np.ndarray, shape (n_frames,), the strongest flux per video frame
@@ -303,5 +303,5 @@ def onset_curve(onset_strength, loudness, settings, frame_rate):
     How much of a hit (against the hits around it) times how loud the song is there:
     a quiet intro pulses low, a loud drop high (see `ONSET_CONTEXT_S`).
     """
-    hit_strength = normalise_positive(onset_strength, frame_rate, ONSET_CONTEXT_S, ONSET_CONTEXT_SONG_SHARE)
-    return shape(hit_strength * loudness, settings, frame_rate)
+    hit_strength = normalise_positive(onset_strength, frames_per_s, ONSET_CONTEXT_S, ONSET_CONTEXT_SONG_SHARE)
+    return shape(hit_strength * loudness, settings, frames_per_s)

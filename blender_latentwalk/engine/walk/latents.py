@@ -107,10 +107,10 @@ def class_vectors(plan):
     return (vectors / vectors.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _smooth(weights, smoothing_ms, frame_rate):
+def _smooth(weights, smoothing_ms, frames_per_s):
     """One-pole smoothing of (n_frames, k) class weights; silent frames hold the last mix."""
     weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
-    step = 1.0 if smoothing_ms <= 0 else 1.0 - math.exp(-1000.0 / (frame_rate * smoothing_ms))
+    step = 1.0 if smoothing_ms <= 0 else 1.0 - math.exp(-1000.0 / (frames_per_s * smoothing_ms))
     out = np.empty_like(weights)
     level = np.full(weights.shape[1], 1.0 / weights.shape[1])
     for k, target in enumerate(weights):
