@@ -112,7 +112,7 @@ def main():
     for line in result.messages():
         print(line)
     if args.preview:
-        from blender_latentwalk.blender import render, worker_client
+        from blender_latentwalk.blender import render_job, worker_client
 
         walk = settings.walk
         if args.biggan:
@@ -122,7 +122,7 @@ def main():
         if args.device:
             walk.device = args.device
         try:
-            job = render.render_sync(scene, preview=True, print_progress=True)
+            job = render_job.render_sync(scene, preview=True, print_progress=True)
         except LatentWalkError as error:
             headless.fail(error)
         finally:

@@ -1,6 +1,6 @@
 """Benchmark: the engine's BigGAN rendering vs a deep-music-visualizer-style loop.
 
-    .venv/bin/python scripts/bench_biggan.py [--size 256] [--frames 30] [--device auto]
+    .venv/bin/python scripts/bench_biggan.py [--size 256] [--frame-count 30] [--device auto]
                                              [--batch-sizes 8,16] [--half auto]
 
 Both render the same frames (the same noise, classes and one truncation) from the
@@ -48,7 +48,7 @@ def engine_loop(model, device, dtype, z, classes, truncation, batch_size):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=256, choices=(128, 256, 512))
-    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--frame-count", type=int, default=30, help="how many frames to generate")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-sizes", default="30")
     parser.add_argument("--half", default="auto", choices=("auto", "yes", "no"))
@@ -57,13 +57,13 @@ def main():
     device = biggan.pick_device(args.device)
     reference = biggan.untrained_model(biggan.architecture(args.size)).to(device)
     rng = np.random.default_rng(0)
-    z = (0.4 * np.clip(rng.standard_normal((args.frames, 128)), -2, 2)).astype(np.float32)
-    classes = np.zeros((args.frames, 1000), np.float32)
-    classes[np.arange(args.frames), rng.integers(0, 1000, args.frames)] = 1.0
+    z = (0.4 * np.clip(rng.standard_normal((args.frame_count, 128)), -2, 2)).astype(np.float32)
+    classes = np.zeros((args.frame_count, 1000), np.float32)
+    classes[np.arange(args.frame_count), rng.integers(0, 1000, args.frame_count)] = 1.0
     truncation = 0.4
 
     reference_loop(reference, z[:2], classes[:2], truncation, device)  # warm-up
-    print(f"biggan-deep-{args.size} (random weights), {args.frames} frames, device {device} "
+    print(f"biggan-deep-{args.size} (random weights), {args.frame_count} frames, device {device} "
           f"({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
     halves = {"auto": [False, True] if device.type == "cuda" else [False], "yes": [True], "no": [False]}[args.half]
     engines = []
@@ -84,9 +84,9 @@ def main():
             best[name] = min(best.get(name, float("inf")), seconds)
             difference = int(np.abs(images.astype(int) - expected.astype(int)).max())
             best[name + " diff"] = difference
-    print(f"{'reference (fp32, batch 30, full conv)':40s} {args.frames / best['reference']:8.2f} frames/s")
+    print(f"{'reference (fp32, batch 30, full conv)':40s} {args.frame_count / best['reference']:8.2f} frames/s")
     for name, *_ in engines:
-        print(f"{name:40s} {args.frames / best[name]:8.2f} frames/s  {best['reference'] / best[name]:6.2f}x  "
+        print(f"{name:40s} {args.frame_count / best[name]:8.2f} frames/s  {best['reference'] / best[name]:6.2f}x  "
               f"max pixel difference {best[name + ' diff']}")
 
 

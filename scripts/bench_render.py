@@ -1,6 +1,6 @@
 """Benchmark: the engine's batched img2img vs a per-frame loop, and the full render.
 
-    .venv/bin/python scripts/bench_render.py [--unet small|sd-turbo|sd15] [--size 256] [--frames 16]
+    .venv/bin/python scripts/bench_render.py [--unet small|sd-turbo|sd15] [--size 256] [--frame-count 16]
         [--steps 2] [--strength 0.5] [--guidance 0] [--batch-sizes 4,8] [--tiny-vae] [--device auto]
         [--half auto] [--full] [--fps 30] [--repeats 2] [--workers]
 
@@ -18,7 +18,7 @@ pipeline, in one run:
 - engine: the prompt encoded once, frames batched (``img2img.run``, what the render uses).
 Prints frames/s, the ratio and the largest pixel difference between the two.
 
-``--full`` also times the whole render (engine/render.py: BigGAN biggan-deep-256 with random
+``--full`` also times the whole render (engine/render/run.py: BigGAN biggan-deep-256 with random
 weights at full size, img2img, PNG writing) at the last of --batch-sizes, side by side in
 interleaved rounds: with PNGs on the writer pool, with PNGs written in the loop, and compute
 alone (frames to the CPU, no PNG); the share of time the device is busy; each stage alone; a
@@ -116,9 +116,9 @@ def engine_batched(pipeline, images, strength, steps, seed, device, batch_size):
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
-        levels = img2img.run(pipeline, img2img.levels_from_pictures(batch, device), [condition] * len(batch),
+        images = img2img.run(pipeline, img2img.images_from_pictures(batch, device), [condition] * len(batch),
                              strength, 0.0, steps, [seed] * len(batch), device)
-        outputs += img2img.pictures_from_levels(levels)
+        outputs += img2img.pictures_from_images(images)
     return outputs
 
 
@@ -146,52 +146,51 @@ def workers_render(sd_folder, tiny_vae, size, frames, batch_size, devices, out):
     """Seconds for one render of ``frames`` frames by one engine worker process per device, over
     interleaved aligned batches (what the add-on's Devices setting does), timed from the models
     loaded in every worker to the last frame written. Returns (seconds, frames folder)."""
-    import json
     import subprocess
 
     from blender_latentwalk.engine.render import frame_ranges
+    from blender_latentwalk.engine.worker import messages
 
     plan_path = os.path.join(out, "plan.npz")
     if not os.path.isfile(plan_path):
         bench_plan(frames).save(plan_path)
-    base = {"command": "render", "version": 2, "plan": plan_path, "biggan": random_biggan(out),
-            "img2img": {"model": sd_folder, "width": size, "height": size, "tiny_vae": tiny_vae or ""},
-            "batch_size": batch_size}
+    base = dict(plan_path=plan_path, biggan=random_biggan(out), batch_size=batch_size,
+                img2img={"model": sd_folder, "width": size, "height": size, "tiny_vae": tiny_vae or ""})
     environment = dict(os.environ, PYTHONPATH=ROOT)
     workers = [subprocess.Popen([sys.executable, "-m", "blender_latentwalk.engine", "worker"], cwd=ROOT,
                                 env=environment, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL) for _ in devices]
 
-    def request(worker, **fields):
-        worker.stdin.write(json.dumps(dict(base, **fields)) + "\n")
+    def send(worker, request):
+        worker.stdin.write(messages.encode(request) + "\n")
         worker.stdin.flush()
 
     def wait_done(worker):
         while True:
-            event = json.loads(worker.stdout.readline())
-            if event["event"] in ("done", "error", "fatal"):
-                if event["event"] != "done":
-                    sys.exit(f"error: a render worker failed: {event['message']}")
+            event = messages.decode_event(worker.stdout.readline())
+            if isinstance(event, (messages.RequestFailed, messages.Fatal)):
+                sys.exit(f"error: a render worker failed: {event.message}")
+            if isinstance(event, messages.RenderDone):
                 return event
 
     for worker in workers:
-        assert json.loads(worker.stdout.readline())["event"] == "ready"
+        assert isinstance(messages.decode_event(worker.stdout.readline()), messages.Ready)
     for number, (worker, device) in enumerate(zip(workers, devices)):  # load and warm up, all at once
-        request(worker, id=1, device=device, out=os.path.join(out, f"warm-{len(devices)}-{number}"),
-                frames=[[0, batch_size - 1]])
+        warm_folder = os.path.join(out, f"warm-{len(devices)}-{number}")
+        send(worker, messages.RenderRequest(id=1, device=device, out_folder=warm_folder,
+                                            plan_index_ranges=[[0, batch_size - 1]], **base))
     for worker in workers:
         wait_done(worker)
     folder = os.path.join(out, f"frames-{len(devices)}-workers")
     shares = frame_ranges.interleave_batches([[0, frames - 1]], batch_size, len(devices))
     start = time.perf_counter()
     for worker, device, share in zip(workers, devices, shares):
-        request(worker, id=2, device=device, out=folder, frames=share)
+        send(worker, messages.RenderRequest(id=2, device=device, out_folder=folder, plan_index_ranges=share, **base))
     for worker in workers[:len(shares)]:
         wait_done(worker)
     seconds = time.perf_counter() - start
     for worker in workers:
-        worker.stdin.write(json.dumps({"command": "quit"}) + "\n")
-        worker.stdin.flush()
+        send(worker, messages.QuitRequest())
         worker.wait(60)
     return seconds, folder
 
@@ -207,13 +206,13 @@ def bench_workers(args, sd_folder, tiny_vae, work):
     """--workers: frames/s of one render by 1 and by 2 worker processes, and whether the frames agree."""
     devices, described = worker_devices()
     batch_size = int(args.batch_sizes.split(",")[-1])
-    print(f"workers: {args.frames} frames, batch {batch_size}, {args.size}x{args.size}, on {described}")
+    print(f"workers: {args.frame_count} frames, batch {batch_size}, {args.size}x{args.size}, on {described}")
     folders = {}
     for count in (1, 2):
-        seconds, folders[count] = workers_render(sd_folder, tiny_vae, args.size, args.frames, batch_size,
+        seconds, folders[count] = workers_render(sd_folder, tiny_vae, args.size, args.frame_count, batch_size,
                                                  devices[:count], work)
         print(f"{count} worker{'s' if count > 1 else ' '} ({','.join(devices[:count])}): "
-              f"{args.frames / seconds:8.2f} frames/s")
+              f"{args.frame_count / seconds:8.2f} frames/s")
     same = all(open(os.path.join(folders[1], name), "rb").read() == open(os.path.join(folders[2], name), "rb").read()
                for name in sorted(os.listdir(folders[1])) if name.endswith(".png"))
     print(f"frames of 2 workers byte-identical to 1 worker: {'yes' if same else 'NO'}")
@@ -283,15 +282,15 @@ def per_frame_addon(renderer, model, plan, frames, size, out):
 
 def stage_rates(renderer, plan, batch_size, repeats, out):
     """Frames/s of each stage alone on one aligned batch (the device waited for after each)."""
+    from blender_latentwalk.engine.render import compute
     from blender_latentwalk.engine.render import png_writer as frames
-    from blender_latentwalk.engine.render import run as render
     from blender_latentwalk.engine.imaging import resize
 
     device, batch = renderer.torch_device, list(range(batch_size))
     z, classes, truncation = renderer.inputs
 
     def run_biggan():
-        return [levels for _, levels in biggan.generate_levels(renderer.model, device, renderer.dtype, z, classes,
+        return [images for _, images in biggan.generate_images(renderer.model, device, renderer.dtype, z, classes,
                                                                truncation, batch, batch_size)][0]
 
     generated = run_biggan()
@@ -302,7 +301,7 @@ def stage_rates(renderer, plan, batch_size, repeats, out):
                "scale and crop": best_seconds(lambda: resize.apply(generated, resizes), device, repeats)}
     output = fitted
     if renderer.pipeline is not None:
-        (steps, effective, guidance), members = render._diffusion_groups(plan, batch)[0]
+        (steps, effective, guidance), members = compute.diffusion_groups(plan, batch)[0]
         conditions = [renderer.embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in members]
 
         def run_img2img():
@@ -311,7 +310,7 @@ def stage_rates(renderer, plan, batch_size, repeats, out):
 
         output = run_img2img()
         seconds["img2img"] = best_seconds(run_img2img, device, repeats)
-    pixels = render.HostCopy(output).pixels()
+    pixels = compute.HostCopy(output).pixels()
     os.makedirs(out, exist_ok=True)
     seconds["PNG (1 thread)"] = best_seconds(
         lambda: [frames.write_png(os.path.join(out, f"{k}.png"), frame) for k, frame in enumerate(pixels)], device,
@@ -322,20 +321,22 @@ def stage_rates(renderer, plan, batch_size, repeats, out):
 def bench_full(args, sd_folder, tiny_vae, work):
     """--full: the whole render (PNG writing included) against compute alone, a typical add-on's per-frame
     loop and the FLOP bound, on one device, interleaved rounds, best of each."""
+    from blender_latentwalk.engine.render import compute
+    from blender_latentwalk.engine.render import png_writer as frames
     from blender_latentwalk.engine.render import run as render
 
     batch_size = int(args.batch_sizes.split(",")[-1])
-    plan = bench_plan(args.frames, args.strength, args.steps, args.guidance)
+    plan = bench_plan(args.frame_count, args.strength, args.steps, args.guidance)
     settings = render.Img2ImgSettings(model=sd_folder, width=args.size, height=args.size, tiny_vae=tiny_vae or "")
     biggan_folder = random_biggan(work)
-    models = render.Models()
-    renderer = render.batch_renderer(plan, biggan_folder, settings, args.device, models)
+    models = compute.Models()
+    renderer = compute.batch_renderer(plan, biggan_folder, settings, args.device, models)
     device = renderer.torch_device
-    batches = [list(range(start, min(start + batch_size, args.frames))) for start in range(0, args.frames, batch_size)]
+    batches = [list(range(start, min(start + batch_size, args.frame_count))) for start in range(0, args.frame_count, batch_size)]
 
     def compute_only():
         for batch in batches:
-            render.HostCopy(renderer.compute(batch, batch)).pixels()
+            compute.HostCopy(renderer.compute(batch, batch)).pixels()
 
     runs = {"pool": 0, "serial": 0}
 
@@ -345,14 +346,14 @@ def bench_full(args, sd_folder, tiny_vae, work):
         render.render(plan, biggan_folder, settings, folder, None, batch_size, args.device, models=models,
                       png_threads=threads)
 
-    threads = render.writer_threads()
+    threads = frames.writer_threads()
     compute_only()  # warm-up: kernels chosen, caches filled
     best = {}
     for _ in range(args.repeats):  # interleaved: the machine's other load hits every variant alike
         for name, function in (("compute", compute_only), ("pool", lambda: whole(None, "pool")),
                                ("serial", lambda: whole(0, "serial"))):
             best[name] = min(best.get(name, float("inf")), best_seconds(function, device, 1))
-    addon_frames = min(args.frames, 8)
+    addon_frames = min(args.frame_count, 8)
     loaded = addon_biggan(biggan_folder, renderer)
     per_frame_addon(renderer, loaded, plan, 1, args.size, os.path.join(work, "addon-warm"))
     addon = min(timed(per_frame_addon, device, renderer, loaded, plan, addon_frames, args.size,
@@ -362,9 +363,9 @@ def bench_full(args, sd_folder, tiny_vae, work):
     flops = flops_per_frame(renderer)
     rate = measured_matmul_rate(device, renderer.dtype)
 
-    fps = {name: args.frames / seconds for name, seconds in best.items()}
+    fps = {name: args.frame_count / seconds for name, seconds in best.items()}
     described = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\nwhole render: {args.frames} frames {args.size}x{args.size}, batch {batch_size}, biggan-deep-256 + "
+    print(f"\nwhole render: {args.frame_count} frames {args.size}x{args.size}, batch {batch_size}, biggan-deep-256 + "
           f"{args.unet} UNet + {'tiny VAE' if tiny_vae else 'full VAE'} (random weights), {args.steps} steps at "
           f"strength {args.strength}, guidance {args.guidance:g}, {str(renderer.dtype).replace('torch.', '')}, {described}")
     print(f"  {'typical add-on (a frame a call, model as loaded, PIL between)':56s} {addon_frames / addon:8.2f} frames/s")
@@ -399,7 +400,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--unet", default="small", choices=("small", "sd-turbo", "sd15"))
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--frame-count", type=int, default=16, help="how many frames to render")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--strength", type=float, default=0.5)
     parser.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance (above 1: on)")
@@ -429,11 +430,11 @@ def main():
     from PIL import Image
 
     images = [Image.fromarray(rng.integers(0, 255, (args.size, args.size, 3), dtype=np.uint8))
-              for _ in range(args.frames)]
+              for _ in range(args.frame_count)]
     generator_device = "cpu" if device.type == "mps" else device
     described = (torch.cuda.get_device_name(device) if device.type == "cuda"
                  else f"{torch.get_num_threads()} threads")
-    print(f"img2img {args.unet} UNet (random weights), {args.size}x{args.size}, {args.frames} frames, "
+    print(f"img2img {args.unet} UNet (random weights), {args.size}x{args.size}, {args.frame_count} frames, "
           f"{args.steps} steps at strength {args.strength} ({img2img.effective_steps(args.steps, args.strength)} run), "
           f"{'tiny VAE' if tiny_vae else 'full VAE'}, {'fp16' if half else 'fp32'}, device {device} ({described})")
 
@@ -450,9 +451,9 @@ def main():
             best[batch_size] = min(best.get(batch_size, float("inf")), seconds)
             differences[batch_size] = max(int(np.abs(a.astype(int) - b.astype(int)).max())
                                           for a, b in zip(outputs, expected))
-    print(f"{'per-frame loop (one call a frame)':36s} {args.frames / best['loop']:8.2f} frames/s")
+    print(f"{'per-frame loop (one call a frame)':36s} {args.frame_count / best['loop']:8.2f} frames/s")
     for batch_size in batch_sizes:
-        print(f"{f'engine (batch {batch_size})':36s} {args.frames / best[batch_size]:8.2f} frames/s  "
+        print(f"{f'engine (batch {batch_size})':36s} {args.frame_count / best[batch_size]:8.2f} frames/s  "
               f"{best['loop'] / best[batch_size]:5.2f}x  max pixel difference {differences[batch_size]}")
     if args.full:
         del pipeline

@@ -18,6 +18,7 @@ import threading
 
 from ..engine.errors import GET_THE_RENDER_STACK, LatentWalkError
 from ..engine.analysis.features import Features
+from ..engine.worker import messages
 
 ENV_ENGINE_PYTHON = "LATENTWALK_ENGINE_PYTHON"
 # Where a user sets the Engine Python, in the UI and headless (every message names both).
@@ -76,37 +77,26 @@ def engine_environment():
     return environment
 
 
-def read_events(process, events, thread_name):
-    """On a thread, put each JSON object that ``process`` prints as a line of stdout on the queue
-    ``events`` (other lines are not the protocol: skipped), then {"event": "exit", "status": code}."""
+def read_events(process, events, thread_name, decode):
+    """On a thread (which never touches bpy), put each JSON object ``process`` prints as a line of
+    stdout, as ``decode(line)`` makes it, on the queue ``events`` (other lines are not the protocol:
+    skipped); then a `messages.ProcessExited` with its exit status. ``decode`` returns None for a
+    line to skip; a line it refuses with LatentWalkError (another protocol version) becomes a
+    `messages.Fatal` saying why."""
 
     def read():
         for line in process.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
+            if not line.lstrip().startswith("{"):
                 continue
-            if isinstance(event, dict):
+            try:
+                event = decode(line)
+            except LatentWalkError as error:
+                event = messages.Fatal(message=str(error))
+            if event is not None:
                 events.put(event)
-        events.put({"event": "exit", "status": process.wait()})
+        events.put(messages.ProcessExited(status=process.wait()))
 
     threading.Thread(target=read, name=thread_name, daemon=True).start()
-
-
-def modal_step(job, event, show):
-    """One event of a modal operator watching a background job (a download, the set-up): Esc asks
-    the job to cancel, a timer tick takes in what it said. Returns what to hand Blender while the
-    job runs ({"PASS_THROUGH"} keeps Blender usable), or None once the job is over."""
-    if event.type == "ESC" and event.value == "PRESS":
-        job.cancel()
-        show()
-        return {"RUNNING_MODAL"}
-    if event.type != "TIMER":
-        return {"PASS_THROUGH"}
-    if not job.poll():
-        show()
-        return {"PASS_THROUGH"}
-    return None
 
 
 def engine_command(python, *arguments):
@@ -156,23 +146,24 @@ def frame_status(python, plan_path, request, folder, index_range):
     frame keys and model identities are the ones the render itself computes.
     request : {"biggan": name, "img2img": {"model", "width", "height", "tiny_vae"}} as sent to the worker.
     """
-    from ..engine.render.run import FrameStatus
+    from ..engine.render.trust import FrameStatus
 
     img2img = request["img2img"]
     if not python:  # this process: the same check, without the CLI (whose analysis imports need scipy)
         try:
             from ..engine.render import run as render
+            from ..engine.render import trust
             from ..engine.walk.plan import RenderPlan
 
             settings = render.Img2ImgSettings(**img2img)
-            return render.frame_status(RenderPlan.load(plan_path), request["biggan"], settings, folder,
-                                       range(index_range[0], index_range[1] + 1))
+            return trust.frame_status(RenderPlan.load(plan_path), request["biggan"], settings, folder,
+                                      range(index_range[0], index_range[1] + 1))
         except ImportError as error:
             raise LatentWalkError(f"Blender's Python cannot check the frames ({error}): set {SET_ENGINE_PYTHON} to "
                                   "the Python that renders (the project's .venv/bin/python).") from None
     arguments = ["status", plan_path, "--biggan", request["biggan"], "--sd", img2img["model"],
                  "--size", f"{img2img['width']}x{img2img['height']}", "--tiny-vae", img2img["tiny_vae"],
-                 "--out", folder, "--frames", f"{index_range[0]}-{index_range[1]}", "--json"]
+                 "--out", folder, "--plan-indices", f"{index_range[0]}-{index_range[1]}", "--json"]
     output = _run_engine(python, arguments).stdout.strip().splitlines()
     try:
         return FrameStatus.from_json(output[-1])

@@ -1,18 +1,18 @@
 """Set Up Render Environment: the worker's Python, made from Blender (add-on preferences).
 
 The engine does the work (``python -m blender_latentwalk.engine setup-env``, see
-engine/environment.py) in a subprocess started with Blender's own Python; this module
+engine/setup/environment.py) in a subprocess started with Blender's own Python; this module
 starts it, reads its JSON events on a thread (which never touches bpy), and shows them:
 the step and what pip is doing in the status bar and the preferences, a progress count,
 Esc or Cancel to stop. Everything the tools print goes to a log (0600) next to the
 worker's logs. On success the new environment becomes the Engine Python; on failure or
 cancel the preferences and any environment made before stay as they were.
 
-`SetupJob.poll` is the one step function: the modal operator's timer calls it, and the
-same operator run without a UI (scripts, ``blender -b``) calls it in a loop.
+`SetupJob.poll` is the one step function: in the UI the set-up is a job of jobs.py, whose timer
+calls it; the same operator run without a UI (scripts, ``blender -b``) calls it in a loop.
 """
 
-import atexit
+import json
 import os
 import queue
 import signal
@@ -21,18 +21,30 @@ import time
 
 import bpy
 
-from ..engine.setup import environment
 from ..engine.errors import LatentWalkError
-from . import compat, engine_client, preferences, worker_client
+from ..engine.setup import environment
+from ..engine.worker import messages
+from . import compat, engine_client, jobs, preferences, worker_client
 
 ENVIRONMENT_FOLDER = "render-env"
 CANCEL_GRACE_S = 20.0  # after this, a set-up that does not stop when asked is killed
-ESC_HINT = "  (Esc: cancel)"
 
+
+def _setup_event(line):
+    """The set-up's event on one line of its stdout (a dict, see engine/setup/environment.py), or None
+    for a line that is not one."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 class SetupJob:
-    """One run of the engine's set-up in a subprocess, as Blender's main thread sees it."""
+    """One run of the engine's set-up in a subprocess, as Blender's main thread sees it (a job of
+    jobs.py)."""
+
+    kind = "setup"
 
     def __init__(self, folder, torch_build="auto", torch_index_url="", python=None):
         self.folder = folder
@@ -67,7 +79,7 @@ class SetupJob:
             self._log.close()
             raise LatentWalkError(f"Blender's Python '{self.command[0]}' could not be started ({error.strerror}); "
                                   f"run this in a terminal instead: {self.copyable_command()}") from None
-        engine_client.read_events(self.process, self.events, "latentwalk-setup-events")
+        engine_client.read_events(self.process, self.events, "latentwalk-setup-events", _setup_event)
 
     def copyable_command(self):
         """The whole set-up as one terminal command (the engine importable through PYTHONPATH)."""
@@ -89,14 +101,14 @@ class SetupJob:
             self._take(event)
 
     def _take(self, event):
-        kind = event.get("event")
-        if kind == "exit":
+        if isinstance(event, messages.ProcessExited):
             self._log.close()
             if self.outcome is None:  # it ended without saying why: killed, or crashed
                 self._remove_partial()
                 self.outcome = "cancelled" if self.cancel_requested_s is not None else "error"
-                self.message = self.message or f"the set-up ended unexpectedly (exit status {event['status']})"
+                self.message = self.message or f"the set-up ended unexpectedly (exit status {event.status})"
             return
+        kind = event.get("event")
         if event.get("version") != environment.PROTOCOL_VERSION:
             self.outcome, self.message = "error", (
                 f"the engine's set-up speaks protocol version {event.get('version')}, this add-on version "
@@ -122,6 +134,14 @@ class SetupJob:
     def process_alive(self):
         return self.process.poll() is None
 
+    @property
+    def cancel_requested(self):
+        return self.cancel_requested_s is not None
+
+    def progress_fraction(self):
+        """The share of the steps done, or None before the first step."""
+        return self.step_index / self.step_count if self.step_count else None
+
     def cancel(self):
         """Ask the set-up to stop: it ends its tool and removes the half-made environment."""
         if self.cancel_requested_s is None:
@@ -131,8 +151,12 @@ class SetupJob:
             except OSError:
                 pass
 
+    def abandon(self):
+        """Nobody watches the set-up any more (Blender quits, a file load, the add-on disabled): end it now."""
+        self.kill()
+
     def kill(self):
-        """End the set-up and its tools at once (Blender quits, or it ignored a cancel)."""
+        """End the set-up and its tools at once (abandoned, or it ignored a cancel)."""
         self.killed = True
         if self.process_alive():
             try:
@@ -172,34 +196,25 @@ class SetupJob:
                 f"To run this step in a terminal: {command}")
 
 
-_active_job = None
-
-
-def active_job():
-    return _active_job
-
-
 def environment_folder(package=preferences.ADDON_ID):
     return os.path.join(compat.addon_data_folder(package), ENVIRONMENT_FOLDER)
 
 
 def start(context):
-    """Start the set-up with the preferences' choices (the caller checked online access)."""
-    global _active_job
+    """Start the set-up with the preferences' choices as the running job (the caller checked `refusal`)."""
     prefs = preferences.get()
     folder = environment_folder()
     current = engine_client.engine_python(prefs.engine_python)
     if current and os.path.abspath(current).startswith(os.path.abspath(folder) + os.sep):
         worker_client.release()  # the worker runs from the environment this replaces
-    _active_job = SetupJob(folder, getattr(prefs, "torch_build", "auto"), getattr(prefs, "torch_index_url", ""))
-    return _active_job
+    job = SetupJob(folder, getattr(prefs, "torch_build", "auto"), getattr(prefs, "torch_index_url", ""))
+    jobs.begin(job)
+    return job
 
 
 def finish(context, job):
     """Apply the outcome: the new environment becomes the Engine Python only when it is done."""
-    global _active_job
-    if _active_job is job:
-        _active_job = None
+    jobs.end(job)
     if job.outcome == "done":
         prefs = preferences.get()
         prefs.engine_python = job.python
@@ -212,35 +227,31 @@ def refusal(context):
         return ("Latent Walk: setting up the render environment downloads PyTorch and the render packages, and "
                 f"Blender's online access is off: allow it in {compat.ALLOW_ONLINE_ACCESS}, or make the "
                 "environment yourself and set the Engine Python. Nothing was changed.")
-    if _active_job is not None:
+    if jobs.running("setup") is not None:
         return "Latent Walk: a set-up is already running (see the status bar)."
-    from . import models, render
-
-    if render.active_job() is not None or models.download_running():
+    if jobs.running() is not None:
         # The set-up may replace the Python the worker runs in: not under a running render or download.
         return ("Latent Walk: a render or a download is running in the worker: let it finish or cancel it, then "
                 "set up the render environment. Nothing was changed.")
     return ""
 
 
-class LATENTWALK_OT_setup_render_environment(bpy.types.Operator):
+class LATENTWALK_OT_setup_render_environment(jobs.JobOperator, bpy.types.Operator):
     """Create a Python environment for the render worker (PyTorch for this machine's GPU, diffusers, BigGAN, librosa: downloads 1-5 GB) in the add-on's user folder, and make it the Engine Python. Esc cancels"""
 
     bl_idname = "latentwalk.setup_render_environment"
     bl_label = "Set Up Render Environment"
+    redraw_area_types = ("PREFERENCES",)  # the preferences show the step too
+    progress_bar = True
 
-    def _start(self, context):
+    def start_job(self, context):
         why = refusal(context)
         if why:
             self.report({"ERROR"}, why)
             return None
-        try:
-            return start(context)
-        except LatentWalkError as error:
-            self.report({"ERROR"}, f"Latent Walk: {error}")
-            return None
+        return start(context)
 
-    def _report_end(self, context, job):
+    def end_job(self, context, job):
         finish(context, job)
         message = job.result_message()
         if job.outcome == "done":
@@ -251,7 +262,11 @@ class LATENTWALK_OT_setup_render_environment(bpy.types.Operator):
 
     def execute(self, context):
         # Scripts and background mode: the same job and step function, to the end.
-        job = self._start(context)
+        try:
+            job = self.start_job(context)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
         if job is None:
             return {"CANCELLED"}
         shown = None
@@ -260,53 +275,7 @@ class LATENTWALK_OT_setup_render_environment(bpy.types.Operator):
                 shown = job.status_line()
                 print(shown, flush=True)
             time.sleep(0.2)
-        return self._report_end(context, job)
-
-    def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
-        self._job = self._start(context)
-        if self._job is None:
-            return {"CANCELLED"}
-        self._workspace = context.workspace
-        self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
-        context.window_manager.progress_begin(0, 100)
-        context.window_manager.modal_handler_add(self)
-        self._show(context)
-        return {"RUNNING_MODAL"}
-
-    def _show(self, context):
-        job = self._job
-        compat.set_status_text(self._workspace, job.status_line() + ("" if job.cancel_requested_s else ESC_HINT))
-        if job.step_count:
-            context.window_manager.progress_update(int(100 * job.step_index / job.step_count))
-        _redraw_preferences(context)
-
-    def _end(self, context):
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        compat.set_status_text(self._workspace, None)
-        _redraw_preferences(context)
-
-    def cancel(self, context):
-        # Blender ends the operator itself (it quits, its window closed): end the set-up with it.
-        global _active_job
-        self._job.kill()
-        if _active_job is self._job:
-            _active_job = None
-        self._end(context)
-
-    def modal(self, context, event):
-        job = self._job
-        try:
-            running = engine_client.modal_step(job, event, lambda: self._show(context))
-        except Exception:
-            self.cancel(context)
-            raise
-        if running is not None:
-            return running  # Blender stays usable while it installs
-        self._end(context)
-        return self._report_end(context, job)
+        return self.end_job(context, job)
 
 
 class LATENTWALK_OT_setup_render_environment_cancel(bpy.types.Operator):
@@ -317,42 +286,12 @@ class LATENTWALK_OT_setup_render_environment_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _active_job is not None and _active_job.cancel_requested_s is None
+        job = jobs.running("setup")
+        return job is not None and not job.cancel_requested
 
     def execute(self, context):
-        _active_job.cancel()
+        jobs.running("setup").cancel()
         return {"FINISHED"}
-
-
-def _redraw_preferences(context):
-    for window in context.window_manager.windows:
-        for area in window.screen.areas if window.screen else ():
-            if area.type == "PREFERENCES":
-                area.tag_redraw()
-
-
-def draw_preferences(layout, prefs):
-    """The set-up's part of the add-on preferences: the button (or the running set-up) and its choices."""
-    box = layout.box()
-    job = _active_job
-    if job is not None:
-        box.label(text=job.status_line(), icon="SORTTIME")
-        box.operator(LATENTWALK_OT_setup_render_environment_cancel.bl_idname, icon="CANCEL")
-        return
-    row = box.row()
-    row.operator(LATENTWALK_OT_setup_render_environment.bl_idname, icon="CONSOLE")
-    row.prop(prefs, "torch_build", text="PyTorch")
-    box.prop(prefs, "torch_index_url")
-    if not compat.online_access_allowed():
-        box.label(text="Needs online access: " + compat.ALLOW_ONLINE_ACCESS, icon="ERROR")
-
-
-def _end_on_quit():
-    if _active_job is not None:
-        _active_job.kill()
-
-
-atexit.register(_end_on_quit)
 
 
 classes = (LATENTWALK_OT_setup_render_environment, LATENTWALK_OT_setup_render_environment_cancel)

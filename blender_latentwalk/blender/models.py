@@ -2,8 +2,8 @@
 
 The list comes from the engine's Python (``python -m blender_latentwalk.engine models --json``),
 where huggingface_hub and pytorch-pretrained-biggan are, and is kept until the next Refresh or
-download. A download runs in the render worker (worker_client.py): the operator polls it on a
-timer like Render Frames, with bytes in the status bar and Esc or Cancel to stop it. Nothing goes
+download. A download runs in the render worker (worker_client.py), a job of jobs.py like Render
+Frames, with bytes in the status bar and Esc or Cancel to stop it. Nothing goes
 to the network while Blender's "Allow Online Access" is off (4.2+): the operator says why and does
 nothing.
 """
@@ -15,9 +15,10 @@ import time
 import bpy
 from bpy.props import StringProperty
 
-from ..engine.setup import models as engine_models
 from ..engine.errors import LatentWalkError
-from . import compat, engine_client, preferences, worker_client
+from ..engine.setup import models as engine_models
+from ..engine.worker import messages
+from . import compat, engine_client, jobs, preferences, worker_client
 
 OFFLINE_MESSAGE = ("online access is off (Preferences > System > Network > Allow Online Access): nothing was "
                    "downloaded. Allow it and press Download again, or run `python -m blender_latentwalk.engine "
@@ -25,7 +26,6 @@ OFFLINE_MESSAGE = ("online access is off (Preferences > System > Network > Allow
 
 # The latest listing: {"states": [ModelState], "when": "HH:MM:SS", "error": ""}, or None before the first.
 _listing = None
-_active_download = None
 
 
 def models_in_use(scene):
@@ -53,7 +53,9 @@ def listing():
 
 
 class DownloadJob:
-    """One download request to the worker, and what has come back of it."""
+    """One download request to the worker, and what has come back of it (a job of jobs.py in the UI)."""
+
+    kind = "download"
 
     def __init__(self, name, role, python=None):
         self.name, self.role = name, role
@@ -71,17 +73,18 @@ class DownloadJob:
         return self.state is not None or self.error is not None
 
     def _handle(self, event):
-        kind, same = event.get("event"), event.get("id") in (self.request_id, None)
-        if kind == "progress" and same:
-            self.done, self.total = event["done"], event["total"]
-        elif kind == "done" and same:
-            self.stopped = bool(event.get("stopped"))
-            self.state = engine_models.ModelState.from_dict(event["model"])
-        elif kind in ("error", "fatal") and same:
-            self.error = event["message"]
-        elif kind == "exit" and not self.finished:
+        """Take in one event (a `messages` dataclass) of the worker."""
+        same = messages.request_id_of(event) in (self.request_id, None)
+        if isinstance(event, messages.Progress) and same:
+            self.done, self.total = event.done, event.total
+        elif isinstance(event, messages.DownloadDone) and same:
+            self.stopped = event.stopped
+            self.state = engine_models.ModelState.from_dict(event.model)
+        elif isinstance(event, (messages.RequestFailed, messages.Fatal)) and same:
+            self.error = event.message
+        elif isinstance(event, messages.ProcessExited) and not self.finished:
             tail = self.worker.log_tail()
-            self.error = (f"the worker stopped (exit status {event['status']})" + (f": {tail}" if tail else "")
+            self.error = (f"the worker stopped (exit status {event.status})" + (f": {tail}" if tail else "")
                           + f". Its log: {self.worker.log_path}")
 
     def poll(self):
@@ -98,9 +101,15 @@ class DownloadJob:
             self._handle(self.worker.events.get())
 
     def cancel(self):
+        """Stop at the next chunk; complete files stay, and the next download continues."""
         if not self.cancel_requested:
             self.cancel_requested = True
             self.worker.cancel(self.request_id)
+
+    def abandon(self):
+        """Nobody watches this download any more (a file load, the add-on disabled): stop it."""
+        if not self.finished:
+            self.cancel()
 
     def status_line(self):
         if not self.total:
@@ -119,19 +128,7 @@ class DownloadJob:
         return f"{self.label} downloaded: {engine_models.format_size(self.state.size_bytes)} in {self.state.path}"
 
 
-def download_running():
-    return _active_download is not None
-
-
-def _busy():
-    """Renders and downloads share the worker's event stream: one at a time."""
-    from . import environment_setup, render
-
-    return (_active_download is not None or render.active_job() is not None or compat.render_job_running()
-            or environment_setup.active_job() is not None)
-
-
-def _after_download(scene, job):
+def _refresh_after_download(scene):
     """The listing follows a download (what is on disk now, not what was remembered)."""
     try:
         refresh(scene)
@@ -139,7 +136,7 @@ def _after_download(scene, job):
         pass
 
 
-class LATENTWALK_OT_model_download(bpy.types.Operator):
+class LATENTWALK_OT_model_download(jobs.JobOperator, bpy.types.Operator):
     """Download this model into its cache (Hugging Face's, or pytorch-pretrained-biggan's for BigGAN) in the render worker. Esc cancels; the next download continues"""
 
     bl_idname = "latentwalk.model_download"
@@ -150,7 +147,7 @@ class LATENTWALK_OT_model_download(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return not _busy()
+        return not jobs.busy()  # renders and downloads share the worker's event stream: one at a time
 
     @classmethod
     def description(cls, context, properties):
@@ -167,70 +164,24 @@ class LATENTWALK_OT_model_download(bpy.types.Operator):
         # Scripts and background mode: the same download, blocking.
         if self._refused():
             return {"CANCELLED"}
+        self._scene = context.scene
         try:
             job = DownloadJob(self.name, self.role or None)
             job.wait()
-            summary = job.summary()
+            return self.end_job(context, job)
         except LatentWalkError as error:
             self.report({"ERROR"}, f"Latent Walk: {error}")
             return {"CANCELLED"}
-        _after_download(context.scene, job)
-        self.report({"INFO"}, f"Latent Walk: {summary}")
-        return {"FINISHED"}
 
-    def invoke(self, context, event):
-        global _active_download
-        if bpy.app.background:
-            return self.execute(context)
+    def start_job(self, context):
         if self._refused():
-            return {"CANCELLED"}
-        try:
-            _active_download = DownloadJob(self.name, self.role or None)
-        except LatentWalkError as error:
-            self.report({"ERROR"}, f"Latent Walk: {error}")
-            return {"CANCELLED"}
-        self._job, self._scene = _active_download, context.scene
-        self._workspace = context.workspace
-        self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
-        _active_download.ui = (self._timer, self._workspace)
-        context.window_manager.modal_handler_add(self)
-        self._show(context)
-        return {"RUNNING_MODAL"}
+            return None
+        self._scene = context.scene  # the listing after it is of the scene it started in
+        return DownloadJob(self.name, self.role or None)
 
-    def _show(self, context):
-        hint = "" if self._job.cancel_requested else "  (Esc: cancel)"
-        self._workspace.status_text_set(self._job.status_line() + hint)
-        for area in context.screen.areas if context.screen else ():
-            if area.type in ("SEQUENCE_EDITOR", "GRAPH_EDITOR"):
-                area.tag_redraw()
-
-    def _end(self):
-        global _active_download
-        _release_ui(self._job)
-        if _active_download is self._job:
-            _active_download = None
-
-    def cancel(self, context):
-        if not self._job.finished:
-            self._job.cancel()
-        self._end()
-
-    def modal(self, context, event):
-        job = self._job
-        try:
-            running = engine_client.modal_step(job, event, lambda: self._show(context))
-        except Exception:
-            self._end()
-            raise
-        if running is not None:
-            return running
-        self._end()
-        try:
-            summary = job.summary()
-        except LatentWalkError as error:
-            self.report({"ERROR"}, f"Latent Walk: {error}")
-            return {"CANCELLED"}
-        _after_download(self._scene, job)
+    def end_job(self, context, job):
+        summary = job.summary()  # raises LatentWalkError for a failed download
+        _refresh_after_download(self._scene)
         self.report({"INFO"}, f"Latent Walk: {summary}")
         return {"FINISHED"}
 
@@ -243,10 +194,11 @@ class LATENTWALK_OT_model_download_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _active_download is not None and not _active_download.cancel_requested
+        job = jobs.running("download")
+        return job is not None and not job.cancel_requested
 
     def execute(self, context):
-        _active_download.cancel()
+        jobs.running("download").cancel()
         return {"FINISHED"}
 
 
@@ -292,39 +244,17 @@ classes = (LATENTWALK_OT_model_download, LATENTWALK_OT_model_download_cancel, LA
            LATENTWALK_OT_model_folder)
 
 
-def active_download():
-    return _active_download
-
-
-def _release_ui(job):
-    timer, workspace = getattr(job, "ui", (None, None))
-    job.ui = (None, None)
-    if timer is not None:
-        bpy.context.window_manager.event_timer_remove(timer)
-    try:
-        if workspace is not None:
-            workspace.status_text_set(None)
-    except ReferenceError:
-        pass
-
-
 @bpy.app.handlers.persistent
-def _stop_download_on_file_load(*_args):
-    # A file load ends the modal operator without telling it: stop the download (BigGAN's partial
-    # file stays to resume from), take the timer and status text away.
-    global _active_download, _listing
+def _forget_listing_on_file_load(*_args):
+    global _listing
     _listing = None  # the next file's scene names other models
-    if _active_download is not None:
-        _active_download.cancel()
-        _release_ui(_active_download)
-        _active_download = None
 
 
 def register():
-    bpy.app.handlers.load_pre.append(_stop_download_on_file_load)
+    bpy.app.handlers.load_pre.append(_forget_listing_on_file_load)
 
 
 def unregister():
-    if _stop_download_on_file_load in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_stop_download_on_file_load)
-    _stop_download_on_file_load()
+    if _forget_listing_on_file_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_forget_listing_on_file_load)
+    _forget_listing_on_file_load()

@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import bake_state
+from . import bake_state, encode, jobs, models, presets
 
 CATEGORY = "Latent Walk"
 
@@ -190,10 +190,6 @@ class _RenderPanel:
     bl_label = "Render"
 
     def draw(self, context):
-        from . import render
-
-        from . import presets
-
         layout = self.layout
         diffusion = context.scene.latentwalk.diffusion
         presets.draw_menu(layout)
@@ -213,7 +209,7 @@ class _RenderPanel:
         labelled(layout, context.scene.latentwalk.walk, "device", "Device")
         labelled(layout, diffusion, "devices", "Devices")
         labelled(layout, diffusion, "output_folder", "Output")
-        checked = render.last_check(context.scene)
+        checked = encode.last_check(context.scene)
         row = layout.row(align=True)
         if checked is None:
             lines(row, context, "Frames: not checked yet", icon="QUESTION", beside_px=25)
@@ -225,7 +221,7 @@ class _RenderPanel:
             for line in ([parenthesis.strip() + detail] if detail else []) + [f"checked {when}"]:
                 column.label(text=line, icon="BLANK1")
         row.operator("latentwalk.check_frames", text="", icon="FILE_REFRESH")
-        job = render.active_job()
+        job = jobs.running("render")
         if job is not None:
             lines(layout, context, job.status_line(), icon="RENDER_ANIMATION")
             layout.operator("latentwalk.render_cancel", icon="CANCEL")
@@ -247,8 +243,6 @@ class _ModelsPanel:
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        from . import models
-
         layout = self.layout
         listing = models.listing()
         row = layout.row(align=True)
@@ -262,7 +256,7 @@ class _ModelsPanel:
             for index, line in enumerate(lines[:5]):
                 column.label(text=line + (" ..." if index == 4 and len(lines) > 5 else ""),
                              icon="ERROR" if index == 0 else "BLANK1")
-        job = models.active_download()
+        job = jobs.running("download")
         if job is not None:
             layout.label(text=job.status_line().replace("Latent Walk: ", ""), icon="IMPORT")
             layout.operator("latentwalk.model_download_cancel", icon="CANCEL")

@@ -3,12 +3,14 @@
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from . import compat, jobs
+
 # The add-on's module name: "blender_latentwalk" as a legacy add-on,
 # "bl_ext.<repository>.blender_latentwalk" as a 4.2+ extension.
 ADDON_ID = __package__.rpartition(".")[0]
 
 
-# The PyTorch builds Set Up Render Environment can install (engine/environment.py's variants).
+# The PyTorch builds Set Up Render Environment can install (engine/setup/environment.py's variants).
 TORCH_BUILD_ITEMS = [
     ("auto", "Automatic", "Detect the GPU: NVIDIA (CUDA), AMD on Linux (ROCm), Apple silicon (MPS), else the CPU"),
     ("cu126", "NVIDIA CUDA 12.6", "PyTorch built for CUDA 12.6 (NVIDIA drivers for CUDA 12.0 and newer)"),
@@ -42,12 +44,24 @@ class LatentWalkPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context):
-        from . import environment_setup
-
         layout = self.layout
         layout.prop(self, "engine_python")
         layout.label(text="Empty: Blender's own Python (it needs librosa, torch and diffusers installed).")
-        environment_setup.draw_preferences(layout, self)
+        self.draw_setup(layout.box())
+
+    def draw_setup(self, box):
+        """Set Up Render Environment (environment_setup.py): its button and choices, or the running set-up."""
+        job = jobs.running("setup")
+        if job is not None:
+            box.label(text=job.status_line(), icon="SORTTIME")
+            box.operator("latentwalk.setup_render_environment_cancel", icon="CANCEL")
+            return
+        row = box.row()
+        row.operator("latentwalk.setup_render_environment", icon="CONSOLE")
+        row.prop(self, "torch_build", text="PyTorch")
+        box.prop(self, "torch_index_url")
+        if not compat.online_access_allowed():
+            box.label(text="Needs online access: " + compat.ALLOW_ONLINE_ACCESS, icon="ERROR")
 
 
 class _Defaults:

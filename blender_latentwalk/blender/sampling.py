@@ -33,6 +33,15 @@ def plan_range(scene):
     return max(first, scene.frame_start), scene.frame_end
 
 
+def check_inside_plan_range(first, last, scene):
+    """Raise LatentWalkError unless Blender frames first..last lie inside `plan_range`."""
+    song_first, song_last = plan_range(scene)
+    if not (song_first <= first <= last <= song_last):
+        end = "the scene's end frame" if song_last == scene.frame_end else "the song's end"
+        raise LatentWalkError(f"frames {first}-{last} are outside the frames to render, {song_first}-{song_last} "
+                              f"(from the song's first frame to {end}): choose a range inside them.")
+
+
 def _target_owner(settings, target):
     """The property group holding a modulation target, and the property's name there."""
     if target in WALK_ARRAYS:

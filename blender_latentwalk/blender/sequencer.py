@@ -1,10 +1,11 @@
-"""The song in the Video Sequence Editor, and beat markers on the timeline."""
+"""The song in the Video Sequence Editor, the rendered frames above it, and beat markers on the timeline."""
 
 import os
 
 import bpy
 
 from ..engine.errors import LatentWalkError
+from ..engine.render.png_writer import frame_path
 from . import compat
 
 BEAT_MARKER_NAME = "beat"
@@ -135,6 +136,7 @@ def set_beat_markers(scene, beat_frames, first_frame):
 
 
 PREVIEW_STRIP_NAME = "Latent Walk Preview"
+FINAL_STRIP_NAME = "Latent Walk"
 
 
 def replace_image_strip(scene, name, frame_paths, frame_start, above_channel):
@@ -158,6 +160,18 @@ def mute_strip(scene, name):
     for strip in compat.all_strips(scene):
         if strip.name == name:
             strip.mute = True
+
+
+def lay_frames(scene, folder, first, last, preview=False):
+    """Put frames first..last of ``folder`` on the Sequencer above the song, replacing the strip
+    of their kind; the final frames mute the preview strip. Returns the strip."""
+    paths = [frame_path(folder, number) for number in range(first, last + 1)]
+    song = song_strip(scene)
+    name = PREVIEW_STRIP_NAME if preview else FINAL_STRIP_NAME
+    strip = replace_image_strip(scene, name, paths, first, song.channel if song else 0)
+    if not preview:
+        mute_strip(scene, PREVIEW_STRIP_NAME)
+    return strip
 
 
 def set_video_output(scene, path):

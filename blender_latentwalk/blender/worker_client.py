@@ -1,18 +1,18 @@
 """The render worker process, seen from Blender.
 
-Renders run in ``python -m blender_latentwalk.engine worker`` (see engine/worker.py),
+Renders run in ``python -m blender_latentwalk.engine worker`` (see engine/worker/process.py),
 a separate process that never imports bpy: Blender's UI stays responsive, a cancel
 is clean, and ending the process releases the models' memory. One worker is kept
 between renders so models stay loaded (one per device when Devices names several);
 "Release Models" ends them.
 
-A reader thread turns the worker's event lines into a queue; it never touches bpy.
-The operator (or a headless script) drains the queue from Blender's main thread.
+Requests and events are the typed messages of engine/worker/messages.py. A reader thread
+turns the worker's event lines into a queue of them; it never touches bpy. The job (jobs.py in
+the UI, or a headless script) drains the queue from Blender's main thread.
 """
 
 import atexit
 import itertools
-import json
 import os
 import queue
 import subprocess
@@ -20,7 +20,7 @@ import sys
 import time
 
 from ..engine.errors import LatentWalkError
-from ..engine.worker.process import PROTOCOL_VERSION
+from ..engine.worker import messages
 from . import engine_client
 
 _ids = itertools.count(1)
@@ -50,32 +50,33 @@ class Worker:
             raise LatentWalkError(f"the render worker '{python}' could not be started ({error.strerror}).") from None
         self.events = queue.Queue()
         self.closing = False  # set when the add-on ends it, so its exit is not a crash
-        engine_client.read_events(self.process, self.events, "latentwalk-worker-events")
+        engine_client.read_events(self.process, self.events, "latentwalk-worker-events", messages.decode_event)
 
     def alive(self):
         return self.process.poll() is None
 
-    def send(self, **request):
+    def send(self, request):
+        """Write one request (a `messages` dataclass) to the worker."""
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.write(messages.encode(request) + "\n")
             self.process.stdin.flush()
         except (OSError, ValueError):
-            pass  # the worker has exited; its "exit" event says so
+            pass  # the worker has exited; its `messages.ProcessExited` event says so
 
-    def render(self, **request):
-        """Send a render request; returns its id."""
+    def render(self, **fields):
+        """Send a `messages.RenderRequest` of ``fields`` (all but its id); returns its id."""
         request_id = next(_ids)
-        self.send(command="render", id=request_id, version=PROTOCOL_VERSION, **request)
+        self.send(messages.RenderRequest(id=request_id, **fields))
         return request_id
 
-    def download(self, **request):
-        """Send a download request (model, role); returns its id."""
+    def download(self, model, role=None):
+        """Send a `messages.DownloadRequest`; returns its id."""
         request_id = next(_ids)
-        self.send(command="download", id=request_id, **request)
+        self.send(messages.DownloadRequest(id=request_id, model=model, role=role))
         return request_id
 
     def cancel(self, request_id):
-        self.send(command="cancel", id=request_id)
+        self.send(messages.CancelRequest(id=request_id))
 
     def log_tail(self, lines=1):
         try:
@@ -96,7 +97,7 @@ class Worker:
         """End the worker (models and their memory go with it)."""
         self.closing = True
         if self.alive():
-            self.send(command="quit")
+            self.send(messages.QuitRequest())
             try:
                 self.process.stdin.close()
             except OSError:

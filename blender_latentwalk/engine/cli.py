@@ -16,7 +16,7 @@ make-tiny-models DIR
     Write untrained tiny stand-in models in the real on-disk formats (offline smoke
     tests): DIR/biggan-tiny-UNTRAINED (config.json + pytorch_model.bin) and
     DIR/sd-tiny-UNTRAINED (a diffusers img2img pipeline, save_pretrained).
-render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--frames A-B[,C-D,E...]]
+render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--plan-indices A-B[,C-D,E...]]
         [--prompt P] [--negative-prompt N] [--strength S] [--guidance G] [--steps K] [--seed N]
         [--size WxH] [--tiny-vae ID_OR_FOLDER] [--batch-size N] [--device D]
     Frames of a RenderPlan as frame_NNNNNN.png (Blender frame numbers): BigGAN, then
@@ -26,8 +26,8 @@ render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--
     kept untouched, missing frames and frames written under other settings are redone; any
     chunking, order or resume gives the bytes of one render at the same --batch-size.
     A second render whose frames overlap a running one's in the same --out is refused;
-    disjoint chunks (a farm's tasks, ``--frames 0-9,20``) render into one --out at once.
-status PLAN.npz --biggan ... --sd ... --out DIR [--frames A-B[,C...]] [every render flag] [--json]
+    disjoint chunks (a farm's tasks, ``--plan-indices 0-9,20``) render into one --out at once.
+status PLAN.npz --biggan ... --sd ... --out DIR [--plan-indices A-B[,C...]] [every render flag] [--json]
     Which frames in DIR are a finished render of the plan with these settings: the
     one check that Encode Video, the panel and scripts/render.py --encode use. Prints
     "N of M frames current ..."; exits 1 when any frame is stale or missing.
@@ -40,7 +40,7 @@ models download NAME [--role biggan|pipeline|vae]
     Ctrl+C stops it, and the next download resumes. Refused in offline mode (HF_HUB_OFFLINE=1).
 worker
     Serve render requests as JSON lines on stdin/stdout (the add-on's worker process;
-    see `worker.py`).
+    see `worker/process.py`).
 setup-env FOLDER [--variant auto|cpu|cu126|cu128|cu130|rocm6.4|mps] [--torch-index-url URL|default]
     Create the render worker's Python environment in FOLDER: PyTorch for this machine's GPU
     and the pinned render stack, progress as JSON lines (see `environment.py`; the add-on's
@@ -119,8 +119,8 @@ def _render_flags():
     full.add_argument("--biggan", required=True)
     full.add_argument("--sd", default="stabilityai/sd-turbo", help="hub id, folder, or none")
     full.add_argument("--out", required=True)
-    full.add_argument("--frames", help="plan frame indices: A-B (inclusive), or a farm chunk such as 0-2,4 "
-                      "(comma-separated frames and ranges)")
+    full.add_argument("--plan-indices", help="0-based plan indices (not Blender frames): A-B (inclusive), or a "
+                      "farm chunk such as 0-2,4 (comma-separated indices and ranges)")
     full.add_argument("--prompt", help="one prompt for every frame (default: the plan's schedule)")
     full.add_argument("--negative-prompt")
     full.add_argument("--strength", type=float)
@@ -151,11 +151,12 @@ def _load_plan_and_range(args):
     if args.batch_size is not None and args.batch_size < 1:
         raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 4 on the CPU, "
                               "16 on a GPU).")
-    ranges = frame_ranges.parse(args.frames, "--frames") if args.frames else None  # before the plan is read
+    ranges = (frame_ranges.parse(args.plan_indices, "--plan-indices", unit="index")
+              if args.plan_indices else None)  # before the plan is read
     plan = RenderPlan.load(args.plan)
     indices = None
     if ranges is not None:
-        frame_ranges.check_inside(ranges, 0, plan.n_frames - 1, args.frames)
+        frame_ranges.check_inside(ranges, 0, plan.n_frames - 1, args.plan_indices, "--plan-indices", unit="index")
         indices = frame_ranges.numbers(ranges)
     return plan, indices
 
@@ -191,10 +192,10 @@ def _plan_and_settings(args):
 
 def _status(args):
     """Print the frame status; exit status 1 when a frame is stale or missing (0 with --json)."""
-    from .render import run as render
+    from .render import trust
 
     plan, indices, settings = _plan_and_settings(args)
-    status = render.frame_status(plan, args.biggan, settings, args.out, indices)
+    status = trust.frame_status(plan, args.biggan, settings, args.out, indices)
     print(status.to_json() if args.json else status.summary())
     if args.json:
         return 0

@@ -38,7 +38,7 @@ const FIND_AND_RUN_RENDER_SCRIPT = [
 // add-on or an extension), so the chunks write where Check Frames and Encode Video look.
 const ADDON_IN_SUBMITTING_BLENDER = "next(m for n, m in __import__('sys').modules.items() "
     + `if n.rpartition('.')[2] == '${LATENTWALK_ADDON}' and hasattr(m, 'blender'))`;
-const OUTPUT_FOLDER_EVAL = `${ADDON_IN_SUBMITTING_BLENDER}.blender.render.resolve_folder(`
+const OUTPUT_FOLDER_EVAL = `${ADDON_IN_SUBMITTING_BLENDER}.blender.output.resolve_folder(`
     + "C.scene.latentwalk.diffusion.output_folder, 'Output folder', C.scene)";
 
 const JOB_TYPE = {

@@ -55,7 +55,7 @@ PACKAGE = _addon_package()
 
 
 def addon_module(name):
-    """The add-on's module ``name`` ("blender.render", "engine.errors") under `PACKAGE`."""
+    """The add-on's module ``name`` ("blender.render_job", "engine.errors") under `PACKAGE`."""
     return importlib.import_module(f"{PACKAGE}.{name}")
 
 
@@ -155,19 +155,20 @@ def _clear_animation(scene, data_path):
     scene.driver_remove(data_path)  # False when there is none
 
 
-def print_engine_recipe(scene, render, frames):
+def print_engine_recipe(scene, render_job, frames):
     """--no-render alone: write the plan and print the engine command that renders it (any farm)."""
     import shlex
 
     engine_client = addon_module("blender.engine_client")
-    notes, folder, request, plan, plan_path = render.prepare_plan(scene, ranges=frames)
+    notes, folder, request, plan, plan_path = render_job.prepare_plan(scene, ranges=frames)
     for line in notes:
         print(line, flush=True)
     python = engine_client.engine_python(addon_module("blender.preferences").get().engine_python) or sys.executable
-    command = engine_client.engine_command(python, *render.engine_render_arguments(scene, request, plan_path, folder))
+    command = engine_client.engine_command(python, *render_job.engine_render_arguments(scene, request, plan_path,
+                                                                                        folder))
     print(f"wrote {plan_path} ({plan.n_frames} frames; plan index 0 is frame {plan.frame_start})", flush=True)
     print("render it in chunks of plan indices (PYTHONPATH="
-          f"{os.path.dirname(ADDON_FOLDER)}): {shlex.join(command)} --frames A-B", flush=True)
+          f"{os.path.dirname(ADDON_FOLDER)}): {shlex.join(command)} --plan-indices A-B", flush=True)
 
 
 def main():
@@ -175,8 +176,8 @@ def main():
     if args.blend:
         headless.open_blend(args.blend)
     headless.ensure_registered()
-    render, sequencer, worker_client = (addon_module(f"blender.{name}") for name in ("render", "sequencer",
-                                                                                     "worker_client"))
+    encode, output, render_job, sequencer, worker_client = (
+        addon_module(f"blender.{name}") for name in ("encode", "output", "render_job", "sequencer", "worker_client"))
     bake_if_stale = addon_module("blender.operators").bake_if_stale
     LatentWalkError = addon_module("engine.errors").LatentWalkError
 
@@ -188,7 +189,7 @@ def main():
     if audio is None and not settings.audio_path:
         headless.fail("no song: give --audio SONG (wav, flac, ogg or mp3).")
     if not args.output and not bpy.data.filepath and (settings.diffusion.output_folder.startswith("//")
-                                                      or render.BLEND_NAME_TOKEN in settings.diffusion.output_folder):
+                                                      or output.BLEND_NAME_TOKEN in settings.diffusion.output_folder):
         headless.fail("give --output DIR: the scene's Output folder depends on a .blend file, and this one is not "
                       "saved.")
     if args.save == "" and not bpy.data.filepath:
@@ -220,15 +221,15 @@ def main():
             if frames:
                 first, last = frames[0][0], frames[-1][1]
             if not args.encode:
-                print_engine_recipe(scene, render, frames)
+                print_engine_recipe(scene, render_job, frames)
         else:
             # A chunk (--frames) keeps its frames only; the strip is laid by --encode or for --save.
-            job = render.render_sync(scene, frames=frames, print_progress=True,
+            job = render_job.render_sync(scene, frames=frames, print_progress=True,
                                      place=frames is None or args.save is not None)
             print(job.summary, flush=True)
             if job.rendered_paths:  # the line Flamenco's worker shows as the task's latest image
                 print(f"Saved: '{job.rendered_paths[-1]}'", flush=True)
-            if job.result["stopped"]:
+            if job.result.stopped:
                 headless.fail("the render was stopped before it finished.")
             first, last = job.first, job.last
     except LatentWalkError as error:
@@ -241,7 +242,7 @@ def main():
     if args.encode:
         path = os.path.abspath(args.encode)
         try:  # the files decide: every frame current for the scene as it is, and the song checked again
-            for line in render.encode(scene, path, first, last):
+            for line in encode.encode(scene, path, first, last):
                 print(line, flush=True)
         except LatentWalkError as error:
             headless.fail(error)

@@ -8,7 +8,7 @@ import pytest
 
 import bake_scenarios
 import synth
-from blender_latentwalk.blender import bake_state, compat, curves, operators, render
+from blender_latentwalk.blender import bake_state, compat, curves, operators, render_job, sequencer
 from blender_latentwalk.engine.analysis import pipeline as analysis
 
 
@@ -41,14 +41,14 @@ def test_moving_the_song_strip_or_changing_the_song_is_refused_until_a_rebake(sc
         assert bake_state.changes(scene) == ["the song strip now starts at frame 11, the curves were baked from "
                                              "frame 1"]
         with pytest.raises(Exception, match="starts at frame 11"):
-            render.RenderJob(scene, preview=True)
+            render_job.RenderJob(scene, preview=True)
         bpy.ops.latentwalk.bake()
         assert bake_state.changes(scene) == []
         assert compat.find_fcurve(scene, "latentwalk.onset", 0).keyframe_points[0].co.x == 11
     settings.audio_path = other_song(tmp_path, 4.0)
     assert bake_state.changes(scene)[0] == "the Song is now other.wav, the curves were baked from song.wav"
     with pytest.raises(Exception, match="other.wav"):
-        render.RenderJob(scene)
+        render_job.RenderJob(scene)
     bpy.ops.latentwalk.bake()
     assert bake_state.changes(scene) == []
 
@@ -60,7 +60,7 @@ def test_encode_refuses_a_bake_made_at_another_fps(scene, song, tmp_path):
     settings.diffusion.output_folder = str(tmp_path)
     frame = tmp_path / "frame_000001.png"
     frame.write_bytes(b"")
-    compat.new_image_strip(scene, render.FINAL_STRIP_NAME, str(frame), 5, 1)  # as if rendered
+    compat.new_image_strip(scene, sequencer.FINAL_STRIP_NAME, str(frame), 5, 1)  # as if rendered
     scene.render.fps = 25
     with pytest.raises(RuntimeError, match="the scene is now 25 fps, the curves were baked at 30 fps"):
         bpy.ops.latentwalk.encode_video()

@@ -8,7 +8,7 @@ import time
 import bpy
 import pytest
 
-from blender_latentwalk.blender import compat, environment_setup, preferences, worker_client
+from blender_latentwalk.blender import compat, environment_setup, jobs, preferences, worker_client
 from blender_latentwalk.engine.setup import environment
 
 
@@ -44,7 +44,7 @@ def test_with_online_access_off_setup_says_how_to_allow_it_and_changes_nothing(s
     assert "Nothing was changed" in str(refused.value) and "Engine Python" in str(refused.value)
     assert (listing(user_data), listing(extension_data), listing(str(tmp_path))) == before
     assert prefs.engine_python == "/opt/my-own-env/bin/python"
-    assert environment_setup.active_job() is None
+    assert jobs.running() is None
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_a_failed_setup_reports_the_step_the_log_and_a_command_and_keeps_the_eng
     assert "-m pip install" in command and empty_index.as_uri() in command
     assert prefs.engine_python == "/opt/my-own-env/bin/python"
     assert not os.path.exists(online) and not os.path.exists(environment.partial_folder(str(online)))
-    assert environment_setup.active_job() is None
+    assert jobs.running() is None
 
 
 def test_cancel_mid_install_ends_the_setup_and_its_pip_and_leaves_no_environment(scene, prefs, online, monkeypatch):
@@ -109,21 +109,18 @@ def test_cancel_mid_install_ends_the_setup_and_its_pip_and_leaves_no_environment
     assert "set-up cancelled; nothing was changed" in job.result_message()
     assert not os.path.exists(str(online)) and not os.path.exists(environment.partial_folder(str(online)))
     assert prefs.engine_python == "/opt/my-own-env/bin/python"
-    assert environment_setup.active_job() is None
+    assert jobs.running() is None
     with os.popen(f"pgrep -g {job.process.pid}") as group:  # pip went with it (its own process group)
         assert group.read().strip() == ""
 
 
 def test_setup_is_refused_while_a_render_or_download_uses_the_worker(scene, prefs, online, monkeypatch):
-    from blender_latentwalk.blender import models, render
+    from types import SimpleNamespace
 
     for busy in ("render", "download"):
         with monkeypatch.context() as patch:
-            if busy == "render":
-                patch.setattr(render, "_active_job", object())
-            else:
-                patch.setattr(models, "_active_download", object())
+            patch.setattr(jobs, "_running", SimpleNamespace(kind=busy))  # as a running job holds it
             with pytest.raises(RuntimeError, match="a render or a download is running"):
                 bpy.ops.latentwalk.setup_render_environment()
-    assert not os.path.exists(str(online)) and environment_setup.active_job() is None
+    assert not os.path.exists(str(online)) and jobs.running() is None
     assert prefs.engine_python == "/opt/my-own-env/bin/python"

@@ -8,6 +8,7 @@ import pytest
 
 from blender_latentwalk.blender import compat, worker_client
 from blender_latentwalk.blender import models as models_ui
+from blender_latentwalk.engine.worker.messages import PROTOCOL_VERSION
 from hub_server import ModelServer
 
 
@@ -65,3 +66,21 @@ def test_download_lists_and_refreshes(scene, user_caches, use_engine_python, mon
     assert state.present and state.size_bytes > 0
     assert state.path.startswith(str(home / "hf" / "hub"))
     assert os.path.isfile(os.path.join(state.path, "model_index.json"))
+
+
+def test_a_worker_of_another_version_is_refused_with_both_versions_named(scene, tmp_path, monkeypatch):
+    """An Engine Python whose worker speaks the protocol of an older Latent Walk (events without a version)."""
+    old_worker = tmp_path / "old-python"
+    old_worker.write_text("#!/bin/sh\necho '{\"event\": \"ready\", \"pid\": 1}'\nexec cat >/dev/null\n")
+    old_worker.chmod(0o755)
+    monkeypatch.setenv("LATENTWALK_ENGINE_PYTHON", str(old_worker))
+    monkeypatch.setattr(compat, "online_access_allowed", lambda: True)
+    worker_client.release()
+    try:
+        with pytest.raises(RuntimeError) as error:
+            bpy.ops.latentwalk.model_download(name="biggan-deep-128", role="biggan")
+    finally:
+        worker_client.release()
+    message = str(error.value)
+    assert "protocol no version" in message and f"this side speaks version {PROTOCOL_VERSION}" in message
+    assert "the add-on and its Engine Python run different versions" in message and "Traceback" not in message

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.blender import compat, render, sampling, sequencer
+from blender_latentwalk.blender import compat, render_job, sampling, sequencer
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_preview_renders_a_ten_second_song_into_the_sequencer(scene, use_engine_
 def test_preview_folder_relative_to_an_unsaved_file_is_explained(baked):
     baked.latentwalk.walk.preview_folder = "//preview/"
     with pytest.raises(Exception, match="save the .blend"):
-        render.RenderJob(baked, preview=True)
+        render_job.RenderJob(baked, preview=True)
 
 
 def test_class_picker_adds_by_imagenet_index(scene):

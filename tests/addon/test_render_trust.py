@@ -8,7 +8,7 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_latentwalk.blender import compat, render, sequencer, worker_client
+from blender_latentwalk.blender import compat, encode, jobs, output, render_job, sequencer, worker_client
 
 pytest.importorskip("torch")  # the worker runs in this Python (Blender's own, by default)
 pytest.importorskip("diffusers")
@@ -54,7 +54,7 @@ def test_a_preview_into_the_output_folder_never_reaches_the_video(baked, tmp_pat
     assert not strip_named(scene, sequencer.PREVIEW_STRIP_NAME).mute
     assert bpy.ops.latentwalk.encode_video() == {"FINISHED"}
     assert strip_named(scene, sequencer.PREVIEW_STRIP_NAME).mute
-    final = strip_named(scene, render.FINAL_STRIP_NAME)
+    final = strip_named(scene, sequencer.FINAL_STRIP_NAME)
     assert os.path.normpath(bpy.path.abspath(final.directory)) == os.path.normpath(str(tmp_path / "frames"))
 
 
@@ -65,7 +65,7 @@ def test_two_blend_files_in_one_folder_never_share_frames(baked, tmp_path):
         "output_folder"].default  # the default: //latentwalk_frames/{blend_name}/
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "first.blend"))
     scene = bpy.context.scene
-    assert render.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output", scene) == str(
+    assert output.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output", scene) == str(
         tmp_path / "latentwalk_frames" / "first" / "Scene")
     assert bpy.ops.latentwalk.render() == {"FINISHED"}
     first_frames = pngs(tmp_path / "latentwalk_frames" / "first" / "Scene")
@@ -73,7 +73,7 @@ def test_two_blend_files_in_one_folder_never_share_frames(baked, tmp_path):
     scene.latentwalk.walk.seed = 7  # a second file with another walk, saved next to the first
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "second.blend"))
     scene = bpy.context.scene
-    assert render.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output", scene) == str(
+    assert output.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output", scene) == str(
         tmp_path / "latentwalk_frames" / "second" / "Scene")
     with pytest.raises(RuntimeError, match=r"0 of 72 frames current \(72 missing\)"):
         bpy.ops.latentwalk.encode_video()
@@ -90,20 +90,20 @@ def test_an_edit_undone_after_a_cancelled_render_is_refused_then_rerendered(bake
     walk = scene.latentwalk.walk
     assert bpy.ops.latentwalk.render() == {"FINISHED"}
     walk.seed = 5  # an edit...
-    job = render.RenderJob(scene)
+    job = render_job.RenderJob(scene)
     while not job.finished and job.done < 8:  # ...rendered part-way, then Esc
         job._handle(job.worker.events.get())
     job.cancel()
     job.wait()
-    changed = [n for n in job.result["rendered"]]
-    assert job.result["stopped"] and changed
+    changed = [n for n in job.result.rendered]
+    assert job.result.stopped and changed
     walk.seed = 0  # ...and undone: the folder now holds frames of a walk that is not the scene's
     with pytest.raises(RuntimeError, match=rf"{72 - len(changed)} of 72 frames current \({len(changed)} stale\)"
                                            rf".*frame {changed[0]} is not rendered from the scene as it is now"):
         bpy.ops.latentwalk.encode_video()
-    again = render.render_sync(scene)
-    assert again.result["rendered"] == changed  # exactly the frames of the abandoned edit
-    assert render.last_check(scene)[1].complete
+    again = render_job.render_sync(scene)
+    assert again.result.rendered == changed  # exactly the frames of the abandoned edit
+    assert encode.last_check(scene)[1].complete
     assert bpy.ops.latentwalk.encode_video() == {"FINISHED"}
 
 
@@ -182,26 +182,26 @@ def test_encode_leaves_the_artists_output_settings_as_they_were(baked, tmp_path)
 
 def test_a_file_load_during_a_render_stops_it_and_keeps_finished_frames(baked, tmp_path):
     scene = baked
-    job = render.RenderJob(scene)
-    render._active_job = job  # as the modal operator holds it
+    job = render_job.RenderJob(scene)
+    jobs.begin(job)  # as the modal operator does
     while not job.finished and job.done < 4:
         job._handle(job.worker.events.get())
     bpy.ops.wm.read_factory_settings(use_empty=True)  # File > New while frames render
-    assert render.active_job() is None and job.cancel_requested
+    assert jobs.running() is None and job.cancel_requested
     job.wait()
-    assert job.result["stopped"] and 4 <= len(job.result["rendered"]) < 72
-    assert len(pngs(tmp_path / "frames")) == len(job.result["rendered"])
+    assert job.result.stopped and 4 <= len(job.result.rendered) < 72
+    assert len(pngs(tmp_path / "frames")) == len(job.result.rendered)
 
 
 def test_disabling_the_addon_during_a_render_ends_it_and_the_worker(baked, addon, tmp_path):
-    job = render.RenderJob(baked)
-    render._active_job = job  # as the modal operator holds it
+    job = render_job.RenderJob(baked)
+    jobs.begin(job)  # as the modal operator does
     while not job.finished and job.done < 4:
         job._handle(job.worker.events.get())
     worker = job.worker
     addon.unregister()  # Preferences > Add-ons: Latent Walk unticked while frames render
     try:
-        assert render.active_job() is None and job.cancel_requested
+        assert jobs.running() is None and job.cancel_requested
         assert not worker.alive() and not worker_client.running()  # its models' memory is freed
         finished = pngs(tmp_path / "frames")
         assert 4 <= len(finished) < 72  # what was finished stays
@@ -210,7 +210,7 @@ def test_disabling_the_addon_during_a_render_ends_it_and_the_worker(baked, addon
 
 
 def test_the_worker_log_is_private(baked):
-    render.render_sync(baked, frames=(1, 4))
+    render_job.render_sync(baked, frames=(1, 4))
     log = worker_client._worker.log_path
     assert not log.startswith("/tmp/") and os.path.isfile(log)
     assert os.stat(log).st_mode & 0o077 == 0 and os.stat(os.path.dirname(log)).st_mode & 0o077 == 0
@@ -219,14 +219,14 @@ def test_the_worker_log_is_private(baked):
 def test_the_panels_count_belongs_to_the_file_and_folder_it_was_made_for(baked, tmp_path):
     scene = baked
     assert bpy.ops.latentwalk.render() == {"FINISHED"}
-    assert render.last_check(scene)[1].summary() == "72 of 72 frames current"
+    assert encode.last_check(scene)[1].summary() == "72 of 72 frames current"
     scene.latentwalk.diffusion.output_folder = str(tmp_path / "elsewhere")
-    assert render.last_check(scene) is None  # another folder: not checked yet
+    assert encode.last_check(scene) is None  # another folder: not checked yet
     scene.latentwalk.diffusion.output_folder = str(tmp_path / "frames")
-    assert render.last_check(scene) is not None
+    assert encode.last_check(scene) is not None
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "a.blend"))
-    assert render.last_check(bpy.context.scene) is None  # a count is for one file: this one was unsaved
+    assert encode.last_check(bpy.context.scene) is None  # a count is for one file: this one was unsaved
     assert bpy.ops.latentwalk.check_frames() == {"FINISHED"}
-    assert render.last_check(bpy.context.scene)[1].complete
+    assert encode.last_check(bpy.context.scene)[1].complete
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "a.blend"))  # loading a file (the same, even) forgets it
-    assert render.last_check(bpy.context.scene) is None
+    assert encode.last_check(bpy.context.scene) is None

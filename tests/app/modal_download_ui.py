@@ -50,14 +50,14 @@ def listed():
 
 
 def step():
-    from blender_latentwalk.blender import models
+    from blender_latentwalk.blender import jobs
 
     STATE["ticks"] += 1
     if STATE["ticks"] > 900:
         result(error="timed out")
         bpy.ops.wm.quit_blender()
         return None
-    job = models.active_download()
+    job = jobs.running("download")
     if STATE["step"] == "setup":
         import blender_latentwalk
 

@@ -82,7 +82,7 @@ def result(**values):
 
 
 def step():
-    from blender_latentwalk.blender import render
+    from blender_latentwalk.blender import jobs
 
     scene = bpy.context.scene
     STATE["ticks"] += 1
@@ -90,7 +90,7 @@ def step():
         result(error="timed out")
         bpy.ops.wm.quit_blender()
         return None
-    job = render.active_job()
+    job = jobs.running("render")
     if STATE["step"] == "setup":
         import blender_latentwalk
 

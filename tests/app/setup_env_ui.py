@@ -60,9 +60,9 @@ def _step():
             result(invoked=sorted(bpy.ops.latentwalk.setup_render_environment("INVOKE_DEFAULT")))
         STATE["step"] = "installing"
     elif STATE["step"] == "installing":
-        from blender_latentwalk.blender import environment_setup, preferences
+        from blender_latentwalk.blender import environment_setup, jobs, preferences
 
-        job = environment_setup.active_job()
+        job = jobs.running("setup")
         if job is not None:
             line = job.status_line()
             if not STATE["status"] or STATE["status"][-1] != line:

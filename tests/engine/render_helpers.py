@@ -12,6 +12,7 @@ import numpy as np
 from blender_latentwalk.engine.generators import biggan
 from blender_latentwalk.engine.diffusion import img2img
 from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -81,7 +82,7 @@ def leftovers(folder):
 
 def assert_manifest_consistent(folder, plan, models, n_expected):
     """Every manifest entry is a file as it is now, every frame is current, and nothing else is listed."""
-    status = render.frame_status(plan, models[0], settings(models), str(folder))
+    status = trust.frame_status(plan, models[0], settings(models), str(folder))
     assert status.complete and len(status.current) == n_expected, status.summary()
     with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as stream:
         entries = json.load(stream)["frames"]

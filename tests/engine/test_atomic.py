@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from blender_latentwalk.engine import atomic
-from blender_latentwalk.engine.render import claims
 from blender_latentwalk.engine.analysis import features
 from blender_latentwalk.engine.analysis import filterbanks
 from blender_latentwalk.engine.render import png_writer as frames
-from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 
@@ -55,7 +54,7 @@ WRITERS = {
     "features": ("features.npz", lambda path: tiny_features().save_npz(path)),
     "frame": ("frame_000001.png", lambda path: frames.write_png(path, np.zeros((4, 4, 3), np.uint8))),
     "manifest": ("manifest.json",  # a new key each time: a manifest that would not change is not written
-                 lambda path: render.update_manifest(os.path.dirname(path), {1: {"key": os.urandom(8).hex()}})),
+                 lambda path: trust.update_manifest(os.path.dirname(path), {1: {"key": os.urandom(8).hex()}})),
 }
 
 
@@ -71,7 +70,7 @@ def test_every_engine_writer_is_atomic_on_a_full_disk(tmp_path, monkeypatch, kin
         write(path)
     assert error.value.errno == errno.ENOSPC
     assert open(path, "rb").read() == before
-    expected = [name] + ([claims.LOCK_NAME] if kind == "manifest" else [])  # the manifest's lock file stays
+    expected = [name] + ([trust.LOCK_NAME] if kind == "manifest" else [])  # the manifest's lock file stays
     assert sorted(os.listdir(tmp_path)) == sorted(expected)
 
 
@@ -89,12 +88,12 @@ def test_processes_updating_one_manifest_at_once_lose_no_entries(tmp_path):
     import sys
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = ("import sys; from blender_latentwalk.engine.render import run as render\n"
+    code = ("import sys; from blender_latentwalk.engine.render import trust\n"
             "first = int(sys.argv[2])\n"
             "for frame in range(first, first + 40):\n"
-            "    render.update_manifest(sys.argv[1], {frame: {'key': str(frame)}, frame - 1000: None})\n")
+            "    trust.update_manifest(sys.argv[1], {frame: {'key': str(frame)}, frame - 1000: None})\n")
     writers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(first)], cwd=root)
                for first in (0, 100, 200, 300)]
     assert [writer.wait(120) for writer in writers] == [0, 0, 0, 0]
-    manifest = render.load_manifest(str(tmp_path))
+    manifest = trust.load_manifest(str(tmp_path))
     assert sorted(manifest) == [f + n for f in (0, 100, 200, 300) for n in range(40)]

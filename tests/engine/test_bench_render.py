@@ -9,7 +9,7 @@ from render_helpers import ROOT
 
 
 def test_bench_render_full_prints_the_whole_table():
-    result = subprocess.run([sys.executable, "scripts/bench_render.py", "--full", "--frames", "2", "--size", "64",
+    result = subprocess.run([sys.executable, "scripts/bench_render.py", "--full", "--frame-count", "2", "--size", "64",
                              "--batch-sizes", "2", "--repeats", "1", "--tiny-vae"], cwd=ROOT, capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

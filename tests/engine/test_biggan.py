@@ -108,8 +108,8 @@ def test_whole_and_two_chunks_in_two_processes_are_byte_identical(tiny_models, t
     whole, chunks = tmp_path / "whole", tmp_path / "chunks"
     common = ["--biggan", str(tiny_models), "--sd", "none", "--size", "32x32", "--device", "cpu"]
     assert run_cli("render", str(plan_path), *common, "--out", str(whole)).returncode == 0
-    first = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--frames", "0-10", "--batch-size", "3")
-    second = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--frames", "11-23",
+    first = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--plan-indices", "0-10", "--batch-size", "3")
+    second = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--plan-indices", "11-23",
                      "--batch-size", "7")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     names = sorted(n for n in os.listdir(whole) if n.endswith(".png"))
@@ -122,7 +122,7 @@ def test_whole_and_two_chunks_in_two_processes_are_byte_identical(tiny_models, t
 def test_render_cli_errors_are_one_line(tiny_models, tmp_path):
     small_plan().save(tmp_path / "plan.npz")
     result = run_cli("render", str(tmp_path / "plan.npz"), "--biggan", str(tiny_models), "--sd", "none",
-                     "--out", str(tmp_path / "o"), "--frames", "20-40")
+                     "--out", str(tmp_path / "o"), "--plan-indices", "20-40")
     assert result.returncode == 2 and "outside the plan's 0-23" in result.stderr
     result = run_cli("render", str(tmp_path / "plan.npz"), "--biggan", str(tmp_path / "nothing"), "--sd", "none",
                      "--out", str(tmp_path / "o"))

@@ -12,6 +12,7 @@ import pytest
 
 from blender_latentwalk.engine.setup import environment
 from blender_latentwalk.engine.setup.environment import choose_torch_variant, parse_cuda_version, variant_named
+from blender_latentwalk.engine.worker import messages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -128,21 +129,21 @@ def test_the_environment_python_runs_the_worker_from_any_folder_and_renders(rend
     worker = subprocess.Popen([python, "-m", "blender_latentwalk.engine", "worker"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                               env=environment_vars)
-    request = dict(command="render", id=1, plan=str(plan_path), biggan=models[0], out=str(tmp_path / "frames"),
-                   img2img={"model": models[1], "width": 48, "height": 32, "tiny_vae": ""}, frames=None,
-                   batch_size=2, device="cpu")
-    worker.stdin.write(json.dumps(request) + "\n")
+    request = messages.RenderRequest(id=1, plan_path=str(plan_path), biggan=models[0],
+                                     out_folder=str(tmp_path / "frames"), batch_size=2, device="cpu",
+                                     img2img={"model": models[1], "width": 48, "height": 32, "tiny_vae": ""})
+    worker.stdin.write(messages.encode(request) + "\n")
     worker.stdin.flush()
     seen = []
-    while not seen or seen[-1]["event"] not in ("done", "error", "fatal"):
+    while not seen or not isinstance(seen[-1], (messages.RenderDone, messages.RequestFailed, messages.Fatal)):
         line = worker.stdout.readline()
         assert line, worker.stderr.read()[-3000:]
-        seen.append(json.loads(line))
-    worker.stdin.write(json.dumps({"command": "quit"}) + "\n")
+        seen.append(messages.decode_event(line))
+    worker.stdin.write(messages.encode(messages.QuitRequest()) + "\n")
     worker.stdin.close()
     assert worker.wait(60) == 0
-    assert seen[0]["event"] == "ready" and seen[-1]["event"] == "done", seen
-    assert len(seen[-1]["rendered"]) == 6
+    assert isinstance(seen[0], messages.Ready) and isinstance(seen[-1], messages.RenderDone), seen
+    assert len(seen[-1].rendered) == 6
     reference = subprocess.run([sys.executable, "-m", "blender_latentwalk.engine", "render", str(plan_path),
                                 "--biggan", models[0], "--sd", models[1], "--out", str(tmp_path / "reference"),
                                 "--size", "48x32", "--batch-size", "2", "--device", "cpu"],

@@ -18,6 +18,7 @@ from render_helpers import (ROOT, assert_manifest_consistent, cli_command, kill_
 
 from blender_latentwalk.engine.render import png_writer as frames
 from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import RenderPlan
 
 FRAME = np.zeros((8, 8, 3), np.uint8)
@@ -186,7 +187,7 @@ def test_kill_9_while_a_png_is_half_written_then_resume(models, tmp_path):
         with Image.open(out / name) as image:
             image.load()
         assert data == expected[name], name
-    status = render.frame_status(plan, models[0], settings(models), str(out))
+    status = trust.frame_status(plan, models[0], settings(models), str(out))
     recorded = json.loads((out / "manifest.json").read_text())["frames"] if (out / "manifest.json").exists() else {}
     assert sorted(map(int, recorded)) == list(status.current)  # what the manifest lists is complete and right
     assert len(status.current) < 24

@@ -27,8 +27,8 @@ def source(seed=0, size=(32, 32)):
 
 def fit(picture, width, height):
     """The render's scale and crop (on the device) of a PIL image: an (height, width, 3) uint8 array."""
-    levels = resize.apply(img2img.levels_from_pictures([picture], CPU), resize.fit_resizes(picture.size, (width, height)))
-    return img2img.pictures_from_levels(levels)[0]
+    images = resize.apply(img2img.images_from_pictures([picture], CPU), resize.fit_resizes(picture.size, (width, height)))
+    return img2img.pictures_from_images(images)[0]
 
 
 def test_tiny_pipeline_loads_through_auto_pipeline(pipeline):
@@ -38,9 +38,9 @@ def test_tiny_pipeline_loads_through_auto_pipeline(pipeline):
 def run(pipeline, frames, mix, seed=7, guidance=0.0, negative=""):
     embeddings = img2img.PromptEmbeddings(pipeline, negative, CPU)
     conditions = [embeddings.blend(mix, guidance > 1)] * len(frames)
-    levels = img2img.run(pipeline, img2img.levels_from_pictures(frames, CPU), conditions, 0.6, guidance, 2,
+    images = img2img.run(pipeline, img2img.images_from_pictures(frames, CPU), conditions, 0.6, guidance, 2,
                          [seed] * len(frames), CPU)
-    return img2img.pictures_from_levels(levels)
+    return img2img.pictures_from_images(images)
 
 
 def test_same_noise_every_frame_so_a_still_source_stays_still(pipeline):
@@ -76,9 +76,9 @@ def test_strength_acts_in_whole_steps_as_diffusers_runs_them(pipeline):
     condition = [embeddings.blend({"a volcano": 1.0}, False)]
 
     def at(strength, steps=4):
-        levels = img2img.run(pipeline, img2img.levels_from_pictures([frame], CPU), condition, strength, 0.0, steps,
+        images = img2img.run(pipeline, img2img.images_from_pictures([frame], CPU), condition, strength, 0.0, steps,
                              [3], CPU)
-        return img2img.pictures_from_levels(levels)[0]
+        return img2img.pictures_from_images(images)[0]
 
     # diffusers runs int(4 x strength) steps: 0.5 and 0.74 are the same 2 steps, 0.75 is 3.
     assert np.array_equal(at(0.5), at(0.74)) and not np.array_equal(at(0.5), at(0.75))

@@ -18,6 +18,7 @@ from blender_latentwalk.engine.generators import biggan
 from blender_latentwalk.engine.diffusion import img2img
 from blender_latentwalk.engine.setup import models
 from blender_latentwalk.engine.errors import LatentWalkError
+from blender_latentwalk.engine.worker import messages
 from hub_server import ModelServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,34 +69,38 @@ def environment(server, home):
     return env
 
 
+ENDS = (messages.RenderDone, messages.DownloadDone, messages.RequestFailed)  # the last event of a request
+
+
 class Worker:
-    """The render worker as a process, spoken to over its JSON-lines protocol as the add-on does."""
+    """The render worker as a process, spoken to over its JSON-lines protocol (engine/worker/messages.py) as the
+    add-on does."""
 
     def __init__(self, env, cwd):
         self.process = subprocess.Popen([sys.executable, "-m", "blender_latentwalk.engine", "worker"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=env, cwd=cwd)
-        assert self.next()["event"] == "ready"
+        assert isinstance(self.next(), messages.Ready)
 
-    def send(self, **request):
-        self.process.stdin.write(json.dumps(request) + "\n")
+    def send(self, request):
+        self.process.stdin.write(messages.encode(request) + "\n")
         self.process.stdin.flush()
 
     def next(self):
         line = self.process.stdout.readline()
         assert line, self.process.stderr.read()[-3000:]
-        return json.loads(line)
+        return messages.decode_event(line)
 
     def until_end(self, on_progress=None):
         events = []
-        while not events or events[-1]["event"] not in ("done", "error"):
+        while not events or not isinstance(events[-1], ENDS):
             events.append(self.next())
-            if on_progress is not None and events[-1]["event"] == "progress":
+            if on_progress is not None and isinstance(events[-1], messages.Progress):
                 on_progress(events[-1])
         return events
 
     def close(self):
-        self.send(command="quit")
+        self.send(messages.QuitRequest())
         assert self.process.wait(60) == 0
 
 
@@ -112,10 +117,10 @@ def test_hub_download_progress_cancel_resume_and_render(served, tmp_path):
     worker = Worker(env, tmp_path)
     try:
         # A pipeline: progress in bytes up to the size of exactly the files the loader reads.
-        worker.send(command="download", id=1, model="tiny/sd", role="pipeline")
+        worker.send(messages.DownloadRequest(id=1, model="tiny/sd", role="pipeline"))
         events = worker.until_end()
-        assert events[-1]["event"] == "done" and not events[-1]["stopped"], events[-1]
-        progress = [(e["done"], e["total"]) for e in events if e["event"] == "progress"]
+        assert isinstance(events[-1], messages.DownloadDone) and not events[-1].stopped, events[-1]
+        progress = [(e.done, e.total) for e in events if isinstance(e, messages.Progress)]
         expected = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folders["tiny/sd"])
                        for name in names if name not in ("README.txt", "sd_single_file.safetensors")
                        and ".fp16." not in name)
@@ -123,7 +128,7 @@ def test_hub_download_progress_cancel_resume_and_render(served, tmp_path):
         assert [d for d, _ in progress] == sorted(d for d, _ in progress)
         fetched = {path for method, path, _ in server.requests if method == "GET" and "/resolve/" in path}
         assert not any(p.endswith(("sd_single_file.safetensors", ".fp16.safetensors", "README.txt")) for p in fetched)
-        state = models.ModelState.from_dict(events[-1]["model"])
+        state = models.ModelState.from_dict(events[-1].model)
         assert state.present and state.size_bytes == expected
         assert state.path.startswith(str(tmp_path / "hf" / "hub")) and os.path.isfile(
             os.path.join(state.path, "unet", "diffusion_pytorch_model.safetensors"))
@@ -134,21 +139,21 @@ def test_hub_download_progress_cancel_resume_and_render(served, tmp_path):
         size = os.path.getsize(os.path.join(folders["tiny/vae"], weights))
         assert size > 10 * MIB
         server.delay_s = 0.002
-        worker.send(command="download", id=2, model="tiny/vae", role="vae")
+        worker.send(messages.DownloadRequest(id=2, model="tiny/vae", role="vae"))
         config_cached = str(tmp_path / "hf" / "hub" / "models--tiny--vae" / "snapshots" / "*" / "config.json")
         cancel = {"sent": False}
 
         def cancel_once_the_config_is_in(event):  # the files come in parallel: wait for the small one
-            if not cancel["sent"] and event["done"] and glob.glob(config_cached):
+            if not cancel["sent"] and event.done and glob.glob(config_cached):
                 cancel["sent"] = True
-                worker.send(command="cancel", id=2)
+                worker.send(messages.CancelRequest(id=2))
 
         events = worker.until_end(on_progress=cancel_once_the_config_is_in)
         assert cancel["sent"], "the weights arrived before the config: slow the server down"
         server.delay_s = 0.0
-        assert events[-1]["event"] == "done" and events[-1]["stopped"], events[-1]
-        assert not events[-1]["model"]["present"]
-        assert events[-1]["model"]["missing"].startswith("incomplete: no weights")
+        assert isinstance(events[-1], messages.DownloadDone) and events[-1].stopped, events[-1]
+        assert not events[-1].model["present"]
+        assert events[-1].model["missing"].startswith("incomplete: no weights")
         listed = json.loads(in_engine(env, "from blender_latentwalk.engine import cli; cli.main(['models', "
                                            "'--tiny-vae', 'tiny/vae', '--json'])"))
         assert listed[0]["name"] == "tiny/vae" and not listed[0]["present"]
@@ -158,20 +163,21 @@ def test_hub_download_progress_cancel_resume_and_render(served, tmp_path):
         path = f"/tiny/vae/resolve/{commit}/{weights}"
         server.cut_after[path] = 11 * MIB
         before = len(server.ranges(path))
-        worker.send(command="download", id=3, model="tiny/vae", role="vae")
+        worker.send(messages.DownloadRequest(id=3, model="tiny/vae", role="vae"))
         events = worker.until_end()
-        assert events[-1]["event"] == "done" and events[-1]["model"]["present"], events[-1]
+        assert isinstance(events[-1], messages.DownloadDone) and events[-1].model["present"], events[-1]
         assert server.ranges(path)[before:] == [None, f"bytes={10 * MIB}-"]
-        assert [e["done"] for e in events if e["event"] == "progress"][-1] == events[-1]["model"]["size_bytes"]
+        assert [e.done for e in events if isinstance(e, messages.Progress)][-1] == events[-1].model["size_bytes"]
 
         # What was downloaded renders, through the loaders users take (hub ids, offline).
         plan = tmp_path / "plan.npz"
         _plan(plan)
-        worker.send(command="render", id=4, plan=str(plan), biggan=folders["biggan"], out=str(tmp_path / "frames"),
-                    device="cpu", frames=[0, 1], batch_size=2,
-                    img2img={"model": "tiny/sd", "width": 32, "height": 32, "tiny_vae": "tiny/vae"})
+        worker.send(messages.RenderRequest(
+            id=4, plan_path=str(plan), biggan=folders["biggan"], out_folder=str(tmp_path / "frames"), device="cpu",
+            plan_index_ranges=[[0, 1]], batch_size=2,
+            img2img={"model": "tiny/sd", "width": 32, "height": 32, "tiny_vae": "tiny/vae"}))
         events = worker.until_end()
-        assert events[-1]["event"] == "done" and events[-1]["rendered"] == [1, 2], events[-1]
+        assert isinstance(events[-1], messages.RenderDone) and events[-1].rendered == [1, 2], events[-1]
     finally:
         worker.close()
 
@@ -197,12 +203,13 @@ def test_biggan_download_resumes_where_it_stopped_and_loads(served, tmp_path):
     try:
         # Cancelled mid-file: the partial file stays for the next attempt and counts for nothing.
         server.delay_s = 0.003
-        worker.send(command="download", id=1, model="biggan-deep-128", role="biggan")
+        worker.send(messages.DownloadRequest(id=1, model="biggan-deep-128", role="biggan"))
         config_size = len(server.files["/biggan/biggan-deep-128-config.json"])
-        events = worker.until_end(on_progress=lambda e: e["done"] > config_size and worker.send(command="cancel", id=1))
+        events = worker.until_end(
+            on_progress=lambda e: e.done > config_size and worker.send(messages.CancelRequest(id=1)))
         server.delay_s = 0.0
-        assert events[-1]["event"] == "done" and events[-1]["stopped"], events[-1]
-        assert not events[-1]["model"]["present"]
+        assert isinstance(events[-1], messages.DownloadDone) and events[-1].stopped, events[-1]
+        assert not events[-1].model["present"]
         partial = [n for n in os.listdir(tmp_path / "biggan") if n.endswith(models.PARTIAL_SUFFIX)]
         assert len(partial) == 1
         kept = os.path.getsize(tmp_path / "biggan" / partial[0])
@@ -211,11 +218,11 @@ def test_biggan_download_resumes_where_it_stopped_and_loads(served, tmp_path):
         # The next attempt asks for the rest; its connection is cut 100 kB in and resumed again.
         server.cut_after[weights_path] = 100_000
         before = len(server.ranges(weights_path))
-        worker.send(command="download", id=2, model="biggan-deep-128", role="biggan")
+        worker.send(messages.DownloadRequest(id=2, model="biggan-deep-128", role="biggan"))
         events = worker.until_end()
-        assert events[-1]["event"] == "done" and events[-1]["model"]["present"], events[-1]
+        assert isinstance(events[-1], messages.DownloadDone) and events[-1].model["present"], events[-1]
         assert server.ranges(weights_path)[before:] == [f"bytes={kept}-", f"bytes={kept + 100_000}-"]
-        progress = [(e["done"], e["total"]) for e in events if e["event"] == "progress"]
+        progress = [(e.done, e.total) for e in events if isinstance(e, messages.Progress)]
         total = size + config_size
         assert progress[-1] == (total, total)
         cached = sorted(os.listdir(tmp_path / "biggan"))
@@ -224,10 +231,11 @@ def test_biggan_download_resumes_where_it_stopped_and_loads(served, tmp_path):
         # Loaded by name through engine/biggan.py, and the same bytes as served.
         plan = tmp_path / "plan.npz"
         _plan(plan)
-        worker.send(command="render", id=3, plan=str(plan), biggan="biggan-deep-128", out=str(tmp_path / "frames"),
-                    device="cpu", frames=[0, 1], batch_size=2, img2img={"model": "none", "width": 32, "height": 32})
+        worker.send(messages.RenderRequest(
+            id=3, plan_path=str(plan), biggan="biggan-deep-128", out_folder=str(tmp_path / "frames"), device="cpu",
+            plan_index_ranges=[[0, 1]], batch_size=2, img2img={"model": "none", "width": 32, "height": 32}))
         events = worker.until_end()
-        assert events[-1]["event"] == "done" and events[-1]["rendered"] == [1, 2], events[-1]
+        assert isinstance(events[-1], messages.RenderDone) and events[-1].rendered == [1, 2], events[-1]
     finally:
         worker.close()
     out = in_engine(env, "from blender_latentwalk.engine.generators import biggan; print(biggan.resolve('biggan-deep-128')[1])")

@@ -7,7 +7,9 @@ import pytest
 
 from blender_latentwalk.engine.generators import biggan
 from blender_latentwalk.engine.diffusion import img2img
+from blender_latentwalk.engine.render import compute
 from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 
@@ -92,7 +94,7 @@ def test_render_cli_resumes_and_explains_missing_models(models, tmp_path):
                                "--biggan", models[0], "--out", str(tmp_path / "frames"), "--size", "48x32",
                                "--device", "cpu", *extra], capture_output=True, text=True, cwd=root)
 
-    first = run("--sd", models[1], "--prompt", "a volcano", "--frames", "0-4")
+    first = run("--sd", models[1], "--prompt", "a volcano", "--plan-indices", "0-4")
     assert first.returncode == 0, first.stderr
     assert "rendered 5 frames, reused 0" in first.stdout
     second = run("--sd", models[1], "--prompt", "a volcano")
@@ -150,7 +152,7 @@ def test_animated_strength_batches_exactly_and_too_little_strength_keeps_the_sou
 def test_weights_replaced_in_the_same_folder_rerender_even_in_a_warm_worker(models, tmp_path):
     folder = str(tmp_path / "sd")
     img2img.make_tiny_pipeline(folder, seed=0)
-    out, warm = str(tmp_path / "out"), render.Models()  # the worker keeps its models between renders
+    out, warm = str(tmp_path / "out"), compute.Models()  # the worker keeps its models between renders
     render.render(plan(4), models[0], settings(models, model=folder), out, device="cpu", models=warm)
     before = read_all(out)
     img2img.make_tiny_pipeline(folder, seed=1)  # other weights, same path
@@ -175,7 +177,7 @@ def test_sizes_that_are_not_multiples_of_8_come_out_exact(models, tmp_path):
 def test_frame_status_is_decided_by_the_files_and_the_plan_now(models, tmp_path):
     out = str(tmp_path / "out")
     render.render(plan(), models[0], settings(models), out, batch_size=5, device="cpu")
-    status = render.frame_status(plan(), models[0], settings(models), out)
+    status = trust.frame_status(plan(), models[0], settings(models), out)
     assert status.complete and status.current == tuple(range(1, 11)) and status.summary() == "10 of 10 frames current"
 
     # A PNG replaced behind the manifest's back (a preview, a copy from another render) is not the frame.
@@ -184,11 +186,11 @@ def test_frame_status_is_decided_by_the_files_and_the_plan_now(models, tmp_path)
     assert other.rendered
     os.replace(os.path.join(tmp_path, "other", "frame_000007.png"), replaced)
     os.unlink(os.path.join(out, "frame_000009.png"))
-    status = render.frame_status(plan(), models[0], settings(models), out)
+    status = trust.frame_status(plan(), models[0], settings(models), out)
     assert status.stale == (7,) and status.missing == (9,) and status.first_not_current == 7
     assert status.summary() == "8 of 10 frames current (1 stale, 1 missing)"
     # ...and the plan as it is now decides: an edited prompt makes every frame stale.
-    assert render.frame_status(plan(prompt="a lake"), models[0], settings(models), out).current == ()
+    assert trust.frame_status(plan(prompt="a lake"), models[0], settings(models), out).current == ()
     again = render.render(plan(), models[0], settings(models), out, batch_size=5, device="cpu")
     assert again.rendered == [7, 9]
 
@@ -205,8 +207,8 @@ def test_frames_copied_back_with_new_times_stay_current_and_a_changed_byte_does_
         if not name.startswith("."):
             shutil.copy(out / name, home / name)  # contents only: new modification times
     assert os.stat(home / "frame_000003.png").st_mtime_ns != os.stat(out / "frame_000003.png").st_mtime_ns
-    assert render.frame_status(plan(), models[0], settings(models, model="none"), str(home)).complete
+    assert trust.frame_status(plan(), models[0], settings(models, model="none"), str(home)).complete
     data = bytearray((home / "frame_000003.png").read_bytes())
     data[-20] ^= 0xFF  # same size, one byte different
     (home / "frame_000003.png").write_bytes(bytes(data))
-    assert render.frame_status(plan(), models[0], settings(models, model="none"), str(home)).stale == (3,)
+    assert trust.frame_status(plan(), models[0], settings(models, model="none"), str(home)).stale == (3,)

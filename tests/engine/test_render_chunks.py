@@ -11,9 +11,9 @@ from render_helpers import (ROOT, assert_manifest_consistent, cli_command, ident
                             pngs, settings)
 
 from blender_latentwalk.engine import LatentWalkError
-from blender_latentwalk.engine.render import claims
 from blender_latentwalk.engine.render import png_writer as frames
 from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import RenderPlan
 
 BATCH = 8
@@ -40,7 +40,7 @@ def test_two_concurrent_chunks_then_a_resume_after_deleting_frames_are_the_bytes
     # Farm chunks with gaps: plan indices 0-30 and 60-71 in one, 31-59 in the other; the edges split the
     # aligned batches 24-31 and 56-63.
     started = time.perf_counter()
-    chunks = [subprocess.Popen(cli_command(plan_path, models, out, "--batch-size", str(BATCH), "--frames", span),
+    chunks = [subprocess.Popen(cli_command(plan_path, models, out, "--batch-size", str(BATCH), "--plan-indices", span),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
               for span in ("0-30,60-71", "31-59")]
     finished = []
@@ -85,9 +85,9 @@ def test_an_overlapping_render_is_refused_naming_the_other_and_disjoint_chunks_p
     plan = plan_72(16)
     out = tmp_path / "busy"
     out.mkdir()
-    other = claims.claim(str(out), range(5, 11))  # a live render of Blender frames 5-10 (this process)
+    other = trust.claim(str(out), range(5, 11))  # a live render of Blender frames 5-10 (this process)
     try:
-        with pytest.raises(claims.FolderBusy) as refused:
+        with pytest.raises(trust.FolderBusy) as refused:
             render.render(plan, models[0], settings(models, model="none"), str(out), range(8, 12), device="cpu")
         message = str(refused.value)
         assert f"process {os.getpid()} on {socket.gethostname()}" in message and "since" in message
@@ -106,9 +106,9 @@ def test_the_cli_refuses_an_overlapping_render_in_one_line(models, tmp_path):
     plan_72(16).save(tmp_path / "plan.npz")
     out = tmp_path / "busy"
     out.mkdir()
-    other = claims.claim(str(out), [1])
+    other = trust.claim(str(out), [1])
     try:
-        result = subprocess.run(cli_command(tmp_path / "plan.npz", models, out, "--frames", "0-3"),
+        result = subprocess.run(cli_command(tmp_path / "plan.npz", models, out, "--plan-indices", "0-3"),
                                 capture_output=True, text=True, cwd=ROOT)
     finally:
         other.release()
@@ -133,9 +133,9 @@ def test_a_killed_render_s_claim_and_temporary_files_are_taken_over(models, tmp_
     (out / ".latentwalk-00000000000000aa-frame_000003.png.x1.tmp").write_bytes(b"half a png")
     far = {"pid": 1, "host": "render-node-7", "since": now - 3600, "frames": [[1, 16]]}
     (out / ".latentwalk-render-00000000000000bb.json").write_text(json.dumps(far))
-    stale = now - claims.STALE_AFTER_S - 5  # its heartbeat stopped: killed on another machine
+    stale = now - trust.STALE_AFTER_S - 5  # its heartbeat stopped: killed on another machine
     os.utime(out / ".latentwalk-render-00000000000000bb.json", (stale, stale))
-    live = claims.claim(str(out), [40])  # a live render elsewhere in the folder: its temp files stay
+    live = trust.claim(str(out), [40])  # a live render elsewhere in the folder: its temp files stay
     (out / f"{live.temp_prefix}frame_000040.png.x2.tmp").write_bytes(b"being written")
     try:
         result = render.render(plan_72(16), models[0], settings(models, model="none"), str(out), device="cpu")
@@ -147,7 +147,7 @@ def test_a_killed_render_s_claim_and_temporary_files_are_taken_over(models, tmp_
     fresh = dict(far, since=now)  # another machine's render with a fresh heartbeat is alive
     (out / ".latentwalk-render-00000000000000cc.json").write_text(json.dumps(fresh))
     (out / "frame_000002.png").unlink()
-    with pytest.raises(claims.FolderBusy, match="on render-node-7"):
+    with pytest.raises(trust.FolderBusy, match="on render-node-7"):
         render.render(plan_72(16), models[0], settings(models, model="none"), str(out), device="cpu")
 
 
@@ -164,7 +164,7 @@ def test_a_render_whose_claim_was_taken_over_stops_before_its_next_batch(models,
         # computed: the takeover then lands exactly between the first and the second batch.
         render.render(plan_72(16), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
                       progress=take_over_after_the_first_batch, png_threads=0)
-    assert render.frame_status(plan_72(16), models[0], settings(models, model="none"), out).current == (1, 2, 3, 4)
+    assert trust.frame_status(plan_72(16), models[0], settings(models, model="none"), out).current == (1, 2, 3, 4)
 
 
 def test_with_the_png_pool_a_taken_over_render_records_nothing_after_the_takeover(models, tmp_path, monkeypatch):
@@ -183,38 +183,40 @@ def test_with_the_png_pool_a_taken_over_render_records_nothing_after_the_takeove
     with pytest.raises(LatentWalkError, match="taken over by another render"):
         render.render(plan_72(32), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
                       png_threads=1)
-    status = render.frame_status(plan_72(32), models[0], settings(models, model="none"), out)
+    status = trust.frame_status(plan_72(32), models[0], settings(models, model="none"), out)
     assert status.current == (1, 2, 3, 4)  # the batch recorded before the takeover, nothing after
-    assert sorted(render.load_manifest(out)) == [1, 2, 3, 4]
+    assert sorted(trust.load_manifest(out)) == [1, 2, 3, 4]
     assert not any(os.path.exists(frames.frame_path(out, n)) for n in range(9, 33))  # queued: never written
 
 
 def test_the_worker_refuses_an_overlapping_render_and_serves_the_next(models, tmp_path):
-    import json
+    from blender_latentwalk.engine.worker import messages
 
     plan_72(8).save(tmp_path / "plan.npz")
     out = tmp_path / "busy"
     out.mkdir()
     worker = subprocess.Popen([sys.executable, "-m", "blender_latentwalk.engine", "worker"], cwd=ROOT, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert json.loads(worker.stdout.readline())["event"] == "ready"
-    request = dict(command="render", plan=str(tmp_path / "plan.npz"), biggan=models[0], out=str(out), device="cpu",
-                   img2img={"model": "none", "width": 32, "height": 32}, frames=None, batch_size=4)
-    other = claims.claim(str(out), [8])  # e.g. a headless render of the last frame
-    try:
-        worker.stdin.write(json.dumps(dict(request, id=1)) + "\n")
+
+    def send(request):
+        worker.stdin.write(messages.encode(request) + "\n")
         worker.stdin.flush()
-        refused = json.loads(worker.stdout.readline())
+
+    assert isinstance(messages.decode_event(worker.stdout.readline()), messages.Ready)
+    request = dict(plan_path=str(tmp_path / "plan.npz"), biggan=models[0], out_folder=str(out), device="cpu",
+                   img2img={"model": "none", "width": 32, "height": 32}, batch_size=4)
+    other = trust.claim(str(out), [8])  # e.g. a headless render of the last frame
+    try:
+        send(messages.RenderRequest(id=1, **request))
+        refused = messages.decode_event(worker.stdout.readline())
     finally:
         other.release()
-    assert refused["event"] == "error" and refused["id"] == 1
-    assert f"frames 8 of '{out}' are being rendered by process {os.getpid()}" in refused["message"]
-    worker.stdin.write(json.dumps(dict(request, id=2)) + "\n")
-    worker.stdin.flush()
-    event = json.loads(worker.stdout.readline())
-    while event["event"] == "progress":
-        event = json.loads(worker.stdout.readline())
-    worker.stdin.write(json.dumps({"command": "quit"}) + "\n")
-    worker.stdin.flush()
+    assert isinstance(refused, messages.RequestFailed) and refused.id == 1
+    assert f"frames 8 of '{out}' are being rendered by process {os.getpid()}" in refused.message
+    send(messages.RenderRequest(id=2, **request))
+    event = messages.decode_event(worker.stdout.readline())
+    while isinstance(event, messages.Progress):
+        event = messages.decode_event(worker.stdout.readline())
+    send(messages.QuitRequest())
     assert worker.wait(60) == 0
-    assert event["event"] == "done" and event["rendered"] == list(range(1, 9)), event
+    assert isinstance(event, messages.RenderDone) and event.rendered == list(range(1, 9)), event

@@ -21,7 +21,10 @@ from render_helpers import (ROOT, assert_manifest_consistent, cli_command, kill_
 from blender_latentwalk.engine import LatentWalkError, atomic, cli
 from blender_latentwalk.engine.generators import biggan
 from blender_latentwalk.engine.diffusion import img2img
+from blender_latentwalk.engine.render import compute
 from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import trust
+from blender_latentwalk.engine.worker import messages
 from blender_latentwalk.engine.worker import process as worker
 from blender_latentwalk.engine.walk.plan import RenderPlan
 
@@ -89,23 +92,24 @@ def test_kill_9_of_the_worker_at_a_random_point_then_resume(models, reference, t
     plan_path, plan, expected = reference
     rng = kill_point_random()
     out = tmp_path / "frames"
-    request = dict(command="render", plan=str(plan_path), biggan=models[0], out=str(out), device="cpu",
-                   img2img={"model": models[1], "width": 48, "height": 32}, frames=None, batch_size=BATCH)
+    request = messages.RenderRequest(id=1, plan_path=str(plan_path), biggan=models[0], out_folder=str(out),
+                                     device="cpu", img2img={"model": models[1], "width": 48, "height": 32},
+                                     batch_size=BATCH)
 
     def start():
         process = subprocess.Popen([sys.executable, "-m", "blender_latentwalk.engine", "worker"], cwd=ROOT,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert json.loads(process.stdout.readline())["event"] == "ready"
-        process.stdin.write(json.dumps(dict(request, id=1)) + "\n")
+        assert isinstance(messages.decode_event(process.stdout.readline()), messages.Ready)
+        process.stdin.write(messages.encode(request) + "\n")
         process.stdin.flush()
         return process
 
     first = start()
     kill_after = rng.randrange(1, N_FRAMES - 8)
     while True:
-        event = json.loads(first.stdout.readline())
-        assert event["event"] == "progress", event
-        if event["done"] >= kill_after:
+        event = messages.decode_event(first.stdout.readline())
+        assert isinstance(event, messages.Progress), event
+        if event.done >= kill_after:
             break
     time.sleep(rng.uniform(0.0, 0.5))
     first.send_signal(signal.SIGKILL)
@@ -113,20 +117,20 @@ def test_kill_9_of_the_worker_at_a_random_point_then_resume(models, reference, t
     assert_every_frame_whole_and_right(out, expected)
 
     second = start()
-    event = json.loads(second.stdout.readline())
-    while event["event"] == "progress":
-        event = json.loads(second.stdout.readline())
-    second.stdin.write(json.dumps({"command": "quit"}) + "\n")
+    event = messages.decode_event(second.stdout.readline())
+    while isinstance(event, messages.Progress):
+        event = messages.decode_event(second.stdout.readline())
+    second.stdin.write(messages.encode(messages.QuitRequest()) + "\n")
     second.stdin.flush()
     assert second.wait(60) == 0
-    assert event["event"] == "done" and not event["stopped"] and len(event["reused"]) >= kill_after, event
+    assert isinstance(event, messages.RenderDone) and not event.stopped and len(event.reused) >= kill_after, event
     assert pngs(out) == expected and leftovers(out) == []
     assert_manifest_consistent(out, plan, models, N_FRAMES)
 
 
 def out_of_memory_above(limit, kind=torch.OutOfMemoryError, message="CUDA out of memory. Tried to allocate 2 GiB"):
-    """A biggan.generate_levels that fails like a GPU would when a batch has more than ``limit`` frames."""
-    real = biggan.generate_levels
+    """A biggan.generate_images that fails like a GPU would when a batch has more than ``limit`` frames."""
+    real = biggan.generate_images
 
     def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16):
         if batch_size > limit:
@@ -140,7 +144,7 @@ def test_out_of_memory_halves_the_batch_tells_the_user_and_records_it(models, mo
     plan = plan_72(24)
     at_two = render.render(plan, models[0], settings(models), str(tmp_path / "at2"), batch_size=2, device="cpu")
     assert len(at_two.rendered) == 24
-    monkeypatch.setattr(biggan, "generate_levels", out_of_memory_above(2))
+    monkeypatch.setattr(biggan, "generate_images", out_of_memory_above(2))
     told = []
     result = render.render(plan, models[0], settings(models), str(tmp_path / "oom"), batch_size=8, device="cpu",
                            warn=told.append)
@@ -149,11 +153,11 @@ def test_out_of_memory_halves_the_batch_tells_the_user_and_records_it(models, mo
     assert "at batch size 8: going on at batch size 4" in told[0] and "going on at batch size 2" in told[1]
     assert "smaller batch" in told[1]
     assert result.reduced_batch == {frame: 2 for frame in range(1, 25)}
-    manifest = render.load_manifest(str(tmp_path / "oom"))
+    manifest = trust.load_manifest(str(tmp_path / "oom"))
     assert {entry["batch_size"] for entry in manifest.values()} == {2}
     # Made at batch size 2, aligned as a render at batch size 2 is: its very bytes.
     assert pngs(tmp_path / "oom") == pngs(tmp_path / "at2")
-    assert render.frame_status(plan, models[0], settings(models), str(tmp_path / "oom")).complete
+    assert trust.frame_status(plan, models[0], settings(models), str(tmp_path / "oom")).complete
 
 
 def test_out_of_memory_at_batch_1_is_a_clear_error_and_keeps_finished_frames(models, monkeypatch, tmp_path):
@@ -173,20 +177,20 @@ def test_out_of_memory_at_batch_1_is_a_clear_error_and_keeps_finished_frames(mod
     assert "out of memory" in str(error.value) and "even one frame at a time" in str(error.value)
     assert "frame 5" in str(error.value) and "\n" not in str(error.value)
     assert len(told) == 2  # 4 -> 2 -> 1, then the error
-    status = render.frame_status(plan, models[0], settings(models), str(tmp_path / "out"))
+    status = trust.frame_status(plan, models[0], settings(models), str(tmp_path / "out"))
     assert status.current == (1, 2, 3, 4) and leftovers(tmp_path / "out") == []
 
 
 def test_out_of_memory_reaches_the_worker_client_and_the_cli(models, monkeypatch, tmp_path, capsys):
     plan_path = tmp_path / "plan.npz"
     plan_72(8).save(plan_path)
-    monkeypatch.setattr(biggan, "generate_levels", out_of_memory_above(2))
+    monkeypatch.setattr(biggan, "generate_images", out_of_memory_above(2))
     events = []
-    request = dict(command="render", id=7, plan=str(plan_path), biggan=models[0], out=str(tmp_path / "w"),
-                   device="cpu", img2img={"model": "none", "width": 32, "height": 32}, frames=None, batch_size=4)
-    result = worker._render(request, render.Models(), lambda **event: events.append(event), should_stop=lambda: False)
-    warnings = [e for e in events if e["event"] == "warning"]
-    assert len(warnings) == 1 and warnings[0]["id"] == 7 and "going on at batch size 2" in warnings[0]["message"]
+    request = messages.RenderRequest(id=7, plan_path=str(plan_path), biggan=models[0], out_folder=str(tmp_path / "w"),
+                                     device="cpu", img2img={"model": "none", "width": 32, "height": 32}, batch_size=4)
+    result = worker._render(request, compute.Models(), events.append, should_stop=lambda: False)
+    warnings = [e for e in events if isinstance(e, messages.RenderWarning)]
+    assert len(warnings) == 1 and warnings[0].id == 7 and "going on at batch size 2" in warnings[0].message
     assert result.reduced_batch == {frame: 2 for frame in range(1, 9)}
 
     status = cli.main(["render", str(plan_path), "--biggan", models[0], "--sd", "none", "--out", str(tmp_path / "c"),
@@ -235,7 +239,7 @@ def test_disk_full_or_permission_lost_mid_render_then_resume(models, reference, 
     assert calls["n"] >= failure_call  # the fault happened (a last try to record the batch fails too)
     assert leftovers(out) == []
     assert_every_frame_whole_and_right(out, expected)
-    finished = render.frame_status(plan, models[0], settings(models), out).current
+    finished = trust.frame_status(plan, models[0], settings(models), out).current
     assert len(finished) >= BATCH * ((failure_call - 2) // (BATCH + 2))  # whole batches before the failure
     resumed = render.render(plan, models[0], settings(models), out, batch_size=BATCH, device="cpu")
     assert set(resumed.reused) == set(finished)
@@ -256,10 +260,10 @@ def test_a_corrupt_or_foreign_manifest_is_explained_and_never_mixed_in(models, t
     render.render(plan, models[0], settings(models, model="none"), str(out), device="cpu")
     before = pngs(out)
     (out / "manifest.json").write_bytes(content)
-    status = render.frame_status(plan, models[0], settings(models, model="none"), str(out))
+    status = trust.frame_status(plan, models[0], settings(models, model="none"), str(out))
     assert status.current == () and len(status.stale) == 8 and what in status.problem
     assert what in status.summary() and "move that file away" in status.summary()
-    with pytest.raises(render.ManifestError) as error:
+    with pytest.raises(trust.ManifestError) as error:
         render.render(plan, models[0], settings(models, model="none"), str(out), device="cpu")
     assert str(out / "manifest.json") in str(error.value) and "\n" not in str(error.value)
     assert pngs(out) == before and (out / "manifest.json").read_bytes() == content  # nothing touched
@@ -270,7 +274,7 @@ def test_an_older_manifest_counts_its_frames_stale(models, tmp_path):
     out = tmp_path / "frames"
     render.render(plan, models[0], settings(models, model="none"), str(out), device="cpu")
     (out / "manifest.json").write_text('{"version": 2, "frames": {"1": "0123abcd"}}')
-    assert render.frame_status(plan, models[0], settings(models, model="none"), str(out)).stale == tuple(range(1, 9))
+    assert trust.frame_status(plan, models[0], settings(models, model="none"), str(out)).stale == tuple(range(1, 9))
     again = render.render(plan, models[0], settings(models, model="none"), str(out), device="cpu")
     assert again.rendered == again.replaced == list(range(1, 9))
 
@@ -283,7 +287,7 @@ def test_frames_of_another_plan_in_the_folder_are_detected_and_replaced(models, 
     render.render(other, models[0], settings(models, model="none"), str(out), device="cpu")
     foreign = pngs(out)
     os.unlink(out / "manifest.json")  # and without a manifest: copied in from elsewhere
-    status = render.frame_status(RenderPlan.load(str(plan_path)), models[0], settings(models, model="none"), str(out))
+    status = trust.frame_status(RenderPlan.load(str(plan_path)), models[0], settings(models, model="none"), str(out))
     assert status.current == () and status.stale == tuple(range(1, 9))
     result = run_cli("render", str(plan_path), "--biggan", models[0], "--sd", "none", "--out", str(out),
                      "--size", "48x32", "--device", "cpu")
@@ -308,9 +312,9 @@ def _old_plan(path):
     ("old plan", "is from an older version of Latent Walk (plan version 1, this one reads 2)"),
     ("features file", "is not a render plan (it holds"),
     ("text file", "is not a render plan"),
-    ("frames outside", "--frames '0-3,60-80': frame 80 is outside the plan's 0-71"),
-    ("frames reversed", "--frames '0,9-3': '9-3' ends before it starts"),
-    ("frames bad part", "--frames '0-3,x5': 'x5' is not a frame or a range A-B"),
+    ("frames outside", "--plan-indices '0-3,60-80': index 80 is outside the plan's 0-71"),
+    ("frames reversed", "--plan-indices '0,9-3': '9-3' ends before it starts"),
+    ("frames bad part", "--plan-indices '0-3,x5': 'x5' is not an index or a range A-B"),
 ])
 def test_engine_cli_errors_are_one_line_and_come_before_any_work(models, tmp_path, case, expected):
     plan_path = tmp_path / "plan.npz"
@@ -326,7 +330,7 @@ def test_engine_cli_errors_are_one_line_and_come_before_any_work(models, tmp_pat
         plan_path.write_text("not a plan\n")
     else:
         plan_72().save(plan_path)
-        extra = ["--frames", {"frames outside": "0-3,60-80", "frames reversed": "0,9-3"}.get(case, "0-3,x5")]
+        extra = ["--plan-indices", {"frames outside": "0-3,60-80", "frames reversed": "0,9-3"}.get(case, "0-3,x5")]
     started = time.perf_counter()
     result = run_cli("render", str(plan_path), "--biggan", models[0], "--sd", "none", "--out", str(tmp_path / "o"),
                      *extra)

@@ -25,8 +25,8 @@ def noise(width, height, seed=0):
 
 
 def on_device(pixels, resizes):
-    levels = img2img.levels_from_pictures([pixels], CPU)
-    return img2img.pictures_from_levels(resize.apply(levels, resizes))[0]
+    images = img2img.images_from_pictures([pixels], CPU)
+    return img2img.pictures_from_images(resize.apply(images, resizes))[0]
 
 
 def assert_within_rounding(ours, pillows):
@@ -62,7 +62,7 @@ def test_lanczos_on_the_device_matches_pillows_resize(source, output):
 @pytest.mark.parametrize("source, output", [((512, 512), (400, 100)), ((100, 1000), (90, 100))])
 def test_a_height_shrunk_much_more_than_the_width_is_resampled_vertically_first_as_pillow_13_does(source, output):
     """Pillow 13 then rounds to 8 bits between the passes in the other order; the other order would be off
-    by up to 15 levels on noise."""
+    by up to 15 levels (of 255) on noise."""
     assert resize.vertical_first(source, output, (0.0, 0.0, float(source[0]), float(source[1])), "lanczos")
     pixels = noise(*source, seed=3)
     pillows = np.asarray(Image.fromarray(pixels).resize(output, Image.LANCZOS))
@@ -97,8 +97,8 @@ def test_img2img_on_device_frames_matches_the_pillow_path(pipeline, size):
     fitted = ImageOps.fit(Image.fromarray(source), size, method=Image.BICUBIC)
     pillows = pillow_img2img(pipeline, fitted, condition, size)
 
-    levels = resize.apply(img2img.levels_from_pictures([source], CPU), resize.fit_resizes((32, 32), size))
-    ours = img2img.pictures_from_levels(img2img.run(pipeline, levels, [condition], 0.6, 0.0, 2, [5], CPU))[0]
+    images = resize.apply(img2img.images_from_pictures([source], CPU), resize.fit_resizes((32, 32), size))
+    ours = img2img.pictures_from_images(img2img.run(pipeline, images, [condition], 0.6, 0.0, 2, [5], CPU))[0]
     difference = assert_within_rounding(ours, pillows)
     print(f"{size}: largest difference {difference.max()}, {100 * (difference > 0).mean():.2f}% of values differ")
 
@@ -109,13 +109,14 @@ def test_a_render_without_diffusion_matches_bigGAN_through_pillow(tmp_path):
 
     from blender_latentwalk.engine.generators import biggan
     from blender_latentwalk.engine.render import run as render
+    from blender_latentwalk.engine.render import trust
 
     folder = biggan.make_tiny_model(str(tmp_path / "biggan"))
     plan, size = plan_72(12), (48, 27)
     render.render(plan, folder, render.Img2ImgSettings(model="none", width=size[0], height=size[1]),
                   str(tmp_path / "frames"), batch_size=4, device="cpu")
     model, device, dtype = biggan.load(folder, "cpu")
-    z, classes, truncation = render.walk_inputs(plan)
+    z, classes, truncation = trust.walk_inputs(plan)
     for index, pixels in biggan.generate(model, device, dtype, z, classes, truncation, range(plan.n_frames), 4):
         pillows = np.asarray(ImageOps.fit(Image.fromarray(pixels), size, method=Image.BICUBIC))
         with Image.open(tmp_path / "frames" / f"frame_{plan.frame_start + index:06d}.png") as written:

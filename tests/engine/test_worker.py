@@ -1,4 +1,5 @@
-"""The render worker process, spoken to over its JSON-lines protocol as the add-on does."""
+"""The render worker process, spoken to over its JSON-lines protocol (engine/worker/messages.py) as
+the add-on does."""
 
 import json
 import os
@@ -8,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from blender_latentwalk.engine.errors import LatentWalkError
 from blender_latentwalk.engine.generators import biggan
 from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
+from blender_latentwalk.engine.worker import messages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,15 +28,28 @@ def start_worker(tmp_path, poison):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path)
 
 
-def send(worker, **request):
-    worker.stdin.write(json.dumps(request) + "\n")
+def send(worker, request):
+    worker.stdin.write(messages.encode(request) + "\n")
+    worker.stdin.flush()
+
+
+def send_line(worker, line):
+    worker.stdin.write(line + "\n")
     worker.stdin.flush()
 
 
 def next_event(worker):
     line = worker.stdout.readline()
     assert line, worker.stderr.read()[-3000:]
-    return json.loads(line)
+    return messages.decode_event(line)
+
+
+def until_end(worker):
+    """The events of one request, up to its done or error."""
+    events = [next_event(worker)]
+    while not isinstance(events[-1], (messages.RenderDone, messages.RequestFailed)):
+        events.append(next_event(worker))
+    return events
 
 
 @pytest.fixture
@@ -51,32 +67,28 @@ def plan_path(tmp_path):
 def test_worker_renders_reports_progress_cancels_and_never_imports_bpy(tmp_path, plan_path):
     model = biggan.make_tiny_model(str(tmp_path / "biggan"))
     worker = start_worker(tmp_path, poison=["bpy"])
-    assert next_event(worker)["event"] == "ready"
-    request = dict(command="render", plan=plan_path, biggan=model, out=str(tmp_path / "frames"), device="cpu",
-                   img2img={"model": "none", "width": 32, "height": 32}, frames=None, batch_size=2)
-    send(worker, id=1, **request)
-    events = []
-    while not events or events[-1]["event"] not in ("done", "error"):
-        events.append(next_event(worker))
-    assert events[-1]["event"] == "done", events[-1]
-    progress = [(e["done"], e["total"]) for e in events if e["event"] == "progress"]
+    assert isinstance(next_event(worker), messages.Ready)
+    request = dict(plan_path=plan_path, biggan=model, out_folder=str(tmp_path / "frames"), device="cpu",
+                   img2img={"model": "none", "width": 32, "height": 32}, plan_index_ranges=None, batch_size=2)
+    send(worker, messages.RenderRequest(id=1, **request))
+    events = until_end(worker)
+    assert isinstance(events[-1], messages.RenderDone), events[-1]
+    progress = [(e.done, e.total) for e in events if isinstance(e, messages.Progress)]
     assert progress[0] == (0, 24) and progress[-1] == (24, 24)
-    assert events[-1]["rendered"] == list(range(1, 25))
+    assert events[-1].rendered == list(range(1, 25))
 
     # A second request reuses the loaded model; cancel it as soon as it starts.
     (tmp_path / "frames" / "manifest.json").unlink()
-    send(worker, id=2, **request)
-    assert next_event(worker) == {"event": "progress", "id": 2, "done": 0, "total": 24}
-    send(worker, command="cancel", id=2)
-    event = next_event(worker)
-    while event["event"] == "progress":
-        event = next_event(worker)
-    assert event["event"] == "done" and event["stopped"] and len(event["rendered"]) < 24
+    send(worker, messages.RenderRequest(id=2, **request))
+    assert next_event(worker) == messages.Progress(id=2, done=0, total=24, unit="frames")
+    send(worker, messages.CancelRequest(id=2))
+    event = until_end(worker)[-1]
+    assert isinstance(event, messages.RenderDone) and event.stopped and len(event.rendered) < 24
 
-    send(worker, id=3, **dict(request, plan=str(tmp_path / "missing.npz")))
+    send(worker, messages.RenderRequest(id=3, **dict(request, plan_path=str(tmp_path / "missing.npz"))))
     error = next_event(worker)
-    assert error["event"] == "error" and "missing.npz" in error["message"]
-    send(worker, command="quit")
+    assert isinstance(error, messages.RequestFailed) and error.id == 3 and "missing.npz" in error.message
+    send(worker, messages.QuitRequest())
     assert worker.wait(30) == 0
     assert "bpy is poisoned" not in worker.stderr.read()
 
@@ -84,32 +96,52 @@ def test_worker_renders_reports_progress_cancels_and_never_imports_bpy(tmp_path,
 def test_a_python_without_torch_is_told_at_once(tmp_path):
     worker = start_worker(tmp_path, poison=["torch"])
     event = next_event(worker)
-    assert event["event"] == "fatal" and "cannot import torch" in event["message"]
-    assert "Engine Python" in event["message"]
+    assert isinstance(event, messages.Fatal) and "cannot import torch" in event.message
+    assert "Engine Python" in event.message
     assert worker.wait(30) == 3
 
 
-def render_events(worker, **request):
-    send(worker, command="render", **request)
-    events = [next_event(worker)]
-    while events[-1]["event"] not in ("done", "error"):
-        events.append(next_event(worker))
-    return events[-1]
-
-
-def test_a_version_2_chunk_with_gaps_renders_those_frames_and_version_1_requests_still_work(tmp_path, plan_path):
+def test_a_chunk_with_gaps_renders_those_frames_and_other_protocol_versions_are_refused(tmp_path, plan_path):
     model = biggan.make_tiny_model(str(tmp_path / "biggan"))
     worker = start_worker(tmp_path, poison=["bpy"])
-    assert next_event(worker)["event"] == "ready"
-    request = dict(plan=plan_path, biggan=model, out=str(tmp_path / "frames"), device="cpu",
+    assert isinstance(next_event(worker), messages.Ready)
+    request = dict(plan_path=plan_path, biggan=model, out_folder=str(tmp_path / "frames"), device="cpu",
                    img2img={"model": "none", "width": 32, "height": 32}, batch_size=4)
-    chunk = render_events(worker, id=1, version=2, frames=[[0, 2], [5, 5], [20, 23]], **request)
-    assert chunk["event"] == "done" and chunk["rendered"] == [1, 2, 3, 6, 21, 22, 23, 24], chunk
-    old = render_events(worker, id=2, frames=[2, 6], **request)  # version 1: one [first, last], no "version"
-    assert old["event"] == "done" and old["rendered"] == [4, 5, 7] and old["reused"] == [3, 6], old
-    newer = render_events(worker, id=3, version=3, frames=[[0, 1]], **request)
-    assert newer["event"] == "error" and "request version 3 is newer than this worker's (2)" in newer["message"]
-    send(worker, command="quit")
+    send(worker, messages.RenderRequest(id=1, plan_index_ranges=[[0, 2], [5, 5], [20, 23]], **request))
+    chunk = until_end(worker)[-1]
+    assert isinstance(chunk, messages.RenderDone) and chunk.rendered == [1, 2, 3, 6, 21, 22, 23, 24], chunk
+
+    # An add-on of another version: its requests are refused with both versions named, and the worker goes on.
+    for version, fields in ((2, dict(command="render", id=2, plan=plan_path, frames=[[2, 6]])),
+                            (messages.PROTOCOL_VERSION + 1, dict(type="render", id=3, plan_path=plan_path))):
+        send_line(worker, json.dumps(dict(fields, version=version)))
+        refused = next_event(worker)
+        assert isinstance(refused, messages.RequestFailed) and refused.id == fields["id"], refused
+        both = f"protocol version {version}, and this side speaks version {messages.PROTOCOL_VERSION}"
+        assert both in refused.message
+        assert "the add-on and its Engine Python run different versions" in refused.message
+    send(worker, messages.RenderRequest(id=4, plan_index_ranges=[[2, 6]], **request))
+    later = until_end(worker)[-1]
+    assert isinstance(later, messages.RenderDone) and later.rendered == [4, 5, 7] and later.reused == [3, 6], later
+    send(worker, messages.QuitRequest())
     assert worker.wait(60) == 0
     assert sorted(n for n in os.listdir(tmp_path / "frames") if not n.startswith(".")) == sorted(
         [f"frame_{n:06d}.png" for n in (1, 2, 3, 4, 5, 6, 7, 21, 22, 23, 24)] + ["manifest.json"])
+
+
+def test_messages_round_trip_and_a_line_of_another_version_or_type_is_refused_naming_both_versions():
+    done = messages.RenderDone(id=7, rendered=[1, 2], reused=[3], stopped=False, reduced_batch={"2": 1})
+    line = messages.encode(done)
+    assert json.loads(line)["type"] == "render_done" and json.loads(line)["version"] == messages.PROTOCOL_VERSION
+    assert messages.decode_event(line) == done
+    request = messages.DownloadRequest(id=3, model="tiny/sd", role="pipeline")
+    assert messages.decode_request(messages.encode(request)) == request
+    with pytest.raises(LatentWalkError, match="a worker event of protocol no version .* this side speaks version "
+                       f"{messages.PROTOCOL_VERSION}: the add-on and its Engine Python run different versions"):
+        messages.decode_event(json.dumps({"event": "ready", "pid": 1}))  # a worker of protocol 2
+    with pytest.raises(LatentWalkError, match=f"unknown worker request type 'paint' \\(protocol version "
+                       f"{messages.PROTOCOL_VERSION}; this side speaks version {messages.PROTOCOL_VERSION}"):
+        messages.decode_request(json.dumps({"type": "paint", "version": messages.PROTOCOL_VERSION}))
+    with pytest.raises(LatentWalkError, match="a worker event 'progress' whose fields do not match"):
+        messages.decode_event(json.dumps({"type": "progress", "version": messages.PROTOCOL_VERSION, "id": 1}))
+    assert messages.request_id_of(messages.Fatal(message="no torch")) is None

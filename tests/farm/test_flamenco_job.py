@@ -172,12 +172,12 @@ def test_the_engine_only_recipe_plan_chunks_then_encode_gives_the_bytes_of_one_r
     assert f"wrote {out / 'plan.npz'} (72 frames; plan index 0 is frame 1)" in planned.stdout
     line = next(line for line in planned.stdout.splitlines() if line.startswith("render it in chunks"))
     pythonpath, _, command = line.partition("): ")
-    assert command.endswith(" --frames A-B")
-    command = shlex.split(command[:-len(" --frames A-B")])
+    assert command.endswith(" --plan-indices A-B")
+    command = shlex.split(command[:-len(" --plan-indices A-B")])
     engine_environment = dict(environment, PYTHONPATH=pythonpath.rpartition("PYTHONPATH=")[2])
 
     def run(frames):
-        return subprocess.run(command + ["--frames", frames], capture_output=True, text=True, env=engine_environment,
+        return subprocess.run(command + ["--plan-indices", frames], capture_output=True, text=True, env=engine_environment,
                               timeout=900)
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # plan indices: chunks with gaps, side by side
@@ -198,7 +198,7 @@ def test_the_job_settings_read_the_scene_as_the_add_on_resolves_it(tmp_path):
     folder's // and {blend_name}/{scene_name} resolve as Check Frames and Encode Video resolve them."""
     bpy = pytest.importorskip("bpy")
     import blender_latentwalk
-    from blender_latentwalk.blender import render
+    from blender_latentwalk.blender import output
 
     settings_of = ("const vm = require('node:vm'), fs = require('node:fs'); const context = {}; vm.createContext(context);"
                    "vm.runInContext(fs.readFileSync(process.argv[1], 'utf8') + ';globalThis.jobType = JOB_TYPE;', context);"
@@ -215,7 +215,7 @@ def test_the_job_settings_read_the_scene_as_the_add_on_resolves_it(tmp_path):
     values = {key: eval(expression, {"C": bpy.context}) for key, expression in evals.items()}  # noqa: S307
 
     frames_folder = str(tmp_path / "latentwalk_frames" / "My Song" / "Scene")
-    assert values["output_folder"] == render.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output",
+    assert values["output_folder"] == output.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output",
                                                             scene) == frames_folder
     assert values["video_path"] == os.path.join(frames_folder, "My Song.mp4")
     assert values["frames"] == "1-240" and values["biggan"] == "biggan-deep-256"

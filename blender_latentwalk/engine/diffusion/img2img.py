@@ -167,24 +167,24 @@ class PromptEmbeddings:
         return blended
 
 
-def run(pipeline, levels, conditions, strength, guidance, steps, seeds, device):
+def run(pipeline, images, conditions, strength, guidance, steps, seeds, device):
     """img2img on a batch of frames that share strength, guidance and steps, on the device.
 
-    levels : torch tensor (n, 3, height, width) on ``device``, float32 holding 8-bit values 0..255
-        (`resize.apply`'s output, or `levels_from_pictures`); any size: diffusers works in multiples
+    images : torch tensor (n, 3, height, width) on ``device``, float32 holding 8-bit values 0..255
+        (`resize.apply`'s output, or `images_from_pictures`); any size: diffusers works in multiples
         of 8 pixels (``pipeline.vae_scale_factor``), so a frame is resized with Lanczos to that size
         and the result back, as diffusers and the PNG writer did it with Pillow.
     conditions : list of dicts from `PromptEmbeddings.blend`, one per image
     seeds : list of int, one per image; each image gets its own generator, so
         identical inputs give identical outputs whatever the batch.
-    Returns levels (n, 3, height, width) float32, whole numbers 0..255, on ``device``. This code never
+    Returns images (n, 3, height, width) float32, whole numbers 0..255, on ``device``. This code never
     waits for the device; diffusers does a few times a call (docs/performance.md says where).
     """
     import torch
 
     from ..imaging import resize
 
-    size = (levels.shape[-1], levels.shape[-2])
+    size = (images.shape[-1], images.shape[-2])
     factor = getattr(pipeline, "vae_scale_factor", 8)
     working = (resize.multiple_of(size[0], factor), resize.multiple_of(size[1], factor))
     generator_device = "cpu" if device.type == "mps" else device
@@ -192,7 +192,7 @@ def run(pipeline, levels, conditions, strength, guidance, steps, seeds, device):
     embeddings = {name: torch.cat([c[name] for c in conditions]) for name in conditions[0]}
     with torch.inference_mode():
         result = pipeline(
-            image=resize.apply(levels, resize.lanczos_resize(size, working)) / 255.0,
+            image=resize.apply(images, resize.lanczos_resize(size, working)) / 255.0,
             strength=float(strength),
             guidance_scale=float(guidance),
             num_inference_steps=int(steps),
@@ -205,9 +205,9 @@ def run(pipeline, levels, conditions, strength, guidance, steps, seeds, device):
         return resize.apply(output, resize.lanczos_resize(working, size))
 
 
-def levels_from_pictures(pictures, device):
+def images_from_pictures(pictures, device):
     """PIL images or (height, width, 3) uint8 arrays (one size) -> tensor (n, 3, height, width) float32
-    levels 0..255 on ``device``, as `run` takes them."""
+    images 0..255 on ``device``, as `run` takes them."""
     import numpy as np
     import torch
 
@@ -215,11 +215,11 @@ def levels_from_pictures(pictures, device):
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).to(device=device, dtype=torch.float32)
 
 
-def pictures_from_levels(levels):
-    """Tensor (n, 3, height, width) of levels 0..255 -> list of (height, width, 3) uint8 arrays on the CPU."""
+def pictures_from_images(images):
+    """Images (n, 3, height, width), float32 values 0..255 -> list of (height, width, 3) uint8 arrays on the CPU."""
     from ..imaging import resize
 
-    return list(resize.to_pixels(levels).cpu().numpy())
+    return list(resize.to_pixels(images).cpu().numpy())
 
 
 def byte_level_tokenizer(max_length):

@@ -334,11 +334,11 @@ def batches(truncation, frame_indices, batch_size):
             yield value, members[start : start + batch_size]
 
 
-def generate_levels(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16):
-    """Run BigGAN over ``frame_indices``; yields ``(members, levels)`` per model call, on the device.
+def generate_images(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16):
+    """Run BigGAN over ``frame_indices``; yields ``(members, images)`` per model call, on the device.
 
     z : np.ndarray (n_frames, 128); classes : np.ndarray (n_frames, 1000);
-    truncation : np.ndarray (n_frames,). members : the call's frame indices; levels : torch tensor
+    truncation : np.ndarray (n_frames,). members : the call's frame indices; images : torch tensor
     (len(members), 3, height, width), float32 holding the 8-bit pixel values 0..255 (whole numbers),
     left on the device so that the next step (resize, img2img) needs no trip to the CPU. Nothing
     here waits for the device: inputs go up from pinned memory, and the work is only queued.
@@ -371,12 +371,12 @@ def _to_device(array, device):
 def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16, on_batch=None):
     """Run BigGAN over ``frame_indices``; yields ``(frame_index, image)`` per frame, on the CPU.
 
-    Arguments as `generate_levels`. Images are uint8 arrays (height, width, 3).
+    Arguments as `generate_images`. Images are uint8 arrays (height, width, 3).
     """
     from ..imaging.resize import to_pixels
 
-    for members, levels in generate_levels(model, device, dtype, z, classes, truncation, frame_indices, batch_size):
-        pixels = to_pixels(levels).cpu().numpy()
+    for members, images in generate_images(model, device, dtype, z, classes, truncation, frame_indices, batch_size):
+        pixels = to_pixels(images).cpu().numpy()
         for index, image in zip(members, pixels):
             yield index, image
         if on_batch is not None:

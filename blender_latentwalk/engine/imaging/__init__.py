@@ -2,5 +2,9 @@
 
 Shared by the generators (their frames to the output size) and diffusion (sizes in multiples of 8).
 
+Naming, here and in generators/, diffusion/ and render/: ``images`` are torch tensors
+(n, 3, height, width), float32 holding whole 8-bit values 0..255, on the device; ``pixels`` are
+uint8 arrays (height, width, 3) on the CPU, as the PNG writer takes them.
+
 May import: nothing else.
 """

@@ -126,25 +126,25 @@ def _resize(in_size, out_size, box, kind):
     return rows, columns, bool(np.abs(rows_first - pillows).sum() < np.abs(horizontal_first - pillows).sum())
 
 
-def apply(levels, resizes):
+def apply(images, resizes):
     """Resample a batch of 8-bit pictures on their device, as Pillow does each resize: one pass (see
     `vertical_first`), rounded and clipped to 8 bits, then the other, rounded and clipped again.
 
-    levels : torch tensor (n, channels, h, w), float32 holding 0..255; resizes : from `fit_resizes` or
+    images : torch tensor (n, channels, h, w), float32 holding 0..255; resizes : from `fit_resizes` or
     `lanczos_resize`. Returns (n, channels, H, W) float32 holding whole numbers 0..255.
     """
     import torch
 
     for rows, columns, vertical_pass_first in resizes:
-        columns = _on_device(columns, levels).transpose(0, 1)
-        rows = _on_device(rows, levels)
+        columns = _on_device(columns, images).transpose(0, 1)
+        rows = _on_device(rows, images)
         if vertical_pass_first:
-            levels = torch.matmul(rows, levels).add_(0.5).floor_().clamp_(0, 255)
-            levels = torch.matmul(levels, columns).add_(0.5).floor_().clamp_(0, 255)
+            images = torch.matmul(rows, images).add_(0.5).floor_().clamp_(0, 255)
+            images = torch.matmul(images, columns).add_(0.5).floor_().clamp_(0, 255)
         else:
-            levels = torch.matmul(levels, columns).add_(0.5).floor_().clamp_(0, 255)
-            levels = torch.matmul(rows, levels).add_(0.5).floor_().clamp_(0, 255)
-    return levels
+            images = torch.matmul(images, columns).add_(0.5).floor_().clamp_(0, 255)
+            images = torch.matmul(rows, images).add_(0.5).floor_().clamp_(0, 255)
+    return images
 
 
 _DEVICE_COPIES = {}  # (id of a cached matrix, device, dtype) -> (the matrix, its copy on the device)
@@ -163,9 +163,9 @@ def _on_device(matrix, like):
     return _DEVICE_COPIES[key][1]
 
 
-def to_pixels(levels):
+def to_pixels(images):
     """Levels (n, 3, height, width), whole numbers 0..255 -> uint8 pixels (n, height, width, 3), contiguous,
     on the same device."""
     import torch
 
-    return levels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    return images.to(torch.uint8).permute(0, 2, 3, 1).contiguous()

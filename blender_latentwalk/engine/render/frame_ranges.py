@@ -35,10 +35,11 @@ def format_ranges(ranges):
     return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in ranges)
 
 
-def parse(text, what="--frames"):
+def parse(text, what="--frames", unit="frame"):
     """'A-B', 'A', or comma-separated parts of those -> merged [[first, last], ...] in order.
 
-    Overlapping parts count once. Raises `LatentWalkError` naming the part that is wrong.
+    Overlapping parts count once. Raises `LatentWalkError` naming the part that is wrong. ``what`` names
+    the flag, ``unit`` what a number is ("frame": a Blender frame; "index": a 0-based plan index).
     """
     parts = str(text).split(",")
     ranges = []
@@ -47,7 +48,7 @@ def parse(text, what="--frames"):
             raise LatentWalkError(f"{what} '{text}' has an empty part between commas ({EXAMPLE}).")
         match = _PART.fullmatch(part)
         if match is None:
-            raise LatentWalkError(f"{what} '{text}': '{part.strip()}' is not a frame or a range A-B ({EXAMPLE}).")
+            raise LatentWalkError(f"{what} '{text}': '{part.strip()}' is not {'an' if unit[0] in 'aeiou' else 'a'} {unit} or a range A-B ({EXAMPLE}).")
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if last < first:
             raise LatentWalkError(f"{what} '{text}': '{part.strip()}' ends before it starts.")
@@ -61,12 +62,12 @@ def parse(text, what="--frames"):
     return merged
 
 
-def check_inside(ranges, low, high, text, what="--frames", inside="the plan's"):
+def check_inside(ranges, low, high, text, what="--frames", inside="the plan's", unit="frame"):
     """Raise `LatentWalkError` unless every range lies in low..high, naming the first part outside."""
     for first, last in ranges:
         if first < low or last > high:
             bad = first if first < low else last
-            raise LatentWalkError(f"{what} '{text}': frame {bad} is outside {inside} {low}-{high}.")
+            raise LatentWalkError(f"{what} '{text}': {unit} {bad} is outside {inside} {low}-{high}.")
 
 
 def numbers(ranges):

@@ -73,6 +73,12 @@ def write_png(path, image, temp_prefix=None):
     return identity[0]
 
 
+def writer_threads():
+    """PNG threads of a render: zlib's compression is the slow part and runs without the GIL, so a few
+    threads keep up with a GPU; more than the CPU has would only take from the device's own thread."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
 class FrameWriter:
     """Encodes and writes a render's PNG frames on ``threads`` threads while the device computes the next.
 

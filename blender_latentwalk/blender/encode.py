@@ -1,0 +1,143 @@
+"""Check Frames and Encode Video: the files decide what is finished.
+
+Check Frames counts the Output folder's frames that are, on disk, a finished render of the
+scene as it is now; the panel shows the latest count. Encode Video refuses anything less, then
+lays the frames on the Sequencer above the song and encodes them with Blender's own FFmpeg.
+"""
+
+import os
+import tempfile
+import time
+
+import bpy
+
+from ..engine.errors import LatentWalkError
+from . import bake_state, compat, engine_client, jobs, output, preferences, sampling, sequencer
+
+
+def check_frames(scene, first=None, last=None, python=None, plan=None):
+    """(FrameStatus, folder): which of the Output folder's frames first..last (default: the song's
+    frames) are, on disk, a finished render of the scene as it is now.
+
+    The files decide, not anything remembered in the .blend: the plan is sampled now (or is
+    ``plan``, just sampled by a render) and the check runs in the worker's Python, so it
+    computes the same frame keys the render does.
+    """
+    folder, request = output.render_request(scene, preview=False)
+    song_first, song_last = sampling.plan_range(scene)
+    first = song_first if first is None else first
+    last = song_last if last is None else last
+    sampling.check_inside_plan_range(first, last, scene)
+    plan = sampling.sample_plan(scene, song_first, song_last) if plan is None else plan
+    python = engine_client.engine_python(preferences.get().engine_python) if python is None else python
+    with tempfile.TemporaryDirectory(prefix="latentwalk-check-") as temp:
+        plan_path = os.path.join(temp, output.PLAN_FILE_NAME)
+        plan.save(plan_path)
+        status = engine_client.frame_status(python, plan_path, request, folder,
+                                            (first - song_first, last - song_first))
+    _last_checks[_check_key(scene, folder)] = (time.strftime("%H:%M:%S"), status)
+    return status, folder
+
+
+# (.blend, scene, Output folder) -> (local time, FrameStatus) of the latest check: what the panel
+# shows until the next one. Forgotten when a file loads.
+_last_checks = {}
+
+
+def _check_key(scene, folder):
+    return bpy.data.filepath, scene.name, folder
+
+
+def last_check(scene):
+    """(time, FrameStatus) of the latest check of this scene's Output folder as it is set now, or None."""
+    try:
+        folder = output.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output folder", scene)
+    except LatentWalkError:
+        return None
+    return _last_checks.get(_check_key(scene, folder))
+
+
+def encode(scene, path, first=None, last=None, interactive=False, python=None):
+    """Encode frames first..last (default: the song's) with the song, after checking both.
+
+    Refuses (LatentWalkError) unless every frame in the Output folder is current for the
+    scene as it is now and the song strip plays the song the curves were baked from; then
+    lays those frames on the Sequencer (the preview strip muted) and encodes. Returns the
+    lines to tell the user (a repaired song strip, the frames encoded).
+    """
+    notes = sequencer.repair_song_strip(scene)  # a moved .blend's strip path, before judging the bake
+    bake_state.check_current(scene)  # curves baked at another fps or song start would drift off the music
+    status, folder = check_frames(scene, first, last, python)
+    if not status.complete:
+        raise LatentWalkError(status.refusal(folder))
+    sequencer.check_song_strip(scene)  # the song the curves were baked from, playing, not muted
+    first, last = min(status.current), max(status.current)  # complete: every frame between is current
+    sequencer.lay_frames(scene, folder, first, last)
+    sequencer.encode_video(scene, path, first, last, interactive=interactive)
+    return notes + [f"{status.summary()}; encoding frames {first}-{last} with the song to {path}"]
+
+
+def _frames_settled():
+    """Neither a render of ours nor Blender's own render job (Encode Video) is changing the frames."""
+    return jobs.running("render") is None and not compat.render_job_running()
+
+
+class LATENTWALK_OT_check_frames(bpy.types.Operator):
+    """Count the frames in the Output folder that are a finished render of the scene as it is now"""
+
+    bl_idname = "latentwalk.check_frames"
+    bl_label = "Check Frames"
+
+    @classmethod
+    def poll(cls, context):
+        return _frames_settled()
+
+    def execute(self, context):
+        try:
+            status, folder = check_frames(context.scene)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        self.report({"INFO"} if status.complete else {"WARNING"},
+                    f"Latent Walk: {status.refusal(folder) or status.summary() + ' in ' + folder}")
+        return {"FINISHED"}
+
+
+class LATENTWALK_OT_encode_video(bpy.types.Operator):
+    """Encode the rendered frames and the song with Blender's FFmpeg as H.264 + AAC, next to the frames. Refuses frames that are not a finished render of the scene as it is now"""
+
+    bl_idname = "latentwalk.encode_video"
+    bl_label = "Encode Video"
+
+    @classmethod
+    def poll(cls, context):
+        return _frames_settled() and bool(context.scene.latentwalk.audio_path)
+
+    def execute(self, context):
+        try:
+            path = output.video_path(context.scene)
+            lines = encode(context.scene, path, interactive=not bpy.app.background)
+        except (LatentWalkError, RuntimeError, OSError) as error:
+            self.report({"ERROR"}, f"Latent Walk: {str(error).strip()}")
+            return {"CANCELLED"}
+        for line in lines:
+            self.report({"INFO"}, f"Latent Walk: {line}")
+        return {"FINISHED"}
+
+
+classes = (LATENTWALK_OT_check_frames, LATENTWALK_OT_encode_video)
+
+
+@bpy.app.handlers.persistent
+def _forget_checks_on_file_load(*_args):
+    _last_checks.clear()  # another file's counts must not show
+
+
+def register():
+    bpy.app.handlers.load_pre.append(_forget_checks_on_file_load)
+
+
+def unregister():
+    if _forget_checks_on_file_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_forget_checks_on_file_load)
+    _last_checks.clear()

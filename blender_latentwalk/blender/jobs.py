@@ -1,0 +1,198 @@
+"""One job at a time: the render (or preview), model download or set-up the add-on runs from the UI.
+
+A job is long work outside Blender's main thread (the worker renders or downloads, the set-up
+installs) that the main thread watches. This module is the one place that knows which job runs
+and runs it: `JobOperator` starts it, polls it on a timer while Blender stays usable, shows its
+status line, passes Esc on to it, cleans up (timer, status text, progress) however it ends, and
+reports. The jobs exclude each other, because they share the worker (and the set-up replaces the
+Python it runs in): `running()` says which one runs, `busy()` also counts Blender's own render job
+(Encode Video).
+
+A job has:
+    kind : "render" (a render or a preview), "download" or "setup".
+    poll() : take in what arrived, never blocking; True once the job is over.
+    cancel() : ask it to stop (Esc, its Cancel button); cancel_requested is then True.
+    abandon() : stop it for good because nobody will watch it any more (a file load, the add-on
+        disabled, Blender quitting or ending the operator).
+    status_line() : one line for the status bar.
+"""
+
+import atexit
+
+import bpy
+
+from ..engine.errors import LatentWalkError
+from . import compat
+
+POLL_INTERVAL_S = 0.25
+ESC_HINT = "  (Esc: cancel)"
+
+_running = None  # the job running in the UI, if any
+_ui = {"timer": None, "workspace": None, "progress_bar": False}  # what the running job shows
+
+
+def running(kind=None):
+    """The job running now (only of ``kind``, when given), or None."""
+    if _running is not None and kind in (None, _running.kind):
+        return _running
+    return None
+
+
+def busy():
+    """True while a job runs, or Blender's own render job (Encode Video in the UI)."""
+    return _running is not None or compat.render_job_running()
+
+
+def begin(job):
+    """Make ``job`` the one running job (`JobOperator`, environment_setup.start and tests call it)."""
+    global _running
+    if _running is not None and _running is not job:
+        raise LatentWalkError(f"a {_running.kind} is running: let it finish or cancel it first.")
+    _running = job
+
+
+def end(job):
+    """``job`` is over or abandoned: forget it and take its timer, status text and progress away."""
+    global _running
+    if _running is job:
+        _running = None
+        _release_ui()
+
+
+def _release_ui():
+    """Remove the running job's timer, status text and progress bar (safe to call twice)."""
+    timer, workspace, progress_bar = _ui["timer"], _ui["workspace"], _ui["progress_bar"]
+    _ui.update(timer=None, workspace=None, progress_bar=False)
+    window_manager = bpy.context.window_manager
+    if timer is not None:
+        window_manager.event_timer_remove(timer)
+    if progress_bar:
+        window_manager.progress_end()
+    compat.set_status_text(workspace, None)
+
+
+def _abandon_running():
+    job = _running
+    if job is not None:
+        job.abandon()
+        end(job)
+
+
+class JobOperator:
+    """The modal part of an operator that runs a job; mix it into a ``bpy.types.Operator``.
+
+    Subclasses give `start_job` and `end_job`, and may change what Esc does (`press_escape`), the
+    hint after the status line (`escape_hint`), the areas that redraw with the status
+    (`redraw_area_types`) and whether the job drives the progress bar (`progress_bar`: then the job
+    has progress_fraction(), None or 0..1). In background mode (``blender -b``) `invoke` runs
+    ``execute``, the subclass's blocking path.
+    """
+
+    redraw_area_types = ("SEQUENCE_EDITOR", "GRAPH_EDITOR")  # the sidebars show the job too
+    progress_bar = False
+
+    def start_job(self, context):
+        """The new job; None when it was refused (and reported). May raise LatentWalkError."""
+        raise NotImplementedError
+
+    def end_job(self, context, job):
+        """Report how ``job`` ended; returns the operator's result. May raise LatentWalkError."""
+        raise NotImplementedError
+
+    def press_escape(self, job):
+        job.cancel()
+
+    def escape_hint(self, job):
+        return "" if job.cancel_requested else ESC_HINT
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            job = self.start_job(context)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+        if job is None:
+            return {"CANCELLED"}
+        begin(job)
+        self._job = job
+        window_manager = context.window_manager
+        _ui.update(timer=window_manager.event_timer_add(POLL_INTERVAL_S, window=context.window),
+                   workspace=context.workspace, progress_bar=self.progress_bar)
+        if self.progress_bar:
+            window_manager.progress_begin(0, 100)
+        window_manager.modal_handler_add(self)
+        self._show(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = self._job
+        if running() is not job:  # a file load or unregister abandoned it meanwhile
+            return {"CANCELLED"}
+        try:
+            if event.type == "ESC" and event.value == "PRESS":
+                if not getattr(event, "is_repeat", False):  # a held key is one press
+                    self.press_escape(job)
+                self._show(context)
+                return {"RUNNING_MODAL"}
+            if event.type != "TIMER":
+                return {"PASS_THROUGH"}  # Blender stays usable while the job runs
+            if not job.poll():
+                self._show(context)
+                return {"PASS_THROUGH"}
+        except Exception:
+            job.abandon()
+            end(job)
+            raise
+        end(job)
+        self._redraw(context)
+        try:
+            return self.end_job(context, job)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return {"CANCELLED"}
+
+    def cancel(self, context):
+        # Blender ends the operator itself (its window closed, Blender quits).
+        self._job.abandon()
+        end(self._job)
+
+    def _show(self, context):
+        job = self._job
+        compat.set_status_text(_ui["workspace"], job.status_line() + self.escape_hint(job))
+        fraction = job.progress_fraction() if self.progress_bar else None
+        if fraction is not None:
+            context.window_manager.progress_update(int(100 * fraction))
+        self._redraw(context)
+
+    def _redraw(self, context):
+        for window in context.window_manager.windows:
+            for area in window.screen.areas if window.screen else ():
+                if area.type in self.redraw_area_types:
+                    area.tag_redraw()
+
+
+@bpy.app.handlers.persistent
+def _abandon_on_file_load(*_args):
+    # Loading a file ends the modal operator without telling it: stop the job (finished frames
+    # and files stay), take its timer and status text away, and let a new one start.
+    _abandon_running()
+
+
+def register():
+    bpy.app.handlers.load_pre.append(_abandon_on_file_load)
+
+
+def unregister():
+    if _abandon_on_file_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_abandon_on_file_load)
+    _abandon_running()  # disabling the add-on or reloading scripts ends the operator silently too
+
+
+def _abandon_on_quit():
+    if _running is not None:
+        _running.abandon()  # Blender quits: leave nothing running (the set-up's pip, a download)
+
+
+atexit.register(_abandon_on_quit)

@@ -1,0 +1,172 @@
+"""The device side of a render: models loaded and kept, aligned batches computed, frames copied back.
+
+`batch_renderer` loads the models (through a `Models` cache the worker keeps between renders) and
+returns a `BatchRenderer`, whose `compute` runs BigGAN and img2img on one aligned batch and leaves
+the frames on the device; `HostCopy` brings them to the CPU as 8-bit pixels without holding up the
+next batch. `is_out_of_memory` and `free_device_memory` let the render loop retry at a smaller batch.
+"""
+
+from ..diffusion import img2img
+from ..generators import biggan
+from ..imaging import resize
+from . import trust
+
+
+class Models:
+    """Loaded models, kept between renders: the worker holds one for its lifetime, so
+    a second render starts at once; ending the worker releases the memory. Only the
+    latest model of each kind is kept."""
+
+    def __init__(self):
+        self._biggan = (None, None)
+        self._pipeline = (None, None)
+
+    def biggan(self, name, device, identity):
+        """(model, torch device, dtype) of BigGAN ``name`` on ``device`` ("auto", "cpu", ...).
+
+        identity : `trust.model_identity(name)`; weights replaced in the folder load again.
+        """
+        key = (identity, device)
+        if self._biggan[0] != key:
+            self._biggan = (None, None)  # free the old one before loading the next
+            self._biggan = (key, biggan.load(name, device))
+        return self._biggan[1]
+
+    def pipeline(self, name, tiny_vae, torch_device, dtype, identities):
+        """The img2img pipeline; identities : (`trust.model_identity` of name, of tiny_vae)."""
+        key = (*identities, str(torch_device), str(dtype))
+        if self._pipeline[0] != key:
+            self._pipeline = (None, None)
+            self._pipeline = (key, img2img.load(name, torch_device, dtype, tiny_vae or None))
+        return self._pipeline[1]
+
+
+def diffusion_groups(plan, members):
+    """Split a batch into pipeline calls: frames that share steps, effective steps and guidance.
+
+    Returns a list of ((steps, effective_steps, guidance), [plan indices]), in frame order.
+    """
+    calls = {}
+    for index in members:
+        steps = int(round(plan.steps[index]))
+        guidance = float(plan.guidance[index])
+        key = (steps, img2img.effective_steps(steps, float(plan.strength[index])), guidance if guidance > 1 else 0.0)
+        calls.setdefault(key, []).append(index)
+    return list(calls.items())
+
+
+def is_out_of_memory(error):
+    """Whether ``error`` is a device (or host) running out of memory during a batch."""
+    import torch
+
+    kinds = tuple(kind for kind in (getattr(torch, "OutOfMemoryError", None),
+                                    getattr(torch.cuda, "OutOfMemoryError", None)) if kind is not None)
+    return isinstance(error, kinds + (MemoryError,)) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+def free_device_memory(torch_device):
+    """Give back what a failed batch held, so a smaller batch can run (an out-of-memory retry)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch_device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif torch_device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+class BatchRenderer:
+    """Computes the frames of one aligned batch on the device (the models are loaded)."""
+
+    def __init__(self, plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings):
+        self.plan, self.settings, self.inputs = plan, settings, inputs
+        self.model, self.torch_device, self.dtype = model, torch_device, dtype
+        self.pipeline, self.embeddings = pipeline, embeddings
+
+    def compute(self, batch, wanted):
+        """Levels (len(wanted), 3, height, width) on the device of ``wanted`` (sorted), computed as
+        members of ``batch``: float32 holding the frames' 8-bit values.
+
+        batch : plan indices of the whole aligned batch; wanted : the subset to return.
+        BigGAN and img2img calls are formed from the whole batch, exactly as when every
+        frame of it is rendered; a call with no wanted frame is skipped (its result
+        would be thrown away), and every other call runs with all its members. Nothing
+        leaves the device, and this code never waits for it (diffusers itself still does, a few times
+        a call: see docs/performance.md).
+        """
+        import torch
+
+        plan, wanted = self.plan, sorted(wanted)
+        z, classes, truncation = self.inputs
+        calls = []
+        if self.pipeline is not None:
+            calls = [(values, call) for values, call in diffusion_groups(plan, batch)
+                     if values[1] > 0 and set(wanted).intersection(call)]
+        needed = set(wanted).union(*[call for _, call in calls])
+        groups = {}
+        for index in batch:
+            groups.setdefault(float(truncation[index]), []).append(index)
+        sources = [index for members in groups.values() if needed.intersection(members) for index in members]
+        size = (self.settings.width, self.settings.height)
+        images = {}
+        with torch.inference_mode():
+            for members, generated in biggan.generate_images(self.model, self.torch_device, self.dtype, z, classes,
+                                                             truncation, sources, len(batch)):
+                # Every member, needed or not: the same matrix shapes (and roundings) whichever frames
+                # of the batch are asked for, so a resume gives the bytes of one whole render.
+                fitted = resize.apply(generated, resize.fit_resizes(generated.shape[:-3:-1], size))
+                images.update((index, fitted[position]) for position, index in enumerate(members) if index in needed)
+            for (steps, effective, guidance), call in calls:
+                outputs = img2img.run(
+                    self.pipeline, torch.stack([images[i] for i in call]),
+                    [self.embeddings.blend(plan.frame_prompts(i), guidance > 1) for i in call],
+                    img2img.pipeline_strength(steps, effective), guidance, steps,
+                    [int(round(plan.noise_seed[i])) for i in call], self.torch_device,
+                )
+                images.update(zip(call, outputs))
+            return torch.stack([images[i] for i in wanted])
+
+
+def batch_renderer(plan, biggan_model, settings, device="auto", models=None, inputs=None, identities=None):
+    """The models loaded (through ``models``, a `Models`) and ready to compute the plan's aligned batches:
+    what the render loop drives, and what the benchmark times without writing any file."""
+    inputs = inputs if inputs is not None else trust.walk_inputs(plan)
+    identities = identities if identities is not None else trust.model_identities(biggan_model, settings)
+    models = models if models is not None else Models()
+    model, torch_device, dtype = models.biggan(biggan_model, device, identities["biggan"])
+    pipeline, embeddings = None, None
+    if trust.uses_diffusion(settings):
+        pipeline = models.pipeline(settings.model, settings.tiny_vae, torch_device, dtype,
+                                   (identities["model"], identities["tiny_vae"]))
+        embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], torch_device)
+    return BatchRenderer(plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings)
+
+
+class HostCopy:
+    """A batch's frames on their way to the CPU as 8-bit pixels. From a GPU the copy is queued behind
+    the device's work into pinned memory, so the render loop goes on to queue the next batch; `pixels`
+    (on a writer thread) waits for it."""
+
+    def __init__(self, images):
+        """images : (n, 3, height, width) on the device, from `BatchRenderer.compute`."""
+        import torch
+
+        pixels = resize.to_pixels(images)
+        self.n_bytes = pixels.numel()
+        self._ready = None
+        if pixels.device.type == "cuda":
+            self._host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+            self._host.copy_(pixels, non_blocking=True)
+            self._ready = torch.cuda.Event()
+            self._ready.record()
+        else:
+            self._host = pixels.cpu()
+
+    def pixels(self):
+        """np.ndarray (n, height, width, 3) uint8."""
+        if self._ready is not None:
+            self._ready.synchronize()
+        return self._host.numpy()

@@ -1,0 +1,534 @@
+"""The trust core: which frames in an output folder are a finished render of the plan as it is now.
+
+Frame keys, the folder's ``manifest.json``, frame status and the claims that let several renders
+share a folder all live here, with these invariants (each names the function that upholds it):
+
+1. A frame is current iff its PNG exists, the manifest records under its Blender frame the key the
+   plan gives it now, and the file's size and modification time match what was recorded (or, when
+   only the time differs, its SHA-256). `frame_status` (with `_file_matches`) alone decides: the
+   render skips what it calls current, Encode Video and the panel refuse or count the rest.
+2. Keys depend only on what decides pixels: `RENDER_VERSION`, the models' identities
+   (`model_identity`: a folder's files, a hub snapshot's commit), the img2img settings, the frame's own
+   noise vector, class vector and truncation and, when diffusion runs, its own prompt mix, strength,
+   guidance, steps and noise seed and the negative prompt (`frame_keys`). Never on the chunk, the
+   order or the batch size (a frame made at a smaller batch after running out of memory is within
+   rounding; the manifest records its batch size).
+3. The manifest is only written under the folder lock (read, merged, written atomically), so renders
+   writing other frames of one folder never lose each other's entries: `update_manifest`.
+4. A manifest this version cannot read (damaged, another program's, a newer version's) is never
+   merged into or overwritten: `load_manifest` raises `ManifestError`. An older version's counts as
+   empty: its frames are stale.
+5. A frame is forgotten in the manifest before its file changes, and recorded only once its file is
+   complete, with the size and time taken from the file itself: `forget_frames` and `record_frames`
+   (run by `png_writer.FrameWriter` before and after a batch's files).
+6. A render writes only frames it has claimed: `claim` refuses frames that a live claim holds
+   (`FolderBusy`), and a render whose claim was taken over stops changing the manifest
+   (`Claim.check`, in `forget_frames`, `record_frames` and before each batch of `run._compute_and_write`).
+7. A claim is dead when its process is gone on this host or its heartbeat is older than
+   `STALE_AFTER_S`, and a temporary file is removed only when no live claim carries its token:
+   `live_claims`.
+
+How claims work: a render claims the Blender frames it will write with a small JSON file in the
+folder (``.latentwalk-render-<token>.json``: pid, host, start time, frame ranges), and keeps it alive
+by touching it every `HEARTBEAT_S` seconds. Disjoint ranges (a farm's chunks) proceed side by side.
+Claims and the manifest are read and changed under one lock per folder (``.latentwalk.lock``, the
+`filelock` package: fcntl on POSIX, msvcrt on Windows, an exclusive lock file elsewhere). The render
+names its temporary files after its claim's token (`temp_prefix`).
+"""
+
+import glob
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from .. import atomic
+from ..diffusion import img2img
+from ..errors import LatentWalkError
+from ..walk import latents
+from . import frame_ranges
+from . import png_writer
+
+RENDER_VERSION = 4  # 4: frames scaled and cropped on the device (within rounding of version 3's Pillow)
+MANIFEST_VERSION = 3  # 3: each frame records its key and its file's size and modification time
+MANIFEST_NAME = "manifest.json"
+STATUS_VERSION = 1  # FrameStatus as JSON (the engine CLI's `status` answers the add-on with it)
+
+LOCK_NAME = ".latentwalk.lock"  # guards the folder's manifest and claims
+CLAIM_PREFIX = ".latentwalk-render-"
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 120.0
+LOCK_TIMEOUT_S = 120.0
+_TEMP_PATTERN = re.compile(r"^\.latentwalk-([0-9a-f]{16})-.*" + re.escape(atomic.TEMP_SUFFIX) + "$")
+
+
+# Frame keys: what decides a frame's pixels
+
+def model_identity(name_or_path):
+    """What a frame key records of a model: for a folder, its files' names, sizes and
+    modification times (so replacing the weights in place re-renders); for a hub id,
+    the cached snapshot's commit; else the name (BigGAN's named releases never change)."""
+    if not name_or_path or name_or_path.lower() == img2img.NONE:
+        return name_or_path
+    if os.path.isdir(name_or_path):
+        entries = []
+        for root, folders, names in os.walk(name_or_path, followlinks=True):
+            folders[:] = sorted(f for f in folders if not f.startswith("."))  # .git, .cache: not the model
+            for name in sorted(n for n in names if not n.startswith(".")):
+                try:
+                    status = os.stat(os.path.join(root, name))
+                except OSError:  # a broken link: not something the loader reads either
+                    continue
+                entries.append([os.path.relpath(os.path.join(root, name), name_or_path), status.st_size,
+                                status.st_mtime_ns])
+        return f"{os.path.abspath(name_or_path)}#{hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]}"
+    commit = img2img.cached_commit(name_or_path)
+    return f"{name_or_path}@{commit}" if commit else name_or_path
+
+
+def model_identities(biggan_model, settings):
+    """{"biggan", "model", "tiny_vae": `model_identity`} of a render's models, read once."""
+    return {"biggan": model_identity(biggan_model), "model": model_identity(settings.model),
+            "tiny_vae": model_identity(settings.tiny_vae)}
+
+
+def walk_inputs(plan):
+    """BigGAN inputs of every frame: (z (n, 128), classes (n, 1000), truncation (n,))."""
+    return latents.noise_vectors(plan), latents.class_vectors(plan), latents.truncations(plan)
+
+
+def uses_diffusion(settings):
+    """Whether img2img runs (a model is set and is not "none")."""
+    return bool(settings.model) and settings.model.lower() != img2img.NONE
+
+
+def frame_keys(plan, biggan_model, settings, inputs=None, identities=None):
+    """{plan index: hex key} for every frame of the plan.
+
+    A frame's key covers its own walk inputs and, when diffusion runs, its own
+    prompt mix and img2img values: editing the prompt of one section re-renders
+    only the frames that use it.
+    """
+    z, classes, truncation = inputs if inputs is not None else walk_inputs(plan)
+    identities = identities if identities is not None else model_identities(biggan_model, settings)
+    diffusion = uses_diffusion(settings)
+    img2img_settings = dict(asdict(settings), model=identities["model"], tiny_vae=identities["tiny_vae"])
+    common = {"version": RENDER_VERSION, "biggan": identities["biggan"], "img2img": img2img_settings}
+    if diffusion:
+        common["negative_prompt"] = plan.settings["negative_prompt"]
+    common = json.dumps(common, sort_keys=True).encode()
+    keys = {}
+    for index in range(plan.n_frames):
+        digest = hashlib.sha256(common)
+        digest.update(z[index].tobytes())
+        digest.update(classes[index].tobytes())
+        digest.update(repr(float(truncation[index])).encode())
+        if diffusion:
+            values = {name: float(getattr(plan, name)[index]) for name in ("strength", "guidance", "steps", "noise_seed")}
+            values["prompts"] = sorted(plan.frame_prompts(index).items())
+            digest.update(json.dumps(values, sort_keys=True).encode())
+        keys[index] = digest.hexdigest()
+    return keys
+
+
+# The manifest: which key each frame file was written under
+
+class ManifestError(LatentWalkError):
+    """The folder's manifest.json is damaged, another program's, or from a newer version."""
+
+
+def _manifest_problem(path, what):
+    return ManifestError(
+        f"'{path}' {what}, so the frames in '{os.path.dirname(path)}' cannot be trusted: move that file "
+        "away (its frames then count as stale and are rendered again) or choose another Output folder.")
+
+
+def load_manifest(folder):
+    """{Blender frame: {"key", "bytes", "mtime_ns", ...}} from the folder's manifest.
+
+    {} when there is none, or when an older version wrote it (its frames then count as
+    stale). Raises `ManifestError` for a file that is not a manifest this version can read
+    (damaged, another program's, a newer version's): nothing is mixed in from it.
+    """
+    path = os.path.join(folder, MANIFEST_NAME)
+    try:
+        with open(path, "rb") as stream:
+            text = stream.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise _manifest_problem(path, f"cannot be read ({error.strerror})") from None
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except ValueError:
+        raise _manifest_problem(path, "is damaged (not JSON)") from None
+    if not (isinstance(data, dict) and isinstance(data.get("version"), int) and isinstance(data.get("frames"), dict)):
+        raise _manifest_problem(path, "is not a Latent Walk manifest (another program's file?)")
+    if data["version"] < MANIFEST_VERSION:
+        return {}
+    if data["version"] > MANIFEST_VERSION:
+        raise _manifest_problem(path, f"was written by a newer version of Latent Walk (manifest version "
+                                      f"{data['version']}, this one reads {MANIFEST_VERSION})")
+    try:
+        manifest = {int(frame): dict(entry) for frame, entry in data["frames"].items()}
+    except (ValueError, TypeError):
+        raise _manifest_problem(path, "is damaged (a frame entry is not a frame number and a record)") from None
+    if not all(isinstance(entry.get("key"), str) for entry in manifest.values()):
+        raise _manifest_problem(path, "is damaged (a frame entry has no key)")
+    return manifest
+
+
+def update_manifest(folder, changes, temp_prefix=None):
+    """Apply ``changes`` ({Blender frame: entry, or None to forget it}) to the folder's manifest.
+
+    Read, merge and write happen under the folder's lock, so renders writing other
+    frames of the folder at the same time never lose each other's entries.
+    Returns the manifest as written.
+    """
+    lock = locked(folder)
+    try:
+        manifest = load_manifest(folder)
+        before = dict(manifest)
+        for frame, entry in changes.items():
+            if entry is None:
+                manifest.pop(int(frame), None)
+            else:
+                manifest[int(frame)] = entry
+        if manifest == before and os.path.exists(os.path.join(folder, MANIFEST_NAME)):
+            return manifest  # nothing to forget or add: no write (the render asks once a batch)
+        text = json.dumps({"version": MANIFEST_VERSION, "frames": {str(f): e for f, e in sorted(manifest.items())}})
+        atomic.write_text(os.path.join(folder, MANIFEST_NAME), text, temp_prefix=temp_prefix)
+    finally:
+        lock.release()
+    return manifest
+
+
+def _sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_entry(key, batch_size, written):
+    """What the manifest records of a frame file just written under ``key``, computed in a
+    batch of ``batch_size`` frames (smaller than asked after running out of memory): its size,
+    modification time and content hash, from ``written`` (`png_writer.WrittenFile`)."""
+    return {"key": key, "bytes": written.bytes, "mtime_ns": written.mtime_ns, "sha256": written.sha256,
+            "batch_size": int(batch_size)}
+
+
+def _file_matches(path, entry):
+    """True when ``path`` is the file the entry recorded: same size and modification time, or, when
+    only the time differs (copied back from a farm node, a sync, a network share), same content."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False
+    if status.st_size != entry.get("bytes"):
+        return False
+    if status.st_mtime_ns == entry.get("mtime_ns"):
+        return True
+    return "sha256" in entry and _sha256_of(path) == entry["sha256"]
+
+
+def forget_frames(claim, numbers):
+    """Before the files of Blender frames ``numbers`` change: take them out of the manifest, so a kill
+    while writing never leaves new pixels under an old key (or old pixels under a new one).
+
+    Only those frames: the others stay current for the plan they were rendered from (an edit undone
+    after a cancelled render then needs only the frames the render reached). Raises when ``claim`` was
+    taken over: the render writes nothing more into frames that are no longer its own.
+    """
+    claim.check()
+    update_manifest(claim.folder, dict.fromkeys(numbers), claim.temp_prefix)
+
+
+def record_frames(claim, keys_by_number, batch_size, written):
+    """Once a batch's files are complete: record those in ``written`` in the manifest.
+
+    keys_by_number : {Blender frame: key} of the batch; batch_size : the batch size they were made at;
+    written : {path: `png_writer.WrittenFile`} of the files that are complete.
+    Returns the Blender frames recorded, sorted. Raises when ``claim`` was taken over.
+    """
+    claim.check()
+    entries = {}
+    for number, key in keys_by_number.items():
+        path = png_writer.frame_path(claim.folder, number)
+        if path in written:
+            entries[number] = manifest_entry(key, batch_size, written[path])
+    update_manifest(claim.folder, entries, claim.temp_prefix)
+    return sorted(entries)
+
+
+# Frame status: which frames are current
+
+@dataclass(frozen=True)
+class FrameStatus:
+    """Which frames of a range are, on disk, a finished render of the plan as it is now.
+
+    current : Blender frame numbers whose PNG is the one the manifest records under the frame's key now
+    stale : frames with a PNG that is not (other settings, another plan, replaced or changed since)
+    missing : frames with no PNG
+    problem : one line when manifest.json is damaged or foreign (`ManifestError`), else ""
+    """
+
+    current: tuple
+    stale: tuple
+    missing: tuple
+    problem: str = ""  # why the manifest could not be used (then every PNG counts as stale)
+
+    @property
+    def total(self):
+        return len(self.current) + len(self.stale) + len(self.missing)
+
+    @property
+    def complete(self):
+        return not self.stale and not self.missing
+
+    @property
+    def first_not_current(self):
+        """The lowest frame that is stale or missing (None when complete)."""
+        return min(self.stale + self.missing, default=None)
+
+    def summary(self):
+        """One line, e.g. "238 of 240 frames current (1 stale, 1 missing)"."""
+        text = f"{len(self.current)} of {self.total} frames current"
+        parts = [f"{len(self.stale)} stale"] * bool(self.stale) + [f"{len(self.missing)} missing"] * bool(self.missing)
+        return text + (f" ({', '.join(parts)})" if parts else "") + (f": {self.problem}" if self.problem else "")
+
+    def refusal(self, folder):
+        """Why these frames cannot become a video, and what to do (None when complete)."""
+        if self.complete:
+            return None
+        first = self.first_not_current
+        why = "missing" if first in self.missing else "not rendered from the scene as it is now"
+        return (f"{self.summary()} in '{folder}': frame {first} is {why}. Press Render Frames (or run the "
+                "render again): it renders only the frames that are not current.")
+
+    def to_json(self):
+        return json.dumps({"version": STATUS_VERSION, "current": self.current, "stale": self.stale,
+                           "missing": self.missing, "problem": self.problem})
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        if data.get("version") != STATUS_VERSION:
+            raise ValueError(f"frame status version {data.get('version')}, expected {STATUS_VERSION}")
+        return cls(tuple(data["current"]), tuple(data["stale"]), tuple(data["missing"]), data.get("problem", ""))
+
+
+def frame_status(plan, biggan_model, settings, folder, frame_indices=None, keys=None):
+    """Compare the folder's PNGs and manifest with the frame keys of ``plan`` now.
+
+    frame_indices : plan indices to check (default: all); keys : `frame_keys` when already computed.
+    Returns a `FrameStatus` in Blender frame numbers (plan.frame_start + index).
+    """
+    indices = range(plan.n_frames) if frame_indices is None else [int(i) for i in frame_indices]
+    keys = keys if keys is not None else frame_keys(plan, biggan_model, settings)
+    try:
+        manifest, problem = load_manifest(folder), ""
+    except ManifestError as error:
+        manifest, problem = {}, str(error)
+    current, stale, missing = [], [], []
+    for index in indices:
+        number = plan.frame_start + index
+        path = png_writer.frame_path(folder, number)
+        entry = manifest.get(number)
+        if not os.path.exists(path):
+            missing.append(number)
+        elif entry is not None and entry.get("key") == keys[index] and _file_matches(path, entry):
+            current.append(number)
+        else:
+            stale.append(number)
+    return FrameStatus(tuple(current), tuple(stale), tuple(missing), problem)
+
+
+# Claims and the folder lock: which render writes which frames
+
+class FolderBusy(LatentWalkError):
+    """Another live render is writing some of the same frames."""
+
+
+def folder_lock(folder):
+    """The lock that guards the folder's manifest and claims (a context manager)."""
+    import filelock
+
+    return filelock.FileLock(os.path.join(folder, LOCK_NAME), timeout=LOCK_TIMEOUT_S)
+
+
+def locked(folder):
+    """`folder_lock`, acquired; a lock that cannot be had in `LOCK_TIMEOUT_S` is an error naming the folder."""
+    import filelock
+
+    lock = folder_lock(folder)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LatentWalkError(f"the output folder '{folder}' stayed locked for {LOCK_TIMEOUT_S:.0f} s "
+                              f"({os.path.join(folder, LOCK_NAME)}); is a render there stuck?") from None
+    return lock
+
+
+def temp_prefix(token):
+    """The name prefix of the temporary files a claim's render writes."""
+    return f".latentwalk-{token}-"
+
+
+def _overlap(ranges_a, ranges_b):
+    """[[first, last]] of the frames in both."""
+    common = []
+    for a_first, a_last in ranges_a:
+        for b_first, b_last in ranges_b:
+            first, last = max(a_first, b_first), min(a_last, b_last)
+            if first <= last:
+                common.append([first, last])
+    return sorted(common)
+
+
+def pid_alive(pid):
+    """Whether process ``pid`` runs on this machine."""
+    if os.name == "nt":
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return kernel32.GetLastError() == 5  # access denied: it exists
+        code = ctypes.c_ulong()
+        try:
+            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                return True
+            return code.value == 259  # STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+@dataclass
+class Claim:
+    """A live render's claim on frames of a folder (see the module docstring)."""
+
+    folder: str
+    token: str
+    pid: int
+    host: str
+    since: float  # time.time() when the render started
+    frames: list  # [[first, last], ...] Blender frame numbers
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def path(self):
+        return os.path.join(self.folder, f"{CLAIM_PREFIX}{self.token}.json")
+
+    @property
+    def temp_prefix(self):
+        return temp_prefix(self.token)
+
+    def describe(self):
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
+        return f"process {self.pid} on {self.host}, rendering since {started}"
+
+    def _heartbeat(self):
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass  # taken over or the folder is gone: `check` tells the render
+
+    def check(self):
+        """Raise when this claim was taken over (its file is gone): the render must stop writing."""
+        if not os.path.exists(self.path):
+            raise LatentWalkError(
+                f"this render's claim on '{self.folder}' was taken over by another render (its heartbeat "
+                f"{self.path} stopped for over {STALE_AFTER_S:.0f} s); finished frames are kept, render again "
+                "to go on.")
+
+    def release(self):
+        self._stop.set()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def _read_claim(folder, path):
+    """The `Claim` in ``path``, or None when it is unreadable (half made by a killed process)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+        token = os.path.basename(path)[len(CLAIM_PREFIX):-len(".json")]
+        return Claim(folder, token, int(data["pid"]), str(data["host"]), float(data["since"]),
+                     [[int(a), int(b)] for a, b in data["frames"]])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _is_dead(claim, path, now):
+    try:
+        heartbeat = os.stat(path).st_mtime
+    except OSError:
+        return True
+    if now - heartbeat > STALE_AFTER_S:
+        return True
+    return claim is not None and claim.host == socket.gethostname() and not pid_alive(claim.pid)
+
+
+def live_claims(folder):
+    """The live claims on ``folder``; dead ones (and the temporary files of their renders) are removed.
+
+    Call with the folder locked.
+    """
+    now, live = time.time(), []
+    for path in glob.glob(os.path.join(glob.escape(folder), CLAIM_PREFIX + "*.json")):
+        claim = _read_claim(folder, path)
+        if _is_dead(claim, path, now):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        elif claim is not None:
+            live.append(claim)
+    tokens = {claim.token for claim in live}
+    for name in os.listdir(folder):
+        match = _TEMP_PATTERN.match(name)
+        if match and match.group(1) not in tokens:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+    return live
+
+
+def claim(folder, frame_numbers):
+    """Claim ``frame_numbers`` (Blender frames) of ``folder`` for this process; returns a `Claim`
+    whose heartbeat runs until `Claim.release`. Raises `FolderBusy` naming the other render when a
+    live claim overlaps."""
+    ranges = frame_ranges.to_ranges(frame_numbers)
+    lock = locked(folder)
+    try:
+        for other in live_claims(folder):
+            common = _overlap(ranges, other.frames)
+            if common:
+                raise FolderBusy(
+                    f"frames {frame_ranges.describe(common)} of '{folder}' are being rendered by {other.describe()}: "
+                    "wait for it to finish (or stop it), or render other frames.")
+        mine = Claim(folder, secrets.token_hex(8), os.getpid(), socket.gethostname(), time.time(), ranges)
+        record = {"pid": mine.pid, "host": mine.host, "since": mine.since, "frames": ranges}
+        atomic.write_text(mine.path, json.dumps(record), temp_prefix=mine.temp_prefix)
+    finally:
+        lock.release()
+    threading.Thread(target=mine._heartbeat, name="latentwalk-claim-heartbeat", daemon=True).start()
+    return mine
