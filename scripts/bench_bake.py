@@ -46,7 +46,7 @@ start = time.perf_counter()
 sys.path.insert(0, ROOT)
 import blender_latentwalk
 from blender_latentwalk.blender import operators
-from blender_latentwalk.engine.analysis import pipeline as analysis  # librosa, scipy
+from blender_latentwalk.engine.analysis import pipeline  # librosa, scipy
 imported = time.perf_counter()
 bpy.ops.wm.read_factory_settings(use_empty=True)
 blender_latentwalk.register()

@@ -283,7 +283,7 @@ def per_frame_addon(renderer, model, plan, frames, size, out):
 def stage_rates(renderer, plan, batch_size, repeats, out):
     """Frames/s of each stage alone on one aligned batch (the device waited for after each)."""
     from blender_latentwalk.engine.render import compute
-    from blender_latentwalk.engine.render import png_writer as frames
+    from blender_latentwalk.engine.render import png_writer
     from blender_latentwalk.engine.imaging import resize
 
     device, batch = renderer.torch_device, list(range(batch_size))
@@ -313,7 +313,7 @@ def stage_rates(renderer, plan, batch_size, repeats, out):
     pixels = compute.HostCopy(output).pixels()
     os.makedirs(out, exist_ok=True)
     seconds["PNG (1 thread)"] = best_seconds(
-        lambda: [frames.write_png(os.path.join(out, f"{k}.png"), frame) for k, frame in enumerate(pixels)], device,
+        lambda: [png_writer.write_png(os.path.join(out, f"{k}.png"), frame) for k, frame in enumerate(pixels)], device,
         repeats)
     return {stage: batch_size / value for stage, value in seconds.items()}
 
@@ -322,7 +322,7 @@ def bench_full(args, sd_folder, tiny_vae, work):
     """--full: the whole render (PNG writing included) against compute alone, a typical add-on's per-frame
     loop and the FLOP bound, on one device, interleaved rounds, best of each."""
     from blender_latentwalk.engine.render import compute
-    from blender_latentwalk.engine.render import png_writer as frames
+    from blender_latentwalk.engine.render import png_writer
     from blender_latentwalk.engine.render import run as render
 
     batch_size = int(args.batch_sizes.split(",")[-1])
@@ -346,7 +346,7 @@ def bench_full(args, sd_folder, tiny_vae, work):
         render.render(plan, biggan_folder, settings, folder, None, batch_size, args.device, models=models,
                       png_threads=threads)
 
-    threads = frames.writer_threads()
+    threads = png_writer.writer_threads()
     compute_only()  # warm-up: kernels chosen, caches filled
     best = {}
     for _ in range(args.repeats):  # interleaved: the machine's other load hits every variant alike

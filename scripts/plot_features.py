@@ -29,14 +29,14 @@ def plot(out, seconds=4.0, fps=30.0):
     import numpy as np
     import soundfile
 
-    from blender_latentwalk.engine.analysis import pipeline as analysis
+    from blender_latentwalk.engine.analysis import pipeline
     from demo_song import synthesise_song
 
     with tempfile.TemporaryDirectory(prefix="latentwalk-plot-") as folder:
         song = os.path.join(folder, "song.wav")
         synthesise_song(song, seconds)
         samples, sample_rate = soundfile.read(song, dtype="float32")
-        features = analysis.analyze(song, fps=fps)
+        features = pipeline.analyze(song, fps=fps)
     samples = samples.mean(axis=1) if samples.ndim == 2 else samples
     frame_s = np.arange(features.n_frames) / fps  # frame k starts at k / fps
     rows = [(name, curve) for name, curve in zip(features.band_names, features.bands)]

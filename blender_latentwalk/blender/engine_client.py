@@ -53,7 +53,7 @@ def analyze(request, python=""):
     if not python:
         try:
             from ..engine import cli
-            from ..engine.analysis import pipeline as analysis  # noqa: F401  (librosa must import)
+            from ..engine.analysis import pipeline  # noqa: F401  (librosa must import)
         except ImportError as error:
             raise LatentWalkError(
                 f"the analysis needs librosa, which Blender's Python cannot import ({error}). {GET_THE_RENDER_STACK}"
@@ -77,12 +77,13 @@ def engine_environment():
     return environment
 
 
-def read_events(process, events, thread_name, decode):
+def read_events(process, events, thread_name, decode, end_on_refusal=False):
     """On a thread (which never touches bpy), put each JSON object ``process`` prints as a line of
     stdout, as ``decode(line)`` makes it, on the queue ``events`` (other lines are not the protocol:
     skipped); then a `messages.ProcessExited` with its exit status. ``decode`` returns None for a
     line to skip; a line it refuses with LatentWalkError (another protocol version) becomes a
-    `messages.Fatal` saying why."""
+    `messages.Fatal` saying why (and, with ``end_on_refusal``, the process is killed: a dead worker is
+    replaced by the next job's)."""
 
     def read():
         for line in process.stdout:
@@ -92,6 +93,8 @@ def read_events(process, events, thread_name, decode):
                 event = decode(line)
             except LatentWalkError as error:
                 event = messages.Fatal(message=str(error))
+                if end_on_refusal:  # it speaks another protocol: the next job starts a fresh worker
+                    process.kill()
             if event is not None:
                 events.put(event)
         events.put(messages.ProcessExited(status=process.wait()))
@@ -151,11 +154,11 @@ def frame_status(python, plan_path, request, folder, index_range):
     img2img = request["img2img"]
     if not python:  # this process: the same check, without the CLI (whose analysis imports need scipy)
         try:
-            from ..engine.render import run as render
+            from ..engine.render import run
             from ..engine.render import trust
             from ..engine.walk.plan import RenderPlan
 
-            settings = render.Img2ImgSettings(**img2img)
+            settings = run.Img2ImgSettings(**img2img)
             return trust.frame_status(RenderPlan.load(plan_path), request["biggan"], settings, folder,
                                       range(index_range[0], index_range[1] + 1))
         except ImportError as error:

@@ -1,4 +1,4 @@
-"""Modulation operators: add and remove "setting follows curve" entries (engine/modulation.py)."""
+"""Modulation operators: add and remove "setting follows curve" entries (engine/walk/modulation.py)."""
 
 import bpy
 from bpy.props import IntProperty

@@ -223,7 +223,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
                                    default=False)
     fit_frame_range: BoolProperty(name="Fit Frame Range", description="Set the scene's end frame to the song's end",
                                   default=True)
-    # How curves are scaled to 0..1 (engine.shaping.NORMALISE_MODES and defaults).
+    # How curves are scaled to 0..1 (engine.analysis.shaping.NORMALISE_MODES and defaults).
     normalise: EnumProperty(
         name="Normalise", default="song",
         items=(("song", "Song", "Every curve against its song's loud passages: a quiet intro stays low, "

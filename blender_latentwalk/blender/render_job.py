@@ -60,7 +60,7 @@ def engine_render_arguments(scene, request, plan_path, folder):
 
 
 @dataclass(frozen=True)
-class RenderResult:
+class JobResult:
     """What a render, or one device's share of it, did: Blender frame numbers."""
 
     rendered: list  # written now
@@ -129,7 +129,7 @@ class RenderJob:
         self.shares = []
         self.done, self.total = 0, None
         self.started_s = None  # when the models were loaded and frames began
-        self.result, self.error, self.cancel_requested = None, None, False  # result: a RenderResult
+        self.result, self.error, self.cancel_requested = None, None, False  # result: a JobResult
         self.cancelled_s = None  # when cancel was asked for (Esc or the Cancel button)
         self.warnings = []  # what the worker warned of (a halved batch after running out of memory)
         self.handed_over = []  # one line per device that failed, saying where its frames went
@@ -183,11 +183,11 @@ class RenderJob:
                     self.started_s = time.monotonic()
                 share.done, share.total = event.done, event.total
             elif isinstance(event, messages.RenderDone):
-                share.result = RenderResult(rendered=event.rendered, reused=event.reused, stopped=event.stopped)
+                share.result = JobResult(rendered=event.rendered, reused=event.reused, stopped=event.stopped)
             elif isinstance(event, (messages.RequestFailed, messages.Fatal)):
                 share.error = event.message
             elif isinstance(event, messages.ProcessExited) and self.cancel_requested and worker.closing:
-                share.result = RenderResult(rendered=[], reused=[], stopped=True)  # ended on purpose (Esc twice)
+                share.result = JobResult(rendered=[], reused=[], stopped=True)  # ended on purpose (Esc twice)
             elif isinstance(event, messages.ProcessExited):
                 tail = worker.log_tail()
                 share.error = (f"the render worker stopped (exit status {event.status})"
@@ -226,7 +226,7 @@ class RenderJob:
             return
         rendered = sorted(set().union(*(result.rendered for result in results)))
         reused = sorted(set().union(*(result.reused for result in results)) - set(rendered))
-        self.result = RenderResult(rendered=rendered, reused=reused, stopped=any(r.stopped for r in results))
+        self.result = JobResult(rendered=rendered, reused=reused, stopped=any(r.stopped for r in results))
 
     def _next_event(self):
         """(worker, event) from any worker, blocking; one worker is waited on directly."""

@@ -50,7 +50,8 @@ class Worker:
             raise LatentWalkError(f"the render worker '{python}' could not be started ({error.strerror}).") from None
         self.events = queue.Queue()
         self.closing = False  # set when the add-on ends it, so its exit is not a crash
-        engine_client.read_events(self.process, self.events, "latentwalk-worker-events", messages.decode_event)
+        engine_client.read_events(self.process, self.events, "latentwalk-worker-events", messages.decode_event,
+                                  end_on_refusal=True)
 
     def alive(self):
         return self.process.poll() is None

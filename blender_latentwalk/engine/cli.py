@@ -121,6 +121,9 @@ def _render_flags():
     full.add_argument("--out", required=True)
     full.add_argument("--plan-indices", help="0-based plan indices (not Blender frames): A-B (inclusive), or a "
                       "farm chunk such as 0-2,4 (comma-separated indices and ranges)")
+    # The engine CLI's --frames (plan indices) became --plan-indices: an old command is told so, not
+    # read as Blender frames (the headless script's --frames) or refused as an unknown flag.
+    full.add_argument("--frames", dest="old_frames_flag", help=argparse.SUPPRESS)
     full.add_argument("--prompt", help="one prompt for every frame (default: the plan's schedule)")
     full.add_argument("--negative-prompt")
     full.add_argument("--strength", type=float)
@@ -148,6 +151,10 @@ def _make_tiny_models(folder):
 def _load_plan_and_range(args):
     from .walk.plan import RenderPlan
 
+    if args.old_frames_flag is not None:
+        raise LatentWalkError(f"--frames {args.old_frames_flag}: the engine command line takes 0-based plan indices as "
+                              f"--plan-indices {args.old_frames_flag} (Blender frame numbers are the headless "
+                              "script's --frames).")
     if args.batch_size is not None and args.batch_size < 1:
         raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 4 on the CPU, "
                               "16 on a GPU).")
@@ -173,7 +180,7 @@ def _parse_size(text):
 
 def _plan_and_settings(args):
     """(plan with the flags' replacements, plan indices or None, Img2ImgSettings) of `render` / `status`."""
-    from .render import run as render
+    from .render import run
 
     plan, indices = _load_plan_and_range(args)
     width, height = _parse_size(args.size)
@@ -186,7 +193,7 @@ def _plan_and_settings(args):
                         ("noise_seed", args.seed)):
         if value is not None:
             setattr(plan, name, np.full(plan.n_frames, value, np.float32))
-    settings = render.Img2ImgSettings(model=args.sd, width=width, height=height, tiny_vae=args.tiny_vae)
+    settings = run.Img2ImgSettings(model=args.sd, width=width, height=height, tiny_vae=args.tiny_vae)
     return plan, indices, settings
 
 
@@ -205,11 +212,11 @@ def _status(args):
 
 
 def _render_full(args):
-    from .render import run as render
+    from .render import run
 
     plan, indices, settings = _plan_and_settings(args)
     start = time.perf_counter()
-    result = render.render(plan, args.biggan, settings, args.out, indices, args.batch_size, args.device,
+    result = run.render(plan, args.biggan, settings, args.out, indices, args.batch_size, args.device,
                            progress=lambda done, total: print(f"frames {done}/{total}", flush=True),
                            warn=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - start
@@ -291,8 +298,8 @@ def request_from_args(args):
 
 
 def run_request(request):
-    """Analyse according to a request dict; returns `analysis.Features`."""
-    from .analysis import pipeline as analysis  # librosa is imported only when analysing
+    """Analyse according to a request dict; returns `features.Features`."""
+    from .analysis import pipeline  # librosa is imported only when analysing
 
     bands = [Band(b["name"], float(b["low_hz"]), float(b["high_hz"]), str(b.get("source") or MIX))
              for b in request["bands"]]
@@ -305,7 +312,7 @@ def run_request(request):
         )
         for b in request["bands"]
     ]
-    return analysis.analyze(
+    return pipeline.analyze(
         request["audio"],
         fps=float(request["fps"]),
         fps_base=float(request.get("fps_base", 1.0)),
@@ -348,9 +355,9 @@ def main(argv=None):
         elif args.command == "models":
             return _models(args)
         elif args.command == "worker":
-            from .worker import process as worker
+            from .worker import process
 
-            return worker.serve()
+            return process.serve()
     except LatentWalkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -171,21 +171,9 @@ def print_engine_recipe(scene, render_job, frames):
           f"{os.path.dirname(ADDON_FOLDER)}): {shlex.join(command)} --plan-indices A-B", flush=True)
 
 
-def main():
-    args = parse_args(headless.script_arguments())
-    if args.blend:
-        headless.open_blend(args.blend)
-    headless.ensure_registered()
-    encode, output, render_job, sequencer, worker_client = (
-        addon_module(f"blender.{name}") for name in ("encode", "output", "render_job", "sequencer", "worker_client"))
-    bake_if_stale = addon_module("blender.operators").bake_if_stale
-    LatentWalkError = addon_module("engine.errors").LatentWalkError
-
-    if args.engine_python:
-        os.environ["LATENTWALK_ENGINE_PYTHON"] = os.path.abspath(args.engine_python)
-    scene = bpy.context.scene
-    settings = scene.latentwalk
-    audio = os.path.abspath(args.audio) if args.audio else None
+def _check_before_any_work(args, settings, audio):
+    """Exit 1 with one line for what would fail later: no song, no Output folder, --save or --encode paths."""
+    output = addon_module("blender.output")
     if audio is None and not settings.audio_path:
         headless.fail("no song: give --audio SONG (wav, flac, ogg or mp3).")
     if not args.output and not bpy.data.filepath and (settings.diffusion.output_folder.startswith("//")
@@ -196,14 +184,49 @@ def main():
         headless.fail("--save needs a path (--save OUT.blend): this scene was not opened from a .blend file.")
     if args.encode and not args.encode.lower().endswith(".mp4"):
         headless.fail(f"--encode '{args.encode}': the video is an MP4 (H.264 + AAC); give a path ending in .mp4.")
-    frames = headless.parse_frames(args.frames) if args.frames else None
     if args.encode:  # found now, not after an hour of rendering
         ensure_writable_folder = addon_module("engine.render.png_writer").ensure_writable_folder
+        LatentWalkError = addon_module("engine.errors").LatentWalkError
 
         try:
             ensure_writable_folder(os.path.dirname(os.path.abspath(args.encode)))
         except LatentWalkError as error:
             headless.fail(f"--encode '{args.encode}': {error}")
+
+
+def _encode(scene, path, first, last):
+    """Encode frames first..last with the song to ``path``, or exit 1 with the reason."""
+    encode = addon_module("blender.encode")
+    LatentWalkError = addon_module("engine.errors").LatentWalkError
+    try:  # the files decide: every frame current for the scene as it is, and the song checked again
+        for line in encode.encode(scene, path, first, last):
+            print(line, flush=True)
+    except LatentWalkError as error:
+        headless.fail(error)
+    except (OSError, RuntimeError) as error:
+        headless.fail(f"cannot encode '{path}': {str(error).strip().splitlines()[-1]}")
+    if not os.path.isfile(path):
+        headless.fail(f"Blender's FFmpeg did not write '{path}': does this Blender build have FFmpeg?")
+    print(f"encoded {path} (H.264 + AAC, frames {first}-{last})", flush=True)
+
+
+def main():
+    args = parse_args(headless.script_arguments())
+    if args.blend:
+        headless.open_blend(args.blend)
+    headless.ensure_registered()
+    render_job, sequencer, worker_client = (
+        addon_module(f"blender.{name}") for name in ("render_job", "sequencer", "worker_client"))
+    bake_if_stale = addon_module("blender.operators").bake_if_stale
+    LatentWalkError = addon_module("engine.errors").LatentWalkError
+
+    if args.engine_python:
+        os.environ["LATENTWALK_ENGINE_PYTHON"] = os.path.abspath(args.engine_python)
+    scene = bpy.context.scene
+    settings = scene.latentwalk
+    audio = os.path.abspath(args.audio) if args.audio else None
+    _check_before_any_work(args, settings, audio)
+    frames = headless.parse_frames(args.frames) if args.frames else None
     apply_settings(args, scene)
     start_s = time.perf_counter()
     try:
@@ -240,17 +263,7 @@ def main():
         path = headless.save_blend(args.save or bpy.data.filepath)
         print(f"saved {path}", flush=True)
     if args.encode:
-        path = os.path.abspath(args.encode)
-        try:  # the files decide: every frame current for the scene as it is, and the song checked again
-            for line in encode.encode(scene, path, first, last):
-                print(line, flush=True)
-        except LatentWalkError as error:
-            headless.fail(error)
-        except (OSError, RuntimeError) as error:
-            headless.fail(f"cannot encode '{path}': {str(error).strip().splitlines()[-1]}")
-        if not os.path.isfile(path):
-            headless.fail(f"Blender's FFmpeg did not write '{path}': does this Blender build have FFmpeg?")
-        print(f"encoded {path} (H.264 + AAC, frames {first}-{last})", flush=True)
+        _encode(scene, os.path.abspath(args.encode), first, last)
     print(f"done in {time.perf_counter() - start_s:.1f} s", flush=True)
 
 

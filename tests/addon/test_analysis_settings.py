@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from blender_latentwalk.blender import compat
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,8 +25,8 @@ def test_the_song_is_the_default_and_a_window_bakes_the_windowed_analysis(scene,
     settings.audio_path = song
     settings.normalise, settings.normalise_window_s = "window", 2.0
     assert bpy.ops.latentwalk.bake() == {"FINISHED"}
-    expected = analysis.analyze(song, 30, normalise="window", normalise_window_s=2.0)
-    assert not np.allclose(expected.rms, analysis.analyze(song, 30).rms)  # the setting matters here
+    expected = pipeline.analyze(song, 30, normalise="window", normalise_window_s=2.0)
+    assert not np.allclose(expected.rms, pipeline.analyze(song, 30).rms)  # the setting matters here
     np.testing.assert_allclose(_curve(scene, "latentwalk.rms", expected.n_frames), expected.rms, atol=1e-6)
     np.testing.assert_allclose(_curve(scene, "latentwalk.onset", expected.n_frames), expected.onset, atol=1e-6)
     np.testing.assert_allclose(_curve(scene, "latentwalk.bands[1].value", expected.n_frames), expected.bands[1],
@@ -63,7 +63,7 @@ def test_a_band_up_to_16_khz_bakes_and_one_above_the_song_is_refused_keeping_the
     from blender_latentwalk.engine.analysis.bands import Band, DEFAULT_BANDS
 
     bands = list(DEFAULT_BANDS[:6]) + [Band("Air", 12000.0, 16000.0)]
-    expected = analysis.analyze(song, 30, bands=bands)
+    expected = pipeline.analyze(song, 30, bands=bands)
     assert expected.meta["band_sample_rate"] == 32000
     np.testing.assert_allclose(_curve(scene, "latentwalk.bands[6].value", expected.n_frames), expected.bands[6],
                                atol=1e-6)
@@ -97,7 +97,7 @@ def test_bands_on_a_stem_and_on_the_percussive_part_bake_and_a_missing_stem_keep
         band.title, band.low_hz, band.high_hz, band.source = title, low, high, source
     settings.bands[1].stem_path = stem
     assert bpy.ops.latentwalk.bake() == {"FINISHED"}
-    expected = analysis.analyze(song, 30, bands=[Band("Kick", 40.0, 120.0, "percussive"),
+    expected = pipeline.analyze(song, 30, bands=[Band("Kick", 40.0, 120.0, "percussive"),
                                                  Band("Bass", 40.0, 250.0, stem)])
     for index in range(2):
         np.testing.assert_allclose(_curve(scene, f"latentwalk.bands[{index}].value", expected.n_frames),
@@ -140,8 +140,8 @@ def test_onset_and_chroma_sources_reach_the_engine(scene, tmp_path):
     settings.onset_source, settings.onset_stem_path = "stem", drums
     settings.chroma_source = "harmonic"
     assert bpy.ops.latentwalk.bake() == {"FINISHED"}
-    expected = analysis.analyze(song, 30, onset_source=drums, chroma_source="harmonic")
-    assert not np.allclose(expected.onset, analysis.analyze(song, 30).onset)
+    expected = pipeline.analyze(song, 30, onset_source=drums, chroma_source="harmonic")
+    assert not np.allclose(expected.onset, pipeline.analyze(song, 30).onset)
     np.testing.assert_allclose(_curve(scene, "latentwalk.onset", expected.n_frames), expected.onset, atol=1e-6)
     np.testing.assert_allclose(_curve(scene, "latentwalk.chroma[9].value", expected.n_frames), expected.chroma[:, 9],
                                atol=1e-6)
@@ -160,6 +160,6 @@ def test_the_onset_on_the_percussive_part_reaches_the_engine(scene, tmp_path):
     settings.audio_path = song
     settings.onset_source = "percussive"
     assert bpy.ops.latentwalk.bake() == {"FINISHED"}
-    expected = analysis.analyze(song, 30, onset_source="percussive")
-    assert not np.allclose(expected.onset, analysis.analyze(song, 30).onset)
+    expected = pipeline.analyze(song, 30, onset_source="percussive")
+    assert not np.allclose(expected.onset, pipeline.analyze(song, 30).onset)
     np.testing.assert_allclose(_curve(scene, "latentwalk.onset", expected.n_frames), expected.onset, atol=1e-6)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blender_latentwalk.blender import compat, curves
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 from blender_latentwalk.engine.analysis.bands import DEFAULT_BANDS
 
 
@@ -24,7 +24,7 @@ def curve_values(scene, data_path, n_frames, first_frame=1):
 def test_bake_writes_curves_that_evaluate_to_the_analysis(scene, song):
     scene.latentwalk.audio_path = song
     assert bake(scene) == {"FINISHED"}
-    expected = analysis.analyze(song, 30)
+    expected = pipeline.analyze(song, 30)
     assert expected.n_frames == 120 and scene.frame_end == 120
     for i, band in enumerate(DEFAULT_BANDS):
         got = curve_values(scene, f"latentwalk.bands[{i}].value", 120)
@@ -83,7 +83,7 @@ def test_rebake_keeps_hand_edits_unless_told_and_locks_always(scene, song):
     assert sub.max() <= 0.5 + 1e-6  # unedited curves were re-baked with the new gain
 
     bake(scene, overwrite_edited=True)  # edits replaced, the locked band still kept
-    expected = analysis.analyze(song, 30)
+    expected = pipeline.analyze(song, 30)
     assert onset.keyframe_points[5].co.y == pytest.approx(expected.onset[5], abs=1e-6)
     assert mids.keyframe_points[7].co.y == pytest.approx(0.99)
 
@@ -110,7 +110,7 @@ def test_removing_a_band_keeps_the_others_on_their_curves(scene, song):
     np.testing.assert_array_equal(curve_values(scene, "latentwalk.bands[5].value", 120), before[6])
     assert compat.find_fcurve(scene, "latentwalk.bands[6].value", 0) is None
     assert bake(scene) == {"FINISHED"}
-    assert not curves.edited_targets(scene, curves.targets_for(settings, analysis.analyze(
+    assert not curves.edited_targets(scene, curves.targets_for(settings, pipeline.analyze(
         song, 30, bands=[b.as_band() for b in settings.bands])))
 
 

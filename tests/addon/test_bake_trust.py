@@ -9,7 +9,7 @@ import pytest
 import bake_scenarios
 import synth
 from blender_latentwalk.blender import bake_state, compat, curves, operators, render_job, sequencer
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 
 
 def test_a_new_fps_is_refused_until_a_rebake_that_retimes_the_edits(scene, song):
@@ -96,7 +96,7 @@ def test_overwrite_replaces_the_artists_modifiers_with_the_keys_and_the_dialog_n
     bpy.ops.latentwalk.bake(overwrite_edited=True)
     bass = compat.find_fcurve(scene, "latentwalk.bands[1].value", 0)
     assert len(bass.modifiers) == 0
-    expected = analysis.analyze(song, 30).bands[1]
+    expected = pipeline.analyze(song, 30).bands[1]
     np.testing.assert_allclose([bass.evaluate(1 + k) for k in range(120)], expected, atol=1e-6)
     bass.modifiers.new("NOISE")  # a new edit after the overwrite is an edit again
     assert [t.label for t in curves.edited_targets(scene, curves.targets_for(settings))] == ["Bass (60-250 Hz)"]

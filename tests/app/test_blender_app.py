@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLENDER = shutil.which("blender")
@@ -62,7 +62,7 @@ def test_literal_headless_bake_gives_the_analysed_curves(baked_blend, song, tmp_
                             capture_output=True, text=True, env=blender_env(), timeout=300)
     assert result.returncode == 0, result.stderr
     payload = json.loads(next(l for l in result.stdout.splitlines() if l.startswith("CURVES="))[7:])
-    expected = analysis.analyze(song, 24)  # factory-startup scenes run at 24 fps
+    expected = pipeline.analyze(song, 24)  # factory-startup scenes run at 24 fps
     curves = payload["curves"]
     np.testing.assert_allclose(curves["latentwalk.onset"], expected.onset, atol=1e-6)
     np.testing.assert_allclose(curves["latentwalk.bands[1].value"], expected.bands[1], atol=1e-6)

@@ -11,7 +11,7 @@ import numpy as np
 
 from blender_latentwalk.engine.generators import biggan
 from blender_latentwalk.engine.diffusion import img2img
-from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import run
 from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
@@ -50,7 +50,7 @@ def plan_72(n_frames=72, seed=3):
 def settings(models, **changes):
     values = dict(model=models[1], width=SIZE[0], height=SIZE[1])
     values.update(changes)
-    return render.Img2ImgSettings(**values)
+    return run.Img2ImgSettings(**values)
 
 
 def cli_command(plan_path, models, out, *extra):

@@ -9,7 +9,7 @@ import pytest
 from blender_latentwalk.engine import atomic
 from blender_latentwalk.engine.analysis import features
 from blender_latentwalk.engine.analysis import filterbanks
-from blender_latentwalk.engine.render import png_writer as frames
+from blender_latentwalk.engine.render import png_writer
 from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
@@ -52,7 +52,7 @@ def tiny_features():
 WRITERS = {
     "plan": ("plan.npz", lambda path: tiny_plan().save(path)),
     "features": ("features.npz", lambda path: tiny_features().save_npz(path)),
-    "frame": ("frame_000001.png", lambda path: frames.write_png(path, np.zeros((4, 4, 3), np.uint8))),
+    "frame": ("frame_000001.png", lambda path: png_writer.write_png(path, np.zeros((4, 4, 3), np.uint8))),
     "manifest": ("manifest.json",  # a new key each time: a manifest that would not change is not written
                  lambda path: trust.update_manifest(os.path.dirname(path), {1: {"key": os.urandom(8).hex()}})),
 }

@@ -12,7 +12,7 @@ import torch
 
 from blender_latentwalk.engine import LatentWalkError
 from blender_latentwalk.engine.generators import biggan
-from blender_latentwalk.engine.walk import latents as walk
+from blender_latentwalk.engine.walk import latents
 from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -89,7 +89,7 @@ def test_inference_preparation_keeps_the_output(tiny_models):
     prepared, _, _ = biggan.load(str(tiny_models), device="cpu")
     assert prepared.generator.conv_to_rgb.out_channels == 3
     plan = small_plan()
-    z, classes = torch.from_numpy(walk.noise_vectors(plan)[:6]), torch.from_numpy(walk.class_vectors(plan)[:6])
+    z, classes = torch.from_numpy(latents.noise_vectors(plan)[:6]), torch.from_numpy(latents.class_vectors(plan)[:6])
     with torch.inference_mode():
         expected, got = original(z, classes, 0.4), prepared(z, classes, 0.4)
     assert expected.std() > 0.05  # a real image, not saturated
@@ -140,7 +140,7 @@ def test_every_grid_truncation_uses_its_own_batch_norm_statistics(k):
         norm.weight.fill_(1.0)
         norm.bias.zero_()
     # The truncations the walk gives (k steps of 0.02; the walk starts at 0.02, the grid at 0).
-    truncation = float(np.round(k) * walk.TRUNCATION_STEP)
+    truncation = float(np.round(k) * latents.TRUNCATION_STEP)
     x = torch.zeros(1, 2, 1, 1)
     out = biggan._fused_batch_norm(norm, x, truncation)
     # (0 - mean k) / sqrt(var + eps) = -k exactly when row k, and only row k, is used.

@@ -9,7 +9,7 @@ import pytest
 
 import synth
 from blender_latentwalk.engine import LatentWalkError
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 from blender_latentwalk.engine.analysis.bands import Band
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -77,7 +77,7 @@ def _bad_files(tmp_path):
 def test_bad_audio_names_the_file_and_the_fix(tmp_path, case):
     path, expected = _bad_files(tmp_path)[case]
     with pytest.raises(LatentWalkError) as error:
-        analysis.analyze(path, 30)
+        pipeline.analyze(path, 30)
     message = str(error.value)
     assert expected in message
     assert os.path.basename(path) in message or path in message
@@ -86,17 +86,17 @@ def test_bad_audio_names_the_file_and_the_fix(tmp_path, case):
 
 def test_band_errors_name_the_band():
     with pytest.raises(LatentWalkError, match="band 'mud': low_hz"):
-        analysis.analyze("unused.wav", 30, bands=[Band("mud", 300, 300)])
+        pipeline.analyze("unused.wav", 30, bands=[Band("mud", 300, 300)])
     with pytest.raises(LatentWalkError, match="two bands share"):
-        analysis.analyze("unused.wav", 30, bands=[Band("a", 1, 2), Band("A", 3, 4)])
+        pipeline.analyze("unused.wav", 30, bands=[Band("a", 1, 2), Band("A", 3, 4)])
 
 
 def _peak_memory_kib(path):
     code = (
-        "import resource, sys; from blender_latentwalk.engine.analysis import pipeline as analysis;"
+        "import resource, sys; from blender_latentwalk.engine.analysis import pipeline;"
         "from blender_latentwalk.engine.analysis.bands import DEFAULT_BANDS;"
         # An 8 kHz file holds frequencies up to 4 kHz: the default bands up to there.
-        f"f = analysis.analyze({str(path)!r}, 30, bands=[b for b in DEFAULT_BANDS if b.high_hz <= 4000]);"
+        f"f = pipeline.analyze({str(path)!r}, 30, bands=[b for b in DEFAULT_BANDS if b.high_hz <= 4000]);"
         "print(f.n_frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

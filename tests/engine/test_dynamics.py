@@ -6,7 +6,7 @@ import pytest
 
 import synth
 from blender_latentwalk.engine import cli
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 from blender_latentwalk.engine.errors import LatentWalkError
 
 SAMPLE_RATE = 44100
@@ -41,7 +41,7 @@ def _p(curve, part, q):
 
 
 def test_by_default_the_quiet_intro_stays_low_and_the_loud_drop_reaches_high(quiet_intro_loud_drop):
-    features = analysis.analyze(quiet_intro_loud_drop, 30)
+    features = pipeline.analyze(quiet_intro_loud_drop, 30)
     assert features.meta["normalise"] == "song"
     # Expected order of levels: drop > intro for every curve; the intro's hits pulse at
     # about half (20 dB down on a 40 dB range), the drop's reach near the top.
@@ -53,7 +53,7 @@ def test_by_default_the_quiet_intro_stays_low_and_the_loud_drop_reaches_high(qui
 
 
 def test_a_window_of_n_seconds_puts_each_passage_on_its_own_scale(quiet_intro_loud_drop):
-    features = analysis.analyze(quiet_intro_loud_drop, 30, normalise="window", normalise_window_s=8.0)
+    features = pipeline.analyze(quiet_intro_loud_drop, 30, normalise="window", normalise_window_s=8.0)
     assert features.meta["normalise_window_s"] == 8.0
     for curve in (features.band("Bass"), features.band("Mids"), features.rms):
         assert _p(curve, INTRO, 95) > 0.9 and _p(curve, DROP, 95) > 0.9
@@ -66,8 +66,8 @@ def test_a_window_still_leaves_silence_at_zero_and_one_spike_does_not_flatten_it
     spiky = beat.copy()
     spiky[int(5.1 * SAMPLE_RATE)] = 1.0  # one huge single-sample spike
     window = dict(normalise="window", normalise_window_s=6.0)
-    plain = analysis.analyze(synth.write(tmp_path / "plain.wav", beat, SAMPLE_RATE), 30, **window)
-    spiked = analysis.analyze(synth.write(tmp_path / "spike.wav", spiky, SAMPLE_RATE), 30, **window)
+    plain = pipeline.analyze(synth.write(tmp_path / "plain.wav", beat, SAMPLE_RATE), 30, **window)
+    spiked = pipeline.analyze(synth.write(tmp_path / "spike.wav", spiky, SAMPLE_RATE), 30, **window)
     silence = slice(int(10.2 * 30), int(12.9 * 30))
     assert spiked.rms[silence].max() == 0.0 and spiked.onset[silence].max() == 0.0
     hits = [int(t * 30) for t in np.arange(0.25, 20, 0.5) if not 10.0 <= t < 13.0]
@@ -79,7 +79,7 @@ def test_a_window_still_leaves_silence_at_zero_and_one_spike_does_not_flatten_it
 def test_bad_normalisation_settings_are_refused_clearly(tmp_path, mode, window_s, message):
     path = synth.write(tmp_path / "t.wav", synth.tone(100, SAMPLE_RATE, 1.0), SAMPLE_RATE)
     with pytest.raises(LatentWalkError, match=message):
-        analysis.analyze(path, 30, normalise=mode, normalise_window_s=window_s)
+        pipeline.analyze(path, 30, normalise=mode, normalise_window_s=window_s)
 
 
 def test_the_cli_takes_the_normalisation(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The render environment set-up (engine/environment.py): the PyTorch build chosen for each machine, and a
+"""The render environment set-up (engine/setup/environment.py): the PyTorch build chosen for each machine, and a
 real environment made with pip that the worker then renders with."""
 
 import json

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 from blender_latentwalk.engine.analysis import shaping
 from blender_latentwalk.engine.analysis.bands import DEFAULT_BANDS, Band
 
@@ -21,7 +21,7 @@ def _tone_song(tmp_path, frequency_hz, sample_rate=44100):
 
 @pytest.mark.parametrize("frequency_hz,band", [(100.0, "Bass"), (1000.0, "Mids"), (8000.0, "Brilliance")])
 def test_tone_raises_its_band_and_not_the_far_bands(tmp_path, frequency_hz, band):
-    features = analysis.analyze(_tone_song(tmp_path, frequency_hz), 30)
+    features = pipeline.analyze(_tone_song(tmp_path, frequency_hz), 30)
     during, before = slice(75, 165), slice(0, 55)
     own = BAND_NAMES.index(band)
     assert features.bands[own][during].mean() > 0.9
@@ -32,7 +32,7 @@ def test_tone_raises_its_band_and_not_the_far_bands(tmp_path, frequency_hz, band
 
 
 def test_chroma_follows_the_pitch_class(tmp_path):
-    features = analysis.analyze(_tone_song(tmp_path, 440.0), 30)  # A4
+    features = pipeline.analyze(_tone_song(tmp_path, 440.0), 30)  # A4
     during = features.chroma[75:165]
     assert np.all(np.argmax(during, axis=1) == 9)  # C=0 ... A=9
     assert features.chroma[:55].max() == 0.0
@@ -40,7 +40,7 @@ def test_chroma_follows_the_pitch_class(tmp_path):
 
 def test_pure_silence_gives_all_zero_curves_without_nan(tmp_path):
     path = synth.write(tmp_path / "silence.wav", np.zeros(44100 * 3, np.float32), 44100)
-    features = analysis.analyze(path, 24)
+    features = pipeline.analyze(path, 24)
     for curve in (features.bands, features.onset, features.rms, features.chroma):
         assert np.all(np.isfinite(curve)) and np.all(curve == 0.0)
     assert len(features.beats) == 0
@@ -51,10 +51,10 @@ def test_formats_channels_and_rates_agree(tmp_path, suffix):
     sample_rate = 32000 if suffix != "mp3" else 44100  # mp3 encoders support fewer rates
     # Clicks a third into frames 15, 30, 45: lossy codecs smear a hit by a few ms.
     mono = synth.clicks([15.3 / 30, 30.3 / 30, 45.3 / 30], sample_rate, 2.0) + synth.tone(200, sample_rate, 2.0, 0.2)
-    reference = analysis.analyze(synth.write(tmp_path / "ref.wav", mono, sample_rate), 30)
+    reference = pipeline.analyze(synth.write(tmp_path / "ref.wav", mono, sample_rate), 30)
     stereo = np.stack([mono, mono], axis=1)
     path = synth.write(tmp_path / f"song.{suffix}", stereo, sample_rate)
-    features = analysis.analyze(path, 30)
+    features = pipeline.analyze(path, 30)
     assert features.n_frames == reference.n_frames == 60
     assert [int(np.argmax(features.onset[f - 3: f + 4])) + f - 3 for f in (15, 30, 45)] == [15, 30, 45]
     assert np.abs(features.band("Bass") - reference.band("Bass")).max() < 0.1
@@ -66,7 +66,7 @@ def test_multichannel_and_odd_sample_rate(tmp_path):
     six_channels = np.stack([signal] + [np.zeros_like(signal)] * 5, axis=1)
     path = synth.write(tmp_path / "surround.wav", six_channels, sample_rate)
     # The file holds frequencies up to 5512 Hz: bands above that are refused (test_full_range_bands).
-    features = analysis.analyze(path, 25, bands=[b for b in DEFAULT_BANDS if b.high_hz <= sample_rate / 2])
+    features = pipeline.analyze(path, 25, bands=[b for b in DEFAULT_BANDS if b.high_hz <= sample_rate / 2])
     assert features.n_frames == 50
     assert features.band("Bass")[10:40].mean() > 0.9
 
@@ -78,8 +78,8 @@ def test_one_spike_does_not_flatten_the_rest(tmp_path):
     beat += 0.01 * rng.standard_normal(len(beat)).astype(np.float32)
     spiky = beat.copy()
     spiky[int(10.1 * sample_rate)] = 1.0  # one huge single-sample spike
-    normal = analysis.analyze(synth.write(tmp_path / "a.wav", beat, sample_rate), 30).onset
-    spiked = analysis.analyze(synth.write(tmp_path / "b.wav", spiky, sample_rate), 30).onset
+    normal = pipeline.analyze(synth.write(tmp_path / "a.wav", beat, sample_rate), 30).onset
+    spiked = pipeline.analyze(synth.write(tmp_path / "b.wav", spiky, sample_rate), 30).onset
     hits = [int(t * 30) for t in np.arange(0.25, 20, 0.5)]
     assert np.median(spiked[hits]) > 0.8 * np.median(normal[hits])
 
@@ -103,7 +103,7 @@ def test_gain_and_threshold():
 
 def test_custom_bands_are_keyed_by_name(tmp_path):
     path = _tone_song(tmp_path, 100.0)
-    features = analysis.analyze(path, 30, bands=[Band("kick", 40, 160), Band("hats", 6000, 11000)])
+    features = pipeline.analyze(path, 30, bands=[Band("kick", 40, 160), Band("hats", 6000, 11000)])
     assert features.band_names == ["kick", "hats"]
     assert features.band("kick").max() > 0.9 and features.band("hats").max() < 0.05
 
@@ -111,7 +111,7 @@ def test_custom_bands_are_keyed_by_name(tmp_path):
 def test_high_frame_rates_have_no_empty_frames(tmp_path):
     path = synth.write(tmp_path / "steady.wav", synth.tone(440, 22050, 3.0), 22050)
     for fps in (120, 240):
-        features = analysis.analyze(path, fps)
+        features = pipeline.analyze(path, fps)
         steady = slice(int(0.3 * fps), int(2.7 * fps))
         assert features.rms[steady].min() > 0.9, fps
         assert features.band("Low Mids")[steady].min() > 0.9, fps
@@ -124,7 +124,7 @@ def test_band_energy_never_anticipates_a_note(tmp_path):
     silence = np.zeros(int(start_frame / 30 * sample_rate), np.float32)
     note = synth.tone(100, sample_rate, 2.0, fade_s=0.0)
     path = synth.write(tmp_path / "note.wav", np.concatenate([silence, note]), sample_rate)
-    features = analysis.analyze(path, 30, band_shapes=[shaping.ShapeSettings(attack_ms=0, release_ms=0)] * 7)
+    features = pipeline.analyze(path, 30, band_shapes=[shaping.ShapeSettings(attack_ms=0, release_ms=0)] * 7)
     assert features.band("Bass")[: start_frame].max() == 0.0
     assert features.rms[: start_frame].max() == 0.0
     assert features.band("Bass")[start_frame + 3] > 0.9
@@ -136,16 +136,16 @@ def test_beats_land_on_the_hits(tmp_path):
     for fraction in (0.05, 0.5):
         times = synth.click_times_on_frames(rate, frames, np.full(len(frames), fraction))
         path = synth.write(tmp_path / f"beat{fraction}.wav", synth.clicks(times, 44100, 20.0), 44100)
-        beats = analysis.analyze(path, rate).beats
+        beats = pipeline.analyze(path, rate).beats
         on_hit = np.isin(beats, frames)
         assert len(beats) >= 30 and on_hit.mean() >= 0.95, (fraction, beats)
 
 
 def test_band_names_cannot_shadow_file_keys():
     with pytest.raises(Exception, match="reserved"):
-        analysis.analyze("unused.wav", 30, bands=[Band("chroma.npy", 1, 2)])
+        pipeline.analyze("unused.wav", 30, bands=[Band("chroma.npy", 1, 2)])
     with pytest.raises(Exception, match="reserved"):
-        analysis.analyze("unused.wav", 30, bands=[Band("bands", 1, 2)])
+        pipeline.analyze("unused.wav", 30, bands=[Band("bands", 1, 2)])
 
 
 def test_filter_banks_are_librosas_and_cached(tmp_path, monkeypatch):

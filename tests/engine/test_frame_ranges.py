@@ -1,5 +1,5 @@
-"""--frames as a farm writes it: Flamenco's chunks (`1-3,5`), read the same by the engine CLI and the
-headless script, and a message naming the wrong part."""
+"""Frame ranges as a farm writes them: Flamenco's chunks (`1-3,5`), read the same by the headless
+script's --frames (Blender frames) and the engine CLI's --plan-indices, and a message naming the wrong part."""
 
 import random
 

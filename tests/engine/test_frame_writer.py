@@ -16,8 +16,8 @@ from PIL import Image
 from render_helpers import (ROOT, assert_manifest_consistent, cli_command, kill_point_random, leftovers, plan_72,
                             pngs, settings)
 
-from blender_latentwalk.engine.render import png_writer as frames
-from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import png_writer
+from blender_latentwalk.engine.render import run
 from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import RenderPlan
 
@@ -32,12 +32,12 @@ def batch_of(folder, first, gate=None):
             assert gate.wait(30)
         return np.stack([FRAME + number for number in range(first, first + 4)])
 
-    return [frames.frame_path(folder, number) for number in range(first, first + 4)], pixels
+    return [png_writer.frame_path(folder, number) for number in range(first, first + 4)], pixels
 
 
 def test_submit_waits_while_the_bound_is_full_and_every_frame_is_written(tmp_path):
     gate, recorded = threading.Event(), []
-    writer = frames.FrameWriter(2, max_pending_bytes=2 * BATCH_BYTES)
+    writer = png_writer.FrameWriter(2, max_pending_bytes=2 * BATCH_BYTES)
     for first in (1, 5):  # two batches fill the bound
         writer.submit(*batch_of(str(tmp_path), first, gate), lambda: None, recorded.append, BATCH_BYTES)
     third = threading.Thread(target=writer.submit, args=(*batch_of(str(tmp_path), 9), lambda: None, recorded.append, BATCH_BYTES))
@@ -49,22 +49,22 @@ def test_submit_waits_while_the_bound_is_full_and_every_frame_is_written(tmp_pat
     third.join(30)
     writer.close()
     assert writer.peak_pending_bytes == 2 * BATCH_BYTES
-    assert sorted(path for batch in recorded for path in batch) == [frames.frame_path(str(tmp_path), n) for n in range(1, 13)]
-    with Image.open(frames.frame_path(str(tmp_path), 7)) as image:
+    assert sorted(path for batch in recorded for path in batch) == [png_writer.frame_path(str(tmp_path), n) for n in range(1, 13)]
+    with Image.open(png_writer.frame_path(str(tmp_path), 7)) as image:
         assert np.array_equal(np.asarray(image), FRAME + 7)
 
 
 def test_a_batch_is_recorded_only_once_all_its_files_are_complete(tmp_path, monkeypatch):
-    real, release = frames.write_png, threading.Event()
+    real, release = png_writer.write_png, threading.Event()
 
     def slow_last(path, image, temp_prefix=None):
         if path.endswith("frame_000004.png"):
             assert release.wait(30)
         return real(path, image, temp_prefix)
 
-    monkeypatch.setattr(frames, "write_png", slow_last)
+    monkeypatch.setattr(png_writer, "write_png", slow_last)
     recorded = []
-    writer = frames.FrameWriter(4)
+    writer = png_writer.FrameWriter(4)
     writer.submit(*batch_of(str(tmp_path), 1), lambda: None, recorded.append, BATCH_BYTES)
     deadline = time.monotonic() + 30
     while sum(name.endswith(".png") for name in os.listdir(tmp_path)) < 3 and time.monotonic() < deadline:
@@ -80,16 +80,16 @@ def test_a_batch_is_recorded_only_once_all_its_files_are_complete(tmp_path, monk
 
 
 def test_a_failed_write_keeps_the_others_and_surfaces_once(tmp_path, monkeypatch):
-    real = frames.write_png
+    real = png_writer.write_png
 
     def disk_full_at_6(path, image, temp_prefix=None):
         if path.endswith("frame_000006.png"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, image, temp_prefix)
 
-    monkeypatch.setattr(frames, "write_png", disk_full_at_6)
+    monkeypatch.setattr(png_writer, "write_png", disk_full_at_6)
     recorded = []
-    writer = frames.FrameWriter(1)
+    writer = png_writer.FrameWriter(1)
     writer.submit(*batch_of(str(tmp_path), 1), lambda: None, recorded.append, BATCH_BYTES)
     writer.submit(*batch_of(str(tmp_path), 5), lambda: None, recorded.append, BATCH_BYTES)
     with pytest.raises(OSError, match="No space"):
@@ -102,7 +102,7 @@ def test_a_failed_write_keeps_the_others_and_surfaces_once(tmp_path, monkeypatch
 def test_png_threads_change_nothing_in_the_bytes_or_the_manifest(models, tmp_path):
     plan = plan_72(12)
     for threads in (0, 3):
-        render.render(plan, models[0], settings(models), str(tmp_path / f"threads-{threads}"), batch_size=4,
+        run.render(plan, models[0], settings(models), str(tmp_path / f"threads-{threads}"), batch_size=4,
                       device="cpu", png_threads=threads)
         assert_manifest_consistent(tmp_path / f"threads-{threads}", plan, models, 12)
     assert pngs(tmp_path / "threads-0") == pngs(tmp_path / "threads-3")
@@ -111,12 +111,12 @@ def test_png_threads_change_nothing_in_the_bytes_or_the_manifest(models, tmp_pat
 def test_a_long_render_keeps_the_frames_waiting_for_the_writer_bounded(models, tmp_path, monkeypatch):
     """A writer far slower than the device (0.1 s a frame): the render waits for it, and never holds more
     than the bound (two batches here) in memory, however many batches the song has."""
-    real, writers = frames.write_png, []
-    monkeypatch.setattr(frames, "write_png", lambda *args, **kw: (time.sleep(0.1), real(*args, **kw))[1])
-    monkeypatch.setattr(frames, "MAX_PENDING_BYTES", 2 * 4 * 48 * 32 * 3)  # 2 batches of 4 frames at 48x32
-    real_writer = frames.FrameWriter
-    monkeypatch.setattr(frames, "FrameWriter", lambda *args, **kw: writers.append(real_writer(*args, **kw)) or writers[-1])
-    result = render.render(plan_72(40), models[0], settings(models, model="none"), str(tmp_path / "slow"),
+    real, writers = png_writer.write_png, []
+    monkeypatch.setattr(png_writer, "write_png", lambda *args, **kw: (time.sleep(0.1), real(*args, **kw))[1])
+    monkeypatch.setattr(png_writer, "MAX_PENDING_BYTES", 2 * 4 * 48 * 32 * 3)  # 2 batches of 4 frames at 48x32
+    real_writer = png_writer.FrameWriter
+    monkeypatch.setattr(png_writer, "FrameWriter", lambda *args, **kw: writers.append(real_writer(*args, **kw)) or writers[-1])
+    result = run.render(plan_72(40), models[0], settings(models, model="none"), str(tmp_path / "slow"),
                            batch_size=4, device="cpu", png_threads=2)
     assert len(result.rendered) == 40
     assert writers[0].peak_pending_bytes == 2 * 4 * 48 * 32 * 3

@@ -5,7 +5,7 @@ import pytest
 
 import synth
 from blender_latentwalk.engine import LatentWalkError
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 from blender_latentwalk.engine.analysis.bands import Band
 
 AIR = Band("Air", 12000.0, 16000.0)
@@ -20,7 +20,7 @@ def _tone_song(tmp_path, frequency_hz, sample_rate):
 
 @pytest.mark.parametrize("sample_rate", [44100, 48000])
 def test_a_14_khz_tone_fills_a_12_to_16_khz_band(tmp_path, sample_rate):
-    features = analysis.analyze(_tone_song(tmp_path, 14000.0, sample_rate), 30, bands=[AIR, MIDS])
+    features = pipeline.analyze(_tone_song(tmp_path, 14000.0, sample_rate), 30, bands=[AIR, MIDS])
     during, before = slice(40, 110), slice(0, 28)
     assert features.band("Air")[during].min() > 0.9
     assert features.band("Air")[before].max() == 0.0
@@ -29,14 +29,14 @@ def test_a_14_khz_tone_fills_a_12_to_16_khz_band(tmp_path, sample_rate):
 
 
 def test_a_band_up_to_20_khz_measures_at_the_file_s_rate(tmp_path):
-    features = analysis.analyze(_tone_song(tmp_path, 18500.0, 44100), 24,
+    features = pipeline.analyze(_tone_song(tmp_path, 18500.0, 44100), 24,
                                 bands=[Band("Top", 16000.0, 20000.0), AIR])
     assert features.meta["band_sample_rate"] == 44100
     assert features.band("Top")[30:90].min() > 0.9 and features.band("Air").max() < 0.05
 
 
 def test_the_default_bands_keep_the_22050_hz_analysis(tmp_path):
-    features = analysis.analyze(_tone_song(tmp_path, 1000.0, 48000), 30)
+    features = pipeline.analyze(_tone_song(tmp_path, 1000.0, 48000), 30)
     assert features.meta["band_sample_rate"] == features.meta["analysis_sample_rate"] == 22050
 
 
@@ -49,7 +49,7 @@ def test_the_default_bands_keep_the_22050_hz_analysis(tmp_path):
 def test_a_band_above_what_the_file_holds_is_refused_naming_both_figures(tmp_path, sample_rate, band, expected):
     path = _tone_song(tmp_path, 1000.0, sample_rate)
     with pytest.raises(LatentWalkError) as error:
-        analysis.analyze(path, 30, bands=[MIDS, band])
+        pipeline.analyze(path, 30, bands=[MIDS, band])
     assert expected.format(path=path) in str(error.value)
 
 
@@ -61,6 +61,6 @@ def test_hats_peak_on_their_own_frames_in_a_full_range_band(tmp_path, fps, fps_b
     times = synth.click_times_on_frames(rate, frames, fractions)
     song = synth.hats(times, 44100, 10.0) + 0.001 * np.random.default_rng(0).standard_normal(441000).astype(np.float32)
     path = synth.write(tmp_path / "hats.wav", song, 44100)
-    air = analysis.analyze(path, fps, fps_base, bands=[AIR, MIDS]).band("Air")
+    air = pipeline.analyze(path, fps, fps_base, bands=[AIR, MIDS]).band("Air")
     peaks = [frame - 1 + int(np.argmax(air[frame - 1 : frame + 6])) for frame in frames]
     assert peaks == list(frames)

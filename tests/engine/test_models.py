@@ -228,7 +228,7 @@ def test_biggan_download_resumes_where_it_stopped_and_loads(served, tmp_path):
         cached = sorted(os.listdir(tmp_path / "biggan"))
         assert not [n for n in cached if n.endswith(models.PARTIAL_SUFFIX)] and len(cached) == 4  # 2 files + metadata
 
-        # Loaded by name through engine/biggan.py, and the same bytes as served.
+        # Loaded by name through engine/generators/biggan.py, and the same bytes as served.
         plan = tmp_path / "plan.npz"
         _plan(plan)
         worker.send(messages.RenderRequest(

@@ -11,8 +11,8 @@ from render_helpers import (ROOT, assert_manifest_consistent, cli_command, ident
                             pngs, settings)
 
 from blender_latentwalk.engine import LatentWalkError
-from blender_latentwalk.engine.render import png_writer as frames
-from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.render import png_writer
+from blender_latentwalk.engine.render import run
 from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import RenderPlan
 
@@ -76,7 +76,7 @@ def test_out_of_order_single_frames_and_ragged_chunks_in_process(models, referen
     out = str(tmp_path / "ragged")
     # The last batch first, single frames from the middle of batches, then ragged spans, then the rest.
     for span in ([71], [69, 70], [5], [13], range(40, 53), range(17, 30), range(60, 64), None):
-        result = render.render(plan, models[0], settings(models), out, span, batch_size=BATCH, device="cpu")
+        result = run.render(plan, models[0], settings(models), out, span, batch_size=BATCH, device="cpu")
         assert not result.replaced
     assert pngs(out) == expected
 
@@ -88,17 +88,17 @@ def test_an_overlapping_render_is_refused_naming_the_other_and_disjoint_chunks_p
     other = trust.claim(str(out), range(5, 11))  # a live render of Blender frames 5-10 (this process)
     try:
         with pytest.raises(trust.FolderBusy) as refused:
-            render.render(plan, models[0], settings(models, model="none"), str(out), range(8, 12), device="cpu")
+            run.render(plan, models[0], settings(models, model="none"), str(out), range(8, 12), device="cpu")
         message = str(refused.value)
         assert f"process {os.getpid()} on {socket.gethostname()}" in message and "since" in message
         assert "frames 9-10" in message and "\n" not in message
         assert not list(out.glob("*.png"))  # refused before any work
-        done = render.render(plan, models[0], settings(models, model="none"), str(out), range(10, 16), device="cpu")
+        done = run.render(plan, models[0], settings(models, model="none"), str(out), range(10, 16), device="cpu")
         assert done.rendered == list(range(11, 17))  # frames 11-16 do not overlap 5-10
     finally:
         other.release()
     # The other render ended: the frames are free again.
-    assert render.render(plan, models[0], settings(models, model="none"), str(out), range(8, 12),
+    assert run.render(plan, models[0], settings(models, model="none"), str(out), range(8, 12),
                          device="cpu").rendered == [9, 10]
 
 
@@ -138,7 +138,7 @@ def test_a_killed_render_s_claim_and_temporary_files_are_taken_over(models, tmp_
     live = trust.claim(str(out), [40])  # a live render elsewhere in the folder: its temp files stay
     (out / f"{live.temp_prefix}frame_000040.png.x2.tmp").write_bytes(b"being written")
     try:
-        result = render.render(plan_72(16), models[0], settings(models, model="none"), str(out), device="cpu")
+        result = run.render(plan_72(16), models[0], settings(models, model="none"), str(out), device="cpu")
         assert result.rendered == list(range(1, 17))
         assert leftovers(out) == sorted([os.path.basename(live.path), f"{live.temp_prefix}frame_000040.png.x2.tmp"])
     finally:
@@ -148,7 +148,7 @@ def test_a_killed_render_s_claim_and_temporary_files_are_taken_over(models, tmp_
     (out / ".latentwalk-render-00000000000000cc.json").write_text(json.dumps(fresh))
     (out / "frame_000002.png").unlink()
     with pytest.raises(trust.FolderBusy, match="on render-node-7"):
-        render.render(plan_72(16), models[0], settings(models, model="none"), str(out), device="cpu")
+        run.render(plan_72(16), models[0], settings(models, model="none"), str(out), device="cpu")
 
 
 def test_a_render_whose_claim_was_taken_over_stops_before_its_next_batch(models, tmp_path):
@@ -162,7 +162,7 @@ def test_a_render_whose_claim_was_taken_over_stops_before_its_next_batch(models,
     with pytest.raises(LatentWalkError, match="taken over by another render"):
         # PNGs written in the loop (png_threads=0), so that progress counts the first batch as soon as it is
         # computed: the takeover then lands exactly between the first and the second batch.
-        render.render(plan_72(16), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
+        run.render(plan_72(16), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
                       progress=take_over_after_the_first_batch, png_threads=0)
     assert trust.frame_status(plan_72(16), models[0], settings(models, model="none"), out).current == (1, 2, 3, 4)
 
@@ -171,7 +171,7 @@ def test_with_the_png_pool_a_taken_over_render_records_nothing_after_the_takeove
     """The writer pool checks the claim too: batches already queued when the claim goes are neither
     written nor recorded, and what the manifest lists is complete and current. (One writer thread, so the
     takeover lands at a known point: as frame 5, the second batch's first, starts to be written.)"""
-    out, real = str(tmp_path / "out"), frames.write_png
+    out, real = str(tmp_path / "out"), png_writer.write_png
 
     def take_over_at_frame_5(path, image, temp_prefix=None):
         if path.endswith("frame_000005.png"):
@@ -179,14 +179,14 @@ def test_with_the_png_pool_a_taken_over_render_records_nothing_after_the_takeove
                 claim_file.unlink()
         return real(path, image, temp_prefix)
 
-    monkeypatch.setattr(frames, "write_png", take_over_at_frame_5)
+    monkeypatch.setattr(png_writer, "write_png", take_over_at_frame_5)
     with pytest.raises(LatentWalkError, match="taken over by another render"):
-        render.render(plan_72(32), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
+        run.render(plan_72(32), models[0], settings(models, model="none"), out, batch_size=4, device="cpu",
                       png_threads=1)
     status = trust.frame_status(plan_72(32), models[0], settings(models, model="none"), out)
     assert status.current == (1, 2, 3, 4)  # the batch recorded before the takeover, nothing after
     assert sorted(trust.load_manifest(out)) == [1, 2, 3, 4]
-    assert not any(os.path.exists(frames.frame_path(out, n)) for n in range(9, 33))  # queued: never written
+    assert not any(os.path.exists(png_writer.frame_path(out, n)) for n in range(9, 33))  # queued: never written
 
 
 def test_the_worker_refuses_an_overlapping_render_and_serves_the_next(models, tmp_path):

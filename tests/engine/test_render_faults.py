@@ -132,10 +132,10 @@ def out_of_memory_above(limit, kind=torch.OutOfMemoryError, message="CUDA out of
     """A biggan.generate_images that fails like a GPU would when a batch has more than ``limit`` frames."""
     real = biggan.generate_images
 
-    def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16):
+    def generate(model, device, dtype, z, classes, truncation, plan_indices, batch_size=16):
         if batch_size > limit:
             raise kind(message)
-        return real(model, device, dtype, z, classes, truncation, frame_indices, batch_size)
+        return real(model, device, dtype, z, classes, truncation, plan_indices, batch_size)
 
     return generate
 
@@ -315,6 +315,7 @@ def _old_plan(path):
     ("frames outside", "--plan-indices '0-3,60-80': index 80 is outside the plan's 0-71"),
     ("frames reversed", "--plan-indices '0,9-3': '9-3' ends before it starts"),
     ("frames bad part", "--plan-indices '0-3,x5': 'x5' is not an index or a range A-B"),
+    ("old frames flag", "--frames 0-3: the engine command line takes 0-based plan indices as --plan-indices 0-3"),
 ])
 def test_engine_cli_errors_are_one_line_and_come_before_any_work(models, tmp_path, case, expected):
     plan_path = tmp_path / "plan.npz"
@@ -328,6 +329,9 @@ def test_engine_cli_errors_are_one_line_and_come_before_any_work(models, tmp_pat
         np.savez(plan_path, onset=np.zeros(4), rms=np.zeros(4), chroma=np.zeros((4, 12)))
     elif case == "text file":
         plan_path.write_text("not a plan\n")
+    elif case == "old frames flag":
+        plan_72().save(plan_path)
+        extra = ["--frames", "0-3"]
     else:
         plan_72().save(plan_path)
         extra = ["--plan-indices", {"frames outside": "0-3,60-80", "frames reversed": "0,9-3"}.get(case, "0-3,x5")]

@@ -2,7 +2,7 @@
 
 The render used to scale each BigGAN frame with `PIL.ImageOps.fit` (bicubic), hand PIL images to
 diffusers (which resizes them with Lanczos to a multiple of 8) and resize the result back with Lanczos
-when writing the PNG. Now all of it stays on the device (`engine/resize.py`). Tolerance: Pillow
+when writing the PNG. Now all of it stays on the device (`engine/imaging/resize.py`). Tolerance: Pillow
 computes in fixed point, the device in float32, both round to 8 bits between the two passes and at the
 end, so a value may differ by 1 of 255 (a rounding step) in at most 1.5% of the values, on random
 noise, the hardest input for a resampler (measured: at most 1, in up to 0.95% of the values).
@@ -108,15 +108,15 @@ def test_a_render_without_diffusion_matches_bigGAN_through_pillow(tmp_path):
     from render_helpers import plan_72
 
     from blender_latentwalk.engine.generators import biggan
-    from blender_latentwalk.engine.render import run as render
-    from blender_latentwalk.engine.render import trust
+    from blender_latentwalk.engine.render import run
+    from blender_latentwalk.engine.walk import latents
 
     folder = biggan.make_tiny_model(str(tmp_path / "biggan"))
     plan, size = plan_72(12), (48, 27)
-    render.render(plan, folder, render.Img2ImgSettings(model="none", width=size[0], height=size[1]),
+    run.render(plan, folder, run.Img2ImgSettings(model="none", width=size[0], height=size[1]),
                   str(tmp_path / "frames"), batch_size=4, device="cpu")
     model, device, dtype = biggan.load(folder, "cpu")
-    z, classes, truncation = trust.walk_inputs(plan)
+    z, classes, truncation = latents.generator_inputs(plan)
     for index, pixels in biggan.generate(model, device, dtype, z, classes, truncation, range(plan.n_frames), 4):
         pillows = np.asarray(ImageOps.fit(Image.fromarray(pixels), size, method=Image.BICUBIC))
         with Image.open(tmp_path / "frames" / f"frame_{plan.frame_start + index:06d}.png") as written:

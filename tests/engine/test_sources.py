@@ -5,7 +5,7 @@ import pytest
 
 import synth
 from blender_latentwalk.engine import LatentWalkError, cli
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 from blender_latentwalk.engine.analysis.bands import Band, parse_band
 
 SR = 44100
@@ -42,9 +42,9 @@ def _correlation(a, b):
 
 def test_a_bass_band_on_the_bass_stem_does_not_pump_with_the_kick(kick_and_bass):
     band = Band("Bass", 40.0, 250.0)
-    kick_curve = analysis.analyze(kick_and_bass["kicks"], 30, bands=[band]).bands[0]
-    on_mix = analysis.analyze(kick_and_bass["mix"], 30, bands=[band]).bands[0]
-    on_stem = analysis.analyze(kick_and_bass["mix"], 30,
+    kick_curve = pipeline.analyze(kick_and_bass["kicks"], 30, bands=[band]).bands[0]
+    on_mix = pipeline.analyze(kick_and_bass["mix"], 30, bands=[band]).bands[0]
+    on_stem = pipeline.analyze(kick_and_bass["mix"], 30,
                                bands=[Band("Bass", 40.0, 250.0, kick_and_bass["bass"])]).bands[0]
     steady = slice(30, 450)
     # Bound: the mix's bass band follows the kick (correlation > 0.6); the stem's does not (< 0.2).
@@ -58,9 +58,9 @@ def test_percussive_and_harmonic_parts_separate_clicks_from_a_held_chord(tmp_pat
     clicks = synth.clicks(click_times, SR, DURATION_S, amplitude=0.6)
     chord = sum(synth.tone(f, SR, DURATION_S, 0.1, fade_s=0.5) for f in (440.0, 554.4, 659.3))
     path = synth.write(tmp_path / "clicks_chord.wav", clicks + chord, SR)
-    click_only = analysis.analyze(synth.write(tmp_path / "clicks.wav", clicks, SR), 30,
+    click_only = pipeline.analyze(synth.write(tmp_path / "clicks.wav", clicks, SR), 30,
                                   bands=[Band("Mids", 300.0, 3000.0)]).bands[0]
-    features = analysis.analyze(path, 30, bands=[Band("Mids", 300.0, 3000.0), Band("Hits", 300.0, 3000.0, "percussive"),
+    features = pipeline.analyze(path, 30, bands=[Band("Mids", 300.0, 3000.0), Band("Hits", 300.0, 3000.0, "percussive"),
                                                  Band("Pad", 300.0, 3000.0, "harmonic")])
     mids, hits, pad = features.bands
     steady = slice(45, 450)
@@ -105,7 +105,7 @@ def _stem_band(path):
 def test_a_missing_stem_is_refused_naming_the_band_and_file(kick_and_bass):
     missing = str(kick_and_bass["folder"] / "nowhere" / "bass.wav")
     with pytest.raises(LatentWalkError, match=r"the stem of band 'Bass' is not found: '.*nowhere/bass.wav'"):
-        analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(missing))
+        pipeline.analyze(kick_and_bass["mix"], 30, bands=_stem_band(missing))
 
 
 def test_a_stem_at_another_sample_rate_is_aligned(kick_and_bass, tmp_path):
@@ -113,8 +113,8 @@ def test_a_stem_at_another_sample_rate_is_aligned(kick_and_bass, tmp_path):
 
     at_48k = soxr.resample(_bass_line(), SR, 48000)
     other_rate = synth.write(tmp_path / "bass48.wav", at_48k, 48000)
-    same = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(kick_and_bass["bass"])).bands[0]
-    resampled = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(other_rate)).bands[0]
+    same = pipeline.analyze(kick_and_bass["mix"], 30, bands=_stem_band(kick_and_bass["bass"])).bands[0]
+    resampled = pipeline.analyze(kick_and_bass["mix"], 30, bands=_stem_band(other_rate)).bands[0]
     assert np.abs(same - resampled).max() < 0.02
 
 
@@ -122,9 +122,9 @@ def test_a_shorter_stem_is_silent_after_its_end_and_a_longer_silent_tail_is_igno
     bass = _bass_line()
     shorter = synth.write(tmp_path / "short.wav", bass[: int(12.0 * SR)], SR)
     longer = synth.write(tmp_path / "long.wav", np.concatenate([bass, np.zeros(3 * SR, np.float32)]), SR)
-    full = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(kick_and_bass["bass"])).bands[0]
-    cut = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(shorter)).bands[0]
-    padded = analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(longer)).bands[0]
+    full = pipeline.analyze(kick_and_bass["mix"], 30, bands=_stem_band(kick_and_bass["bass"])).bands[0]
+    cut = pipeline.analyze(kick_and_bass["mix"], 30, bands=_stem_band(shorter)).bands[0]
+    padded = pipeline.analyze(kick_and_bass["mix"], 30, bands=_stem_band(longer)).bands[0]
     assert np.abs(cut[:350] - full[:350]).max() < 0.02 and cut[420:].max() == 0.0  # after the release
     np.testing.assert_allclose(padded, full, atol=1e-6)
 
@@ -133,7 +133,7 @@ def test_a_longer_stem_that_sounds_past_the_song_s_end_is_refused(kick_and_bass,
     longer = synth.write(tmp_path / "long.wav", np.concatenate([_bass_line(), _bass_line()[: 2 * SR]]), SR)
     with pytest.raises(LatentWalkError, match=r"stem '.*long.wav' \(band 'Bass'\) is 2.0\d s longer than the song "
                                               "and still sounds after the song's end"):
-        analysis.analyze(kick_and_bass["mix"], 30, bands=_stem_band(longer))
+        pipeline.analyze(kick_and_bass["mix"], 30, bands=_stem_band(longer))
 
 
 @pytest.mark.parametrize("offset_s", [0.25, -0.4])
@@ -145,9 +145,9 @@ def test_a_stem_offset_from_the_song_is_refused_with_the_offset(tmp_path, offset
     stem = synth.write(tmp_path / "bass_shifted.wav", shifted, SR)
     direction = "later" if offset_s > 0 else "earlier"
     with pytest.raises(LatentWalkError, match=rf"is offset from the song: its hits come 0\.\d+ s {direction}"):
-        analysis.analyze(mix, 30, bands=_stem_band(stem))
+        pipeline.analyze(mix, 30, bands=_stem_band(stem))
     aligned = synth.write(tmp_path / "bass.wav", bass, SR)
-    analysis.analyze(mix, 30, bands=_stem_band(aligned))  # the same stem, aligned: accepted
+    pipeline.analyze(mix, 30, bands=_stem_band(aligned))  # the same stem, aligned: accepted
 
 
 def test_the_onset_can_listen_to_the_drums_stem(tmp_path):
@@ -156,8 +156,8 @@ def test_the_onset_can_listen_to_the_drums_stem(tmp_path):
     kicks = synth.kicks(kick_times, SR, DURATION_S, amplitude=0.9)
     mix = synth.write(tmp_path / "mix.wav", kicks + synth.stabs(stab_times, SR, DURATION_S, amplitude=0.4), SR)
     drums = synth.write(tmp_path / "drums.wav", kicks, SR)
-    on_mix = analysis.analyze(mix, 30)
-    on_drums = analysis.analyze(mix, 30, onset_source=drums)
+    on_mix = pipeline.analyze(mix, 30)
+    on_drums = pipeline.analyze(mix, 30, onset_source=drums)
     kick_frames, stab_frames = (kick_times * 30).astype(int)[1:-1], (stab_times * 30).astype(int)[1:-1]
     assert np.median(on_mix.onset[stab_frames]) > 0.4  # the mix's onset hears the stabs...
     assert np.median(on_drums.onset[stab_frames]) < 0.1  # ...the drums' does not
@@ -178,11 +178,11 @@ def test_the_chroma_can_listen_to_the_harmonic_part_or_a_stem(tmp_path):
     chord = [9, 1, 4]  # A, C#, E
     others = [k for k in range(12) if k not in chord + [0]]
     click_frames = (click_times * 30).astype(int)[2:-2]
-    on_mix = analysis.analyze(mix, 30).chroma[click_frames]
-    harmonic = analysis.analyze(mix, 30, chroma_source="harmonic").chroma[click_frames]
+    on_mix = pipeline.analyze(mix, 30).chroma[click_frames]
+    harmonic = pipeline.analyze(mix, 30, chroma_source="harmonic").chroma[click_frames]
     assert np.median(on_mix[:, others].max(axis=1)) > 0.5  # a click lights every pitch class in the mix
     assert np.median(harmonic[:, others].max(axis=1)) < 0.3  # not in its harmonic part
-    from_stem = analysis.analyze(mix, 30, chroma_source=pad).chroma[30:450]
+    from_stem = pipeline.analyze(mix, 30, chroma_source=pad).chroma[30:450]
     assert np.all(np.isin(np.argmax(from_stem, axis=1), chord)) and from_stem[:, 0].max() < 0.3  # no C: the pad's
 
 
@@ -207,7 +207,7 @@ def test_the_onset_on_the_percussive_part_hears_clicks_over_a_loud_held_chord(tm
 
     curves = {}
     for source in ("mix", "percussive"):
-        features = analysis.analyze(path, fps, fps_base, bands=bands, onset_source=source)
+        features = pipeline.analyze(path, fps, fps_base, bands=bands, onset_source=source)
         assert features.meta["onset_source"] == source
         curves[source] = onset = features.onset
         peaks = []
@@ -246,8 +246,8 @@ def test_the_onset_on_the_harmonic_part_hears_chord_changes_under_loud_clicks(tm
         held[start : start + len(chord)] += chord[: len(held) - start]
     path = synth.write(tmp_path / "changes.wav", synth.clicks(click_times, SR, DURATION_S, amplitude=0.5) + held, SR)
     change_frames = (change_times * 30).astype(int)
-    on_mix = analysis.analyze(path, 30).onset
-    harmonic = analysis.analyze(path, 30, onset_source="harmonic")
+    on_mix = pipeline.analyze(path, 30).onset
+    harmonic = pipeline.analyze(path, 30, onset_source="harmonic")
     assert harmonic.meta["onset_source"] == "harmonic"
     # Bound: the mix's onset barely hears the chord changes under the clicks (median under 0.3, measured
     # 0.17); its harmonic part's does (over 0.45, measured 0.64). The clicks leak into it (measured
@@ -258,7 +258,7 @@ def test_the_onset_on_the_harmonic_part_hears_chord_changes_under_loud_clicks(tm
 
 def test_a_missing_chroma_stem_is_refused(kick_and_bass):
     with pytest.raises(LatentWalkError, match="the stem of the chroma is not found"):
-        analysis.analyze(kick_and_bass["mix"], 30, chroma_source=str(kick_and_bass["folder"] / "no.wav"))
+        pipeline.analyze(kick_and_bass["mix"], 30, chroma_source=str(kick_and_bass["folder"] / "no.wav"))
 
 
 def test_separation_and_stems_stream_in_bounded_memory(tmp_path):
@@ -280,9 +280,9 @@ def test_separation_and_stems_stream_in_bounded_memory(tmp_path):
                 for _ in range(minutes):
                     sound.write(minute)
         code = (
-            "import resource; from blender_latentwalk.engine.analysis import pipeline as analysis;"
+            "import resource; from blender_latentwalk.engine.analysis import pipeline;"
             "from blender_latentwalk.engine.analysis.bands import Band;"
-            f"f = analysis.analyze({str(song)!r}, 30, bands=[Band('Hits', 500, 3000, 'percussive'),"
+            f"f = pipeline.analyze({str(song)!r}, 30, bands=[Band('Hits', 500, 3000, 'percussive'),"
             f" Band('Pad', 60, 250, 'harmonic'), Band('Bass', 60, 250, {str(stem)!r})], chroma_source='harmonic',"
             " onset_source='percussive');"
             "print(f.n_frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"

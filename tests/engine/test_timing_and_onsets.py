@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.engine.analysis import pipeline as analysis
+from blender_latentwalk.engine.analysis import pipeline
 from blender_latentwalk.engine.analysis import timing
 from blender_latentwalk.engine.errors import LatentWalkError
 from blender_latentwalk.engine.analysis.bands import Band
@@ -24,7 +24,7 @@ def test_each_click_peaks_on_its_own_frame(tmp_path, fps, fps_base, sample_rate)
     times = synth.click_times_on_frames(rate, frames, fractions)
     path = synth.write(tmp_path / "clicks.wav", synth.clicks(times, sample_rate, 13.0), sample_rate)
 
-    onset = analysis.analyze(path, fps, fps_base).onset
+    onset = pipeline.analyze(path, fps, fps_base).onset
 
     for frame, fraction in zip(frames, fractions):
         window = onset[frame - 3 : frame + 4]
@@ -54,7 +54,7 @@ def test_kicks_hats_and_stabs_peak_on_their_own_frames_in_every_band_curve(tmp_p
             + synth.hats(times[kinds == 1], sample_rate, duration_s)
             + synth.stabs(times[kinds == 2], sample_rate, duration_s)
             + 0.001 * np.random.default_rng(0).standard_normal(int(duration_s * sample_rate)).astype(np.float32))
-    features = analysis.analyze(synth.write(tmp_path / "beat.wav", song, sample_rate), fps, fps_base)
+    features = pipeline.analyze(synth.write(tmp_path / "beat.wav", song, sample_rate), fps, fps_base)
 
     band_of_kind = {0: "Bass", 1: "Brilliance", 2: "Mids"}
     for frame, fraction, kind in zip(frames, fractions, kinds):
@@ -78,7 +78,7 @@ def test_a_hat_just_after_a_kick_is_not_pulled_onto_the_kick(tmp_path, fps, fps_
     hat_frames = np.floor(hat_times * rate + 1e-9).astype(int)
     late_in_frame = hat_times * rate - hat_frames >= 0.9
     song = synth.kicks(kick_times, 44100, 10.0) + synth.hats(hat_times, 44100, 10.0)
-    features = analysis.analyze(synth.write(tmp_path / "kick_hat.wav", song, 44100), fps, fps_base)
+    features = pipeline.analyze(synth.write(tmp_path / "kick_hat.wav", song, 44100), fps, fps_base)
     for kick_frame, hat_frame, late in zip(kick_frames, hat_frames, late_in_frame):
         high = features.band("Brilliance")  # (falling from the previous hat until this one)
         assert np.all(np.diff(high[kick_frame - 2 : hat_frame]) <= 0.0), high[kick_frame - 2 : hat_frame + 2]
@@ -93,7 +93,7 @@ def test_hits_on_a_frame_s_first_sample_in_silence_are_not_credited_to_the_frame
     frames = np.arange(10, 280, 9)
     times = synth.click_times_on_frames(30, frames, 0.0)
     song = synth.clicks(times, sample_rate, 10.0) + synth.hats(times, sample_rate, 10.0)
-    features = analysis.analyze(synth.write(tmp_path / "edges.wav", song, sample_rate), 30)
+    features = pipeline.analyze(synth.write(tmp_path / "edges.wav", song, sample_rate), 30)
     for curve in (features.band("Brilliance"), features.band("Presence"), features.rms):
         assert np.all(curve[frames - 1] <= curve[frames - 2]), curve[frames - 2] - curve[frames - 1]
         assert np.all(curve[frames] > curve[frames - 1] + 0.3)
@@ -107,7 +107,7 @@ def test_the_demo_song_s_kicks_and_hats_land_on_the_beat(tmp_path, fps):
 
     path = str(tmp_path / "demo.wav")
     synthesise_song(path, 12.0)
-    features = analysis.analyze(path, fps)
+    features = pipeline.analyze(path, fps)
     beat_frames = (np.arange(1.0, 11.5, 0.5) * fps).round().astype(int)
     for name in ("Bass", "Brilliance"):
         curve = features.band(name)
@@ -120,9 +120,9 @@ def test_anchoring_to_hits_does_not_make_steady_noise_jumpier(tmp_path, monkeypa
     noise = 0.1 * np.random.default_rng(5).standard_normal(20 * 44100).astype(np.float32)
     path = synth.write(tmp_path / "noise.wav", noise, 44100)
     steady = slice(2 * fps, 18 * fps)
-    anchored = analysis.analyze(path, fps).bands[:, steady]
-    monkeypatch.setattr(analysis, "ANCHOR_RISE_RATIO", np.inf)  # no band is ever anchored
-    plain = analysis.analyze(path, fps).bands[:, steady]
+    anchored = pipeline.analyze(path, fps).bands[:, steady]
+    monkeypatch.setattr(pipeline, "ANCHOR_RISE_RATIO", np.inf)  # no band is ever anchored
+    plain = pipeline.analyze(path, fps).bands[:, steady]
     assert not np.array_equal(anchored, plain)  # noise does hold a few hits
     # Frame-to-frame changes: at most 15 % larger, band by band, and no new jumps.
     ratio = np.diff(anchored, axis=1).std(axis=1) / np.diff(plain, axis=1).std(axis=1)
@@ -140,7 +140,7 @@ def test_ten_minute_song_has_exact_frame_count_and_no_drift(tmp_path, fps, fps_b
     times = synth.click_times_on_frames(rate, [10, last_frame], [0.0, 0.02])
     path = synth.write(tmp_path / "long.flac", synth.clicks(times, sample_rate, duration_s), sample_rate)
 
-    features = analysis.analyze(path, fps, fps_base, bands=[Band("Bass", 60.0, 250.0)])  # the file holds < 4 kHz
+    features = pipeline.analyze(path, fps, fps_base, bands=[Band("Bass", 60.0, 250.0)])  # the file holds < 4 kHz
 
     assert features.n_frames == int(np.ceil(duration_s * rate)) == timing.frame_count(duration_s, fps, fps_base)
     assert int(np.argmax(features.onset[last_frame - 5 :])) + last_frame - 5 == last_frame
@@ -150,8 +150,8 @@ def test_ten_minute_song_has_exact_frame_count_and_no_drift(tmp_path, fps, fps_b
 def test_latency_offset_shifts_curves_by_whole_milliseconds(tmp_path):
     times = synth.click_times_on_frames(30, [30, 60, 90], [0.1, 0.1, 0.1])
     path = synth.write(tmp_path / "c.wav", synth.clicks(times, 44100, 4.0), 44100)
-    plain = analysis.analyze(path, 30).onset
-    later = analysis.analyze(path, 30, offset_ms=100.0).onset  # 3 frames at 30 fps
+    plain = pipeline.analyze(path, 30).onset
+    later = pipeline.analyze(path, 30, offset_ms=100.0).onset  # 3 frames at 30 fps
     assert [int(np.argmax(plain[f - 2 : f + 3])) + f - 2 for f in (30, 60, 90)] == [30, 60, 90]
     assert [int(np.argmax(later[f + 1 : f + 6])) + f + 1 for f in (30, 60, 90)] == [33, 63, 93]
 
@@ -168,7 +168,7 @@ def test_quiet_clicks_also_land_on_their_frames_at_60_fps(tmp_path):
     fractions = np.linspace(0.0, 0.9, len(frames))
     times = synth.click_times_on_frames(60, frames, fractions)
     path = synth.write(tmp_path / "quiet.wav", synth.clicks(times, 44100, 20.0, amplitude=0.03), 44100)
-    onset = analysis.analyze(path, 60).onset
+    onset = pipeline.analyze(path, 60).onset
     peaks = [frame - 3 + int(np.argmax(onset[frame - 3 : frame + 4])) for frame in frames]
     assert peaks == list(frames)
 

@@ -319,14 +319,14 @@ def make_tiny_model(folder, seed=0):
     return save_untrained_model(folder, tiny_architecture(), seed)
 
 
-def batches(truncation, frame_indices, batch_size):
+def batches(truncation, plan_indices, batch_size):
     """Group frames into batches that share a truncation value.
 
     BigGAN's batch-norm statistics depend on the truncation, which the model takes
     as one number per call. Yields lists of frame indices, in order within each group.
     """
     groups = {}
-    for index in frame_indices:
+    for index in plan_indices:
         groups.setdefault(float(truncation[index]), []).append(int(index))
     for value in sorted(groups):
         members = groups[value]
@@ -334,8 +334,8 @@ def batches(truncation, frame_indices, batch_size):
             yield value, members[start : start + batch_size]
 
 
-def generate_images(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16):
-    """Run BigGAN over ``frame_indices``; yields ``(members, images)`` per model call, on the device.
+def generate_images(model, device, dtype, z, classes, truncation, plan_indices, batch_size=16):
+    """Run BigGAN over ``plan_indices``; yields ``(members, images)`` per model call, on the device.
 
     z : np.ndarray (n_frames, 128); classes : np.ndarray (n_frames, 1000);
     truncation : np.ndarray (n_frames,). members : the call's frame indices; images : torch tensor
@@ -350,7 +350,7 @@ def generate_images(model, device, dtype, z, classes, truncation, frame_indices,
         # and a resumed render would differ in the last bits; its heuristics are deterministic.
         torch.backends.cudnn.benchmark = False
     with torch.inference_mode():
-        for value, members in batches(truncation, frame_indices, batch_size):
+        for value, members in batches(truncation, plan_indices, batch_size):
             z_batch = _to_device(z[members], device).to(dtype)
             class_batch = _to_device(classes[members], device).to(dtype)
             images = model(z_batch, class_batch, value)
@@ -368,14 +368,14 @@ def _to_device(array, device):
     return tensor.to(device)
 
 
-def generate(model, device, dtype, z, classes, truncation, frame_indices, batch_size=16, on_batch=None):
-    """Run BigGAN over ``frame_indices``; yields ``(frame_index, image)`` per frame, on the CPU.
+def generate(model, device, dtype, z, classes, truncation, plan_indices, batch_size=16, on_batch=None):
+    """Run BigGAN over ``plan_indices``; yields ``(frame_index, image)`` per frame, on the CPU.
 
     Arguments as `generate_images`. Images are uint8 arrays (height, width, 3).
     """
     from ..imaging.resize import to_pixels
 
-    for members, images in generate_images(model, device, dtype, z, classes, truncation, frame_indices, batch_size):
+    for members, images in generate_images(model, device, dtype, z, classes, truncation, plan_indices, batch_size):
         pixels = to_pixels(images).cpu().numpy()
         for index, image in zip(members, pixels):
             yield index, image

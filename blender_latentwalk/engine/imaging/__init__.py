@@ -4,7 +4,7 @@ Shared by the generators (their frames to the output size) and diffusion (sizes 
 
 Naming, here and in generators/, diffusion/ and render/: ``images`` are torch tensors
 (n, 3, height, width), float32 holding whole 8-bit values 0..255, on the device; ``pixels`` are
-uint8 arrays (height, width, 3) on the CPU, as the PNG writer takes them.
+uint8 values (height, width, 3) (`resize.to_pixels`), copied to the CPU for the PNG writer.
 
 May import: nothing else.
 """

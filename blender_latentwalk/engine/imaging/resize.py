@@ -164,7 +164,7 @@ def _on_device(matrix, like):
 
 
 def to_pixels(images):
-    """Levels (n, 3, height, width), whole numbers 0..255 -> uint8 pixels (n, height, width, 3), contiguous,
+    """Images (n, 3, height, width), whole numbers 0..255 -> uint8 pixels (n, height, width, 3), contiguous,
     on the same device."""
     import torch
 

@@ -9,6 +9,7 @@ next batch. `is_out_of_memory` and `free_device_memory` let the render loop retr
 from ..diffusion import img2img
 from ..generators import biggan
 from ..imaging import resize
+from ..walk import latents
 from . import trust
 
 
@@ -87,7 +88,7 @@ class BatchRenderer:
         self.pipeline, self.embeddings = pipeline, embeddings
 
     def compute(self, batch, wanted):
-        """Levels (len(wanted), 3, height, width) on the device of ``wanted`` (sorted), computed as
+        """Images (len(wanted), 3, height, width) on the device of ``wanted`` (sorted), computed as
         members of ``batch``: float32 holding the frames' 8-bit values.
 
         batch : plan indices of the whole aligned batch; wanted : the subset to return.
@@ -133,7 +134,7 @@ class BatchRenderer:
 def batch_renderer(plan, biggan_model, settings, device="auto", models=None, inputs=None, identities=None):
     """The models loaded (through ``models``, a `Models`) and ready to compute the plan's aligned batches:
     what the render loop drives, and what the benchmark times without writing any file."""
-    inputs = inputs if inputs is not None else trust.walk_inputs(plan)
+    inputs = inputs if inputs is not None else latents.generator_inputs(plan)
     identities = identities if identities is not None else trust.model_identities(biggan_model, settings)
     models = models if models is not None else Models()
     model, torch_device, dtype = models.biggan(biggan_model, device, identities["biggan"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..diffusion import img2img
 from ..errors import LatentWalkError
+from ..walk import latents
 from . import compute
 from . import frame_ranges
 from . import png_writer
@@ -59,7 +60,7 @@ class RenderRun:
     warn: object = None  # callable(message) or None
 
 
-def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_size=None, device="auto",
+def render(plan, biggan_model, settings, out_folder, plan_indices=None, batch_size=None, device="auto",
            progress=None, should_stop=None, models=None, warn=None, png_threads=None):
     """Render plan frames into ``out_folder`` as frame_NNNNNN.png (Blender frame numbers).
 
@@ -84,12 +85,12 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
     the same frames, `trust.ManifestError` for a manifest it cannot trust, a full or read-only
     folder, out of memory at batch size 1). Returns a `RenderResult`.
     """
-    indices = _requested_indices(plan, out_folder, frame_indices, batch_size)
+    indices = _requested_indices(plan, out_folder, plan_indices, batch_size)
     trust.load_manifest(out_folder)  # a manifest that cannot be trusted stops the render before any work
     threads = png_writer.writer_threads() if png_threads is None else int(png_threads)
     claim = trust.claim(out_folder, [plan.frame_start + i for i in indices])
     try:
-        inputs = trust.walk_inputs(plan)
+        inputs = latents.generator_inputs(plan)
         identities = trust.model_identities(biggan_model, settings)  # a folder model's files are read once a render
         keys = trust.frame_keys(plan, biggan_model, settings, inputs, identities)
         todo, result = _frames_to_render(plan, biggan_model, settings, out_folder, indices, keys)
@@ -107,13 +108,13 @@ def render(plan, biggan_model, settings, out_folder, frame_indices=None, batch_s
         claim.release()
 
 
-def _requested_indices(plan, out_folder, frame_indices, batch_size):
+def _requested_indices(plan, out_folder, plan_indices, batch_size):
     """The sorted plan indices to render (the output folder made if need be). Raises `LatentWalkError`
     for a batch size under 1, a folder that cannot be written, or an index outside the plan."""
     if batch_size is not None and int(batch_size) < 1:
         raise LatentWalkError(f"batch size {batch_size} must be 1 or more.")
     png_writer.ensure_writable_folder(out_folder)
-    indices = sorted(set(range(plan.n_frames) if frame_indices is None else (int(i) for i in frame_indices)))
+    indices = sorted(set(range(plan.n_frames) if plan_indices is None else (int(i) for i in plan_indices)))
     outside = [i for i in indices if not 0 <= i < plan.n_frames]
     if outside:
         raise LatentWalkError(f"frame indices {outside[0]}... are outside the plan's 0-{plan.n_frames - 1}.")

@@ -97,11 +97,6 @@ def model_identities(biggan_model, settings):
             "tiny_vae": model_identity(settings.tiny_vae)}
 
 
-def walk_inputs(plan):
-    """BigGAN inputs of every frame: (z (n, 128), classes (n, 1000), truncation (n,))."""
-    return latents.noise_vectors(plan), latents.class_vectors(plan), latents.truncations(plan)
-
-
 def uses_diffusion(settings):
     """Whether img2img runs (a model is set and is not "none")."""
     return bool(settings.model) and settings.model.lower() != img2img.NONE
@@ -114,7 +109,7 @@ def frame_keys(plan, biggan_model, settings, inputs=None, identities=None):
     prompt mix and img2img values: editing the prompt of one section re-renders
     only the frames that use it.
     """
-    z, classes, truncation = inputs if inputs is not None else walk_inputs(plan)
+    z, classes, truncation = inputs if inputs is not None else latents.generator_inputs(plan)
     identities = identities if identities is not None else model_identities(biggan_model, settings)
     diffusion = uses_diffusion(settings)
     img2img_settings = dict(asdict(settings), model=identities["model"], tiny_vae=identities["tiny_vae"])
@@ -324,13 +319,13 @@ class FrameStatus:
         return cls(tuple(data["current"]), tuple(data["stale"]), tuple(data["missing"]), data.get("problem", ""))
 
 
-def frame_status(plan, biggan_model, settings, folder, frame_indices=None, keys=None):
+def frame_status(plan, biggan_model, settings, folder, plan_indices=None, keys=None):
     """Compare the folder's PNGs and manifest with the frame keys of ``plan`` now.
 
-    frame_indices : plan indices to check (default: all); keys : `frame_keys` when already computed.
+    plan_indices : plan indices to check (default: all); keys : `frame_keys` when already computed.
     Returns a `FrameStatus` in Blender frame numbers (plan.frame_start + index).
     """
-    indices = range(plan.n_frames) if frame_indices is None else [int(i) for i in frame_indices]
+    indices = range(plan.n_frames) if plan_indices is None else [int(i) for i in plan_indices]
     keys = keys if keys is not None else frame_keys(plan, biggan_model, settings)
     try:
         manifest, problem = load_manifest(folder), ""

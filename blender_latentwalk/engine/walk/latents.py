@@ -118,3 +118,8 @@ def _smooth(weights, smoothing_ms, frames_per_s):
             level = level + step * (target - level)
         out[k] = level
     return out
+
+
+def generator_inputs(plan):
+    """BigGAN's inputs for every frame of ``plan``: (z (n, 128), classes (n, 1000), truncation (n,))."""
+    return noise_vectors(plan), class_vectors(plan), truncations(plan)

@@ -48,9 +48,9 @@ def _open_protocol_stream():
 def serve(stdin=None):
     """Serve requests until ``quit`` or end of input; returns the exit status."""
     stdin = stdin if stdin is not None else sys.stdin
-    from ..setup import models
+    from ..setup import models as catalogue
 
-    models.prefer_cancellable_transport()  # before torch and diffusers import huggingface_hub
+    catalogue.prefer_cancellable_transport()  # before torch and diffusers import huggingface_hub
     events = _open_protocol_stream()
     lock = threading.Lock()
 
@@ -97,22 +97,22 @@ def serve(stdin=None):
         return 3
     threading.Thread(target=read_requests, name="latentwalk-requests", daemon=True).start()
 
-    models = Models()
+    loaded_models = Models()  # kept between requests: a second render starts at once
     send(messages.Ready(pid=os.getpid()))
     while True:
         request = requests.get()
         if request is None:
             return 0
-        _serve_one(request, models, send, should_stop=lambda: request.id in cancelled or "*" in cancelled)
+        _serve_one(request, loaded_models, send, should_stop=lambda: request.id in cancelled or "*" in cancelled)
 
 
-def _serve_one(request, models, send, should_stop):
+def _serve_one(request, loaded_models, send, should_stop):
     """Answer one render or download request; its failure is an ``error`` event, never the worker's end."""
     try:
         if isinstance(request, messages.DownloadRequest):
             _download(request, send, should_stop)
             return
-        result = _render(request, models, send, should_stop)
+        result = _render(request, loaded_models, send, should_stop)
         send(messages.RenderDone(
             id=request.id, rendered=result.rendered, reused=result.reused, stopped=result.stopped,
             replaced=result.replaced, warnings=result.warnings,
@@ -136,17 +136,17 @@ def requested_indices(request):
         raise LatentWalkError(f"render request plan_index_ranges {ranges!r} are not [[first, last], ...]") from None
 
 
-def _render(request, models, send, should_stop):
-    """Render a `messages.RenderRequest` through ``models`` (a `compute.Models`), sending `messages.Progress`
+def _render(request, loaded_models, send, should_stop):
+    """Render a `messages.RenderRequest` through ``loaded_models`` (a `compute.Models`), sending `messages.Progress`
     and `messages.RenderWarning` events on the way; returns the `run.RenderResult`."""
-    from ..render import run as render
+    from ..render import run
     from ..walk.plan import RenderPlan
 
     plan = RenderPlan.load(request.plan_path)
-    settings = render.Img2ImgSettings(**request.img2img)
-    return render.render(
+    settings = run.Img2ImgSettings(**request.img2img)
+    return run.render(
         plan, request.biggan, settings, request.out_folder, requested_indices(request), request.batch_size,
-        request.device, should_stop=should_stop, models=models,
+        request.device, should_stop=should_stop, models=loaded_models,
         progress=lambda done, total: send(messages.Progress(id=request.id, done=done, total=total)),
         warn=lambda message: send(messages.RenderWarning(id=request.id, message=message)),
     )
@@ -154,7 +154,7 @@ def _render(request, models, send, should_stop):
 
 def _download(request, send, should_stop):
     """Fetch a model with progress in bytes; a cancel ends it with "download_done" and stopped true."""
-    from ..setup import models
+    from ..setup import models as catalogue
 
     last_sent = [0.0, None]
 
@@ -166,8 +166,8 @@ def _download(request, send, should_stop):
 
     role = request.role or None
     try:
-        state = models.download(request.model, role, should_stop=should_stop, progress=progress)
+        state = catalogue.download(request.model, role, should_stop=should_stop, progress=progress)
         stopped = False
-    except models.DownloadCancelled:
-        state, stopped = models.state(request.model, role), True
+    except catalogue.DownloadCancelled:
+        state, stopped = catalogue.state(request.model, role), True
     send(messages.DownloadDone(id=request.id, stopped=stopped, model=state.to_dict()))
