@@ -262,11 +262,7 @@ class LATENTWALK_OT_setup_render_environment(jobs.JobOperator, bpy.types.Operato
 
     def execute(self, context):
         # Scripts and background mode: the same job and step function, to the end.
-        try:
-            job = self.start_job(context)
-        except LatentWalkError as error:
-            self.report({"ERROR"}, f"Latent Walk: {error}")
-            return {"CANCELLED"}
+        job = self.start_reported(context)
         if job is None:
             return {"CANCELLED"}
         shown = None
@@ -278,20 +274,12 @@ class LATENTWALK_OT_setup_render_environment(jobs.JobOperator, bpy.types.Operato
         return self.end_job(context, job)
 
 
-class LATENTWALK_OT_setup_render_environment_cancel(bpy.types.Operator):
+class LATENTWALK_OT_setup_render_environment_cancel(jobs.CancelJobOperator, bpy.types.Operator):
     """Stop the set-up; the unfinished environment is removed and the Engine Python stays as it was"""
 
     bl_idname = "latentwalk.setup_render_environment_cancel"
     bl_label = "Cancel Set-Up"
-
-    @classmethod
-    def poll(cls, context):
-        job = jobs.running("setup")
-        return job is not None and not job.cancel_requested
-
-    def execute(self, context):
-        jobs.running("setup").cancel()
-        return {"FINISHED"}
+    job_kind = "setup"
 
 
 classes = (LATENTWALK_OT_setup_render_environment, LATENTWALK_OT_setup_render_environment_cancel)

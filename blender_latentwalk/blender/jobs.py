@@ -81,7 +81,9 @@ def _abandon_running():
 class JobOperator:
     """The modal part of an operator that runs a job; mix it into a ``bpy.types.Operator``.
 
-    Subclasses give `start_job` and `end_job`, and may change what Esc does (`press_escape`), the
+    Subclasses define ``start_job(context)`` (the new job; None when it was refused and reported; may
+    raise LatentWalkError) and ``end_job(context, job)`` (report how the job ended, return the
+    operator's result; may raise LatentWalkError). They may change what Esc does (`press_escape`), the
     hint after the status line (`escape_hint`), the areas that redraw with the status
     (`redraw_area_types`) and whether the job drives the progress bar (`progress_bar`: then the job
     has progress_fraction(), None or 0..1). In background mode (``blender -b``) `invoke` runs
@@ -91,28 +93,24 @@ class JobOperator:
     redraw_area_types = ("SEQUENCE_EDITOR", "GRAPH_EDITOR")  # the sidebars show the job too
     progress_bar = False
 
-    def start_job(self, context):
-        """The new job; None when it was refused (and reported). May raise LatentWalkError."""
-        raise NotImplementedError
-
-    def end_job(self, context, job):
-        """Report how ``job`` ended; returns the operator's result. May raise LatentWalkError."""
-        raise NotImplementedError
-
     def press_escape(self, job):
         job.cancel()
 
     def escape_hint(self, job):
         return "" if job.cancel_requested else ESC_HINT
 
+    def start_reported(self, context):
+        """`start_job`, its LatentWalkError reported: the job, or None when there is none."""
+        try:
+            return self.start_job(context)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, f"Latent Walk: {error}")
+            return None
+
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
-        try:
-            job = self.start_job(context)
-        except LatentWalkError as error:
-            self.report({"ERROR"}, f"Latent Walk: {error}")
-            return {"CANCELLED"}
+        job = self.start_reported(context)
         if job is None:
             return {"CANCELLED"}
         begin(job)
@@ -171,6 +169,21 @@ class JobOperator:
             for area in window.screen.areas if window.screen else ():
                 if area.type in self.redraw_area_types:
                     area.tag_redraw()
+
+
+class CancelJobOperator:
+    """Mix into a ``bpy.types.Operator``: ask the running job of `job_kind` to stop (its Cancel button)."""
+
+    job_kind = None
+
+    @classmethod
+    def poll(cls, context):
+        job = running(cls.job_kind)
+        return job is not None and not job.cancel_requested
+
+    def execute(self, context):
+        running(self.job_kind).cancel()
+        return {"FINISHED"}
 
 
 @bpy.app.handlers.persistent

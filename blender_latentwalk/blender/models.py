@@ -162,11 +162,10 @@ class LATENTWALK_OT_model_download(jobs.JobOperator, bpy.types.Operator):
 
     def execute(self, context):
         # Scripts and background mode: the same download, blocking.
-        if self._refused():
+        job = self.start_reported(context)
+        if job is None:
             return {"CANCELLED"}
-        self._scene = context.scene
         try:
-            job = DownloadJob(self.name, self.role or None)
             job.wait()
             return self.end_job(context, job)
         except LatentWalkError as error:
@@ -186,20 +185,12 @@ class LATENTWALK_OT_model_download(jobs.JobOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class LATENTWALK_OT_model_download_cancel(bpy.types.Operator):
+class LATENTWALK_OT_model_download_cancel(jobs.CancelJobOperator, bpy.types.Operator):
     """Stop the download; complete files stay, and the next download continues"""
 
     bl_idname = "latentwalk.model_download_cancel"
     bl_label = "Cancel Download"
-
-    @classmethod
-    def poll(cls, context):
-        job = jobs.running("download")
-        return job is not None and not job.cancel_requested
-
-    def execute(self, context):
-        jobs.running("download").cancel()
-        return {"FINISHED"}
+    job_kind = "download"
 
 
 class LATENTWALK_OT_models_refresh(bpy.types.Operator):

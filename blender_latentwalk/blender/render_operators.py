@@ -81,20 +81,12 @@ class LATENTWALK_OT_preview(_RenderOperator, bpy.types.Operator):
     preview = True
 
 
-class LATENTWALK_OT_render_cancel(bpy.types.Operator):
+class LATENTWALK_OT_render_cancel(jobs.CancelJobOperator, bpy.types.Operator):
     """Stop the render before its next batch; finished frames are kept"""
 
     bl_idname = "latentwalk.render_cancel"
     bl_label = "Cancel Render"
-
-    @classmethod
-    def poll(cls, context):
-        job = jobs.running("render")
-        return job is not None and not job.cancel_requested
-
-    def execute(self, context):
-        jobs.running("render").cancel()
-        return {"FINISHED"}
+    job_kind = "render"
 
 
 class LATENTWALK_OT_release_models(bpy.types.Operator):
