@@ -183,7 +183,8 @@ def watch(panel_classes, list_classes):
             root = Node("column")
             original(Proxy(self, Recorder(self.layout, root)), context)
             width = context.region.width - SIDEBAR_PX * context.preferences.system.ui_scale
-            FOUND[f"{cls.__name__} at {context.region.width} px"] = cut(root, width)
+            key = f"{cls.__name__} at {context.region.width} px"  # every state drawn counts, not just the last
+            FOUND[key] = sorted(set(FOUND.get(key, []) + cut(root, width)))
         return draw
 
     def checked_item(cls, original):

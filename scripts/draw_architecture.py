@@ -24,7 +24,7 @@ DEFAULT_OUT = os.path.join(ROOT, "docs", "architecture.png")
 # Where each step runs: (label, fill colour).
 PROCESSES = {
     "blender": ("Blender (bpy)", "#cfe2f3"),
-    "cli": ("engine CLI, or Blender's Python", "#d9ead3"),
+    "cli": ("an analysis worker (UI), the engine CLI or Blender's Python", "#d9ead3"),
     "worker": ("worker process", "#fce5cd"),
 }
 
@@ -48,8 +48,9 @@ FLOW = [
 ]
 
 FOOTER = (
-    "Processes: Blender talks to the worker process in typed, versioned messages (engine/worker/), "
-    "and runs the engine CLI for the analysis and the frame status (engine/cli.py); Set Up Render "
+    "Processes: Blender talks to the worker process in typed, versioned messages (engine/worker/; in the "
+    "UI the bake's analysis runs in a worker of its own), and runs the engine CLI for the analysis of "
+    "scripts and the frame status (engine/cli.py); Set Up Render "
     "Environment runs engine/setup/ in a process of its own. Headless, scripts/render.py runs the same blender/ "
     "code in \"blender -b\". The engine never imports bpy; each stage "
     "imports only what its \"May import:\" line says, plus engine/errors.py and engine/atomic.py "

@@ -34,6 +34,13 @@ import bpy  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cut_labels  # noqa: E402
+from blender_ui import area_of, open_tab, region_of, run_steps, scroll, watch_panels, window  # noqa: E402
+import blender_ui  # noqa: E402
+
+
+def capture(name):
+    """A screenshot into --out-dir (a hidden file, for a part of a picture, is not announced)."""
+    return blender_ui.capture(os.path.join(ARGS.out_dir, name), announce=not name.startswith("."))
 
 
 def parse_args():
@@ -46,18 +53,6 @@ def parse_args():
 
 ARGS = parse_args()
 SHOWN_IN_GRAPH_EDITOR = ("latentwalk.bands[0].value", "latentwalk.bands[2].value", "latentwalk.onset")
-
-
-def window():
-    return bpy.context.window_manager.windows[0]
-
-
-def area_of(kind):
-    return max((a for a in window().screen.areas if a.type == kind), key=lambda a: a.width * a.height)
-
-
-def region_of(area, kind):
-    return next(r for r in area.regions if r.type == kind)
 
 
 def setup():
@@ -89,16 +84,6 @@ def setup():
     scene.frame_set(30)
 
 
-def capture(name):
-    path = os.path.abspath(os.path.join(ARGS.out_dir, name))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with bpy.context.temp_override(window=window(), screen=window().screen, area=window().screen.areas[0]):
-        bpy.ops.screen.screenshot(filepath=path)
-    if not name.startswith("."):
-        print(f"screenshot written: {path}", flush=True)
-    return path
-
-
 def join_sidebar_crops(paths, region, name):
     """One picture of ``region`` (a sidebar) cut from each screenshot, side by side; the inputs after the
     first (hidden files) are removed."""
@@ -125,93 +110,6 @@ def join_sidebar_crops(paths, region, name):
     for hidden in paths[1:]:
         os.unlink(hidden)
     print(f"screenshot written: {path}", flush=True)
-
-
-def mouse_over(region):
-    x, y = region.x + region.width // 2, region.y + region.height // 2
-    window().event_simulate("MOUSEMOVE", "NOTHING", x=x, y=y)
-    return x, y
-
-
-def scroll(region, steps):
-    """Wheel over a region: positive steps scroll down."""
-    x, y = mouse_over(region)
-    for _ in range(abs(steps)):
-        window().event_simulate("WHEELDOWNMOUSE" if steps > 0 else "WHEELUPMOUSE", "PRESS", x=x, y=y)
-    window().event_simulate("MOUSEMOVE", "NOTHING", x=2, y=2)  # no button highlighted under the mouse
-
-
-def click(x, y):
-    window().event_simulate("MOUSEMOVE", "NOTHING", x=x, y=y)
-    window().event_simulate("LEFTMOUSE", "PRESS", x=x, y=y)
-    window().event_simulate("LEFTMOUSE", "RELEASE", x=x, y=y)
-
-
-DRAWN = set()  # space types whose Latent Walk panel drew since it was last cleared
-
-
-def watch_panels():
-    """Note when a sidebar draws our panel (Blender calls draw only when the panel is visible)."""
-    from blender_latentwalk.blender import panels
-
-    def watching(original, space):
-        def draw(self, context):
-            DRAWN.add(space)
-            original(self, context)
-        return draw
-
-    for cls in (panels.LATENTWALK_PT_sequencer, panels.LATENTWALK_PT_graph):
-        cls.draw = watching(cls.draw, cls.bl_space_type)
-
-
-def tab_clicks(area):
-    """Window positions down a sidebar's tab strip, top first (Blender < 4 cannot pick a tab from Python)."""
-    region = region_of(area, "UI")
-    x, top = region.x + region.width - 10, region.y + region.height
-    return [(x, top - offset) for offset in range(20, min(region.height, 500), 12)]
-
-
-def open_tab(kind):
-    """Steps (for the timer) that click down the sidebar's tab strip until our panel draws there."""
-    if not bpy.app.use_event_simulate:
-        return
-    DRAWN.discard(kind)
-    yield 0.5
-    for position in tab_clicks(area_of(kind)):
-        if kind in DRAWN:
-            return
-        click(*position)
-        yield 0.4
-
-
-def view_range(area):
-    """(first frame, last frame, lowest value, highest value) the Graph Editor shows."""
-    region = region_of(area, "WINDOW")
-    left, bottom = region.view2d.region_to_view(0, 0)
-    right, top = region.view2d.region_to_view(region.width, region.height)
-    return [left, right, bottom, top]
-
-
-def graph_editor_state(scene):
-    """What the Graph Editor after Show Curves shows, as the Graph Editor's own context reports it."""
-    from blender_latentwalk.blender import compat
-    area = area_of("GRAPH_EDITOR")
-    with bpy.context.temp_override(window=window(), screen=window().screen, area=area,
-                                   region=region_of(area, "WINDOW")):
-        visible = [fc.data_path for fc in bpy.context.visible_fcurves]
-        selected_channels = [fc.data_path for fc in bpy.context.selected_visible_fcurves]
-    selected_keys = 0
-    for fcurve in compat.fcurves_of(scene):
-        for key in fcurve.keyframe_points:
-            selected_keys += key.select_control_point or key.select_left_handle or key.select_right_handle
-    shown = compat.find_fcurve(scene, "latentwalk.bands[1].value")
-    values = [shown.evaluate(f) for f in range(scene.frame_start, scene.frame_end + 1)]
-    return {"window": [window().width, window().height], "graph": [area.width, area.height],
-            "timeline_is_graph": any(a.type == "GRAPH_EDITOR" and a.height < 150 for a in window().screen.areas),
-            "types": sorted(a.type for a in window().screen.areas),
-            "visible": visible, "selected_channels": selected_channels, "selected_keys": selected_keys,
-            "view": view_range(area), "frames": [scene.frame_start, scene.frame_end],
-            "values": [min(values), max(values)]}
 
 
 def press_show_curves():
@@ -242,8 +140,9 @@ def steps():
     """The whole session, one timer step per yield (the value: seconds until the next)."""
     scene = bpy.context.scene
     setup()
-    watch_panels()
     from blender_latentwalk.blender import panels, walk
+
+    watch_panels([panels.LATENTWALK_PT_sequencer, panels.LATENTWALK_PT_graph])
 
     cut_labels.watch([getattr(panels, name) for name in dir(panels) if name.startswith("LATENTWALK_PT_")],
                      [panels.LATENTWALK_UL_bands, walk.LATENTWALK_UL_classes])
@@ -262,7 +161,7 @@ def steps():
     yield 0.5
     result = {"show_curves": press_show_curves()}
     yield 1.0
-    result.update(graph_editor_state(scene))
+    result.update(blender_ui.graph_editor_state(scene, "latentwalk.bands[1].value"))
     print("RESULT " + json.dumps(result), flush=True)
     yield from open_tab("GRAPH_EDITOR")
     yield 0.5
@@ -281,21 +180,4 @@ def steps():
     print("CUT_LABELS " + json.dumps(cut_labels.FOUND), flush=True)
 
 
-STEPS = steps()
-
-
-def step():
-    try:
-        return next(STEPS)
-    except StopIteration:
-        bpy.ops.wm.quit_blender()
-        return None
-    except Exception:
-        import traceback
-
-        traceback.print_exc()
-        bpy.ops.wm.quit_blender()
-        return None
-
-
-bpy.app.timers.register(step, first_interval=1.0)
+run_steps(steps())

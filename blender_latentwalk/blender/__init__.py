@@ -26,7 +26,7 @@ Running the engine
     jobs.py          one job at a time (render, download, set-up): start, poll, Esc, clean up
     engine_client.py which Python runs the engine; analysis, frame checks and model lists in it
     worker_client.py the render worker processes, spoken to in engine/worker/messages.py
-    models.py        which models are on this machine; Download Model
+    models.py        which models are on this machine; Download Model; Use Stand-in Models
     environment_setup.py  Set Up Render Environment (the worker's Python)
 Everything else
     compat.py        every difference between Blender 3.4, 4.2 and 5.0 (feature detection)

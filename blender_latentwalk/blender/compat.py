@@ -14,6 +14,8 @@ version number, so a point release that back- or forward-ports an API just works
 | Blender's Python | ``app.binary_path_python`` (until 2.9x) | ``sys.executable`` (2.91+) |
 """
 
+import contextlib
+import os
 import sys
 
 import bpy
@@ -97,6 +99,13 @@ def is_legacy_noise(noise_modifier):
     """True for Blender's legacy F-curve noise (the only kind in 4.2 and before; an option in 5.0), whose
     Scale also scales its Phase and depth coordinates, so no change of Scale stretches it exactly in time."""
     return getattr(noise_modifier, "use_legacy_noise", True)
+
+
+def modifier_name(modifier):
+    """An F-curve modifier's name as the Graph Editor shows it: ``FModifier.name`` where it exists
+    (Blender 4.x and later), else its type in words ("Noise", "Cycles"), as Blender 3.x shows it."""
+    name = getattr(modifier, "name", "")
+    return name or modifier.type.replace("_", " ").title()
 
 
 def all_drivers():
@@ -237,6 +246,41 @@ def why_strip_is_silent(scene, strip):
     if getattr(strip, "volume", 1.0) <= 0.0:
         return f"the song strip '{strip.name}' has volume 0"
     return ""
+
+
+def set_render_display_type(display_type):
+    """Set where Blender shows a render ("NONE": keep the user interface); returns the previous setting.
+    A preference (``view.render_display_type``) in every version we support."""
+    view = bpy.context.preferences.view
+    previous = view.render_display_type
+    view.render_display_type = display_type
+    return previous
+
+
+@contextlib.contextmanager
+def blender_output_to(path):
+    """Blender's own console output (C's stdout: a render's lines per frame) into the file ``path`` while
+    the block runs, where the process's output can be redirected (POSIX); elsewhere it stays as it is."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        stdout_fd = sys.stdout.fileno()
+    except (OSError, AttributeError, ValueError, TypeError):  # Windows, or no real stdout
+        yield
+        return
+    sys.stdout.flush()
+    libc.fflush(None)
+    saved_fd = os.dup(stdout_fd)
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask decides, as for any file
+    os.dup2(log_fd, stdout_fd)
+    try:
+        yield
+    finally:
+        libc.fflush(None)
+        os.dup2(saved_fd, stdout_fd)
+        os.close(saved_fd)
+        os.close(log_fd)
 
 
 def render_job_running():

@@ -229,7 +229,7 @@ def curve_label(settings, data_path, index=0):
 
 def modifier_names(fcurve):
     """The F-curve's modifiers as the Graph Editor names them ("Noise", "Cycles")."""
-    return [m.name or m.type.title() for m in fcurve.modifiers]
+    return [compat.modifier_name(m) for m in fcurve.modifiers]
 
 
 # --- Band identity: bands are addressed by index, so every path follows its band ------------------

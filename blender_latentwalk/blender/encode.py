@@ -8,6 +8,7 @@ lays the frames on the Sequencer above the song and encodes them with Blender's 
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 
 import bpy
 
@@ -35,12 +36,33 @@ def check_frames(scene, first=None, last=None, python=None, plan=None):
         plan.save(plan_path)
         status = engine_client.frame_status(python, plan_path, request, folder,
                                             (first - song_first, last - song_first))
-    _last_checks[_check_key(scene, folder)] = (time.strftime("%H:%M:%S"), status)
+    _last_checks[_check_key(scene, folder)] = LastCheck(time.strftime("%H:%M:%S"), status, _timing_of(scene))
     return status, folder
 
 
-# (.blend, scene, Output folder) -> (local time, FrameStatus) of the latest check: what the panel
-# shows until the next one. Forgotten when a file loads.
+@dataclass(frozen=True)
+class LastCheck:
+    """The latest Check Frames of a scene's Output folder, as the panel shows it until the next one.
+
+    when : local time "16:02:11"; status : `FrameStatus`; timing : `_timing_of` the scene then.
+    """
+
+    when: str
+    status: object
+    timing: tuple
+
+    def still_applies(self, scene):
+        """False once the scene's frame rate, frame range or bake changed: every count may be wrong then
+        (cheap enough for a panel's draw; a full answer needs the curves sampled again: Check Frames)."""
+        return self.timing == _timing_of(scene)
+
+
+def _timing_of(scene):
+    return (scene.render.fps, scene.render.fps_base, scene.frame_start, scene.frame_end,
+            tuple(bake_state.changes(scene)))
+
+
+# (.blend, scene, Output folder) -> `LastCheck`. Forgotten when a file loads.
 _last_checks = {}
 
 
@@ -49,7 +71,7 @@ def _check_key(scene, folder):
 
 
 def last_check(scene):
-    """(time, FrameStatus) of the latest check of this scene's Output folder as it is set now, or None."""
+    """The `LastCheck` of this scene's Output folder as it is set now, or None."""
     try:
         folder = output.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output folder", scene)
     except LatentWalkError:
@@ -103,7 +125,45 @@ class LATENTWALK_OT_check_frames(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class LATENTWALK_OT_encode_video(bpy.types.Operator):
+class EncodeJob:
+    """Blender's own render job encoding the video (see `jobs`): it runs in this window, its progress in
+    the status bar; Esc stops it (Blender's own Esc breaks a render job)."""
+
+    kind = "encode"
+
+    def __init__(self, scene, path, lines):
+        self.path, self.lines, self.cancel_requested, self.cancelled = path, lines, False, False
+        self.frames = scene.frame_end - scene.frame_start + 1  # the encode's own range, set by encode()
+        bpy.app.handlers.render_cancel.append(self._on_cancel)
+
+    def _on_cancel(self, *_args):
+        self.cancelled = True
+
+    def poll(self):
+        if compat.render_job_running():
+            return False
+        if self._on_cancel in bpy.app.handlers.render_cancel:
+            bpy.app.handlers.render_cancel.remove(self._on_cancel)
+        return True
+
+    def cancel(self):
+        self.cancel_requested = True  # the key press itself has already told Blender's job to stop
+
+    def abandon(self):
+        self.poll()
+
+    def status_line(self):
+        return f"Latent Walk: encoding {self.frames} frames with the song to {os.path.basename(self.path)}"
+
+    def summary(self):
+        """The report once the job is over: where the video is, or that it was stopped."""
+        if self.cancelled or not os.path.isfile(self.path):
+            return "Encode stopped: no complete video was written; press Encode Video again."
+        size_mb = os.path.getsize(self.path) / 1e6
+        return f"Video written: {self.path} ({size_mb:.1f} MB, {self.frames} frames with the song)"
+
+
+class LATENTWALK_OT_encode_video(jobs.JobOperator, bpy.types.Operator):
     """Encode the rendered frames and the song with Blender's FFmpeg as H.264 + AAC, next to the frames. Refuses frames that are not a finished render of the scene as it is now"""
 
     bl_idname = "latentwalk.encode_video"
@@ -111,12 +171,30 @@ class LATENTWALK_OT_encode_video(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _frames_settled() and bool(context.scene.latentwalk.audio_path)
+        return _frames_settled() and not jobs.busy() and bool(context.scene.latentwalk.audio_path)
 
-    def execute(self, context):
+    def escape_hint(self, job):
+        return "  (Esc: stop)"
+
+    def start_job(self, context):
+        path = output.video_path(context.scene)
+        try:
+            lines = encode(context.scene, path, interactive=True)
+        except (RuntimeError, OSError) as error:
+            raise LatentWalkError(str(error).strip()) from None
+        for line in lines[:-1]:  # the last one is the status line's
+            self.report({"INFO"}, f"Latent Walk: {line}")
+        return EncodeJob(context.scene, path, lines)
+
+    def end_job(self, context, job):
+        summary = job.summary()
+        self.report({"INFO"} if summary.startswith("Video written") else {"WARNING"}, f"Latent Walk: {summary}")
+        return {"FINISHED"} if summary.startswith("Video written") else {"CANCELLED"}
+
+    def execute(self, context):  # background mode (blender -b), scripts: blocking, Blender's render in place
         try:
             path = output.video_path(context.scene)
-            lines = encode(context.scene, path, interactive=not bpy.app.background)
+            lines = encode(context.scene, path, interactive=False)
         except (LatentWalkError, RuntimeError, OSError) as error:
             self.report({"ERROR"}, f"Latent Walk: {str(error).strip()}")
             return {"CANCELLED"}

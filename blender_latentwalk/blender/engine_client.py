@@ -4,8 +4,9 @@ Blender's bundled Python rarely has librosa or torch, and installing them into i
 is the most common way ML add-ons break. So the engine may run in any Python that
 has it installed (``scripts/setup.sh`` makes ``.venv``): the add-on preference
 "Engine Python", or the ``LATENTWALK_ENGINE_PYTHON`` environment variable for
-headless runs. The analysis runs in-process when neither is set and librosa
-imports; renders always run in the worker process (worker_client.py). Requests
+headless runs. Headless, the analysis runs in-process when neither is set and
+librosa imports (in the UI, Bake Curves runs it in an analysis worker: bake_job.py);
+renders always run in the worker process (worker_client.py). Requests
 and results travel as files; a subprocess gets an argument list, never a shell.
 """
 
@@ -49,16 +50,16 @@ def engine_python(preferences_python=""):
 
 
 def analyze(request, python=""):
-    """Analyse per ``request`` (see `engine.cli.run_request`); returns `Features`."""
+    """Analyse per ``request`` (`engine.analysis.request`), blocking; returns `Features`."""
     if not python:
         try:
-            from ..engine import cli
             from ..engine.analysis import pipeline  # noqa: F401  (librosa must import)
+            from ..engine.analysis import request as analysis_request
         except ImportError as error:
             raise LatentWalkError(
                 f"the analysis needs librosa, which Blender's Python cannot import ({error}). {GET_THE_RENDER_STACK}"
             ) from None
-        return cli.run_request(request)
+        return analysis_request.run(request)
     return _analyze_in_subprocess(request, python)
 
 

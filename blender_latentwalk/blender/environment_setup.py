@@ -8,6 +8,11 @@ Esc or Cancel to stop. Everything the tools print goes to a log (0600) next to t
 worker's logs. On success the new environment becomes the Engine Python; on failure or
 cancel the preferences and any environment made before stay as they were.
 
+A failure's report is one short line that says what failed first (the network, the index, the
+disk) and the one thing to do; the log's path, pip's own words and the step as a terminal command
+go to the console and to the preferences, which show the last failure with the PyTorch Index
+field beside it and buttons that copy the log's path or open the log (`Failure`).
+
 `SetupJob.poll` is the one step function: in the UI the set-up is a job of jobs.py, whose timer
 calls it; the same operator run without a UI (scripts, ``blender -b``) calls it in a loop.
 """
@@ -17,11 +22,12 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import time
 
 import bpy
 
-from ..engine.errors import LatentWalkError
+from ..engine.errors import REPORT_LIMIT_CHARS, LatentWalkError, fit_report
 from ..engine.setup import environment
 from ..engine.worker import messages
 from . import compat, engine_client, jobs, preferences, worker_client
@@ -52,6 +58,8 @@ class SetupJob:
         self.python = ""  # the new environment's interpreter, once done
         self.step_index, self.step_count, self.step_title, self.step_command = 0, 0, "Starting", ""
         self.detail, self.variant_title = "", ""
+        self.step_name, self.failure_kind, self.host, self.reason = "", "tool", "", ""  # see Failure
+        self.torch_index = False
         self.outcome = None  # "done", "error" or "cancelled"
         self.message, self.size_bytes, self.seconds = "", 0, 0.0
         self.cancel_requested_s = None
@@ -120,6 +128,7 @@ class SetupJob:
         elif kind == "step":
             self.step_index, self.step_count = int(event["index"]), int(event["count"])
             self.step_title, self.step_command, self.detail = event["title"], event.get("command", ""), ""
+            self.step_name = event.get("name", "")
         elif kind == "detail":
             self.detail = event.get("text", "")
         elif kind == "done":
@@ -128,6 +137,9 @@ class SetupJob:
         elif kind == "error":
             self.outcome, self.step_title = "error", event.get("step", self.step_title)
             self.message, self.step_command = event.get("message", ""), event.get("command") or self.step_command
+            self.failure_kind, self.host = event.get("kind", "tool"), event.get("host", "")
+            self.torch_index = bool(event.get("torch_index"))
+            self.reason, self.step_name = event.get("reason", self.message), event.get("step_name", self.step_name)
         elif kind == "cancelled":
             self.outcome = "cancelled"
 
@@ -182,18 +194,71 @@ class SetupJob:
         return f"Latent Walk set-up{count}: {self.step_title}{detail}"
 
     def result_message(self):
-        """One line for the report once it has ended."""
+        """One short line for the report once it has ended: what happened first, then what to do (the
+        detail is in `details` and, after a failure, in the preferences)."""
         if self.outcome == "done":
-            overridden = (f" (but the {engine_client.ENV_ENGINE_PYTHON} environment variable overrides it)"
+            overridden = (f" (but {engine_client.ENV_ENGINE_PYTHON} overrides it)"
                           if os.environ.get(engine_client.ENV_ENGINE_PYTHON) else "")
-            return (f"Latent Walk: render environment ready ({self.size_bytes / 1e9:.1f} GB, "
-                    f"{self.seconds / 60:.1f} min, PyTorch {self.variant_title}); Engine Python is now "
-                    f"{self.python}{overridden}")
+            return fit_report(f"Latent Walk: set-up done: render environment ready ({self.size_bytes / 1e9:.1f} GB, "
+                              f"{self.seconds / 60:.1f} min, PyTorch {self.variant_title}); it is the Engine Python "
+                              f"now{overridden}")
         if self.outcome == "cancelled":
-            return f"Latent Walk: set-up cancelled; nothing was changed (log: {self.log_path})"
-        command = self.step_command or self.copyable_command()
-        return (f"Latent Walk: set-up failed at '{self.step_title}': {self.message}. Log: {self.log_path}. "
-                f"To run this step in a terminal: {command}")
+            return "Latent Walk: set-up cancelled: nothing was changed."
+        return self.failure().report()
+
+    def failure(self):
+        """The `Failure` of a set-up that failed."""
+        return Failure(step=self.step_title, step_name=self.step_name, kind=self.failure_kind, host=self.host,
+                       torch_index=self.torch_index,
+                       message=self.message.rstrip("."), reason=self.reason, log_path=self.log_path,
+                       command=self.step_command or self.copyable_command())
+
+    def details(self):
+        """Everything about how it ended, for the console: the report, the log, pip's words, the command."""
+        lines = [self.result_message(), f"  log: {self.log_path}"]
+        if self.outcome == "done":
+            lines.append(f"  Engine Python: {self.python}")
+        elif self.outcome == "error":
+            lines += [f"  what failed: {self.message}", f"  step: {self.step_title}", f"  pip said: {self.reason}",
+                      f"  to run this step in a terminal: {self.step_command or self.copyable_command()}"]
+        return "\n".join(lines)
+
+
+class Failure:
+    """A set-up that failed, as the report and the preferences show it: what failed first, the one
+    thing to do, and the detail (the log, pip's words, the step as a command)."""
+
+    def __init__(self, step, step_name, kind, host, message, reason, log_path, command, torch_index=False):
+        self.step, self.step_name, self.kind, self.host = step, step_name, kind, host
+        self.torch_index = torch_index  # the index that failed is PyTorch's (not pip's own)
+        self.message, self.reason, self.log_path, self.command = message, reason, log_path, command
+
+    @property
+    def torch_index_to_blame(self):
+        """The PyTorch index (not PyPI) could not be reached or lacks the build: PyTorch Index is the fix."""
+        return self.torch_index and self.kind in ("network", "index")
+
+    def advice(self):
+        """The one thing to do."""
+        if self.torch_index_to_blame:
+            return ("Set PyTorch Index to 'default' and set up again" if self.kind == "network" else
+                    "Set PyTorch Index to 'default' or change PyTorch Build")
+        if self.kind == "network":
+            return "Check the network (or proxy) and press Set Up again"
+        if self.kind == "index":
+            return "Check pip's index settings (PIP_INDEX_URL, pip.conf) and press Set Up again"
+        if self.kind == "disk":
+            return "Free space on the disk of Blender's user folder and press Set Up again"
+        return "Its log says why: Copy Log Path in the add-on's preferences"
+
+    def report(self):
+        """One line that fits the report popup: what failed first, then the one thing to do (the why in
+        parentheses only where there is room)."""
+        what = self.message if self.kind != "tool" else f"'{self.step}': {self.message}"
+        advice = self.advice()
+        room = REPORT_LIMIT_CHARS - len(f"Latent Walk: set-up failed: . {advice}.")
+        what = fit_report(what, max(40, room))
+        return f"Latent Walk: set-up failed: {what}{'' if what.endswith('...') else '.'} {advice}."
 
 
 def environment_folder(package=preferences.ADDON_ID):
@@ -213,8 +278,11 @@ def start(context):
 
 
 def finish(context, job):
-    """Apply the outcome: the new environment becomes the Engine Python only when it is done."""
+    """Apply the outcome: the new environment becomes the Engine Python only when it is done. The whole
+    story goes to the console; a failure stays in the preferences until the next set-up."""
     jobs.end(job)
+    print(job.details(), file=sys.stderr, flush=True)
+    preferences.remember_setup_failure(job.failure() if job.outcome == "error" else None)
     if job.outcome == "done":
         prefs = preferences.get()
         prefs.engine_python = job.python
@@ -224,9 +292,8 @@ def finish(context, job):
 def refusal(context):
     """Why the set-up may not start now ("" when it may)."""
     if not compat.online_access_allowed():
-        return ("Latent Walk: setting up the render environment downloads PyTorch and the render packages, and "
-                f"Blender's online access is off: allow it in {compat.ALLOW_ONLINE_ACCESS}, or make the "
-                "environment yourself and set the Engine Python. Nothing was changed.")
+        return ("Latent Walk: set-up refused: online access is off. Nothing was changed. Tick Allow Online Access "
+                "(Preferences > System > Network), or set Engine Python.")
     if jobs.running("setup") is not None:
         return "Latent Walk: a set-up is already running (see the status bar)."
     if jobs.running() is not None:
@@ -282,4 +349,25 @@ class LATENTWALK_OT_setup_render_environment_cancel(jobs.CancelJobOperator, bpy.
     job_kind = "setup"
 
 
-classes = (LATENTWALK_OT_setup_render_environment, LATENTWALK_OT_setup_render_environment_cancel)
+class LATENTWALK_OT_copy_text(bpy.types.Operator):
+    """Copy this text to the clipboard"""
+
+    bl_idname = "latentwalk.copy_text"
+    bl_label = "Copy"
+    bl_options = {"INTERNAL"}
+
+    text: bpy.props.StringProperty(name="Text")
+    what: bpy.props.StringProperty(name="What", description="What the text is, for the report")
+
+    @classmethod
+    def description(cls, context, properties):
+        return f"Copy {properties.what or 'this'} to the clipboard: {properties.text}"
+
+    def execute(self, context):
+        context.window_manager.clipboard = self.text
+        self.report({"INFO"}, fit_report(f"Latent Walk: copied {self.what or 'it'}: {self.text}"))
+        return {"FINISHED"}
+
+
+classes = (LATENTWALK_OT_setup_render_environment, LATENTWALK_OT_setup_render_environment_cancel,
+           LATENTWALK_OT_copy_text)

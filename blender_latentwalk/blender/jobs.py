@@ -1,15 +1,16 @@
-"""One job at a time: the render (or preview), model download or set-up the add-on runs from the UI.
+"""One job at a time: the bake, render (or preview), model download or set-up the add-on runs from the UI.
 
-A job is long work outside Blender's main thread (the worker renders or downloads, the set-up
-installs) that the main thread watches. This module is the one place that knows which job runs
-and runs it: `JobOperator` starts it, polls it on a timer while Blender stays usable, shows its
-status line, passes Esc on to it, cleans up (timer, status text, progress) however it ends, and
-reports. The jobs exclude each other, because they share the worker (and the set-up replaces the
-Python it runs in): `running()` says which one runs, `busy()` also counts Blender's own render job
-(Encode Video).
+A job is long work outside Blender's main thread (a worker analyses, renders or downloads, the
+set-up installs) that the main thread watches. This module is the one place that knows which job
+runs and runs it: `JobOperator` starts it, polls it on a timer while Blender stays usable, shows
+its status line, passes Esc on to it, cleans up (timer, status text, progress) however it ends, and
+reports. The jobs exclude each other, because they share the worker (the set-up replaces the Python
+it runs in, and a render would sample curves a bake is about to rewrite): `running()` says which
+one runs, `refusal()` says so in words, `busy()` also counts Blender's own render job (Encode Video).
 
 A job has:
-    kind : "render" (a render or a preview), "download" or "setup".
+    kind : "bake", "render" (a render or a preview), "download", "setup", "stand-ins" or "encode"
+        (Blender's own render job making the video, watched for its end).
     poll() : take in what arrived, never blocking; True once the job is over.
     cancel() : ask it to stop (Esc, its Cancel button); cancel_requested is then True.
     abandon() : stop it for good because nobody will watch it any more (a file load, the add-on
@@ -43,11 +44,23 @@ def busy():
     return _running is not None or compat.render_job_running()
 
 
+_JOB_NAMES = {"bake": "a bake", "render": "a render", "download": "a model download",
+              "setup": "the render environment's set-up", "encode": "Encode Video",
+              "stand-ins": "making the stand-in models"}
+
+
+def refusal():
+    """Why no other job may start now ("" when one may)."""
+    if _running is None:
+        return ""
+    return f"{_JOB_NAMES.get(_running.kind, _running.kind)} is running: let it finish or cancel it (Esc) first."
+
+
 def begin(job):
     """Make ``job`` the one running job (`JobOperator`, environment_setup.start and tests call it)."""
     global _running
     if _running is not None and _running is not job:
-        raise LatentWalkError(f"a {_running.kind} is running: let it finish or cancel it first.")
+        raise LatentWalkError(refusal())
     _running = job
 
 
@@ -87,7 +100,8 @@ class JobOperator:
     hint after the status line (`escape_hint`), the areas that redraw with the status
     (`redraw_area_types`) and whether the job drives the progress bar (`progress_bar`: then the job
     has progress_fraction(), None or 0..1). In background mode (``blender -b``) `invoke` runs
-    ``execute``, the subclass's blocking path.
+    ``execute``, the subclass's blocking path. An operator that asks something first (a dialog) may
+    call `run_modal` from its ``execute`` instead: Blender 3.4 to 5.0 then run it as a modal operator.
     """
 
     redraw_area_types = ("SEQUENCE_EDITOR", "GRAPH_EDITOR")  # the sidebars show the job too
@@ -110,6 +124,13 @@ class JobOperator:
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
+        return self.run_modal(context)
+
+    def run_modal(self, context):
+        """Start the job and watch it from a modal handler; {"RUNNING_MODAL"}, or {"CANCELLED"} when refused."""
+        if refusal():  # before the job starts anything (a worker, a download)
+            self.report({"ERROR"}, f"Latent Walk: {refusal()}")
+            return {"CANCELLED"}
         job = self.start_reported(context)
         if job is None:
             return {"CANCELLED"}
@@ -152,9 +173,12 @@ class JobOperator:
             return {"CANCELLED"}
 
     def cancel(self, context):
-        # Blender ends the operator itself (its window closed, Blender quits).
-        self._job.abandon()
-        end(self._job)
+        # Blender ends the operator itself (its window closed, Blender quits), or a dialog shown before the
+        # job (Bake Curves asks about edited curves) was dismissed: then there is no job.
+        job = getattr(self, "_job", None)
+        if job is not None:
+            job.abandon()
+            end(job)
 
     def _show(self, context):
         job = self._job

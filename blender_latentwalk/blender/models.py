@@ -1,4 +1,5 @@
-"""Models from Blender: which ones are on this machine, and downloading a missing one in the worker.
+"""Models from Blender: which ones are on this machine, downloading a missing one in the worker, the
+stand-ins, and the check a render makes before its worker loads anything.
 
 The list comes from the engine's Python (``python -m blender_latentwalk.engine models --json``),
 where huggingface_hub and pytorch-pretrained-biggan are, and is kept until the next Refresh or
@@ -6,33 +7,96 @@ download. A download runs in the render worker (worker_client.py), a job of jobs
 Frames, with bytes in the status bar and Esc or Cancel to stop it. Nothing goes
 to the network while Blender's "Allow Online Access" is off (4.2+): the operator says why and does
 nothing.
+
+Use Stand-in Models (only ever by that click: never a silent fallback) makes untrained tiny models
+once, in the Engine Python (``make-tiny-models``, a job: a few seconds), into the add-on's data
+folder, and points every model field of the scene at them; the panels and every render's report
+then say that the video will be noise. Use Own Models puts the fields back as they were.
+
+Messages say what failed first ("Download failed: the network: ...", "Model missing: ..."), fit
+one line of the report popup, and print the whole of a long one to the console.
 """
 
+import json
 import os
 import queue
+import shutil
+import subprocess
+import sys
 import time
 
 import bpy
 from bpy.props import StringProperty
 
-from ..engine.errors import LatentWalkError
+from ..engine.errors import REPORT_LIMIT_CHARS, LatentWalkError, fit_report
 from ..engine.setup import models as engine_models
 from ..engine.worker import messages
-from . import compat, engine_client, jobs, preferences, worker_client
+from . import compat, engine_client, jobs, output, preferences, worker_client
 
-OFFLINE_MESSAGE = ("online access is off (Preferences > System > Network > Allow Online Access): nothing was "
-                   "downloaded. Allow it and press Download again, or run `python -m blender_latentwalk.engine "
-                   "models download {name}` on a machine with network access")
+OFFLINE_MESSAGE = ("Download refused: online access is off. Tick Preferences > System > Network > Allow Online "
+                   "Access, then press Download again")  # the model: the one whose button was pressed
+STAND_IN_FOLDER = "stand-in-models"  # in the add-on's data folder
+STAND_IN_BIGGAN, STAND_IN_PIPELINE = "biggan-tiny-UNTRAINED", "sd-tiny-UNTRAINED"  # as make-tiny-models names them
+STAND_INS_BEFORE = "latentwalk_models_before_stand_ins"  # the scene's fields before Use Stand-in Models (JSON)
+STAND_IN_WARNING = "Stand-in models: the video will be noise"
+# What a missing model's refusal says to do, in the UI: a name can be downloaded, a folder is picked again.
+STAND_IN_ADVICE = "press Download in Models, or Use Stand-in Models to try with noise"
+FOLDER_ADVICE = "pick another with the field's folder button, or Use Stand-in Models to try with noise"
 
 # The latest listing: {"states": [ModelState], "when": "HH:MM:SS", "error": ""}, or None before the first.
 _listing = None
 
 
-def models_in_use(scene):
-    """[(name, role)] of the scene's render settings: BigGAN, the img2img model, the Tiny VAE."""
+def models_in_use(scene, preview=False):
+    """[(name, role)] of the scene's render settings: BigGAN, the img2img model, the Tiny VAE (only BigGAN
+    for a preview); a folder picked as "//..." as the absolute path the engine gets."""
     settings = scene.latentwalk
-    return [(settings.walk.model, engine_models.BIGGAN), (settings.diffusion.model, engine_models.PIPELINE),
-            (settings.diffusion.tiny_vae, engine_models.VAE)]
+    used = [(output.model_name(settings.walk.model), engine_models.BIGGAN)]
+    if not preview:
+        used += [(output.model_name(settings.diffusion.model), engine_models.PIPELINE),
+                 (output.model_name(settings.diffusion.tiny_vae), engine_models.VAE)]
+    return used
+
+
+def report_text(message):
+    """``message`` as one line that fits the report popup (`fit_report`); a longer one is printed whole to
+    the console."""
+    fitted = fit_report(message)
+    if fitted != " ".join(message.split()):
+        print(message, file=sys.stderr, flush=True)
+    return fitted
+
+
+def refuse_missing(scene, preview, python):
+    """Raise LatentWalkError "Model missing: ..." when a model the render needs is not on this machine,
+    before any worker starts: the Engine Python looks (its caches, as the worker would) in a fraction of
+    a second, where the worker would say so only after importing torch (seconds; half a minute on a
+    cold disk with a CUDA build). The Models panel's list follows what it found (a missing model gets
+    its Download button)."""
+    global _listing
+    try:
+        states = engine_client.list_models(python, models_in_use(scene))
+    except LatentWalkError as error:  # a check that cannot run stops nothing: the worker says what is wrong
+        print(f"Latent Walk: the models were not checked before the render ({error})", file=sys.stderr)
+        return
+    _listing = {"states": states, "when": time.strftime("%H:%M:%S"), "error": ""}
+    by_name = {state.name: state for state in states}
+    for name, _role in models_in_use(scene, preview):
+        found = by_name.get(name)
+        if found is not None and not found.present:
+            if bpy.app.background:
+                what_to_do = ("download it (engine CLI: models download NAME) or give a model folder"
+                              if found.downloadable else "give a folder with the model's files")
+            else:
+                what_to_do = STAND_IN_ADVICE if found.downloadable else FOLDER_ADVICE
+            print(f"Latent Walk: {found.summary()}", file=sys.stderr, flush=True)
+            raise LatentWalkError(engine_models.missing_message(found, what_to_do))
+
+
+def stand_ins_in_use(scene, preview=False):
+    """The scene's models that are untrained stand-ins: [(role title, name)]."""
+    return [(engine_models.ROLE_TITLES[role], name) for name, role in models_in_use(scene, preview)
+            if name and engine_models.STAND_IN_MARK in os.path.basename(os.path.normpath(name))]
 
 
 def refresh(scene, python=None):
@@ -84,8 +148,8 @@ class DownloadJob:
             self.error = event.message
         elif isinstance(event, messages.ProcessExited) and not self.finished:
             tail = self.worker.log_tail()
-            self.error = (f"the worker stopped (exit status {event.status})" + (f": {tail}" if tail else "")
-                          + f". Its log: {self.worker.log_path}")
+            self.error = (f"Download failed: the worker stopped (exit status {event.status})"
+                          + (f": {tail}" if tail else "") + f". Its log: {self.worker.log_path}")
 
     def poll(self):
         """Take in what the worker has said (never blocks); True once the job is over."""
@@ -120,9 +184,11 @@ class DownloadJob:
         return text + (" (cancelling)" if self.cancel_requested else "")
 
     def summary(self):
-        """One line for the report; raises LatentWalkError on a failed download."""
+        """One line for the report; raises LatentWalkError on a failed download, its message starting with
+        "Download failed" (or "Download refused"), fitted to the report (all of it in the console)."""
         if self.error is not None:
-            raise LatentWalkError(self.error)
+            error = self.error if self.error.startswith("Download ") else f"Download failed: {self.error}"
+            raise LatentWalkError(report_text(error))
         if self.stopped:
             return f"{self.label}: download cancelled; nothing was added. Download again to continue."
         return f"{self.label} downloaded: {engine_models.format_size(self.state.size_bytes)} in {self.state.path}"
@@ -157,7 +223,7 @@ class LATENTWALK_OT_model_download(jobs.JobOperator, bpy.types.Operator):
         """Report why nothing is downloaded (online access off); True when refused."""
         if compat.online_access_allowed():
             return False
-        self.report({"ERROR"}, "Latent Walk: " + OFFLINE_MESSAGE.format(name=self.name))
+        self.report({"ERROR"}, f"Latent Walk: {OFFLINE_MESSAGE}.")
         return True
 
     def execute(self, context):
@@ -217,10 +283,12 @@ class LATENTWALK_OT_model_folder(bpy.types.Operator):
     bl_label = "Open Model Folder"
 
     path: StringProperty(name="Path", subtype="FILE_PATH")
+    size: StringProperty(name="Size", description="The model's size on disk, as the tooltip says it")
 
     @classmethod
     def description(cls, context, properties):
-        return properties.path  # the tooltip says where: the sidebar is too narrow for the path
+        # The tooltip says where and how big: the sidebar is too narrow for either.
+        return f"{properties.size} in {properties.path}" if properties.size else properties.path
 
     def execute(self, context):
         folder = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
@@ -231,8 +299,232 @@ class LATENTWALK_OT_model_folder(bpy.types.Operator):
         return {"FINISHED"}
 
 
+# ---------------------------------------------------------------- stand-ins
+
+
+def stand_in_folder():
+    """Where Use Stand-in Models keeps them: the add-on's data folder (made once, kept)."""
+    return os.path.join(compat.addon_data_folder(preferences.ADDON_ID), STAND_IN_FOLDER)
+
+
+def stand_ins_ready(folder):
+    """True when both stand-ins in ``folder`` are complete (every file their loaders read)."""
+    return not (engine_models.missing_in_folder(os.path.join(folder, STAND_IN_BIGGAN), engine_models.BIGGAN)
+                or engine_models.missing_in_folder(os.path.join(folder, STAND_IN_PIPELINE), engine_models.PIPELINE))
+
+
+class StandInJob:
+    """Making the stand-ins with the Engine Python's ``make-tiny-models`` into ``folder``.partial, renamed
+    to ``folder`` once complete (a job of jobs.py in the UI: torch and diffusers take seconds to import)."""
+
+    kind = "stand-ins"
+
+    def __init__(self, folder, python):
+        self.folder, self.partial = folder, folder + ".partial"
+        shutil.rmtree(self.partial, ignore_errors=True)
+        engine_client.check_python(python)
+        self.log_path = worker_client.log_path("stand-ins")
+        self.command = engine_client.engine_command(python, "make-tiny-models", self.partial)
+        self.started_s, self.cancel_requested = time.monotonic(), False
+        self.outcome, self.message = None, ""  # "done", "error" or "cancelled"
+        with worker_client.open_private(self.log_path) as log:
+            try:
+                self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
+                                                stderr=subprocess.STDOUT, env=engine_client.engine_environment())
+            except OSError as error:
+                raise LatentWalkError(f"Stand-ins failed: the Engine Python '{python}' could not be started "
+                                      f"({error.strerror}).") from None
+
+    def poll(self):
+        """True once it has ended (see `outcome`); the stand-ins are in place when it is "done"."""
+        if self.outcome is None and self.process.poll() is not None:
+            self._settle(self.process.returncode)
+        return self.outcome is not None
+
+    def wait(self):
+        self.process.wait()
+        return self.poll()
+
+    def _settle(self, status):
+        if self.cancel_requested:
+            self.outcome = "cancelled"
+        elif status == 0 and stand_ins_ready(self.partial):
+            shutil.rmtree(self.folder, ignore_errors=True)
+            os.replace(self.partial, self.folder)
+            self.outcome = "done"
+            return
+        else:
+            self.outcome, self.message = "error", self._why(status)
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def _why(self, status):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as stream:
+                lines = [line.strip() for line in stream if line.strip()]
+        except OSError:
+            lines = []
+        print("".join(line + "\n" for line in lines[-20:]) + f"Latent Walk: the stand-ins' log: {self.log_path}",
+              file=sys.stderr, flush=True)
+        for line in reversed(lines):
+            if "No module named" in line:  # Blender's own Python, before the set-up
+                module = line.split("No module named", 1)[1].strip(" '\"")
+                return (f"Stand-ins failed: the Engine Python has no {module}. Press Set Up Render Environment in "
+                        "the add-on's preferences first.")
+        last = lines[-1] if lines else f"exit status {status}"
+        return fit_report(f"Stand-ins failed: {last}", REPORT_LIMIT_CHARS - 45) + ". Its log's path is in the console."
+
+    def cancel(self):
+        if not self.cancel_requested:
+            self.cancel_requested = True
+            if self.process.poll() is None:
+                self.process.kill()
+
+    def abandon(self):
+        self.cancel()
+
+    def status_line(self):
+        seconds = int(time.monotonic() - self.started_s)
+        return f"Latent Walk: making the stand-in models (noise, for trying the path), {seconds} s..."
+
+
+def use_stand_ins(scene, folder):
+    """Point every model field of ``scene`` at the stand-ins in ``folder``; what they held before is kept
+    in the scene (the first time) for Use Own Models."""
+    walk, diffusion = scene.latentwalk.walk, scene.latentwalk.diffusion
+    if STAND_INS_BEFORE not in scene:
+        scene[STAND_INS_BEFORE] = json.dumps({"biggan": walk.model, "pipeline": diffusion.model,
+                                              "vae": diffusion.tiny_vae})
+    walk.model = os.path.join(folder, STAND_IN_BIGGAN)
+    diffusion.model = os.path.join(folder, STAND_IN_PIPELINE)
+    diffusion.tiny_vae = ""  # the stand-in pipeline has its own (tiny, untrained) VAE
+
+
+def use_own_models(scene):
+    """Put the model fields back as they were before Use Stand-in Models; False when nothing was kept."""
+    kept = scene.get(STAND_INS_BEFORE)
+    if kept is None:
+        return False
+    before = json.loads(kept)
+    scene.latentwalk.walk.model = before["biggan"]
+    scene.latentwalk.diffusion.model = before["pipeline"]
+    scene.latentwalk.diffusion.tiny_vae = before["vae"]
+    del scene[STAND_INS_BEFORE]
+    return True
+
+
+class LATENTWALK_OT_use_stand_in_models(jobs.JobOperator, bpy.types.Operator):
+    """Point every model field at untrained tiny stand-ins (made once, in seconds): the whole path runs without a GPU or a network, and the video is noise"""
+
+    bl_idname = "latentwalk.use_stand_in_models"
+    bl_label = "Use Stand-in Models"
+    bl_options = {"UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return not jobs.busy()
+
+    def start_job(self, context):
+        """The job that makes the stand-ins; None when they were made before (then they are in use now)."""
+        self._scene, self._used = context.scene, False
+        folder = stand_in_folder()
+        if stand_ins_ready(folder):
+            self._finish(folder)
+            return None
+        return StandInJob(folder, worker_client.worker_python(preferences.get().engine_python))
+
+    def end_job(self, context, job):
+        if job.outcome != "done":
+            self.report({"WARNING"} if job.outcome == "cancelled" else {"ERROR"},
+                        "Latent Walk: " + (job.message or "Stand-ins cancelled: nothing was changed."))
+            return {"CANCELLED"}
+        self._finish(job.folder)
+        return {"FINISHED"}
+
+    def _finish(self, folder):
+        use_stand_ins(self._scene, folder)
+        self._used = True
+        _refresh_quietly(self._scene)
+        self.report({"WARNING"}, f"Latent Walk: {STAND_IN_WARNING}: every model field now names an untrained "
+                                 "stand-in. Use Own Models puts them back.")
+
+    def invoke(self, context, event):
+        if stand_ins_ready(stand_in_folder()):  # made before: nothing to wait for
+            return self.execute(context)
+        return super().invoke(context, event)
+
+    def execute(self, context):
+        # Scripts, background mode, and stand-ins made before: the same, blocking.
+        job = self.start_reported(context)
+        if job is None:
+            return {"FINISHED"} if self._used else {"CANCELLED"}
+        job.wait()
+        return self.end_job(context, job)
+
+
+class LATENTWALK_OT_use_own_models(bpy.types.Operator):
+    """Put the model fields back as they were before Use Stand-in Models"""
+
+    bl_idname = "latentwalk.use_own_models"
+    bl_label = "Use Own Models"
+    bl_options = {"UNDO"}
+
+    def execute(self, context):
+        if not use_own_models(context.scene):
+            self.report({"WARNING"}, "Latent Walk: nothing to put back: set the model fields in Walk and Render.")
+            return {"CANCELLED"}
+        _refresh_quietly(context.scene)
+        self.report({"INFO"}, "Latent Walk: the model fields are as they were before the stand-ins.")
+        return {"FINISHED"}
+
+
+def _refresh_quietly(scene):
+    try:
+        refresh(scene)
+    except (LatentWalkError, ReferenceError):
+        pass  # the panel's list says why at the next Refresh
+
+
+def draw_stand_in_warning(layout, context, preview=False):
+    """A warning row where the scene renders with stand-ins (the Walk, Render and Models panels)."""
+    if stand_ins_in_use(context.scene, preview):
+        row = layout.row(align=True)
+        row.alert = True
+        row.label(text="Stand-ins: noise", icon="ERROR")
+        row.operator("latentwalk.use_own_models", text="", icon="LOOP_BACK")
+
+
+def draw_stand_ins(layout, context):
+    """The Models panel's stand-in row: the warning while they are in use, else the button (its job's
+    status while it makes them)."""
+    job = jobs.running("stand-ins")
+    if job is not None:
+        layout.label(text="Making stand-ins...", icon="SORTTIME")
+    elif stand_ins_in_use(context.scene):
+        column = layout.column(align=True)
+        column.alert = True
+        column.label(text="Stand-in models:", icon="ERROR")
+        column.label(text="the video will be noise", icon="BLANK1")
+        layout.operator("latentwalk.use_own_models", icon="LOOP_BACK")
+    else:
+        layout.operator("latentwalk.use_stand_in_models", icon="GHOST_ENABLED")
+
+
+def draw_model_row(row, state):
+    """One model of the list: its state icon and label, and a button: the folder (its tooltip says the
+    size and where) or Download. No size column: the label keeps the whole width it needs ("BigGAN 512",
+    "SDXL Turbo") in the Graph Editor's default sidebar."""
+    row.label(text=state.label, icon="CHECKMARK" if state.present else "ERROR")
+    if state.present or not state.downloadable:
+        folder = row.operator("latentwalk.model_folder", text="", icon="FILE_FOLDER", emboss=False)
+        folder.path = state.path
+        folder.size = engine_models.format_size(state.size_bytes) if state.present else "missing"
+    else:
+        download = row.operator("latentwalk.model_download", text="", icon="IMPORT")
+        download.name, download.role = state.name, state.role
+
+
 classes = (LATENTWALK_OT_model_download, LATENTWALK_OT_model_download_cancel, LATENTWALK_OT_models_refresh,
-           LATENTWALK_OT_model_folder)
+           LATENTWALK_OT_model_folder, LATENTWALK_OT_use_stand_in_models, LATENTWALK_OT_use_own_models)
 
 
 @bpy.app.handlers.persistent

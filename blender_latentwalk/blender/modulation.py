@@ -48,3 +48,18 @@ class LATENTWALK_OT_modulation_remove(bpy.types.Operator):
 
 
 classes = (LATENTWALK_OT_modulation_add, LATENTWALK_OT_modulation_remove)
+
+
+def self_reading_drivers(scene):
+    """Labels of the Latent Walk settings whose driver reads this scene's own ``latentwalk`` curves: the
+    driver and what it reads are one ID, so Blender's depsgraph reports a cycle on every update (a
+    modulation does the same without one)."""
+    settings = scene.latentwalk
+    found = []
+    for driver_curve in scene.animation_data.drivers if scene.animation_data else []:
+        if not driver_curve.data_path.startswith("latentwalk."):
+            continue
+        targets = [t for v in driver_curve.driver.variables for t in v.targets]
+        if any(t.id == scene and (t.data_path or "").startswith("latentwalk.") for t in targets):
+            found.append(curves.curve_label(settings, driver_curve.data_path, driver_curve.array_index))
+    return found

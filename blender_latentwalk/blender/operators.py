@@ -1,4 +1,4 @@
-"""Operators: bake, show curves, and editing the band list."""
+"""Operators: bake (in the UI a job of jobs.py, see bake_job.py), show curves, and editing the band list."""
 
 import json
 import os
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
-from . import bake_state, compat, curves, engine_client, preferences, sequencer
+from . import bake_job, bake_state, compat, curves, engine_client, jobs, preferences, sequencer, worker_client
 from ..engine.analysis import timing
 from ..engine.analysis.bands import DEFAULT_BANDS, Band, check_bands
 from ..engine.errors import LatentWalkError
@@ -132,17 +132,24 @@ _ARTIST_RANGE, _FIT_OFF = -1, -2  # recorded instead of a fitted end frame
 
 
 def bake(scene, overwrite_edited=False, python=None):
-    """Analyse the scene's song and write its curves; returns a `BakeResult`.
-
-    Nothing in the scene changes if analysis fails. Curves the artist edited are kept
-    (unless ``overwrite_edited``) and, when the frame rate or the song's start changed
-    since the last bake, retimed so their keys stay at the same time in the song.
+    """Analyse the scene's song and write its curves, blocking (scripts, background mode, the headless
+    scripts); returns a `BakeResult`. Nothing in the scene changes if the analysis fails.
     """
-    settings = scene.latentwalk
     request = build_request(scene)
     if python is None:
         python = engine_client.engine_python(preferences.get().engine_python)
     features = engine_client.analyze(request, python)  # may raise: nothing written yet
+    return write_features(scene, request, features, overwrite_edited)
+
+
+def write_features(scene, request, features, overwrite_edited=False):
+    """Write the curves of ``features`` (the analysis of ``request``) into ``scene``; returns a `BakeResult`.
+
+    Nothing in the scene changes if the features do not fit the request. Curves the artist edited are
+    kept (unless ``overwrite_edited``) and, when the frame rate or the song's start changed since the
+    last bake, retimed so their keys stay at the same time in the song.
+    """
+    settings = scene.latentwalk
     try:
         features.check_shapes()
     except ValueError as error:
@@ -213,12 +220,37 @@ def bake_if_stale(scene, audio_path=None):
             + [f"baked {len(result.written)} curves: {scene.latentwalk.last_bake_summary}"] + result.messages())
 
 
-class LATENTWALK_OT_bake(bpy.types.Operator):
-    """Analyse the song and bake its bands, onset, loudness and chroma into editable F-curves"""
+CANCELLED_BAKE = "Bake cancelled: the curves are as they were."
+
+
+def finish_bake(job, overwrite_edited=False):
+    """Write the curves a finished `bake_job.BakeJob` brought back; returns (scene, `BakeResult`), or None when
+    it was cancelled. Raises LatentWalkError, nothing written, when the analysis failed, or the scene is gone
+    or asks for another analysis now."""
+    features = job.features()
+    if features is None:
+        return None
+    scene = job.scene()
+    if scene is None:
+        raise LatentWalkError(f"the scene '{job.scene_name}' was deleted or renamed while it baked: nothing was "
+                              "written.")
+    try:
+        unchanged = build_request(scene) == job.request
+    except LatentWalkError:
+        unchanged = False
+    if not unchanged:  # the curves would not be of the song and settings the panel shows
+        raise LatentWalkError("the song or the analysis settings changed while the bake ran: nothing was "
+                              "changed; press Bake Curves again.")
+    return scene, write_features(scene, job.request, features, overwrite_edited)
+
+
+class LATENTWALK_OT_bake(jobs.JobOperator, bpy.types.Operator):
+    """Analyse the song and bake its bands, onset, loudness and chroma into editable F-curves. Esc cancels; the curves stay as they were"""
 
     bl_idname = "latentwalk.bake"
     bl_label = "Bake Curves"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}  # not REGISTER: Adjust Last Operation would re-run it blocking, without Esc
+    progress_bar = True
 
     overwrite_edited: BoolProperty(
         name="Overwrite Edited Curves",
@@ -226,6 +258,11 @@ class LATENTWALK_OT_bake(bpy.types.Operator):
         default=False,
         options={"SKIP_SAVE"},  # never remembered: every bake asks again before replacing edits
     )
+
+    @classmethod
+    def poll(cls, context):
+        # One job at a time: a render would sample the curves this rewrites, and the jobs share the status bar.
+        return not jobs.busy()
 
     def invoke(self, context, event):
         scene = context.scene
@@ -248,19 +285,52 @@ class LATENTWALK_OT_bake(bpy.types.Operator):
         layout.label(text="Unticked: they are kept" + (" and retimed" if bake_state.changes(context.scene) else ""))
 
     def execute(self, context):
-        try:
+        if self.options.is_invoke and not bpy.app.background:
+            # A click (after the dialog, if it showed): the analysis runs in a worker, Blender stays usable.
+            return self.run_modal(context)
+        try:  # scripts and background mode: blocking, as they always were
             result = bake(context.scene, self.overwrite_edited)
         except LatentWalkError as error:
             self.report({"ERROR"}, f"Latent Walk: {error}")
             return {"CANCELLED"}
+        self._report_bake(context.scene, result)
+        return {"FINISHED"}
+
+    def start_job(self, context):
+        request = build_request(context.scene)  # bad settings are reported before anything starts
+        python = worker_client.worker_python(preferences.get().engine_python)
+        return bake_job.BakeJob(context.scene, request, python)
+
+    def end_job(self, context, job):
+        finished = finish_bake(job, self.overwrite_edited)  # raises LatentWalkError: nothing written
+        if finished is None:
+            self.report({"INFO"}, f"Latent Walk: {CANCELLED_BAKE}")
+            return {"CANCELLED"}
+        self._report_bake(*finished)
+        return {"FINISHED"}
+
+    def press_escape(self, job):
+        if job.cancel_requested:
+            job.kill()  # a worker still starting (imports under load) ends now
+        else:
+            job.cancel()
+
+    def _report_bake(self, scene, result):
         notes = result.messages()
-        summary = f"Baked {len(result.written)} curves: {context.scene.latentwalk.last_bake_summary}"
+        summary = f"Baked {len(result.written)} curves: {scene.latentwalk.last_bake_summary}"
         if result.kept or result.not_retimed:
             self.report({"WARNING"}, f"{summary}; " + "; ".join(notes)
                         + ("" if not result.kept else " (tick Overwrite Edited Curves to replace them)"))
         else:
             self.report({"INFO"}, "; ".join([summary] + notes))
-        return {"FINISHED"}
+
+
+class LATENTWALK_OT_bake_cancel(jobs.CancelJobOperator, bpy.types.Operator):
+    """Stop the bake; the curves stay as they were"""
+
+    bl_idname = "latentwalk.bake_cancel"
+    bl_label = "Cancel Bake"
+    job_kind = "bake"
 
 
 def edited_description(scene, target):
@@ -337,9 +407,8 @@ class LATENTWALK_OT_show_curves(bpy.types.Operator):
 
 
 def _graph_editor_area(context):
-    """A Graph Editor of working size: this one or another one already open, else the bottom half of the
-    screen's largest area (the Sequencer or 3D Viewport stays above it, the Timeline below it, as in
-    Blender's Animation workspace). Small editors such as the Timeline are never turned into it."""
+    """A Graph Editor of working size: this one or another one already open, else half of the screen's
+    largest area (see `_split_for_graph_editor`). Small editors such as the Timeline are never turned into it."""
     window, screen = context.window, context.screen
     graphs = [a for a in screen.areas if a.type == "GRAPH_EDITOR" and is_working_size(a, window, screen)]
     graphs.sort(key=lambda a: (a != context.area, a.ui_type != "FCURVES"))  # this one, then curves over drivers
@@ -347,15 +416,67 @@ def _graph_editor_area(context):
         area = graphs[0]
     else:
         largest = max(screen.areas, key=lambda a: a.width * a.height)
+        direction = _split_for_graph_editor(largest, window, screen)
         before = {a.as_pointer() for a in screen.areas}
         with context.temp_override(window=window, screen=screen, area=largest):
-            split = bpy.ops.screen.area_split(direction="HORIZONTAL", factor=0.5)
+            split = bpy.ops.screen.area_split(direction=direction, factor=0.5)
         added = [a for a in screen.areas if a.as_pointer() not in before]
-        # The split adds the bottom half (its size is set when the screen next refreshes).
+        # The split adds the bottom (or right) half; its size is set when the screen next refreshes.
         area = added[0] if split == {"FINISHED"} and added else largest
     area.type = "GRAPH_EDITOR"
     area.ui_type = "FCURVES"
     return area
+
+
+def _split_for_graph_editor(area, window, screen):
+    """How to halve ``area`` for the Graph Editor: "HORIZONTAL" (the curves below, on the same time line as a
+    Sequencer above, as in Blender's Animation workspace) when the bottom half is of working size, else
+    "VERTICAL" (the curves on the right) when the right half is. Blender's Video Editing workspace needs
+    the second: its Sequencer is under half the window's height, so its bottom half would be a strip."""
+    width = window.width or max(a.x + a.width for a in screen.areas)
+    height = window.height or max(a.y + a.height for a in screen.areas)
+
+    def share_of_window(half_width, half_height):
+        return min(half_width / width, half_height / height)
+
+    below = share_of_window(area.width, area.height / 2)
+    beside = share_of_window(area.width / 2, area.height)
+    return "HORIZONTAL" if below >= WORKING_SHARE or below >= beside else "VERTICAL"
+
+
+class LATENTWALK_OT_choose_song(bpy.types.Operator):
+    """Choose the song: a file browser that shows sound files only"""
+
+    bl_idname = "latentwalk.choose_song"
+    bl_label = "Choose Song"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
+    # The file browser reads these: sound files (wav, flac, ogg, mp3, ...) and folders only.
+    filter_sound: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    filter_folder: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    relative_path: BoolProperty(name="Relative Path", description="Store the song's path relative to the .blend",
+                                default=True)
+
+    def invoke(self, context, event):
+        current = context.scene.latentwalk.audio_path
+        if current:
+            self.filepath = bpy.path.abspath(current)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        path = self.filepath
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, f"Latent Walk: no song file at '{path}': choose a sound file.")
+            return {"CANCELLED"}
+        if self.relative_path and bpy.data.filepath:
+            try:
+                path = bpy.path.relpath(path)
+            except ValueError:  # another drive (Windows): keep it absolute
+                pass
+        context.scene.latentwalk.audio_path = path
+        return {"FINISHED"}
 
 
 class LATENTWALK_OT_band_add(bpy.types.Operator):
@@ -442,7 +563,9 @@ class LATENTWALK_OT_bands_default(bpy.types.Operator):
 
 classes = (
     LATENTWALK_OT_bake,
+    LATENTWALK_OT_bake_cancel,
     LATENTWALK_OT_show_curves,
+    LATENTWALK_OT_choose_song,
     LATENTWALK_OT_band_add,
     LATENTWALK_OT_band_remove,
     LATENTWALK_OT_band_move,

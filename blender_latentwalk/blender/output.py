@@ -70,9 +70,18 @@ def render_request(scene, preview):
         sd_model, tiny_vae = "none", ""
     else:
         folder, size = output_folder, output_size(scene)
-        sd_model, tiny_vae = diffusion.model.strip() or "none", diffusion.tiny_vae.strip()
-    return folder, {"biggan": walk.model, "img2img": {"model": sd_model, "width": size[0], "height": size[1],
-                                                       "tiny_vae": tiny_vae}}
+        sd_model, tiny_vae = model_name(diffusion.model) or "none", model_name(diffusion.tiny_vae)
+    return folder, {"biggan": model_name(walk.model), "img2img": {"model": sd_model, "width": size[0],
+                                                                   "height": size[1], "tiny_vae": tiny_vae}}
+
+
+def model_name(value):
+    """A model field's value as the engine takes it: a name or hub id as typed, a folder picked with the
+    field's browse button as an absolute path (a "//" path is relative to the .blend file)."""
+    value = value.strip()
+    if value.startswith("//"):
+        return os.path.normpath(bpy.path.abspath(value))
+    return value
 
 
 def video_path(scene):

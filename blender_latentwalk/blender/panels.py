@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import bake_state, encode, jobs, models, presets
+from . import bake_state, encode, jobs, models, modulation, presets
 
 CATEGORY = "Latent Walk"
 
@@ -48,14 +48,18 @@ def wrap(context, text, width):
     return found + [" ".join(words)] if words else found
 
 
-def lines(layout, context, text, icon="NONE", beside_px=0):
-    """A long status as lines that fit the sidebar, the icon on the first; ``beside_px``: what the row
-    holds beside them (an icon button: 25)."""
+def line_width(context, beside_px=0):
+    """Pixels a label's text may take in this sidebar; ``beside_px``: what the row holds beside it (an icon
+    button: 25)."""
     scale = context.preferences.system.ui_scale
     # The sidebar's tabs, the panel's margins and the icon take about 90 pixels at 100% (measured in 3.4).
-    width = (context.region.width if context.region else 300) - (90 + beside_px) * scale
+    return (context.region.width if context.region else 300) - (90 + beside_px) * scale
+
+
+def lines(layout, context, text, icon="NONE", beside_px=0):
+    """A long status as lines that fit the sidebar, the icon on the first (the others indented alike)."""
     column = layout.column(align=True)
-    for index, line in enumerate(wrap(context, text, width)):
+    for index, line in enumerate(wrap(context, text, line_width(context, beside_px))):
         column.label(text=line, icon=icon if index == 0 else ("BLANK1" if icon != "NONE" else "NONE"))
 
 
@@ -82,7 +86,11 @@ class _LatentWalkPanel:
         settings = context.scene.latentwalk
         layout.use_property_split = False
 
-        labelled(layout, settings, "audio_path", "Song")
+        split = layout.split(factor=LABEL_FACTOR, align=True)
+        split.label(text="Song")
+        row = split.row(align=True)
+        row.prop(settings, "audio_path", text="")
+        row.operator("latentwalk.choose_song", text="", icon="FILEBROWSER")
 
         layout.label(text="Bands (Hz)")
         row = layout.row()
@@ -104,11 +112,8 @@ class _LatentWalkPanel:
             row = split.row(align=True)
             row.prop(band, "title", text="")
             row.prop(band, "locked", text="", icon="LOCKED" if band.locked else "UNLOCKED")
-            row = box.row(align=True)
-            row.prop(band, "low_hz")
-            row.prop(band, "high_hz")
-            column = box.column(align=True)
-            for prop in ("gain", "threshold", "attack_ms", "release_ms"):
+            column = box.column(align=True)  # Low and High side by side would cut "High 2000" in the Graph Editor
+            for prop in ("low_hz", "high_hz", "gain", "threshold", "attack_ms", "release_ms"):
                 column.prop(band, prop)
             labelled(box, band, "source", "Source")
             if band.source == "stem":
@@ -136,15 +141,19 @@ class _LatentWalkPanel:
             box = layout.box()
             box.alert = True
             box.label(text="The bake is out of date:", icon="ERROR")
-            column = box.column(align=True)
-            for change in stale:  # "the scene is now 30 fps, the curves were baked at 24 fps": two short lines
-                for part in change.split(", "):
-                    column.label(text=part)
+            for change in stale:  # "the scene is now 30 fps, the curves were baked at 24 fps": wrapped at the comma
+                lines(box, context, change, beside_px=10)  # the box's own margin
             box.operator("latentwalk.bake", text="Re-bake", icon="FILE_REFRESH")
-            box.label(text="Edited curves are kept and retimed")
+            lines(box, context, "Edited curves are kept and retimed", beside_px=10)
+        baking = jobs.running("bake")
+        if baking is not None:  # its step, and Cancel Bake where Bake Curves was (Esc does the same)
+            lines(layout, context, baking.status_line().replace("Latent Walk bake: ", "Baking: "), icon="GRAPH")
         column = layout.column(align=True)
         column.scale_y = 1.4
-        column.operator("latentwalk.bake", icon="GRAPH")
+        if baking is not None:
+            column.operator("latentwalk.bake_cancel", icon="CANCEL")
+        else:
+            column.operator("latentwalk.bake", icon="GRAPH")
         column.operator("latentwalk.show_curves", icon="FCURVE")
         if settings.last_bake_summary and not stale:
             lines(layout, context, settings.last_bake_summary, icon="CHECKMARK")
@@ -160,6 +169,7 @@ class _WalkPanel:
         walk = context.scene.latentwalk.walk
         layout.prop(walk, "mode", expand=True)
         labelled(layout, walk, "model", "BigGAN")
+        models.draw_stand_in_warning(layout, context, preview=True)
         column = layout.column(align=True)
         column.prop(walk, "truncation")
         column.prop(walk, "pulse")
@@ -180,8 +190,7 @@ class _WalkPanel:
             layout.prop(band, "weight", text=f"{band.title} Weight")
         layout.prop(walk, "preview_width")
         labelled(layout, walk, "preview_folder", "Preview")
-        labelled(layout, walk, "device", "Device")
-        layout.operator("latentwalk.preview", icon="SEQ_PREVIEW")
+        layout.operator("latentwalk.preview", icon="SEQ_PREVIEW")  # on Render > Device: one menu for both
 
 
 class _RenderPanel:
@@ -194,6 +203,7 @@ class _RenderPanel:
         diffusion = context.scene.latentwalk.diffusion
         presets.draw_menu(layout)
         labelled(layout, diffusion, "model", "Model")
+        models.draw_stand_in_warning(layout, context)
         labelled(layout, diffusion, "prompt", "Prompt")
         column = layout.column(align=True)
         column.label(text="Or markers \"prompt: ...\"", icon="MARKER_HLT")
@@ -213,13 +223,17 @@ class _RenderPanel:
         row = layout.row(align=True)
         if checked is None:
             lines(row, context, "Frames: not checked yet", icon="QUESTION", beside_px=25)
-        else:
-            when, status = checked  # "238 of 240 frames current (1 stale, 1 missing)" and "checked 16:02:11"
-            summary, parenthesis, detail = status.summary().partition(" (")
+        elif not checked.still_applies(context.scene):  # a green count after an fps change would mislead
+            lines(row, context, f"Frames: checked {checked.when}, before the scene's timing changed",
+                  icon="QUESTION", beside_px=25)
+        else:  # "238 of 240 frames" / "current (1 stale, 1 missing)" / "checked 16:02:11"
+            summary, parenthesis, detail = checked.status.summary().partition(" (")
             column = row.column(align=True)
-            column.label(text=summary, icon="CHECKMARK" if status.complete else "ERROR")
-            for line in ([parenthesis.strip() + detail] if detail else []) + [f"checked {when}"]:
-                column.label(text=line, icon="BLANK1")
+            texts = [summary] + ([parenthesis.strip() + detail] if detail else []) + [f"checked {checked.when}"]
+            width = line_width(context, beside_px=25)
+            for index, line in enumerate(part for text in texts for part in wrap(context, text, width)):
+                icon = ("CHECKMARK" if checked.status.complete else "ERROR") if index == 0 else "BLANK1"
+                column.label(text=line, icon=icon)
         row.operator("latentwalk.check_frames", text="", icon="FILE_REFRESH")
         job = jobs.running("render")
         if job is not None:
@@ -248,6 +262,7 @@ class _ModelsPanel:
         row = layout.row(align=True)
         row.label(text="Not checked yet" if listing is None else f"Checked {listing['when']}", icon="INFO")
         row.operator("latentwalk.models_refresh", text="", icon="FILE_REFRESH")
+        models.draw_stand_ins(layout, context)  # Use Stand-in Models, or the warning while they are in use
         if listing is not None and listing["error"]:
             import textwrap
 
@@ -274,18 +289,7 @@ class _ModelsPanel:
 
     @staticmethod
     def draw_model(row, state):
-        from ..engine.setup.models import format_size
-
-        split = row.split(factor=0.55, align=True)
-        split.label(text=state.label, icon="CHECKMARK" if state.present else "ERROR")
-        right = split.row(align=True)
-        right.alignment = "RIGHT"
-        right.label(text=format_size(state.size_bytes) if state.present else "missing")
-        if state.present or not state.downloadable:
-            right.operator("latentwalk.model_folder", text="", icon="FILE_FOLDER", emboss=False).path = state.path
-        else:
-            download = right.operator("latentwalk.model_download", text="", icon="IMPORT")
-            download.name, download.role = state.name, state.role
+        models.draw_model_row(row, state)  # the label keeps its width; the size is in the button's tooltip
 
 
 class LATENTWALK_PT_sequencer(_LatentWalkPanel, bpy.types.Panel):
@@ -342,6 +346,12 @@ class _ModulationPanel:
             row.prop(item, "amount")
             row.operator("latentwalk.modulation_remove", text="", icon="X").index = index
         layout.operator("latentwalk.modulation_add", icon="ADD")
+        for label in modulation.self_reading_drivers(context.scene):  # Blender reports a dependency cycle
+            box = layout.box()
+            box.alert = True
+            lines(box, context, f"The driver on {label} reads this scene's curves: Blender reports a "
+                                "dependency cycle and may lag a frame. Remove it and add a modulation.",
+                  icon="ERROR", beside_px=10)
 
 
 class LATENTWALK_PT_sequencer_modulation(_ModulationPanel, bpy.types.Panel):

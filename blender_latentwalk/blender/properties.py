@@ -91,7 +91,8 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
         default="displacement",
     )
     model: StringProperty(name="BigGAN", description="biggan-deep-128, -256, -512, or a folder with config.json "
-                          "and pytorch_model.bin", default="biggan-deep-256")
+                          "and pytorch_model.bin (the folder button picks one)", default="biggan-deep-256",
+                          subtype="DIR_PATH", options=compat.PATH_OPTIONS)  # a name stays typable
     class_mode: EnumProperty(
         name="Classes From",
         items=(("chroma", "Chroma", "12 classes, one per pitch class (C, C#, ... B): harmony picks the image"),
@@ -115,8 +116,9 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
                                    ".blend's and the scene's names",
                                    default="//latentwalk_preview/{blend_name}/{scene_name}/",
                                    options=compat.PATH_OPTIONS)
-    device: EnumProperty(name="Device", items=(("auto", "Auto", "CUDA, then Apple MPS, then CPU"),
-                                               ("cuda", "CUDA", ""), ("mps", "MPS", ""), ("cpu", "CPU", "")),
+    device: EnumProperty(name="Device", description="Where Preview Walk and Render Frames run (in the Render panel)",
+                         items=(("auto", "Auto", "CUDA, then Apple MPS, then CPU"),
+                                ("cuda", "CUDA", ""), ("mps", "MPS", ""), ("cpu", "CPU", "")),
                          default="auto")
 
 
@@ -127,8 +129,8 @@ class LatentWalkDiffusion(bpy.types.PropertyGroup):
 
     model: StringProperty(name="Model", description="Stable Diffusion img2img model: a Hugging Face id in the "
                           "local cache (stabilityai/sd-turbo, stabilityai/sdxl-turbo, an SD 1.5 model...), a folder "
-                          "written by save_pretrained, or none for BigGAN frames as they are",
-                          default="stabilityai/sd-turbo")
+                          "written by save_pretrained (the folder button picks one), or none for BigGAN frames as "
+                          "they are", default="stabilityai/sd-turbo", subtype="DIR_PATH", options=compat.PATH_OPTIONS)
     prompt: StringProperty(name="Prompt", description="The prompt before the first 'prompt: ...' timeline marker",
                            default="an oil painting, vivid colours, highly detailed")
     negative_prompt: StringProperty(name="Negative", description="What to steer away from (needs Guidance above 1)")
@@ -144,7 +146,8 @@ class LatentWalkDiffusion(bpy.types.PropertyGroup):
     prompt_blend_ms: FloatProperty(name="Prompt Blend (ms)", description="How long a new prompt takes to fade in "
                                    "after its marker, in ms", default=1000.0, min=0.0, soft_max=10000.0)
     tiny_vae: StringProperty(name="Tiny VAE", description="Optional AutoencoderTiny (e.g. madebyollin/taesd, or "
-                             "madebyollin/taesdxl for SDXL): faster encoding and decoding, slightly softer images")
+                             "madebyollin/taesdxl for SDXL, or a folder: the folder button picks one): faster encoding "
+                             "and decoding, slightly softer images", subtype="DIR_PATH", options=compat.PATH_OPTIONS)
     output_folder: StringProperty(name="Output", description="Folder for the frames (and the encoded video); "
                                   "{blend_name} and {scene_name} are the .blend's and the scene's names, so files in "
                                   "one folder (or scenes in one file) never share frames",
@@ -212,8 +215,10 @@ class LatentWalkModulation(bpy.types.PropertyGroup):
 
 
 class LatentWalkSettings(bpy.types.PropertyGroup):
-    audio_path: StringProperty(name="Song", description="Audio file to analyse (wav, flac, ogg, mp3)",
-                               subtype="FILE_PATH", options=compat.PATH_OPTIONS)
+    # No FILE_PATH subtype: its browse button cannot filter by type; the panel's button (Choose Song) shows
+    # sound files only. "//" paths stay relative to the .blend, as everywhere.
+    audio_path: StringProperty(name="Song", description="Audio file to analyse (wav, flac, ogg, mp3); the folder "
+                               "button beside it browses sound files only")
     bands: CollectionProperty(type=LatentWalkBand)
     active_band_index: IntProperty(name="Active Band")
     offset_ms: FloatProperty(name="Latency (ms)", description="Shift every curve in time, in ms; "

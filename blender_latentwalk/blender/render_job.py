@@ -18,13 +18,15 @@ from ..engine.errors import LatentWalkError
 from ..engine.render import frame_ranges
 from ..engine.render.png_writer import ensure_writable_folder, frame_path
 from ..engine.worker import messages
-from . import bake_state, encode, output, preferences, sampling, sequencer, worker_client
+from . import bake_state, encode, models, output, preferences, sampling, sequencer, worker_client
 
 
-def prepare_plan(scene, preview=False, ranges=None):
+def prepare_plan(scene, preview=False, ranges=None, check_models_with=None):
     """Check the scene, sample its plan and write it as the render's folder's plan.npz.
 
     ranges : [[first, last], ...] Blender frames that will be rendered (checked to be inside the song).
+    check_models_with : the Engine Python that looks for the render's models before anything is written
+        or sampled ("Model missing: ..."); None for a plan rendered elsewhere (a farm's nodes).
     Returns (notes, folder, request, plan, plan path); request as `output.render_request` gives it.
     """
     notes = sequencer.repair_song_strip(scene)  # a moved .blend: its song strip's path may have broken
@@ -34,6 +36,8 @@ def prepare_plan(scene, preview=False, ranges=None):
     song_first, song_last = sampling.plan_range(scene)
     for first, last in ranges or ():
         sampling.check_inside_plan_range(first, last, scene)
+    if check_models_with is not None:  # at once, not after the worker has imported torch (half a minute)
+        models.refuse_missing(scene, preview, check_models_with)
     ensure_writable_folder(folder)
     # The whole song is sampled even for a part of it: travel and class smoothing carry history.
     plan = sampling.sample_plan(scene, song_first, song_last)
@@ -115,12 +119,17 @@ class RenderJob:
         walk, diffusion = scene.latentwalk.walk, scene.latentwalk.diffusion
         self.preview = preview
         devices = parse_devices(diffusion.devices) or [walk.device]
-        song_first, song_last = sampling.plan_range(scene)
-        self.ranges = _frame_ranges(frames) if frames is not None else [[song_first, song_last]]
-        self.notes, self.folder, request, self.plan, plan_path = prepare_plan(scene, preview, self.ranges)
-        self.first, self.last = self.ranges[0][0], self.ranges[-1][1]
         if python is None:
             python = worker_client.worker_python(preferences.get().engine_python)
+        # Said in the status line and the report: stand-ins are only ever chosen by a click.
+        self.stand_ins = [title for title, _ in models.stand_ins_in_use(scene, preview)]
+        song_first, song_last = sampling.plan_range(scene)
+        self.ranges = _frame_ranges(frames) if frames is not None else [[song_first, song_last]]
+        self.notes, self.folder, request, self.plan, plan_path = prepare_plan(scene, preview, self.ranges,
+                                                                              check_models_with=python)
+        if self.stand_ins:
+            self.notes.insert(0, f"stand-in models: the frames are noise ({', '.join(self.stand_ins)})")
+        self.first, self.last = self.ranges[0][0], self.ranges[-1][1]
         index_ranges = [[a - song_first, b - song_first] for a, b in self.ranges]
         batch_size = diffusion.batch_size or None
         if len(devices) > 1:  # the engine's default said out loud: every worker must cut the same batches
@@ -288,7 +297,7 @@ class RenderJob:
             text += f", {rate:.2f} frames/s, {int(left_s // 60)}:{int(left_s % 60):02d} left"
         devices = len(self._workers())
         return text + (f" on {devices} devices" if devices > 1 else "") + (
-            " (cancelling)" if self.cancel_requested else "")
+            " (stand-ins: noise)" if self.stand_ins else "") + (" (cancelling)" if self.cancel_requested else "")
 
     def finish(self, scene, place=True):
         """Put the frames in the sequencer (unless ``place`` is False: a farm chunk keeps its frames

@@ -4,6 +4,10 @@ In the UI a render is a job of jobs.py: Blender stays responsive, the status bar
 and ETA, and Esc stops the render before its next batch (a second Esc ends the worker at once).
 In background mode (``blender -b``) and from scripts the same render runs synchronously and
 prints progress lines.
+
+Before any worker starts, the models the render needs are looked for (models.refuse_missing): a
+missing one is refused at once with "Model missing: ...". Reports fit one line of the popup; a longer
+one (a folder's path) is printed whole to the console.
 """
 
 import time
@@ -11,7 +15,7 @@ import time
 import bpy
 
 from ..engine.errors import LatentWalkError
-from . import jobs, render_job, worker_client
+from . import jobs, models, render_job, worker_client
 
 ESC_HINT = "  (Esc: cancel; finished frames are kept)"
 ESC_AGAIN_HINT = " (Esc again: end the worker now)"
@@ -32,10 +36,18 @@ class _RenderOperator(jobs.JobOperator):
         try:
             job = render_job.render_sync(context.scene, preview=self.preview, print_progress=bpy.app.background)
         except LatentWalkError as error:
-            self.report({"ERROR"}, f"Latent Walk: {error}")
+            self.report({"ERROR"}, models.report_text(f"Latent Walk: {error}"))
             return {"CANCELLED"}
         self._report_done(job.summary, job.warnings)
         return {"FINISHED"}
+
+    def start_reported(self, context):
+        """The render job, or None with the reason reported in one line (all of it in the console)."""
+        try:
+            return self.start_job(context)
+        except LatentWalkError as error:
+            self.report({"ERROR"}, models.report_text(f"Latent Walk: {error}"))
+            return None
 
     def start_job(self, context):
         return render_job.RenderJob(context.scene, preview=self.preview)
@@ -45,6 +57,9 @@ class _RenderOperator(jobs.JobOperator):
             summary = job.finish(job.scene)
         except ReferenceError:  # the scene was deleted while it rendered: its frames stay in the folder
             self.report({"WARNING"}, f"Latent Walk: the rendered scene is gone; the frames are in {job.folder}")
+            return {"CANCELLED"}
+        except LatentWalkError as error:
+            self.report({"ERROR"}, models.report_text(f"Latent Walk: {error}"))
             return {"CANCELLED"}
         self._report_done(summary, job.warnings)
         return {"FINISHED"}
@@ -59,9 +74,11 @@ class _RenderOperator(jobs.JobOperator):
         return ESC_AGAIN_HINT if job.cancel_requested else ESC_HINT
 
     def _report_done(self, summary, warnings):
-        self.report({"INFO"}, f"Latent Walk: {summary}")
+        # A render with stand-ins says so first, as a warning: its frames are noise.
+        noise = summary.startswith("stand-in models")
+        self.report({"WARNING"} if noise else {"INFO"}, models.report_text(f"Latent Walk: {summary}"))
         for warning in warnings:
-            self.report({"WARNING"}, f"Latent Walk: {warning}")
+            self.report({"WARNING"}, models.report_text(f"Latent Walk: {warning}"))
 
 
 class LATENTWALK_OT_render(_RenderOperator, bpy.types.Operator):
@@ -73,7 +90,7 @@ class LATENTWALK_OT_render(_RenderOperator, bpy.types.Operator):
 
 
 class LATENTWALK_OT_preview(_RenderOperator, bpy.types.Operator):
-    """Render a quick BigGAN-only preview at Preview Width into the Sequencer, to judge the motion. Esc cancels"""
+    """Render a quick BigGAN-only preview at Preview Width into the Sequencer, to judge the motion, on Render > Device. Esc cancels"""
 
     bl_idname = "latentwalk.preview"
     bl_label = "Preview Walk"

@@ -216,9 +216,13 @@ class OutputSettings:
         self.image = _settable(render.image_settings)
         self.ffmpeg = _settable(render.ffmpeg)
 
+    render_display_type = None  # the preference an interactive encode changed, to put back
+
     def restore(self):
         scene = self.scene
         render = scene.render
+        if self.render_display_type is not None:
+            compat.set_render_display_type(self.render_display_type)
         for name, value in self.render.items():
             setattr(render, name, value)
         scene.frame_start, scene.frame_end, scene.frame_step = self.range
@@ -267,6 +271,9 @@ def encode_video(scene, path, first=None, last=None, interactive=False):
     scene.frame_step = 1
     scene.render.frame_map_old = scene.render.frame_map_new = 100
     if interactive:
+        # Blender's render job in this window (its progress in the status bar), not in a render window
+        # that would cover the Sequencer: the preference is put back with the output settings.
+        saved.render_display_type = compat.set_render_display_type("NONE")
         _pending_restores.append(saved)
         for handlers in (bpy.app.handlers.render_complete, bpy.app.handlers.render_cancel):
             if _restore_after_render_job not in handlers:
@@ -278,6 +285,11 @@ def encode_video(scene, path, first=None, last=None, interactive=False):
             raise
         return
     try:
-        bpy.ops.render.render(animation=True)
+        with compat.blender_output_to(path + ".log"):  # its "Append frame" and "Time:" lines, per frame
+            bpy.ops.render.render(animation=True)
+    except RuntimeError as error:
+        raise RuntimeError(f"{str(error).strip()} (Blender's encode log: {path}.log)") from None
+    else:
+        os.unlink(path + ".log")
     finally:
         saved.restore()

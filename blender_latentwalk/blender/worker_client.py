@@ -6,6 +6,9 @@ is clean, and ending the process releases the models' memory. One worker is kept
 between renders so models stay loaded (one per device when Devices names several);
 "Release Models" ends them.
 
+Bake Curves analyses in a worker of its own, ``worker --analysis`` (``Worker(python, analysis_only=True)``),
+started for one bake and ended after it (bake_job.py); it needs librosa, not torch.
+
 Requests and events are the typed messages of engine/worker/messages.py. A reader thread
 turns the worker's event lines into a queue of them; it never touches bpy. The job (jobs.py in
 the UI, or a headless script) drains the queue from Blender's main thread.
@@ -27,27 +30,30 @@ _ids = itertools.count(1)
 
 
 class Worker:
-    def __init__(self, python):
+    def __init__(self, python, analysis_only=False):
+        """analysis_only : a ``worker --analysis`` (Bake Curves), which never imports the render stack."""
         self.python = python
+        self.what = "analysis worker" if analysis_only else "render worker"  # for messages
         engine_client.check_python(python)
         try:
-            self.log_path = log_path()
+            self.log_path = log_path("analysis" if analysis_only else "worker")
         except OSError as error:
-            raise LatentWalkError(f"cannot make the render worker's log folder ({error}): check that Blender's user "
+            raise LatentWalkError(f"cannot make the {self.what}'s log folder ({error}): check that Blender's user "
                                   "folder is writable.") from None
         try:
             self._log = open_private(self.log_path)
         except OSError as error:
-            raise LatentWalkError(f"cannot write the render worker's log '{self.log_path}' ({error.strerror}): "
+            raise LatentWalkError(f"cannot write the {self.what}'s log '{self.log_path}' ({error.strerror}): "
                                   "check that Blender's user folder is writable.") from None
+        arguments = ("worker", "--analysis") if analysis_only else ("worker",)
         try:
             self.process = subprocess.Popen(
-                engine_client.engine_command(python, "worker"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                engine_client.engine_command(python, *arguments), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=self._log, env=engine_client.engine_environment(), text=True, encoding="utf-8", bufsize=1,
             )
         except OSError as error:
             self._log.close()
-            raise LatentWalkError(f"the render worker '{python}' could not be started ({error.strerror}).") from None
+            raise LatentWalkError(f"the {self.what} '{python}' could not be started ({error.strerror}).") from None
         self.events = queue.Queue()
         self.closing = False  # set when the add-on ends it, so its exit is not a crash
         engine_client.read_events(self.process, self.events, "latentwalk-worker-events", messages.decode_event,
@@ -74,6 +80,12 @@ class Worker:
         """Send a `messages.DownloadRequest`; returns its id."""
         request_id = next(_ids)
         self.send(messages.DownloadRequest(id=request_id, model=model, role=role))
+        return request_id
+
+    def analyze(self, request, features_path):
+        """Send a `messages.AnalyzeRequest` (``request``: the analysis request dict); returns its id."""
+        request_id = next(_ids)
+        self.send(messages.AnalyzeRequest(id=request_id, request=request, features_path=features_path))
         return request_id
 
     def cancel(self, request_id):

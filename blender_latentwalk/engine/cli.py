@@ -38,9 +38,11 @@ models [--biggan NAME] [--sd NAME] [--tiny-vae NAME] [--json]
 models download NAME [--role biggan|pipeline|vae]
     Fetch a model into its cache (BigGAN's own, the Hugging Face cache) with progress;
     Ctrl+C stops it, and the next download resumes. Refused in offline mode (HF_HUB_OFFLINE=1).
-worker
-    Serve render requests as JSON lines on stdin/stdout (the add-on's worker process;
-    see `worker/process.py`).
+worker [--analysis]
+    Serve render, download and analysis requests as JSON lines on stdin/stdout (the add-on's
+    worker process; see `worker/process.py`). --analysis: serve analysis requests only, without
+    importing the render stack, so a Python with the analysis requirements alone will do (the
+    add-on's Bake Curves).
 setup-env FOLDER [--variant auto|cpu|cu126|cu128|cu130|rocm6.4|mps] [--torch-index-url URL|default]
     Create the render worker's Python environment in FOLDER: PyTorch for this machine's GPU
     and the pinned render stack, progress as JSON lines (see `environment.py`; the add-on's
@@ -59,7 +61,7 @@ import numpy as np
 
 from .render import frame_ranges
 from .analysis import shaping
-from .analysis.bands import DEFAULT_BANDS, MIX, SEPARATED_SOURCES, Band, parse_band
+from .analysis.bands import DEFAULT_BANDS, MIX, SEPARATED_SOURCES, parse_band
 from .errors import LatentWalkError
 
 
@@ -108,7 +110,10 @@ def _build_parser():
     models.add_argument("--tiny-vae", default="", help="list: the Tiny VAE the render uses")
     models.add_argument("--json", action="store_true", help="list: one JSON list (used by the add-on)")
 
-    commands.add_parser("worker", help="serve render requests on stdin/stdout (used by the add-on)")
+    worker = commands.add_parser("worker", help="serve render, download and analysis requests on stdin/stdout "
+                                 "(used by the add-on)")
+    worker.add_argument("--analysis", action="store_true",
+                        help="analysis requests only: the render stack (torch) is not imported")
     return parser
 
 
@@ -298,32 +303,10 @@ def request_from_args(args):
 
 
 def run_request(request):
-    """Analyse according to a request dict; returns `features.Features`."""
-    from .analysis import pipeline  # librosa is imported only when analysing
+    """Analyse according to a request dict (`analysis/request.py`); returns `features.Features`."""
+    from .analysis import request as analysis_request
 
-    bands = [Band(b["name"], float(b["low_hz"]), float(b["high_hz"]), str(b.get("source") or MIX))
-             for b in request["bands"]]
-    shapes = [
-        shaping.ShapeSettings(
-            gain=float(b.get("gain", 1.0)),
-            threshold=float(b.get("threshold", 0.0)),
-            attack_ms=float(b.get("attack_ms", shaping.BAND_SHAPE.attack_ms)),
-            release_ms=float(b.get("release_ms", shaping.BAND_SHAPE.release_ms)),
-        )
-        for b in request["bands"]
-    ]
-    return pipeline.analyze(
-        request["audio"],
-        fps=float(request["fps"]),
-        fps_base=float(request.get("fps_base", 1.0)),
-        bands=bands,
-        band_shapes=shapes,
-        offset_ms=float(request.get("offset_ms", 0.0)),
-        normalise=str(request.get("normalise", shaping.DEFAULT_NORMALISE)),
-        normalise_window_s=float(request.get("normalise_window_s", shaping.DEFAULT_NORMALISE_WINDOW_S)),
-        onset_source=str(request.get("onset_source") or MIX),
-        chroma_source=str(request.get("chroma_source") or MIX),
-    )
+    return analysis_request.run(request)
 
 
 def main(argv=None):
@@ -357,7 +340,7 @@ def main(argv=None):
         elif args.command == "worker":
             from .worker import process
 
-            return process.serve()
+            return process.serve(analysis_only=args.analysis)
     except LatentWalkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -114,3 +114,19 @@ def test_a_renamed_band_keeps_its_modulation_and_two_bands_of_one_name_are_refus
     assert item.curve == "band:Low End"
     with pytest.raises(Exception, match="2 bands have that name"):
         sampling.sample_plan(baked)
+
+
+def test_a_driver_on_a_setting_that_reads_the_scenes_own_curves_is_named_in_the_panel(baked):
+    """Blender reports a dependency cycle for it (one ID drives itself); the Modulation panel says so."""
+    from blender_latentwalk.blender import modulation
+
+    scene = baked
+    assert modulation.self_reading_drivers(scene) == []
+    driver = scene.driver_add("latentwalk.diffusion.strength").driver
+    driver.type, driver.expression = "SCRIPTED", "0.5 + 0.4 * bass"
+    variable = driver.variables.new()
+    variable.name, variable.type = "bass", "SINGLE_PROP"
+    variable.targets[0].id_type = "SCENE"
+    variable.targets[0].id = scene
+    variable.targets[0].data_path = "latentwalk.bands[1].value"
+    assert modulation.self_reading_drivers(scene) == ["Strength"]

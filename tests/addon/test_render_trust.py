@@ -103,7 +103,7 @@ def test_an_edit_undone_after_a_cancelled_render_is_refused_then_rerendered(bake
         bpy.ops.latentwalk.encode_video()
     again = render_job.render_sync(scene)
     assert again.result.rendered == changed  # exactly the frames of the abandoned edit
-    assert encode.last_check(scene)[1].complete
+    assert encode.last_check(scene).status.complete
     assert bpy.ops.latentwalk.encode_video() == {"FINISHED"}
 
 
@@ -219,7 +219,15 @@ def test_the_worker_log_is_private(baked):
 def test_the_panels_count_belongs_to_the_file_and_folder_it_was_made_for(baked, tmp_path):
     scene = baked
     assert bpy.ops.latentwalk.render() == {"FINISHED"}
-    assert encode.last_check(scene)[1].summary() == "72 of 72 frames current"
+    assert encode.last_check(scene).status.summary() == "72 of 72 frames current"
+    assert encode.last_check(scene).still_applies(scene)
+    scene.render.fps = 30  # every count may be wrong now: the panel shows it as checked before the change
+    assert not encode.last_check(scene).still_applies(scene)
+    scene.render.fps = 24
+    assert encode.last_check(scene).still_applies(scene)
+    scene.frame_end += 10
+    assert not encode.last_check(scene).still_applies(scene)
+    scene.frame_end -= 10
     scene.latentwalk.diffusion.output_folder = str(tmp_path / "elsewhere")
     assert encode.last_check(scene) is None  # another folder: not checked yet
     scene.latentwalk.diffusion.output_folder = str(tmp_path / "frames")
@@ -227,6 +235,6 @@ def test_the_panels_count_belongs_to_the_file_and_folder_it_was_made_for(baked, 
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "a.blend"))
     assert encode.last_check(bpy.context.scene) is None  # a count is for one file: this one was unsaved
     assert bpy.ops.latentwalk.check_frames() == {"FINISHED"}
-    assert encode.last_check(bpy.context.scene)[1].complete
+    assert encode.last_check(bpy.context.scene).status.complete
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "a.blend"))  # loading a file (the same, even) forgets it
     assert encode.last_check(bpy.context.scene) is None

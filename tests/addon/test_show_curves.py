@@ -1,7 +1,7 @@
 """What Show Curves leaves for the artist, on the bpy wheel (5.0.1 in .venv, 4.2 LTS in .venv-bpy42).
 
 The Graph Editor itself (its size, what it draws) is tested in Debian's Blender 3.4.1 under Xvfb:
-tests/app/test_show_curves_ui.py.
+tests/app/test_tutorial_app.py (the Video Editing workspace) and tests/app/test_blender_app.py (General).
 """
 
 import bpy
@@ -84,3 +84,17 @@ def test_show_curves_opens_a_graph_editor_of_working_size_with_the_active_band(s
     assert bpy.ops.latentwalk.show_curves() == {"FINISHED"}
     assert len([a for a in screen.areas if a.type == "GRAPH_EDITOR"]) == 1
     assert [fc.data_path for fc in compat.fcurves_of(scene) if not fc.hide] == ["latentwalk.bands[3].value"]
+
+
+def test_the_video_editing_workspaces_sequencer_is_halved_side_by_side():
+    """Blender 3.4.1's Video Editing workspace at 1600x1000: the Sequencer is 1600x470 below a 453-pixel row
+    (measured under Xvfb), so its bottom half (235) would be under 40% of the window; its right half is not."""
+    from types import SimpleNamespace as Box
+
+    window = Box(width=1600, height=1000)
+    sequencer = Box(x=0, y=49, width=1600, height=470)
+    screen = Box(areas=[sequencer, Box(x=0, y=520, width=1600, height=453)])
+    assert operators._split_for_graph_editor(sequencer, window, screen) == "VERTICAL"
+    # The General workspace's 3D Viewport (1600x850 or so): its bottom half keeps the curves below it, in time.
+    viewport = Box(x=0, y=120, width=1250, height=850)
+    assert operators._split_for_graph_editor(viewport, window, Box(areas=[viewport])) == "HORIZONTAL"

@@ -86,3 +86,17 @@ def test_a_driver_on_strength_reading_a_band_is_the_cycle_modulation_avoids(scen
     scene.frame_set(2)
     printed = capfd.readouterr()
     assert "Dependency cycle" in printed.out + printed.err
+
+
+def test_step_1_song_the_browse_button_shows_sound_files_and_stores_a_blend_relative_path(scene, song, tmp_path):
+    """Step 1.4: the folder button beside Song is Choose Song, whose file browser filters to sound files."""
+    operator = bpy.ops.latentwalk.choose_song.get_rna_type().properties
+    assert operator["filter_sound"].default and operator["filter_folder"].default  # what the file browser reads
+    assert "filter_image" not in operator and "filter_movie" not in operator
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "song-choice.blend"))
+    assert bpy.ops.latentwalk.choose_song(filepath=song) == {"FINISHED"}
+    assert bpy.context.scene.latentwalk.audio_path == bpy.path.relpath(song)  # "//song.wav" beside the .blend
+    missing = str(tmp_path / "nope.wav")
+    with pytest.raises(RuntimeError, match="no song file at"):
+        bpy.ops.latentwalk.choose_song(filepath=missing)
+    assert bpy.context.scene.latentwalk.audio_path == bpy.path.relpath(song)  # kept

@@ -141,12 +141,16 @@ def step():
     elif STATE["step"] == "framed" and STATE["ticks"] - STATE["shown_ticks"] >= 10:
         capture(ARGS.screenshot_sequencer)
         with bpy.context.temp_override(**sequencer_context()):
-            result(encode=sorted(bpy.ops.latentwalk.encode_video()))  # Blender's own render job
+            result(encode=sorted(bpy.ops.latentwalk.encode_video("INVOKE_DEFAULT")))  # Blender's own render job
         STATE["step"] = "encoding"
         STATE["encode_ticks"] = 0
     elif STATE["step"] == "encoding":
         STATE["encode_ticks"] += 1
-        if STATE["encode_ticks"] > 5 and not bpy.app.is_job_running("RENDER"):
+        if STATE["encode_ticks"] == 3:
+            result(windows_while_encoding=len(bpy.context.window_manager.windows))
+        from blender_latentwalk.blender import jobs
+
+        if STATE["encode_ticks"] > 5 and jobs.running() is None and not bpy.app.is_job_running("RENDER"):
             video = os.path.join(ARGS.out, "baked.mp4")
             result(video=video if os.path.isfile(video) else None,
                    settings_kept=output_settings(scene) == STATE["settings_before"],

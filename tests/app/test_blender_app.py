@@ -198,6 +198,8 @@ def test_literal_headless_render_command_leaves_frames_a_saved_file_and_a_video(
     result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Latent Walk: 72/72 frames" in result.stdout  # factory scenes run at 24 fps
+    assert "Append frame" not in result.stdout and " Time: " not in result.stdout  # Blender's lines per frame
+    assert not os.path.exists(str(video) + ".log")  # where they went; removed once the video is written
     assert len([n for n in os.listdir(tmp_path / "frames") if n.endswith(".png")]) == 72
     with av.open(str(video)) as container:
         streams = {s.type: s for s in container.streams}
@@ -263,7 +265,9 @@ def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_
     assert os.path.getsize(screenshot) > 0 and os.path.getsize(after_render) > 0
     keep_unless_changed_above_the_status_bar(screenshot, os.path.join(SCREENSHOTS, "render_progress.png"))
     assert results["cancel_clicked"] == ["FINISHED"]
-    assert results["encode"] == ["FINISHED"] and results["video"] is not None
+    assert results["encode"] == ["RUNNING_MODAL"] and results["video"] is not None
+    assert results["windows_while_encoding"] == 1  # no render window over the Sequencer
+    assert "Latent Walk: Video written: " in log and " MB, 72 frames with the song)" in log
     assert results["settings_kept"], results["settings"]  # Encode Video put the artist's output settings back
     import av
 

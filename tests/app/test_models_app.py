@@ -53,3 +53,45 @@ def test_download_in_the_ui_shows_bytes_cancels_on_esc_and_continues(tmp_path):
     assert results["listed_at_end"]["biggan-deep-128"] is True
     ranges = server.ranges(weights_path)
     assert len(ranges) == 2 and ranges[0] is None and ranges[1].startswith("bytes=") and ranges[1] != "bytes=0-"
+
+
+def test_models_panel_stand_ins_and_labels_fit_the_default_sidebars(tmp_path):
+    """Issue 19: model labels cut in the sidebar ("BigGAN ...", "SDXL Tu..."), no way to try the path without the
+    real models. Use Stand-in Models pressed as a click does; the panel drawn at the Sequencer's and the Graph
+    Editor's default sidebar widths; the preferences with a set-up failure. The pictures go to tmp/out."""
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    addons = tmp_path / "scripts" / "addons"  # installed as a user links a checkout: the preferences list it
+    addons.mkdir(parents=True)
+    (addons / "blender_latentwalk").symlink_to(os.path.join(ROOT, "blender_latentwalk"))
+    env = dict(os.environ, LATENTWALK_ENGINE_PYTHON=sys.executable, PYTHONPATH=ROOT, HF_HOME=str(tmp_path / "hf"),
+               PYTORCH_PRETRAINED_BIGGAN_CACHE=str(tmp_path / "biggan"), HF_HUB_OFFLINE="1",
+               BLENDER_USER_DATAFILES=str(tmp_path / "user-data"), BLENDER_USER_CONFIG=str(tmp_path / "config"),
+               BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"))
+    env.pop("HF_HUB_CACHE", None)
+    run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, "--factory-startup",
+                          "--enable-event-simulate", "-P", os.path.join(ROOT, "tests", "app", "models_panel_ui.py"),
+                          "--", "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    log = run.stdout + run.stderr
+    results, cut = {}, None
+    for line in log.splitlines():
+        if line.startswith("RESULT "):
+            results.update(json.loads(line[7:]))
+        elif line.startswith("CUT_LABELS "):
+            cut = json.loads(line[len("CUT_LABELS "):])
+    assert "Traceback" not in log and "preferences_picture" in results, log[-5000:]
+    assert results["enabled"] == ["FINISHED"] and results["refreshed"] == ["FINISHED"]
+    assert results["fields_before"] == ["biggan-deep-256", "stabilityai/sd-turbo", ""]
+    assert results["stand_ins_invoked"] == ["RUNNING_MODAL"]  # made in the Engine Python, Blender stays usable
+    assert results["stand_in_status"] and "making the stand-in models" in results["stand_in_status"][0]
+    folder = tmp_path / "user-data" / "latentwalk" / "stand-in-models"
+    assert results["fields_with_stand_ins"] == [str(folder / "biggan-tiny-UNTRAINED"),
+                                                str(folder / "sd-tiny-UNTRAINED"), ""]
+    assert [title for title, _ in results["stand_ins_in_use"]] == ["BigGAN", "SD model"]
+    assert results["fields_after"] == results["fields_before"]
+    assert len(results["report"]) <= 150 and results["report"].startswith("Latent Walk: set-up failed: the network")
+    assert results["graph_sidebar_px"] < results["sequencer_sidebar_px"]  # both at their defaults
+    assert cut is not None and all(found == [] for found in cut.values()), cut
+    for name in ("models_sequencer.png", "stand_ins_sequencer.png", "stand_ins_graph.png", "models_graph.png",
+                 "preferences_failure.png"):
+        assert (out / name).is_file(), name

@@ -175,7 +175,10 @@ def test_a_failed_install_says_what_failed_with_the_command_and_leaves_the_envir
     assert result.returncode == environment.EXIT_ERROR
     error = events_of(result.stdout)[-1]
     assert error["event"] == "error" and error["step"] == "Installing PyTorch (CPU only)"
-    assert "No matching distribution found for torch==2.13.0" in error["message"]
+    assert error["kind"] == "index" and error["step_name"] == "torch"  # reached, but without the build
+    assert error["message"] == "the index: empty-index has no torch==2.13.0 (for this machine)"
+    assert error["torch_index"] is True
+    assert "No matching distribution found for torch==2.13.0" in error["reason"]
     assert error["command"].startswith(environment.environment_python(environment.partial_folder(str(folder))))
     assert "pip install" in error["command"] and empty_index.as_uri() in error["command"]
     assert listing(folder) == before and not os.path.exists(environment.partial_folder(str(folder)))
@@ -199,3 +202,78 @@ def test_closing_stdin_cancels_mid_install_and_removes_the_unfinished_environmen
     assert rest[-1]["event"] == "cancelled"
     assert not os.path.exists(environment.partial_folder(str(folder)))
     assert listing(folder) == before  # the environment made before is untouched
+
+
+# pip 23's words when an index cannot be reached: retries, then no distribution for the first package it
+# needed from there (here a dependency of a torch found in a wheel folder, as issue 19 met it).
+REFUSED = [
+    "Looking in indexes: http://127.0.0.1:9/",
+    "Looking in links: /opt/wheels",
+    "Processing /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+    "WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection broken "
+    "by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPConnection object at 0x7f3c>: Failed to establish a "
+    "new connection: [Errno 111] Connection refused')': /filelock/",
+    "ERROR: Could not find a version that satisfies the requirement filelock (from torch) (from versions: none)",
+    "ERROR: No matching distribution found for filelock",
+]
+UNRESOLVED = [
+    "Looking in indexes: https://download.pytorch.org/whl/cpu",
+    "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection broken "
+    "by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a "
+    "new connection: [Errno -3] Temporary failure in name resolution')': /whl/cpu/torch/",
+    "ERROR: Could not find a version that satisfies the requirement torch==2.13.0 (from versions: none)",
+    "ERROR: No matching distribution found for torch==2.13.0",
+]
+
+
+@pytest.mark.parametrize("lines, step, index, kind, message", [
+    (REFUSED, "torch", "http://127.0.0.1:9/", "network",
+     "the network: PyTorch's index 127.0.0.1:9 cannot be reached (connection refused)"),
+    (UNRESOLVED, "torch", CPU_INDEX, "network",
+     "the network: PyTorch's index download.pytorch.org cannot be reached (its name does not resolve)"),
+    (UNRESOLVED[1:], "torch", None, "network",  # --torch-index-url default: PyPI, as pip is configured
+     "the network: the package index pypi.org cannot be reached (its name does not resolve)"),
+    (["Looking in indexes: https://mirror.example/simple", "WARNING: Retrying (Retry(total=0)) after connection broken "
+      "by 'ConnectTimeoutError(<HTTPSConnection>, 'Connection to mirror.example timed out. (connect timeout=15)')': "
+      "/simple/diffusers/", "ERROR: No matching distribution found for diffusers==0.42.1"], "packages", None, "network",
+     "the network: the package index mirror.example cannot be reached (timed out)"),
+    (["Collecting torch==2.13.0", "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on "
+      "device"], "torch", CPU_INDEX, "disk",
+     "the disk is full: the environment needs 1.7 GB (CPU build) to 5 GB (CUDA)"),
+    (["Looking in indexes: https://download.pytorch.org/whl/cu999",
+      "ERROR: Could not find a version that satisfies the requirement torch==2.13.0 (from versions: 2.5.0)",
+      "ERROR: No matching distribution found for torch==2.13.0"], "torch", "https://download.pytorch.org/whl/cu999",
+     "index", "the index: download.pytorch.org has no torch==2.13.0 (for this machine)"),
+    (["error: subprocess-exited-with-error", "ERROR: Failed building wheel for soxr"], "packages", None, "tool", ""),
+])
+def test_a_failed_pip_says_what_failed_first(lines, step, index, kind, message):
+    found_kind, _, found_message = environment.classify_failure(lines, step, index, probe=lambda url: "")
+    assert (found_kind, found_message) == (kind, message)
+
+
+def test_pip_without_retries_is_silent_about_the_network_so_the_index_is_asked():
+    silent = ["Looking in indexes: http://127.0.0.1:9/", REFUSED[-2], REFUSED[-1]]  # pip --retries 0
+    asked = []
+    kind, host, message = environment.classify_failure(
+        silent, "torch", "http://127.0.0.1:9/", probe=lambda url: asked.append(url) or "connection refused")
+    assert (kind, host, asked) == ("network", "127.0.0.1:9", ["http://127.0.0.1:9/"])
+    assert message == "the network: PyTorch's index 127.0.0.1:9 cannot be reached (connection refused)"
+    assert environment.probe_index("http://127.0.0.1:9/") == "connection refused"  # a loopback port that refuses
+
+
+def test_an_unreachable_pytorch_index_fails_fast_saying_the_network_first(tmp_path):
+    """Done-means of issue 19: PyTorch's index on a loopback port that refuses (pip without retries)."""
+    isolated = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    isolated.update(PIP_CONFIG_FILE=os.devnull, PIP_RETRIES="0", PIP_TIMEOUT="5")
+    started = time.monotonic()
+    result = subprocess.run(setup_command(tmp_path / "render-env", "--torch-index-url", "http://127.0.0.1:9/"),
+                            capture_output=True, text=True, cwd=ROOT, env=isolated, timeout=300)
+    assert result.returncode == environment.EXIT_ERROR, result.stderr[-3000:]
+    error = events_of(result.stdout)[-1]
+    assert error["event"] == "error" and error["kind"] == "network" and error["host"] == "127.0.0.1:9"
+    assert error["torch_index"] is True  # PyTorch's index (here its override), not pip's own: PyTorch Index
+    assert error["message"] == "the network: PyTorch's index 127.0.0.1:9 cannot be reached (connection refused)"
+    assert "No matching distribution found for torch==2.13.0" in error["reason"]  # pip's own words, kept
+    assert "No matching distribution found" in result.stderr and error["message"] in result.stderr  # the log
+    assert not os.path.exists(tmp_path / "render-env") and not os.path.exists(tmp_path / "render-env.partial")
+    assert time.monotonic() - started < 120

@@ -365,3 +365,120 @@ def test_a_python_without_the_render_stack_lists_and_is_told_how_to_get_it(tmp_p
                            capture_output=True, text=True, env=environment, cwd=tmp_path)
     assert fetch.returncode != 0 and "Traceback" not in fetch.stderr, fetch.stderr
     assert "Set Up Render Environment" in fetch.stderr and python in fetch.stderr
+
+
+REFUSING = "http://127.0.0.1:9"  # a loopback port nothing listens on: the connection is refused at once
+
+
+def test_a_download_that_cannot_connect_says_the_network_first(tmp_path):
+    """Issue 19: a failed Download said "the render failed: ConnectError ..."; now what failed comes first."""
+    pytest.importorskip("huggingface_hub")
+    env = dict(os.environ, PYTHONPATH=ROOT, HF_ENDPOINT=REFUSING, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0",
+               HF_HUB_DISABLE_TELEMETRY="1", PYTORCH_PRETRAINED_BIGGAN_CACHE=str(tmp_path / "biggan"),
+               **{models.ENV_BIGGAN_ENDPOINT: REFUSING})
+    env.pop("HF_HUB_CACHE", None)
+    worker = Worker(env, str(tmp_path))
+    try:
+        for request_id, (name, role) in enumerate((("tiny/sd", "pipeline"), ("biggan-deep-128", "biggan")), 1):
+            worker.send(messages.DownloadRequest(id=request_id, model=name, role=role))
+            failed = worker.until_end()[-1]
+            assert isinstance(failed, messages.RequestFailed), failed
+            assert failed.message == ("Download failed: the network: 127.0.0.1:9 cannot be reached (connection "
+                                      "refused). Check the connection (or proxy), then download again."), failed
+    finally:
+        worker.close()
+    assert not os.path.exists(tmp_path / "biggan") or not os.listdir(tmp_path / "biggan")
+
+
+def test_a_full_disk_and_an_unforeseen_error_say_what_failed():
+    full = OSError(28, "No space left on device")
+    assert str(models.download_failure("tiny/sd", full, "hub", os.path.expanduser("~/x"))).startswith(
+        "Download failed: the disk is full: free space in ~/x, then download again")
+    odd = RuntimeError("the server sent a riddle")
+    assert str(models.download_failure("tiny/sd", odd, "hub", "/x")) == (
+        "Download failed: sd: RuntimeError: the server sent a riddle. Download again to retry; details in the "
+        "worker's log.")
+
+
+def test_a_missing_model_is_named_first_and_a_folder_by_its_last_part(tmp_path):
+    cache = tmp_path / "biggan"
+    state = models.ModelState("biggan-deep-256", "biggan", "BigGAN 256", False, 0, str(cache), "not in the cache")
+    assert models.missing_message(state, "press Download") == (
+        "Model missing: BigGAN 'biggan-deep-256' is not on this machine: press Download")
+    folder = tmp_path / "very" / "long" / "path" / "my-biggan"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    found = models.first_missing([("", "pipeline"), ("none", "pipeline"), (str(folder), "biggan")])
+    assert found is not None and found.name == str(folder)
+    assert models.missing_message(found, "choose another") == (
+        "Model missing: BigGAN folder 'my-biggan' has no pytorch_model.bin: choose another")
+    assert models.first_missing([("none", "pipeline")]) is None
+    gone = models.state(str(tmp_path / "no-such-sd"), "pipeline")
+    assert models.missing_message(gone, "pick another") == (
+        "Model missing: SD model folder 'no-such-sd' does not exist: pick another")
+    odd = models.state("biggan-deep-1024", "biggan")
+    assert models.missing_message(odd, "see the list") == (
+        "Model missing: BigGAN 'biggan-deep-1024' is neither a folder nor a model to download: see the list")
+
+
+def test_the_hub_cache_is_read_without_huggingface_hub(tmp_path, monkeypatch):
+    """Blender's own Python has no huggingface_hub: the cache's layout is read as it writes it."""
+    snapshot = tmp_path / "hub" / "models--org--tiny" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model_index.json").write_text("{}")
+    (tmp_path / "hub" / "models--org--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--tiny" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(models, "hub_cache_folder", lambda: str(tmp_path / "hub"))
+    assert models._hub_snapshot_by_layout("org/tiny", models.PIPELINE) == str(snapshot)
+    assert models._hub_snapshot_by_layout("org/other", models.PIPELINE) is None
+    assert models._hub_snapshot_by_layout("org/tiny", models.VAE) is None  # a VAE's config.json is not there
+
+
+def test_stand_ins_are_named_as_such_and_fit_the_sidebar(tmp_path):
+    folder = tmp_path / "biggan-tiny-UNTRAINED"
+    folder.mkdir()
+    assert models.is_stand_in(str(folder)) and not models.is_stand_in("biggan-deep-256")
+    assert models.label_of(str(folder), models.BIGGAN) == "BigGAN stand-in"
+    assert models.label_of(str(folder), models.PIPELINE) == "SD stand-in"
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("[Errno 111] Connection refused", "connection refused"),
+    ("httpx.ConnectError: [Errno -3] Temporary failure in name resolution", "its name does not resolve"),
+    ("ConnectTimeoutError: Connection to x timed out", "timed out"),
+    ("[Errno 101] Network is unreachable", "no route to it"),
+    ("No matching distribution found for torch", ""),
+])
+def test_network_trouble_is_told_in_a_few_words(text, reason):
+    from blender_latentwalk.engine.errors import network_reason
+
+    assert network_reason(text) == reason
+
+
+def test_an_exception_chain_says_the_network_by_its_classes():
+    from blender_latentwalk.engine.errors import describe_exception, network_reason
+
+    class ConnectError(Exception):  # httpx's: no OSError, its words only in the class name and the cause
+        pass
+
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as cause:
+            raise ConnectError("") from cause
+    except ConnectError as error:
+        assert network_reason(describe_exception(error)) == "connection refused"
+    assert network_reason(describe_exception(ConnectError("x"))) == "no connection"
+
+
+def test_long_reports_lose_their_parentheses_first_then_words():
+    from blender_latentwalk.engine.errors import REPORT_LIMIT_CHARS, fit_report
+
+    bake = ("Latent Walk: the bake is out of date (the scene runs at 29.97 fps, the curves were baked at 24 fps): "
+            "press Bake Curves to re-bake (curves you edited are kept and retimed).")
+    assert fit_report(bake) == ("Latent Walk: the bake is out of date (the scene runs at 29.97 fps, the curves were "
+                                "baked at 24 fps): press Bake Curves to re-bake.")
+    long = "Model missing: " + "word " * 60
+    assert len(fit_report(long)) <= REPORT_LIMIT_CHARS and fit_report(long).endswith("word...")
+    assert fit_report("short (kept)") == "short (kept)"

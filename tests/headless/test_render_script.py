@@ -308,7 +308,7 @@ def test_two_cpu_devices_render_the_same_frames_with_one_progress_line(inputs, r
     result = run_script(inputs, tmp_path / "frames", "--devices", "cpu,cpu")
     assert result.returncode == 0, result.stderr[-3000:]
     progress = [line for line in result.stdout.splitlines() if re.match(r"Latent Walk: \d+/72 frames", line)]
-    assert progress and all(line.endswith(" on 2 devices") for line in progress), progress  # one line for both
+    assert progress and all(" on 2 devices" in line for line in progress), progress  # one line for both
     assert progress[-1].startswith("Latent Walk: 72/72 frames")
     two = {name: (tmp_path / "frames" / name).read_bytes() for name in frames_of(tmp_path / "frames")}
     one = {name: (folder / "frames" / name).read_bytes() for name in frames_of(folder / "frames")}

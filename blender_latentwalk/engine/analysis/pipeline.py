@@ -14,11 +14,16 @@ Audio is streamed block by block, so memory does not grow with the song's length
 levels and the onsets are independent: one thread each. When the onset curve listens to a
 part of the mix, that part is resynthesised from the band spectra, so the band thread
 measures its onsets too.
+
+A caller that shows progress (the worker, for Bake Curves) passes ``progress``: it hears of
+each step as it starts, and of the song's blocks and stems as they are measured (`Step`).
+It touches no number of the analysis.
 """
 
 import concurrent.futures
 import functools
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import threadpoolctl
@@ -41,6 +46,43 @@ from ..errors import LatentWalkError
 from .features import FEATURES_VERSION, Features
 
 SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
+
+# The steps of an analysis, in order, as a progress display names them.
+STEP_PREPARING = "preparing the analysis"  # the filter banks (computed once, then cached)
+STEP_MEASURING = "measuring bands and onsets"  # most of the time: the song's blocks
+STEP_STEMS = "measuring the stems"  # only when a curve listens to a stem file
+STEP_FRAMES = "lining the levels up with the video frames"
+STEP_SHAPING = "shaping the curves"
+STEP_BEATS = "finding the beats"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where an analysis is: step ``number`` of ``n_steps`` (from 1), named ``name`` (a ``STEP_`` text),
+    ``fraction`` (0..1) of it done."""
+
+    number: int
+    n_steps: int
+    name: str
+    fraction: float = 0.0
+
+
+class _Steps:
+    """Tells ``progress`` (a callable taking a `Step`; None: nobody) how far the analysis is."""
+
+    def __init__(self, progress, with_stems):
+        self.progress = progress
+        self.names = [STEP_PREPARING, STEP_MEASURING] + ([STEP_STEMS] if with_stems else []) + [
+            STEP_FRAMES, STEP_SHAPING, STEP_BEATS]
+        self.number = 0
+
+    def start(self, name):
+        self.number = self.names.index(name) + 1
+        self.advance(0.0)
+
+    def advance(self, fraction):
+        if self.progress is not None:
+            self.progress(Step(self.number, len(self.names), self.names[self.number - 1], min(1.0, fraction)))
 
 
 class _BandThread:
@@ -127,12 +169,14 @@ def _resampled(resampler, push, mono, last):
     push(resampler(mono, last), False)
 
 
-def _measure_song(path, source_rate, band_thread, onset_flux, onset_stem):
+def _measure_song(path, info, band_thread, onset_flux, onset_stem, steps):
     """Decode the song once and run both threads over it, then the onset's stem (if it has one).
 
     numpy, scipy and soxr release the GIL in their heavy loops, so the two threads (each
     resampling its own stream) use two cores. Returns the number of samples decoded.
+    ``steps`` (`_Steps`) hears the share of the song measured after each block.
     """
+    source_rate = info.sample_rate
     onsets_on_mix = onset_stem is None and band_thread.part_signal is None
     feed_bands = functools.partial(_feed_band_thread, band_thread, onset_flux)
     band_resampler = audio.Resampler(source_rate, band_thread.band_rate)
@@ -146,6 +190,7 @@ def _measure_song(path, source_rate, band_thread, onset_flux, onset_stem):
                 job.result()
 
         stream = audio.iter_mono_source(path)
+        measured_samples = 0
         while True:
             try:
                 mono, last, _ = next(stream)
@@ -154,6 +199,8 @@ def _measure_song(path, source_rate, band_thread, onset_flux, onset_stem):
                 break
             run_both(functools.partial(_resampled, band_resampler, feed_bands, mono, last),
                      functools.partial(_resampled, onset_resampler, onset_flux.push, mono, last))
+            measured_samples += len(mono)  # the header's count is an estimate for an mp3: capped at 1
+            steps.advance(measured_samples / max(1, info.declared_samples))
         run_both(functools.partial(feed_bands, nothing, True), functools.partial(onset_flux.push, nothing, True))
     if onset_stem is not None:  # its alignment is checked with the stems' levels
         for samples in audio.iter_mono(onset_stem, onset_flux.sample_rate):
@@ -162,12 +209,13 @@ def _measure_song(path, source_rate, band_thread, onset_flux, onset_stem):
     return decoded_samples
 
 
-def _add_stems(hop_levels, band_thread, stem_files, onset_stem, chroma_stem):
+def _add_stems(hop_levels, band_thread, stem_files, onset_stem, chroma_stem, steps):
     """Put the levels of the bands (and chroma) that listen to stems into ``hop_levels``
     (shape (n_hops, n_bands + 13)), each stem checked against the song's timeline first."""
     bands, n_bands, band_rate = band_thread.bands, len(band_thread.bands), band_thread.band_rate
     mix_groups = levels.stack_blocks(band_thread.group_blocks, band_thread.groups.shape[1])
-    for stem_path in stem_files:
+    for stem_number, stem_path in enumerate(stem_files):
+        steps.advance(stem_number / len(stem_files))
         columns = [i for i, band in enumerate(bands) if band.stem_path == stem_path]
         chroma_bank = band_thread.chroma_bank if chroma_stem == stem_path else None
         stem_levels, stem_groups = stems.measure(stem_path, band_thread.band_bins[columns], chroma_bank, band_rate,
@@ -286,7 +334,7 @@ def _one_blas_thread(function):
 @_one_blas_thread
 def analyze(path, fps, fps_base=1.0, bands=DEFAULT_BANDS, band_shapes=None, onset_shape=shaping.ONSET_SHAPE,
             offset_ms=0.0, range_db=40.0, sample_rate=SAMPLE_RATE, normalise=shaping.DEFAULT_NORMALISE,
-            normalise_window_s=shaping.DEFAULT_NORMALISE_WINDOW_S, onset_source=MIX, chroma_source=MIX):
+            normalise_window_s=shaping.DEFAULT_NORMALISE_WINDOW_S, onset_source=MIX, chroma_source=MIX, progress=None):
     """Analyse a song into per-video-frame features.
 
     Parameters
@@ -306,6 +354,8 @@ def analyze(path, fps, fps_base=1.0, bands=DEFAULT_BANDS, band_shapes=None, onse
     onset_source : "mix", "percussive" or "harmonic" (that part of the mix), or a stem file:
         whose hits make the onset curve, the beats and the times the band levels are anchored to
     chroma_source : "mix", "harmonic" (the harmonic part of the mix), or a stem file
+    progress : None, or called with a `Step` as each step starts and as it goes on; it may raise
+        to stop the analysis (the exception comes out of this call)
 
     Returns
     -------
@@ -318,28 +368,37 @@ def analyze(path, fps, fps_base=1.0, bands=DEFAULT_BANDS, band_shapes=None, onse
     info = audio.probe(path)
     check_bands_fit_file(bands, info.sample_rate, path)
     stem_files = stems.probe_stems(bands, onset_stem, chroma_stem)  # {path: AudioInfo}: all checked before any work
+    steps = _Steps(progress, with_stems=bool(stem_files))
+    steps.start(STEP_PREPARING)
     # Bands are measured at the lowest rate that holds the highest of them, with the same
     # window and hop durations at any rate; onsets and beats always at `sample_rate`.
     band_rate = band_sample_rate(bands, info.sample_rate)
     band_thread = _BandThread(bands, band_rate, chroma_source == HARMONIC, onset_part, sample_rate, bool(stem_files))
     onset_flux = onsets.OnsetFlux(sample_rate)
-    decoded_samples = _measure_song(path, info.sample_rate, band_thread, onset_flux, onset_stem)
+    steps.start(STEP_MEASURING)
+    decoded_samples = _measure_song(path, info, band_thread, onset_flux, onset_stem, steps)
     duration_s, n_frames = _duration(path, decoded_samples, info.sample_rate, fps, fps_base)
     flux = onset_flux.curve()
     hop_levels = band_thread.hop_levels()
-    _add_stems(hop_levels, band_thread, stem_files, onset_stem, chroma_stem)
+    if stem_files:
+        steps.start(STEP_STEMS)
+    _add_stems(hop_levels, band_thread, stem_files, onset_stem, chroma_stem, steps)
+    steps.start(STEP_FRAMES)
     per_video_frame = aggregate.levels_per_video_frame(
         hop_levels, onsets.onset_times(flux, sample_rate), band_rate, band_thread.n_fft, band_thread.hop,
         fps, fps_base, offset_ms, n_frames, rise_ratio=ANCHOR_RISE_RATIO)
     onset_strength = aggregate.onset_per_video_frame(flux, sample_rate, fps, fps_base, offset_ms, n_frames)
     window_s = normalise_window_s if normalise == "window" else None
+    steps.start(STEP_SHAPING)
     curves = _curves(per_video_frame, onset_strength, band_shapes, onset_shape, timing.frames_per_second(fps, fps_base),
                      range_db, window_s)
+    steps.start(STEP_BEATS)
+    beat_frames = beats.beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames)
     return Features(
         band_names=[b.name for b in bands],
         band_low_hz=np.array([b.low_hz for b in bands], dtype=np.float64),
         band_high_hz=np.array([b.high_hz for b in bands], dtype=np.float64),
-        beats=beats.beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames),
+        beats=beat_frames,
         meta=_meta(path, info, duration_s, bands, band_rate, fps, fps_base, offset_ms, sample_rate, onset_source,
                    chroma_source, normalise, window_s),
         **curves,

@@ -20,7 +20,13 @@ Events, one JSON object per line on stdout, each with ``"version": PROTOCOL_VERS
     {"event": "step", "index" (0-based), "count", "name", "title", "command"}   a step begins
     {"event": "detail", "text"}        a line of pip's output worth showing (what it collects, installs)
     {"event": "done", "python", "folder", "size_bytes", "seconds", "versions": {package: version}}
-    {"event": "error", "step" (its title), "message", "command"}   command: the step as one line to run in a terminal
+    {"event": "error", "step" (its title), "step_name" (its name, "" before the steps), "message", "kind",
+     "host", "torch_index", "reason", "command"}
+        message: what failed, first ("the network: the PyTorch index download.pytorch.org cannot be
+        reached (its name does not resolve)"); kind: "network", "index" (reachable, but without the
+        package), "disk" (full), "tool" (anything else); host: the index's host ("" when unknown);
+        torch_index: true when that index is PyTorch's (or its --torch-index-url), not pip's own;
+        reason: the tool's own line (pip's "ERROR: ..."); command: the step as one line to run in a terminal
     {"event": "cancelled"}
 
 Every line the tools print goes to stderr (the add-on's log). With ``--stop-on-stdin-close``,
@@ -39,6 +45,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+
+from ..errors import describe_exception, network_reason, says_disk_full
 
 PROTOCOL_VERSION = 1
 ENV_TORCH_INDEX_URL = "LATENTWALK_TORCH_INDEX_URL"
@@ -59,11 +68,18 @@ EXIT_ERROR, EXIT_CANCELLED = 2, 5
 
 
 class SetupError(Exception):
-    """A step that failed: its title, a one-line reason and the command that runs it by hand."""
+    """A step that failed: its title, a one-line message (what failed first), the command that runs it
+    by hand, and what kind of failure it is (see the "error" event)."""
 
-    def __init__(self, step, message, command=""):
+    def __init__(self, step, message, command="", kind="tool", host="", reason="", step_name="", torch_index=False):
         super().__init__(message)
         self.step, self.message, self.command = step, message, command
+        self.kind, self.host, self.reason, self.step_name = kind, host, reason or message, step_name
+        self.torch_index = torch_index
+
+    def event(self):
+        return dict(event="error", step=self.step, step_name=self.step_name, message=self.message, kind=self.kind,
+                    host=self.host, torch_index=self.torch_index, reason=self.reason, command=self.command)
 
 
 class TorchVariant:
@@ -259,7 +275,7 @@ class Setup:
                           command=command_line(command))
                 if name == "verify":
                     self._write_engine_path(title, command)
-                output = self._run_tool(title, command)
+                output = self._run_tool(title, command, name)
                 if name == "verify":
                     versions = _versions_from(output)
             self._replace_folder()
@@ -267,7 +283,7 @@ class Setup:
             if self.cancelled.is_set():
                 return self._cancelled()
             _remove(self.partial)
-            self.send(event="error", step=error.step, message=error.message, command=error.command)
+            self.send(**error.event())
             return EXIT_ERROR
         except KeyboardInterrupt:  # Ctrl-C in a terminal
             self.cancelled.set()
@@ -282,7 +298,7 @@ class Setup:
         self.send(event="cancelled")
         return EXIT_CANCELLED
 
-    def _run_tool(self, title, command):
+    def _run_tool(self, title, command, name=""):
         """Run one step's tool, its output to stderr (and pip's headlines as detail events); its output."""
         print(f"$ {command_line(command)}", file=sys.stderr, flush=True)
         lines = []
@@ -295,7 +311,7 @@ class Setup:
                                               encoding="utf-8", errors="replace", bufsize=1)
             except OSError as error:
                 raise SetupError(title, f"'{command[0]}' could not be started ({error.strerror})",
-                                 command_line(command)) from None
+                                 command_line(command), step_name=name) from None
         for line in self.child.stdout:
             sys.stderr.write(line)
             lines.append(line.rstrip())
@@ -306,7 +322,11 @@ class Setup:
         if self.cancelled.is_set():
             raise SetupError(title, "cancelled")
         if status != 0:
-            raise SetupError(title, f"{_reason(lines)} (exit status {status})", command_line(command))
+            kind, host, message = classify_failure(lines, name, self.index_url)
+            print(f"set-up: {title} failed: {message or _reason(lines)}", file=sys.stderr, flush=True)  # the log
+            raise SetupError(title, message or f"{_reason(lines)} (exit status {status})", command_line(command),
+                             kind, host, f"{_reason(lines)} (exit status {status})", name,
+                             torch_index=name == "torch" and bool(self.index_url))
         return lines
 
     def _write_engine_path(self, title, command):
@@ -349,6 +369,83 @@ def _reason(lines):
     errors = [line for line in lines if line.startswith("ERROR:") or "Error:" in line]
     reason = (errors or lines or ["no output"])[-1]
     return (reason[len("ERROR:"):].strip() if reason.startswith("ERROR:") else reason)[:300]
+
+
+PYPI_HOST = "pypi.org"
+_NO_MATCH = re.compile(r"No matching distribution found for (\S+)|Could not find a version that satisfies the "
+                       r"requirement (\S+)")
+
+
+def index_host(url):
+    """How a message names an index, short: its host (and port) for a web address, the folder's name for
+    a file:// index (the whole address is in the step's command)."""
+    parts = urllib.parse.urlsplit(url or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return parts.netloc
+    if parts.scheme == "file":
+        return os.path.basename(parts.path.rstrip("/")) or parts.path
+    return url or ""
+
+
+def _looked_in(lines):
+    """The first index pip says it looks in ("Looking in indexes: URL, ..."), or ""."""
+    for line in lines:
+        if line.startswith("Looking in indexes:"):
+            return line.split(":", 1)[1].split(",")[0].strip()
+    return ""
+
+
+PROBE_TIMEOUT_S = 10
+
+
+def probe_index(url):
+    """Why the index at ``url`` cannot be reached, in a few words ("connection refused"), or "" when it
+    answers (any HTTP status) or is a folder that exists. pip keeps this to itself without retries
+    (``--retries 0`` logs it only with -v), so the set-up asks once more, itself."""
+    import urllib.error
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url or "")
+    if parts.scheme == "file":
+        return "" if os.path.isdir(urllib.request.url2pathname(parts.path)) else "no such folder"
+    if parts.scheme not in ("http", "https"):
+        return ""
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S):
+            return ""
+    except urllib.error.HTTPError:
+        return ""  # it answered
+    except (OSError, ValueError) as error:  # URLError, timeouts, refused, names that do not resolve
+        return network_reason(describe_exception(error)) or "no connection"
+
+
+def classify_failure(lines, step_name, torch_index_url=None, probe=probe_index):
+    """(kind, host, message) of a failed pip step from its output ``lines``: what failed, in the words a
+    user reads first (see the "error" event), a parenthesis at its end saying why where known (a report
+    short of room leaves it out); ("tool", host, "") when the output says nothing of the kind.
+
+    The network: pip found nothing to install, which it says as "No matching distribution found for X"
+    (for X the first package it could not fetch, e.g. a dependency of a torch found in a wheel cache:
+    the message that misled in issue 19), and printed that a host could not be reached (its retries),
+    or ``probe`` (`probe_index`) finds the index unreachable. The index: the index answers but has no
+    such package."""
+    text = "\n".join(lines)
+    torch_index = step_name == "torch" and bool(torch_index_url)  # PyTorch's index (or a mirror), not PyPI's
+    index_url = torch_index_url if torch_index else (_looked_in(lines) or f"https://{PYPI_HOST}/simple/")
+    host = index_host(index_url)
+    what = "PyTorch's index" if torch_index else "the package index"
+    if says_disk_full(text):
+        return "disk", host, "the disk is full: the environment needs 1.7 GB (CPU build) to 5 GB (CUDA)"
+    missing = _NO_MATCH.search(text)
+    reason = network_reason(text)
+    if missing and not reason:  # pip without retries says nothing of the connection: ask the index
+        reason = probe(index_url)
+    if reason and (missing or network_reason(_reason(lines))):
+        return "network", host, f"the network: {what} {host} cannot be reached ({reason})"
+    if missing:
+        package = missing.group(1) or missing.group(2)
+        return "index", host, f"the index: {host} has no {package} (for this machine)"
+    return "tool", host, ""
 
 
 def _versions_from(lines):
@@ -400,10 +497,10 @@ def main(argv=None):
         variant = detect_torch_variant() if args.variant == "auto" else variant_named(args.variant)
         setup = Setup(args.folder, args.base_python, variant, torch_index_url(variant, args.torch_index_url), send)
     except ValueError as error:
-        send(event="error", step="Choosing the PyTorch build", message=str(error), command="")
+        send(**SetupError("Choosing the PyTorch build", str(error)).event())
         return EXIT_ERROR
     except SetupError as error:
-        send(event="error", step=error.step, message=error.message, command=error.command)
+        send(**error.event())
         return EXIT_ERROR
     if args.stop_on_stdin_close:
         _watch_stdin(setup)

@@ -23,6 +23,13 @@ chunk). BigGAN's archive is fetched here over HTTP into ``<name>.incomplete`` in
 with a Range request from where it stopped (also after a cancel or a crash), and renamed into place
 only when complete. ``LATENTWALK_BIGGAN_ENDPOINT`` points BigGAN downloads at a mirror, as
 ``HF_ENDPOINT`` does for the hub.
+
+Every failed download raises a LatentWalkError that starts with "Download failed: " and says what
+failed first: "the network: HOST cannot be reached (connection refused)", "the disk is full", "the
+hub: ..." (a name it does not have, a gated model); anything else names the exception.
+
+Stand-ins (``make-tiny-models``): untrained tiny models in the real formats, named ``*-UNTRAINED``
+(`is_stand_in`); their pictures are noise. They let the whole path run without a GPU or a network.
 """
 
 import dataclasses
@@ -30,9 +37,11 @@ import fnmatch
 import json
 import os
 import sys
+import traceback
+import urllib.parse
 
 from .. import atomic
-from ..errors import GET_THE_RENDER_STACK, LatentWalkError
+from ..errors import GET_THE_RENDER_STACK, LatentWalkError, describe_exception, network_reason, says_disk_full
 
 STATE_VERSION = 1
 BIGGAN, PIPELINE, VAE = "biggan", "pipeline", "vae"
@@ -40,6 +49,8 @@ ROLES = (BIGGAN, PIPELINE, VAE)
 ENV_BIGGAN_ENDPOINT = "LATENTWALK_BIGGAN_ENDPOINT"
 BIGGAN_HOME = "https://s3.amazonaws.com/models.huggingface.co"
 PARTIAL_SUFFIX = ".incomplete"
+STAND_IN_MARK = "UNTRAINED"  # in the folder names make-tiny-models gives its stand-ins
+ROLE_TITLES = {BIGGAN: "BigGAN", PIPELINE: "SD model", VAE: "Tiny VAE"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,11 +126,21 @@ def role_of(name):
     return BIGGAN if name.startswith("biggan-") else PIPELINE
 
 
-def label_of(name):
+def label_of(name, role=None):
+    """A short label (it fits the default sidebar width): the catalogue's, "BigGAN stand-in" for a
+    stand-in, else the folder's or hub id's last part."""
     for choice in CATALOGUE:
         if choice.name == name:
             return choice.label
+    if is_stand_in(name):
+        return {BIGGAN: "BigGAN stand-in", VAE: "VAE stand-in"}.get(role or role_of(name), "SD stand-in")
     return os.path.basename(os.path.normpath(name)) or name
+
+
+def is_stand_in(name):
+    """True for an untrained stand-in made by make-tiny-models (its folder is named ``*-UNTRAINED``)."""
+    return STAND_IN_MARK in os.path.basename(os.path.normpath(name or "")) and os.path.isdir(
+        os.path.expanduser(name))
 
 
 # ---------------------------------------------------------------- on this machine
@@ -220,8 +241,8 @@ def _hub_snapshot(repo_id, role):
     """The cached snapshot folder of ``repo_id`` (its main revision), or None; never the network."""
     try:
         from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
+    except ImportError:  # Blender's own Python: the cache's layout, read as huggingface_hub writes it
+        return _hub_snapshot_by_layout(repo_id, role)
     for file_name in (("model_index.json",) if role == PIPELINE else ("config.json",)):
         try:
             cached = try_to_load_from_cache(repo_id, file_name)
@@ -230,6 +251,20 @@ def _hub_snapshot(repo_id, role):
         if isinstance(cached, str):
             return os.path.dirname(cached)
     return None
+
+
+def _hub_snapshot_by_layout(repo_id, role):
+    """`_hub_snapshot` without huggingface_hub: models--ORG--NAME/refs/main names the snapshot."""
+    if not is_repo_id(repo_id):
+        return None
+    repo_folder = os.path.join(hub_cache_folder(), "models--" + repo_id.replace("/", "--"))
+    try:
+        with open(os.path.join(repo_folder, "refs", "main"), encoding="utf-8") as stream:
+            snapshot = os.path.join(repo_folder, "snapshots", stream.read().strip())
+    except OSError:
+        return None
+    first = "model_index.json" if role == PIPELINE else "config.json"
+    return snapshot if os.path.isfile(os.path.join(snapshot, first)) else None
 
 
 def is_repo_id(name):
@@ -247,7 +282,7 @@ def _biggan_cache():
 def state(name, role=None):
     """The `ModelState` of ``name`` for ``role`` (default: as the catalogue has it); never the network."""
     role = role or role_of(name)
-    label = label_of(name)
+    label = label_of(name, role)
     if not name or name.lower() == "none":
         return ModelState(name, role, "none", True, 0, "", "", False)
     expanded = os.path.expanduser(name)
@@ -303,7 +338,61 @@ def catalogue_states(in_use=()):
     return states
 
 
+def first_missing(in_use):
+    """The `ModelState` of the first of ``in_use`` ((name, role) pairs) that is not on this machine, or
+    None: what a render checks before its worker loads anything (never the network)."""
+    for name, role in in_use:
+        name = (name or "").strip()
+        if name and name.lower() != "none":
+            found = state(name, role)
+            if not found.present:
+                return found
+    return None
+
+
+def missing_message(missing, what_to_do):
+    """The refusal for a missing model (a `ModelState`): "Model missing: BigGAN 'biggan-deep-256' is not on
+    this machine: " and ``what_to_do``; a folder is named by its last part (the state has the whole path)."""
+    title = ROLE_TITLES.get(missing.role, "model")
+    if missing.downloadable:
+        return f"Model missing: {title} '{missing.name}' is not on this machine: {what_to_do}"
+    folder = os.path.basename(os.path.normpath(missing.name)) or missing.name
+    if os.path.isdir(os.path.expanduser(missing.name)):
+        lacks = missing.missing.split(" in ", 1)[0] if missing.missing.startswith("no ") else "no model"
+        return f"Model missing: {title} folder '{folder}' has {lacks}: {what_to_do}"
+    if os.sep in missing.name or missing.name.startswith(("~", ".")):
+        return f"Model missing: {title} folder '{folder}' does not exist: {what_to_do}"
+    return f"Model missing: {title} '{missing.name}' is neither a folder nor a model to download: {what_to_do}"
+
+
 # ---------------------------------------------------------------- downloading
+
+
+def _host(url):
+    return urllib.parse.urlsplit(url).netloc or url
+
+
+def download_failure(name, error, host, folder):
+    """The LatentWalkError for a download of ``name`` that raised ``error`` (talking to ``host``, writing
+    into ``folder``): what failed first, then what to do. The traceback goes to stderr (the worker's log)."""
+    described = describe_exception(error)
+    print(f"download of {name} failed: {described}", file=sys.stderr, flush=True)  # the worker's log
+    if says_disk_full(described):
+        return LatentWalkError(f"Download failed: the disk is full: free space in {_home_short(folder)}, then "
+                               "download again (complete files are kept).")
+    reason = network_reason(described)
+    if reason:
+        return LatentWalkError(f"Download failed: the network: {host} cannot be reached ({reason}). Check the "
+                               "connection (or proxy), then download again.")
+    traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)  # unforeseen: all of it
+    first_line = (str(error).strip().splitlines() or [""])[0][:120]
+    return LatentWalkError(f"Download failed: {label_of(name)}: {type(error).__name__}: {first_line}. Download "
+                           "again to retry; details in the worker's log.")
+
+
+def _home_short(path):
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if path.startswith(home + os.sep) else path
 
 
 def offline_reason():
@@ -315,8 +404,8 @@ def offline_reason():
     except ImportError:
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     if offline:
-        return ("offline mode is on (HF_HUB_OFFLINE=1): nothing is downloaded. Unset HF_HUB_OFFLINE to download, or "
-                "copy the model into this machine's cache (or a folder) from a machine that has it")
+        return ("offline mode is on (HF_HUB_OFFLINE=1): unset it to download, or copy the model here from a machine "
+                "that has it")
     return ""
 
 
@@ -350,7 +439,7 @@ def download(name, role=None, progress=None, should_stop=None):
                                  "stabilityai/sd-turbo") + ").")
     reason = offline_reason()
     if reason:
-        raise LatentWalkError(f"{label_of(name)} ({name}): {reason}.")
+        raise LatentWalkError(f"Download refused: {name}: {reason}.")
     before = state(name, role)
     if before.present:
         progress(before.size_bytes, before.size_bytes)
@@ -361,12 +450,29 @@ def download(name, role=None, progress=None, should_stop=None):
         else:
             _download_hub(name, role, progress, should_stop)
     except ImportError as error:  # a Python without the render stack (e.g. Blender's own)
-        raise LatentWalkError(f"downloading {name} needs {error.name or error}, which {sys.executable} does not "
-                              f"have. {GET_THE_RENDER_STACK}") from None
+        raise LatentWalkError(f"Download failed: {name} needs {error.name or error}, which {sys.executable} does "
+                              f"not have. {GET_THE_RENDER_STACK}") from None
+    except (DownloadCancelled, LatentWalkError):
+        raise
+    except Exception as error:  # noqa: BLE001  (any library's error: said as what failed, never "the render")
+        raise download_failure(name, error, _download_host(name, role), before.path) from None
     after = state(name, role)
     if not after.present:
-        raise LatentWalkError(f"{name} was downloaded but does not load: {after.missing}.")
+        raise LatentWalkError(f"Download failed: {name} was downloaded but does not load: {after.missing}.")
     return after
+
+
+def _download_host(name, role):
+    """The host a download of ``name`` talks to (a mirror's, where one is set)."""
+    if role == BIGGAN:
+        endpoint = os.environ.get(ENV_BIGGAN_ENDPOINT, "").rstrip("/") or BIGGAN_HOME
+        return _host(endpoint)
+    try:
+        from huggingface_hub import constants
+
+        return _host(constants.ENDPOINT)
+    except ImportError:
+        return _host(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
 
 
 # -- hub
@@ -464,12 +570,12 @@ def _download_hub(repo_id, role, progress, should_stop):
     except (DownloadCancelled, LatentWalkError):
         raise
     except HfHubHTTPError as error:
-        raise LatentWalkError(f"{repo_id} could not be downloaded ({str(error).splitlines()[0]}): check the name, "
-                              "and for a gated model log in with `hf auth login`.") from None
-    except (OSError, ValueError) as error:  # connection errors, a full disk
-        raise LatentWalkError(f"{repo_id} could not be downloaded ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0] if str(error) else ''}); download again to retry: "
-                              "files already complete are kept.") from None
+        if network_reason(describe_exception(error)):  # a connection that failed, wrapped as an HTTP error
+            raise download_failure(repo_id, error, _download_host(repo_id, role), hub_cache_folder()) from None
+        raise LatentWalkError(f"Download failed: the hub: {repo_id}: {str(error).splitlines()[0][:100]}. Check "
+                              "the name; for a gated model log in with `hf auth login`.") from None
+    except Exception as error:  # noqa: BLE001  (connection errors of requests or httpx, a full disk)
+        raise download_failure(repo_id, error, _download_host(repo_id, role), hub_cache_folder()) from None
     progress(total, total)
 
 
@@ -505,9 +611,12 @@ def _download_biggan(name, progress, should_stop):
             response = requests.head(url, allow_redirects=True, timeout=30)
             response.raise_for_status()
             heads.append((canonical, url, response.headers.get("ETag"), int(response.headers["Content-Length"])))
-    except (requests.RequestException, KeyError, ValueError) as error:
-        raise LatentWalkError(f"BigGAN '{name}' could not be downloaded ({type(error).__name__}: {error}): check the "
-                              f"network (or {ENV_BIGGAN_ENDPOINT}), then download again.") from None
+    except requests.RequestException as error:
+        raise download_failure(name, error, _host(url), cache_dir) from None
+    except (KeyError, ValueError) as error:
+        raise LatentWalkError(f"Download failed: {_host(url)} answered BigGAN '{name}' without its size "
+                              f"({type(error).__name__}: {error}): check {ENV_BIGGAN_ENDPOINT}, then download "
+                              "again.") from None
     total = sum(h[3] for h in heads)
     done_before = 0
     for canonical, url, etag, length in heads:
@@ -575,6 +684,9 @@ def fetch_resumable(url, partial_path, length, etag, progress, should_stop):
                 return
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             if attempt == RETRIES:
-                raise LatentWalkError(f"'{url}' stopped at {format_size(have)} of {format_size(length)} ({error}): "
-                                      "download again to continue from there.") from None
-    raise LatentWalkError(f"'{url}' gave {format_size(have)} of {format_size(length)}: download again to continue.")
+                reason = network_reason(describe_exception(error)) or type(error).__name__
+                raise LatentWalkError(f"Download failed: the network: {_host(url)} stopped at {format_size(have)} of "
+                                      f"{format_size(length)} ({reason}): download again to continue from "
+                                      "there.") from None
+    raise LatentWalkError(f"Download failed: {_host(url)} gave {format_size(have)} of {format_size(length)}: "
+                          "download again to continue.")

@@ -3,7 +3,7 @@
 Requests go from the add-on (or a script) to the worker on its stdin; events come back on its
 stdout. Every line carries its ``type`` and the ``version`` of this protocol::
 
-    {"type": "progress", "version": 3, "id": 1, "done": 8, "total": 72, "unit": "frames"}
+    {"type": "progress", "version": 4, "id": 1, "done": 8, "total": 72, "unit": "frames"}
 
 `encode` writes a message as such a line, `decode_request` and `decode_event` read one back. A
 line of another version, or of a type this version does not know, is refused with a
@@ -23,10 +23,11 @@ from typing import ClassVar
 
 from ..errors import LatentWalkError
 
+# 4: analysis requests ("analyze", answered by "analyze_progress" and "analyze_done"; Bake Curves in the UI).
 # 3: typed messages, every line with "type" and "version", both ways ("frames" became "plan_index_ranges").
 # 2: requests with "command" and "version", "frames" a list of ranges; events with "event", no version.
 # 1: "frames" one [first, last].
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 RESTART_HINT = ("the add-on and its Engine Python run different versions of Latent Walk: press Release Models "
                 "(the worker then starts again from this add-on's files), or reinstall the add-on and restart "
@@ -69,8 +70,26 @@ class DownloadRequest:
 
 
 @dataclass(frozen=True)
+class AnalyzeRequest:
+    """Analyse a song into a features file, answered by `AnalyzeProgress` events, then `AnalyzeDone` or
+    `RequestFailed`.
+
+    request : every setting of the analysis, the JSON-able dict of `engine.analysis.request` (audio, fps,
+        bands...).
+    features_path : the features file (.npz) to write, atomically; nothing is written when the request is
+        cancelled or fails.
+    """
+
+    TYPE: ClassVar[str] = "analyze"
+    id: int
+    request: dict
+    features_path: str
+
+
+@dataclass(frozen=True)
 class CancelRequest:
-    """Stop request ``id``: a render before its next batch, a download at its next chunk."""
+    """Stop request ``id``: a render before its next batch, a download at its next chunk, an analysis at
+    its next step or block of the song."""
 
     TYPE: ClassVar[str] = "cancel"
     id: int
@@ -87,7 +106,7 @@ class QuitRequest:
 
 @dataclass(frozen=True)
 class Ready:
-    """The worker has imported its render stack and takes requests."""
+    """The worker has imported its render stack (an ``--analysis`` worker: nothing yet) and takes requests."""
 
     TYPE: ClassVar[str] = "ready"
     pid: int
@@ -153,6 +172,30 @@ class DownloadDone:
 
 
 @dataclass(frozen=True)
+class AnalyzeProgress:
+    """Analysis request ``id`` is at step ``step`` of ``n_steps`` (from 1), named ``stage`` ("measuring bands
+    and onsets"), ``step_fraction`` (0..1) of it done."""
+
+    TYPE: ClassVar[str] = "analyze_progress"
+    id: int
+    step: int
+    n_steps: int
+    stage: str
+    step_fraction: float = 0.0
+
+
+@dataclass(frozen=True)
+class AnalyzeDone:
+    """An analysis request ended: its features are in ``features_path``, or it was cancelled (``stopped``)
+    and nothing was written (``features_path`` None)."""
+
+    TYPE: ClassVar[str] = "analyze_done"
+    id: int
+    stopped: bool
+    features_path: str | None = None
+
+
+@dataclass(frozen=True)
 class RequestFailed:
     """Request ``id`` failed (None: a line that was not a request); ``message`` says why and what to do."""
 
@@ -169,9 +212,10 @@ class ProcessExited:
     status: int
 
 
-REQUEST_TYPES = {kind.TYPE: kind for kind in (RenderRequest, DownloadRequest, CancelRequest, QuitRequest)}
+REQUEST_TYPES = {kind.TYPE: kind for kind in (RenderRequest, DownloadRequest, AnalyzeRequest, CancelRequest,
+                                              QuitRequest)}
 EVENT_TYPES = {kind.TYPE: kind for kind in (Ready, Fatal, Progress, RenderWarning, RenderDone, DownloadDone,
-                                            RequestFailed)}
+                                            AnalyzeProgress, AnalyzeDone, RequestFailed)}
 
 
 def encode(message):
