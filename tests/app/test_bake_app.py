@@ -2,7 +2,6 @@
 usable, with its step in the status bar and the progress bar; Esc cancels and changes nothing; a bake let
 run writes the curves; the dialog about edited curves still comes first."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from ui_results import results_of
 
 import synth
 
@@ -37,10 +37,7 @@ def test_bake_in_the_ui_shows_its_steps_cancels_on_esc_and_writes_the_curves_whe
                           "--", "--song", song, "--screenshot", screenshot],
                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     log = run.stdout + run.stderr
-    results = {}
-    for line in log.splitlines():
-        if line.startswith("RESULT "):
-            results.update(json.loads(line[7:]))
+    results = results_of(log)
     assert "error" not in results and "Traceback" not in log, log[-4000:]
 
     # Clicked: the bake runs as a modal job, its step and share in the status bar; the other jobs' buttons are off.

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from ui_results import results_of
 
 import synth
 from blender_latentwalk.engine.analysis import pipeline
@@ -252,10 +253,7 @@ def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_
                "--screenshot-sequencer", after_render]
     run = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=600)
     log = run.stdout + run.stderr
-    results = {}
-    for line in log.splitlines():
-        if line.startswith("RESULT "):
-            results.update(json.loads(line[7:]))
+    results = results_of(log)
     assert "error" not in results and "Traceback" not in log, log[-4000:]
     assert results["invoked"] == ["RUNNING_MODAL"] and results["invoked_again"] == ["RUNNING_MODAL"]
     assert 6 <= results["cancelled_with"] < 72, log[-3000:]  # Esc stopped it; finished frames stayed

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from ui_results import results_of
 
 from blender_latentwalk.engine.generators import biggan
 from hub_server import ModelServer
@@ -41,10 +42,7 @@ def test_download_in_the_ui_shows_bytes_cancels_on_esc_and_continues(tmp_path):
     finally:
         server.close()
     log = run.stdout + run.stderr
-    results = {}
-    for line in log.splitlines():
-        if line.startswith("RESULT "):
-            results.update(json.loads(line[7:]))
+    results = results_of(log)
     assert "error" not in results and "Traceback" not in log, log[-4000:]
     assert results["invoked"] == ["RUNNING_MODAL"] and results["invoked_again"] == ["RUNNING_MODAL"]
     assert results["cancelled"], log[-3000:]

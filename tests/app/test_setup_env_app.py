@@ -2,13 +2,13 @@
 render stack into the add-on's user data folder, the Engine Python becomes that environment, and a bake and a
 preview render run through it. Skipped where no `blender` or `xvfb-run` is on PATH."""
 
-import json
 import os
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
+from ui_results import results_of
 
 import synth
 
@@ -30,10 +30,7 @@ def test_the_button_makes_the_engine_python_that_bakes_and_renders(tmp_path):
                "--song", song, "--out", str(tmp_path / "out")]
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1500, cwd=str(tmp_path))
     log = run.stdout + run.stderr
-    results = {}
-    for line in log.splitlines():
-        if line.startswith("RESULT "):
-            results.update(json.loads(line[7:]))
+    results = results_of(log)
     assert "error" not in results and "Traceback" not in log, log[-5000:]
     assert results["enabled"] == ["FINISHED"] and results["has_preferences"]
     assert results["engine_python_before"] == "" and results["invoked"] == ["RUNNING_MODAL"]
