@@ -2,7 +2,7 @@
 
 The analysis runs in ``python -m blender_latentwalk.engine worker --analysis`` (the render worker's
 program without the render stack: it needs librosa, not torch), started for this bake and ended
-after it, while Blender stays usable: the status bar names the step, the progress bar moves, Esc
+after it, while Blender stays usable: the status bar names the step ("(2/6)"), Esc
 cancels. The features come back as a file in a private temporary folder; the operator then writes
 the curves on the main thread (`operators.write_features`). A cancelled or failed bake changes
 nothing in the scene. Background mode and scripts bake synchronously (`operators.bake`).
@@ -121,10 +121,10 @@ class BakeJob:
         """The analysis's `Features`, or None when it was cancelled; raises LatentWalkError when it failed.
         The temporary folder goes either way."""
         try:
+            if self.stopped or self.cancel_requested:  # Esc after the last step still means: nothing written
+                return None
             if self.error is not None:
                 raise LatentWalkError(self.error)
-            if self.stopped:
-                return None
             try:
                 return Features.load_npz(self.features_path)
             except (OSError, ValueError, KeyError) as error:

@@ -101,11 +101,14 @@ def is_legacy_noise(noise_modifier):
     return getattr(noise_modifier, "use_legacy_noise", True)
 
 
+_MODIFIER_TYPE_NAMES = {"FNGENERATOR": "Built-In Function", "STEPPED": "Stepped Interpolation"}  # as 3.x lists them
+
+
 def modifier_name(modifier):
     """An F-curve modifier's name as the Graph Editor shows it: ``FModifier.name`` where it exists
-    (Blender 4.x and later), else its type in words ("Noise", "Cycles"), as Blender 3.x shows it."""
+    (Blender 4.x and later), else its type's name as Blender 3.x shows it ("Noise", "Built-In Function")."""
     name = getattr(modifier, "name", "")
-    return name or modifier.type.replace("_", " ").title()
+    return name or _MODIFIER_TYPE_NAMES.get(modifier.type, modifier.type.replace("_", " ").title())
 
 
 def all_drivers():
@@ -269,10 +272,10 @@ def blender_output_to(path):
     except (OSError, AttributeError, ValueError, TypeError):  # Windows, or no real stdout
         yield
         return
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask decides, as for any file
     sys.stdout.flush()
     libc.fflush(None)
     saved_fd = os.dup(stdout_fd)
-    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask decides, as for any file
     os.dup2(log_fd, stdout_fd)
     try:
         yield
@@ -281,6 +284,14 @@ def blender_output_to(path):
         os.dup2(saved_fd, stdout_fd)
         os.close(saved_fd)
         os.close(log_fd)
+
+
+def other_modal_operator_running(window, own_prefix="latentwalk"):
+    """True while ``window`` runs a modal operator that is not ours (a transform: G in the Graph Editor).
+    ``Window.modal_operators`` is 4.2+ (4.x); Blender 3.4 cannot tell, so there it is False."""
+    operators = getattr(window, "modal_operators", None) if window is not None else None
+    # bl_idname reads "LATENTWALK_OT_bake" or "latentwalk.bake" depending on where it is asked.
+    return any(not op.bl_idname.lower().startswith(own_prefix) for op in operators or ())
 
 
 def render_job_running():

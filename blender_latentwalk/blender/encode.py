@@ -52,14 +52,18 @@ class LastCheck:
     timing: tuple
 
     def still_applies(self, scene):
-        """False once the scene's frame rate, frame range or bake changed: every count may be wrong then
-        (cheap enough for a panel's draw; a full answer needs the curves sampled again: Check Frames)."""
+        """False once the scene's frame rate, frame range or bake changed (a re-bake too): every count may be
+        wrong then (cheap enough for a panel's draw; a full answer needs the curves sampled again: Check
+        Frames). Hand edits of the curves are not seen here: Check Frames and Encode Video see them."""
         return self.timing == _timing_of(scene)
 
 
 def _timing_of(scene):
+    """What every frame's key hangs on and is cheap to read: the frame rate, the frame range, the bake (a
+    re-bake with another gain changes its fingerprints) and whether it is current."""
+    settings = scene.latentwalk
     return (scene.render.fps, scene.render.fps_base, scene.frame_start, scene.frame_end,
-            tuple(bake_state.changes(scene)))
+            settings.baked_timing, hash(settings.baked_fingerprints), tuple(bake_state.changes(scene)))
 
 
 # (.blend, scene, Output folder) -> `LastCheck`. Forgotten when a file loads.
@@ -127,13 +131,16 @@ class LATENTWALK_OT_check_frames(bpy.types.Operator):
 
 class EncodeJob:
     """Blender's own render job encoding the video (see `jobs`): it runs in this window, its progress in
-    the status bar; Esc stops it (Blender's own Esc breaks a render job)."""
+    the status bar; Esc stops it (Blender's own Esc breaks a render job). However it ends, even where
+    Blender's render job ends without its handlers (an FFmpeg that cannot open the file), the artist's
+    output settings and render display go back as they were."""
 
     kind = "encode"
 
-    def __init__(self, scene, path, lines):
-        self.path, self.lines, self.cancel_requested, self.cancelled = path, lines, False, False
+    def __init__(self, scene, path):
+        self.path, self.cancel_requested, self.cancelled = path, False, False
         self.frames = scene.frame_end - scene.frame_start + 1  # the encode's own range, set by encode()
+        self.started_s = time.time()
         bpy.app.handlers.render_cancel.append(self._on_cancel)
 
     def _on_cancel(self, *_args):
@@ -142,23 +149,29 @@ class EncodeJob:
     def poll(self):
         if compat.render_job_running():
             return False
+        self._settle()
+        return True
+
+    def _settle(self):
         if self._on_cancel in bpy.app.handlers.render_cancel:
             bpy.app.handlers.render_cancel.remove(self._on_cancel)
-        return True
+        sequencer.restore_output_settings()  # idempotent: the render job's handlers may have done it
 
     def cancel(self):
         self.cancel_requested = True  # the key press itself has already told Blender's job to stop
 
     def abandon(self):
-        self.poll()
+        self._settle()
 
     def status_line(self):
         return f"Latent Walk: encoding {self.frames} frames with the song to {os.path.basename(self.path)}"
 
     def summary(self):
-        """The report once the job is over: where the video is, or that it was stopped."""
-        if self.cancelled or not os.path.isfile(self.path):
-            return "Encode stopped: no complete video was written; press Encode Video again."
+        """The report once the job is over: where the video is, or that none was written."""
+        written = os.path.isfile(self.path) and os.path.getmtime(self.path) >= self.started_s - 1
+        if self.cancelled or not written:  # an older video at that path is not this encode's
+            return (f"Encode stopped: no complete video was written (Blender's console says why, if it failed); "
+                    "press Encode Video again.")
         size_mb = os.path.getsize(self.path) / 1e6
         return f"Video written: {self.path} ({size_mb:.1f} MB, {self.frames} frames with the song)"
 
@@ -174,7 +187,7 @@ class LATENTWALK_OT_encode_video(jobs.JobOperator, bpy.types.Operator):
         return _frames_settled() and not jobs.busy() and bool(context.scene.latentwalk.audio_path)
 
     def escape_hint(self, job):
-        return "  (Esc: stop)"
+        return "" if job.cancel_requested else "  (Esc: stop)"
 
     def start_job(self, context):
         path = output.video_path(context.scene)
@@ -184,7 +197,7 @@ class LATENTWALK_OT_encode_video(jobs.JobOperator, bpy.types.Operator):
             raise LatentWalkError(str(error).strip()) from None
         for line in lines[:-1]:  # the last one is the status line's
             self.report({"INFO"}, f"Latent Walk: {line}")
-        return EncodeJob(context.scene, path, lines)
+        return EncodeJob(context.scene, path)
 
     def end_job(self, context, job):
         summary = job.summary()

@@ -71,11 +71,23 @@ def check_python(python):
         )
 
 
-def engine_environment():
-    """The environment for an engine process: this add-on's folder importable."""
+def engine_environment(python=None):
+    """The environment for an engine process: this add-on's folder importable. When ``python`` is Blender's
+    own interpreter, also every folder Blender put on ``sys.path`` at run time (its scripts/modules, the
+    add-ons' folders), so a library installed there imports in the process as it does in Blender."""
     environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, environment.get("PYTHONPATH", "")) if p)
+    folders = [_PACKAGE_PARENT, environment.get("PYTHONPATH", "")]
+    if python and _same_file(python, sys.executable):
+        folders += [folder for folder in sys.path if folder and os.path.isdir(folder)]
+    environment["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(f for f in folders if f))
     return environment
+
+
+def _same_file(path_a, path_b):
+    try:
+        return os.path.samefile(path_a, path_b)
+    except OSError:
+        return False
 
 
 def read_events(process, events, thread_name, decode, end_on_refusal=False):

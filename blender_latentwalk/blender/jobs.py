@@ -27,6 +27,7 @@ from . import compat
 
 POLL_INTERVAL_S = 0.25
 ESC_HINT = "  (Esc: cancel)"
+ESC_AGAIN_HINT = " (Esc again: end the worker now)"  # a job whose second Esc kills its worker
 
 _running = None  # the job running in the UI, if any
 _ui = {"timer": None, "workspace": None, "progress_bar": False}  # what the running job shows
@@ -157,7 +158,8 @@ class JobOperator:
                 return {"RUNNING_MODAL"}
             if event.type != "TIMER":
                 return {"PASS_THROUGH"}  # Blender stays usable while the job runs
-            if not job.poll():
+            if not job.poll() or compat.other_modal_operator_running(context.window):
+                # Ending waits while, e.g., a key is being moved (G): a bake must not rewrite a curve under it.
                 self._show(context)
                 return {"PASS_THROUGH"}
         except Exception:

@@ -85,7 +85,7 @@ def refuse_missing(scene, preview, python):
         found = by_name.get(name)
         if found is not None and not found.present:
             if bpy.app.background:
-                what_to_do = ("download it (engine CLI: models download NAME) or give a model folder"
+                what_to_do = ("get it with the engine CLI's 'models download', or give a model folder"
                               if found.downloadable else "give a folder with the model's files")
             else:
                 what_to_do = STAND_IN_ADVICE if found.downloadable else FOLDER_ADVICE

@@ -47,9 +47,6 @@ class LATENTWALK_OT_modulation_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (LATENTWALK_OT_modulation_add, LATENTWALK_OT_modulation_remove)
-
-
 def self_reading_drivers(scene):
     """Labels of the Latent Walk settings whose driver reads this scene's own ``latentwalk`` curves: the
     driver and what it reads are one ID, so Blender's depsgraph reports a cycle on every update (a
@@ -63,3 +60,6 @@ def self_reading_drivers(scene):
         if any(t.id == scene and (t.data_path or "").startswith("latentwalk.") for t in targets):
             found.append(curves.curve_label(settings, driver_curve.data_path, driver_curve.array_index))
     return found
+
+
+classes = (LATENTWALK_OT_modulation_add, LATENTWALK_OT_modulation_remove)

@@ -142,12 +142,13 @@ def bake(scene, overwrite_edited=False, python=None):
     return write_features(scene, request, features, overwrite_edited)
 
 
-def write_features(scene, request, features, overwrite_edited=False):
+def write_features(scene, request, features, overwrite_edited=False, overwrite_keys=None):
     """Write the curves of ``features`` (the analysis of ``request``) into ``scene``; returns a `BakeResult`.
 
     Nothing in the scene changes if the features do not fit the request. Curves the artist edited are
-    kept (unless ``overwrite_edited``) and, when the frame rate or the song's start changed since the
-    last bake, retimed so their keys stay at the same time in the song.
+    kept (unless ``overwrite_edited``; then only those of ``overwrite_keys`` when given: the curves the
+    dialog listed, not ones edited while the bake ran) and, when the frame rate or the song's start
+    changed since the last bake, retimed so their keys stay at the same time in the song.
     """
     settings = scene.latentwalk
     try:
@@ -165,7 +166,10 @@ def write_features(scene, request, features, overwrite_edited=False):
     before = bake_state.recorded(settings) if bake_state.is_baked(settings) else None
     song_changed = before is None or not bake_state.is_baked_song(before, settings.audio_path)
     targets = curves.targets_for(settings, features)
-    kept = [] if overwrite_edited else [t for t in curves.edited_targets(scene, targets) if not t.locked]
+    edited = [t for t in curves.edited_targets(scene, targets) if not t.locked]
+    if overwrite_edited:
+        edited = [] if overwrite_keys is None else [t for t in edited if t.key not in overwrite_keys]
+    kept = edited
     strip = sequencer.ensure_sound_strip(scene, request["audio"], features.n_frames)
     first_frame = int(strip.frame_start) if strip is not None else scene.frame_start
     kept_keys = {t.key for t in kept}
@@ -223,7 +227,7 @@ def bake_if_stale(scene, audio_path=None):
 CANCELLED_BAKE = "Bake cancelled: the curves are as they were."
 
 
-def finish_bake(job, overwrite_edited=False):
+def finish_bake(job, overwrite_edited=False, overwrite_keys=None):
     """Write the curves a finished `bake_job.BakeJob` brought back; returns (scene, `BakeResult`), or None when
     it was cancelled. Raises LatentWalkError, nothing written, when the analysis failed, or the scene is gone
     or asks for another analysis now."""
@@ -241,7 +245,7 @@ def finish_bake(job, overwrite_edited=False):
     if not unchanged:  # the curves would not be of the song and settings the panel shows
         raise LatentWalkError("the song or the analysis settings changed while the bake ran: nothing was "
                               "changed; press Bake Curves again.")
-    return scene, write_features(scene, job.request, features, overwrite_edited)
+    return scene, write_features(scene, job.request, features, overwrite_edited, overwrite_keys)
 
 
 class LATENTWALK_OT_bake(jobs.JobOperator, bpy.types.Operator):
@@ -250,7 +254,6 @@ class LATENTWALK_OT_bake(jobs.JobOperator, bpy.types.Operator):
     bl_idname = "latentwalk.bake"
     bl_label = "Bake Curves"
     bl_options = {"UNDO"}  # not REGISTER: Adjust Last Operation would re-run it blocking, without Esc
-    progress_bar = True
 
     overwrite_edited: BoolProperty(
         name="Overwrite Edited Curves",
@@ -299,10 +302,14 @@ class LATENTWALK_OT_bake(jobs.JobOperator, bpy.types.Operator):
     def start_job(self, context):
         request = build_request(context.scene)  # bad settings are reported before anything starts
         python = worker_client.worker_python(preferences.get().engine_python)
+        # Overwrite replaces the curves edited when it was ticked; edits made while the bake runs are kept.
+        self._overwrite_keys = {t.key for t in curves.edited_targets(context.scene, curves.targets_for(
+            context.scene.latentwalk)) if not t.locked}
         return bake_job.BakeJob(context.scene, request, python)
 
     def end_job(self, context, job):
-        finished = finish_bake(job, self.overwrite_edited)  # raises LatentWalkError: nothing written
+        # raises LatentWalkError: nothing written
+        finished = finish_bake(job, self.overwrite_edited, getattr(self, "_overwrite_keys", None))
         if finished is None:
             self.report({"INFO"}, f"Latent Walk: {CANCELLED_BAKE}")
             return {"CANCELLED"}
@@ -314,6 +321,9 @@ class LATENTWALK_OT_bake(jobs.JobOperator, bpy.types.Operator):
             job.kill()  # a worker still starting (imports under load) ends now
         else:
             job.cancel()
+
+    def escape_hint(self, job):
+        return jobs.ESC_AGAIN_HINT if job.cancel_requested else jobs.ESC_HINT
 
     def _report_bake(self, scene, result):
         notes = result.messages()
@@ -421,7 +431,7 @@ def _graph_editor_area(context):
         with context.temp_override(window=window, screen=screen, area=largest):
             split = bpy.ops.screen.area_split(direction=direction, factor=0.5)
         added = [a for a in screen.areas if a.as_pointer() not in before]
-        # The split adds the bottom (or right) half; its size is set when the screen next refreshes.
+        # The split adds the bottom (or left) half; its size is set when the screen next refreshes.
         area = added[0] if split == {"FINISHED"} and added else largest
     area.type = "GRAPH_EDITOR"
     area.ui_type = "FCURVES"
@@ -431,7 +441,7 @@ def _graph_editor_area(context):
 def _split_for_graph_editor(area, window, screen):
     """How to halve ``area`` for the Graph Editor: "HORIZONTAL" (the curves below, on the same time line as a
     Sequencer above, as in Blender's Animation workspace) when the bottom half is of working size, else
-    "VERTICAL" (the curves on the right) when the right half is. Blender's Video Editing workspace needs
+    "VERTICAL" (the curves on the left, Blender's new half) when that half is. Blender's Video Editing workspace needs
     the second: its Sequencer is under half the window's height, so its bottom half would be a strip."""
     width = window.width or max(a.x + a.width for a in screen.areas)
     height = window.height or max(a.y + a.height for a in screen.areas)

@@ -224,7 +224,7 @@ class _RenderPanel:
         if checked is None:
             lines(row, context, "Frames: not checked yet", icon="QUESTION", beside_px=25)
         elif not checked.still_applies(context.scene):  # a green count after an fps change would mislead
-            lines(row, context, f"Frames: checked {checked.when}, before the scene's timing changed",
+            lines(row, context, f"Frames: checked {checked.when}, before the timing or the bake changed",
                   icon="QUESTION", beside_px=25)
         else:  # "238 of 240 frames" / "current (1 stale, 1 missing)" / "checked 16:02:11"
             summary, parenthesis, detail = checked.status.summary().partition(" (")

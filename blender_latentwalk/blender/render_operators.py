@@ -18,7 +18,6 @@ from ..engine.errors import LatentWalkError
 from . import jobs, models, render_job, worker_client
 
 ESC_HINT = "  (Esc: cancel; finished frames are kept)"
-ESC_AGAIN_HINT = " (Esc again: end the worker now)"
 SECOND_ESC_AFTER_S = 0.5  # a second press this long after the first is deliberate, not a bounce
 
 
@@ -71,7 +70,7 @@ class _RenderOperator(jobs.JobOperator):
             worker_client.kill()  # a worker stuck (loading, a hung GPU) ends now; its exit ends the job
 
     def escape_hint(self, job):
-        return ESC_AGAIN_HINT if job.cancel_requested else ESC_HINT
+        return jobs.ESC_AGAIN_HINT if job.cancel_requested else ESC_HINT
 
     def _report_done(self, summary, warnings):
         # A render with stand-ins says so first, as a warning: its frames are noise.

@@ -247,6 +247,11 @@ def _set_quietly(struct, name, value):
 _pending_restores = []  # OutputSettings of interactive encodes still running
 
 
+def restore_output_settings():
+    """Put back the output settings (and render display) of every interactive encode started; safe twice."""
+    _restore_after_render_job()
+
+
 def _restore_after_render_job(*_args):
     while _pending_restores:
         _pending_restores.pop().restore()
@@ -279,10 +284,14 @@ def encode_video(scene, path, first=None, last=None, interactive=False):
             if _restore_after_render_job not in handlers:
                 handlers.append(_restore_after_render_job)
         try:
-            bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
+            started = bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
         except RuntimeError:
             _restore_after_render_job()
             raise
+        if "RUNNING_MODAL" not in started:  # Blender refused to start its render job: nothing is encoding
+            _restore_after_render_job()
+            raise RuntimeError("Blender did not start the encode (its console says why): the output settings "
+                               "are as they were.")
         return
     try:
         with compat.blender_output_to(path + ".log"):  # its "Append frame" and "Time:" lines, per frame
@@ -290,6 +299,9 @@ def encode_video(scene, path, first=None, last=None, interactive=False):
     except RuntimeError as error:
         raise RuntimeError(f"{str(error).strip()} (Blender's encode log: {path}.log)") from None
     else:
-        os.unlink(path + ".log")
+        try:
+            os.unlink(path + ".log")
+        except OSError:  # the video is written; a log left behind is no failure
+            pass
     finally:
         saved.restore()

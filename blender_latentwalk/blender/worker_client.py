@@ -49,7 +49,8 @@ class Worker:
         try:
             self.process = subprocess.Popen(
                 engine_client.engine_command(python, *arguments), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self._log, env=engine_client.engine_environment(), text=True, encoding="utf-8", bufsize=1,
+                stderr=self._log, env=engine_client.engine_environment(python), text=True, encoding="utf-8",
+                bufsize=1,
             )
         except OSError as error:
             self._log.close()

@@ -69,11 +69,15 @@ def describe_exception(error):
     return " <- ".join(parts)
 
 
+LONG_NAME_KEEP_CHARS = 10  # of a long name's start and of its end, when a report must shorten it
+
+
 def fit_report(message, limit=REPORT_LIMIT_CHARS):
     """``message`` in at most ``limit`` characters: its parentheses left out, the last first (the detail a
-    message gives there: why, what is kept), then cut at a word with "..." if it is still too long. The
-    beginning says what failed and a message's end says what to do, so both stay where they can. The
-    whole message belongs in the console (or behind a button) when this differs from it."""
+    message gives there: why, what is kept), then the middle of its longest names and paths, then cut at a
+    word with "..." if it is still too long. The beginning says what failed and a message's end says what
+    to do, so both stay where they can. The whole message belongs in the console (or behind a button)
+    when this differs from it."""
     message = " ".join(message.split())
     while len(message) > limit:
         start = message.rfind(" (")
@@ -81,6 +85,12 @@ def fit_report(message, limit=REPORT_LIMIT_CHARS):
         if start < 0 or end < 0:
             break
         message = message[:start] + message[end + 1:]
+    while len(message) > limit:  # then a long name or path loses its middle, so the advice at the end stays
+        longest = max(message.split(" "), key=len)
+        if len(longest) <= 2 * LONG_NAME_KEEP_CHARS + 3:
+            break
+        shorter = longest[:LONG_NAME_KEEP_CHARS] + "..." + longest[-LONG_NAME_KEEP_CHARS:]
+        message = message.replace(longest, shorter, 1)
     if len(message) <= limit:
         return message
     return message[:limit - 3].rsplit(" ", 1)[0].rstrip(",;:") + "..."

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import synth
-from blender_latentwalk.blender import bake_job, compat, jobs, operators
+from blender_latentwalk.blender import bake_job, compat, curves, jobs, operators
 from blender_latentwalk.engine.analysis import pipeline
 from blender_latentwalk.engine.errors import LatentWalkError
 
@@ -163,3 +163,45 @@ def test_loading_a_file_abandons_the_bake(scene, long_song, running):
     assert jobs.running() is None and not os.path.exists(job.folder)
     job.worker.process.wait(30)
     assert not job.worker.alive()
+
+
+def test_a_worker_in_blenders_own_python_sees_the_folders_blender_put_on_sys_path(tmp_path, monkeypatch):
+    """A library installed where Blender looks (scripts/modules, an add-on's folder) imports in the bake's
+    worker when it runs in Blender's own Python, as it did in Blender's process."""
+    import sys
+
+    from blender_latentwalk.blender import engine_client
+
+    extra = tmp_path / "modules"
+    extra.mkdir()
+    monkeypatch.setattr(sys, "path", sys.path + [str(extra)])
+    own = engine_client.engine_environment(sys.executable)["PYTHONPATH"].split(os.pathsep)
+    assert str(extra) in own and own[0] == engine_client._PACKAGE_PARENT
+    other = engine_client.engine_environment("/nonexistent/python")["PYTHONPATH"].split(os.pathsep)
+    assert str(extra) not in other  # another Python keeps its own packages
+
+
+def test_esc_after_the_last_step_still_writes_nothing(scene, song, running):
+    """The worker may have answered already when Esc arrives: a cancel is a cancel."""
+    scene.latentwalk.audio_path = song
+    job = running(scene)
+    poll_until(job, done=lambda job: job.features_path is not None)
+    before = snapshot(scene)
+    job.cancel()
+    poll_until(job)
+    assert operators.finish_bake(job) is None and snapshot(scene) == before
+
+
+def test_overwrite_replaces_the_curves_the_dialog_listed_not_edits_made_while_it_baked(scene, song, running):
+    scene.latentwalk.audio_path = song
+    assert bpy.ops.latentwalk.bake() == {"FINISHED"}
+    mids = compat.find_fcurve(scene, "latentwalk.bands[3].value")
+    mids.modifiers.new("NOISE")  # edited before the click: listed in the dialog, Overwrite ticked
+    listed = {t.key for t in curves.edited_targets(scene, curves.targets_for(scene.latentwalk))}
+    job = running(scene)
+    compat.find_fcurve(scene, "latentwalk.bands[1].value").modifiers.new("CYCLES")  # edited while it bakes
+    assert poll_until(job)
+    _scene, result = operators.finish_bake(job, overwrite_edited=True, overwrite_keys=listed)
+    assert [m.type for m in compat.find_fcurve(scene, "latentwalk.bands[3].value").modifiers] == []
+    assert [m.type for m in compat.find_fcurve(scene, "latentwalk.bands[1].value").modifiers] == ["CYCLES"]
+    assert [t.key for t in result.kept] == ["latentwalk.bands[1].value[0]"]

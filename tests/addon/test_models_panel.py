@@ -122,8 +122,8 @@ def test_preview_and_render_with_a_missing_model_are_refused_at_once(baked, tmp_
         bpy.ops.latentwalk.preview()
     seconds = time.monotonic() - started
     message = str(error.value).strip().removeprefix("Error: ")
-    assert message == ("Latent Walk: Model missing: BigGAN 'biggan-deep-512' is not on this machine: download it "
-                       "(engine CLI: models download NAME) or give a model folder")  # bpy is background mode
+    assert message == ("Latent Walk: Model missing: BigGAN 'biggan-deep-512' is not on this machine: get it with "
+                       "the engine CLI's 'models download', or give a model folder")  # bpy is background mode
     assert seconds < 10, seconds  # the check only: about a second (the worker alone takes longer to start)
     assert not worker_client.running() and not os.path.exists(tmp_path / "preview")
     listed = {s.name: s.present for s in models_ui.listing()["states"]}

@@ -228,6 +228,13 @@ def test_the_panels_count_belongs_to_the_file_and_folder_it_was_made_for(baked, 
     scene.frame_end += 10
     assert not encode.last_check(scene).still_applies(scene)
     scene.frame_end -= 10
+    assert encode.last_check(scene).still_applies(scene)
+    scene.latentwalk.bands[1].gain = 0.5  # a re-bake at the same timing: every frame may be stale
+    assert bpy.ops.latentwalk.bake(overwrite_edited=True) == {"FINISHED"}
+    assert not encode.last_check(scene).still_applies(scene)
+    scene.latentwalk.bands[1].gain = 1.0  # baked back: the curves the frames were made from
+    assert bpy.ops.latentwalk.bake(overwrite_edited=True) == {"FINISHED"}
+    assert encode.last_check(scene).still_applies(scene)
     scene.latentwalk.diffusion.output_folder = str(tmp_path / "elsewhere")
     assert encode.last_check(scene) is None  # another folder: not checked yet
     scene.latentwalk.diffusion.output_folder = str(tmp_path / "frames")

@@ -1,5 +1,5 @@
 """Bake Curves clicked in Debian's Blender 3.4.1 under Xvfb: the analysis runs in a worker while Blender stays
-usable, with its step in the status bar and the progress bar; Esc cancels and changes nothing; a bake let
+usable, with its step in the status bar; Esc cancels and changes nothing; a bake let
 run writes the curves; the dialog about edited curves still comes first."""
 
 import os

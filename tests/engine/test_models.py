@@ -482,3 +482,8 @@ def test_long_reports_lose_their_parentheses_first_then_words():
     long = "Model missing: " + "word " * 60
     assert len(fit_report(long)) <= REPORT_LIMIT_CHARS and fit_report(long).endswith("word...")
     assert fit_report("short (kept)") == "short (kept)"
+    # A long model name loses its middle before the advice at the end loses anything.
+    missing = ("Model missing: SD model 'stabilityai/stable-diffusion-xl-base-1.0' is not on this machine: press "
+               "Download in Models, or Use Stand-in Models to try with noise")
+    assert fit_report(missing) == ("Model missing: SD model 'stability...-base-1.0' is not on this machine: press "
+                                   "Download in Models, or Use Stand-in Models to try with noise")
