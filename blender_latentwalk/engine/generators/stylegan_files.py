@@ -1,4 +1,5 @@
-"""Reading NVIDIA's StyleGAN2-ADA / StyleGAN3 ``.pkl`` files as data, never as code.
+"""Reading the StyleGAN model files artists bring as data, never as code: NVIDIA's StyleGAN2-ADA /
+StyleGAN3 ``.pkl`` files (`load_records`) and rosinality-format ``.pt`` checkpoints (`load_rosinality`).
 
 NVIDIA pickles each network with ``torch_utils.persistence``: the pickle calls
 ``_reconstruct_persistent_obj(meta)``, where ``meta`` holds the Python source of the network's
@@ -162,3 +163,31 @@ def load_records(path):
     if not records:
         raise LatentWalkError(f"'{path}' has none of {', '.join(NETWORK_KEYS)}: it is not a StyleGAN network pickle.")
     return records
+
+
+def load_rosinality(path):
+    """{name: torch.Tensor} of ``g_ema`` in a rosinality-format checkpoint ``path`` (stylegan2-pytorch, as
+    maua uses), and its ``latent_avg`` (the mapped average, for truncation) when it has one, under
+    "latent_avg". Read with ``torch.load(weights_only=True)``: tensors and containers only (the training
+    arguments, an ``argparse.Namespace``, are allowed as the plain attribute holder they are)."""
+    import argparse
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as error:
+        raise LatentWalkError(f"cannot read the StyleGAN checkpoint '{path}' ({error.strerror or error}).") from None
+    except pickle.UnpicklingError as error:  # weights_only refused something: it names the global
+        raise UnsafePickleError(f"'{path}' holds more than weights ({str(error).splitlines()[0]}): it was not "
+                                "loaded (nothing in it ran).") from None
+    except (RuntimeError, ValueError, EOFError) as error:
+        raise LatentWalkError(f"'{path}' is not a readable PyTorch checkpoint ({error}): download it again.") from None
+    generator = checkpoint.get("g_ema") if isinstance(checkpoint, dict) else None
+    if not isinstance(generator, dict) or not generator:
+        raise LatentWalkError(f"'{path}' has no 'g_ema' weights: it is not a rosinality-format StyleGAN2 checkpoint.")
+    found = dict(generator)
+    if isinstance(checkpoint.get("latent_avg"), torch.Tensor):
+        found["latent_avg"] = checkpoint["latent_avg"]
+    return found

@@ -1,4 +1,4 @@
-"""NVIDIA's StyleGAN pickles read as data (engine/generators/stylegan_pickle.py): the tiny files here are
+"""NVIDIA's StyleGAN pickles read as data (engine/generators/stylegan_files.py): the tiny files here are
 written in NVIDIA's layout (``torch_utils.persistence._reconstruct_persistent_obj`` records holding the
 module source, the class name and the state) with stand-in modules that exist only while writing."""
 
@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from blender_latentwalk.engine.errors import LatentWalkError  # noqa: E402
-from blender_latentwalk.engine.generators import stylegan_pickle  # noqa: E402
+from blender_latentwalk.engine.generators import stylegan_files  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -89,7 +89,7 @@ def test_a_tiny_nvidia_pickle_loads_as_records_without_torch_utils_and_without_r
     for name in ("torch_utils", "dnnlib"):
         with pytest.raises(ImportError):
             __import__(name)
-    records = stylegan_pickle.load_records(str(path))
+    records = stylegan_files.load_records(str(path))
     assert set(records) == {"G_ema", "G", "D"} and not marker.exists()
     generator = records["G_ema"]
     assert generator.class_name == "Generator" and generator.init_kwargs["img_resolution"] == 16
@@ -109,8 +109,8 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
     path = tmp_path / "evil.pkl"
     with open(path, "wb") as stream:
         pickle.dump({"G_ema": Evil()}, stream)
-    with pytest.raises(stylegan_pickle.UnsafePickleError, match=r"asks for (posix|os|nt)\.system"):
-        stylegan_pickle.load_records(str(path))
+    with pytest.raises(stylegan_files.UnsafePickleError, match=r"asks for (posix|os|nt)\.system"):
+        stylegan_files.load_records(str(path))
     assert not marker.exists()
 
 
@@ -118,12 +118,12 @@ def test_files_that_are_not_network_pickles_are_explained(tmp_path):
     empty = tmp_path / "plain.pkl"
     empty.write_bytes(pickle.dumps({"something": 1}))
     with pytest.raises(LatentWalkError, match="has none of G_ema, G, D"):
-        stylegan_pickle.load_records(str(empty))
+        stylegan_files.load_records(str(empty))
     torch.save({"g_ema": {}}, tmp_path / "rosinality.pt")
     with pytest.raises(LatentWalkError):  # a torch.save zip: not a pickle stream this reader takes
-        stylegan_pickle.load_records(str(tmp_path / "rosinality.pt"))
+        stylegan_files.load_records(str(tmp_path / "rosinality.pt"))
     with pytest.raises(LatentWalkError, match="cannot read"):
-        stylegan_pickle.load_records(str(tmp_path / "missing.pkl"))
+        stylegan_files.load_records(str(tmp_path / "missing.pkl"))
 
 
 def test_a_persistent_record_of_a_class_stylegan_does_not_have_is_refused_without_running_its_source(tmp_path):
@@ -133,6 +133,32 @@ def test_a_persistent_record_of_a_class_stylegan_does_not_have_is_refused_withou
                              f"open({str(marker)!r}, 'w').write('ran')\n", module_state({}))
         with open(tmp_path / "strange.pkl", "wb") as stream:
             pickle.dump({"G_ema": strange}, stream)
-    with pytest.raises(stylegan_pickle.UnsafePickleError, match="class 'Backdoor'"):
-        stylegan_pickle.load_records(str(tmp_path / "strange.pkl"))
+    with pytest.raises(stylegan_files.UnsafePickleError, match="class 'Backdoor'"):
+        stylegan_files.load_records(str(tmp_path / "strange.pkl"))
     assert not marker.exists()
+
+
+def test_a_rosinality_checkpoint_gives_g_ema_and_its_average_latent_and_refuses_code(tmp_path):
+    import argparse
+
+    weights = {"style.1.weight": torch.randn(4, 4), "input.input": torch.randn(1, 8, 4, 4)}
+    path = tmp_path / "maua.pt"
+    torch.save({"g_ema": weights, "g": weights, "latent_avg": torch.ones(4),
+                "args": argparse.Namespace(size=16, latent=4)}, path)
+    found = stylegan_files.load_rosinality(str(path))
+    assert sorted(found) == ["input.input", "latent_avg", "style.1.weight"]
+    assert torch.equal(found["style.1.weight"], weights["style.1.weight"])
+
+    marker = tmp_path / "pwned.txt"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    torch.save({"g_ema": weights, "extra": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(stylegan_files.UnsafePickleError, match="holds more than weights"):
+        stylegan_files.load_rosinality(str(tmp_path / "evil.pt"))
+    assert not marker.exists()
+    torch.save({"state_dict": weights}, tmp_path / "other.pt")
+    with pytest.raises(LatentWalkError, match="no 'g_ema'"):
+        stylegan_files.load_rosinality(str(tmp_path / "other.pt"))
