@@ -9,7 +9,6 @@ nothing in the scene. Background mode and scripts bake synchronously (`operators
 """
 
 import os
-import queue
 import shutil
 import tempfile
 
@@ -21,7 +20,7 @@ from ..engine.worker import messages
 from . import worker_client
 
 
-class BakeJob:
+class BakeJob(worker_client.RequestJob):
     """One analysis in its own worker, and what has come back of it (a job of jobs.py).
 
     request : the analysis request (`operators.build_request` of the scene), kept to check at the end
@@ -61,32 +60,16 @@ class BakeJob:
             if self.cancel_requested:  # ended by a second Esc: cancelled all the same
                 self.stopped = True
                 return
-            tail = self.worker.log_tail()
-            self.error = (f"the analysis worker stopped (exit status {event.status})" + (f": {tail}" if tail else "")
-                          + f". Its log: {self.worker.log_path}")
+            self.error = self.worker.stopped_message(event.status)
 
     def poll(self):
-        """Take in what the worker has said (never blocks); True once the job is over."""
-        while not self.finished:
-            try:
-                self._handle(self.worker.events.get_nowait())
-            except queue.Empty:
-                break
-        if self.finished:
+        if super().poll():
             self.worker.kill()  # idle now, holding nothing: no need to wait for it to quit
         return self.finished
 
     def wait(self):
-        """Block until the job is over (tests, scripts)."""
-        while not self.finished:
-            self._handle(self.worker.events.get())
+        super().wait()
         self.worker.kill()
-
-    def cancel(self):
-        """Stop the analysis at its next step or block of the song; nothing is written."""
-        if not self.cancel_requested:
-            self.cancel_requested = True
-            self.worker.cancel(self.request_id)
 
     def kill(self):
         """End the worker now (a second Esc, for a worker stuck importing under load): a cancel all the same."""

@@ -19,7 +19,6 @@ one line of the report popup, and print the whole of a long one to the console.
 
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
@@ -116,8 +115,9 @@ def listing():
     return _listing
 
 
-class DownloadJob:
-    """One download request to the worker, and what has come back of it (a job of jobs.py in the UI)."""
+class DownloadJob(worker_client.RequestJob):
+    """One download request to the worker, and what has come back of it (a job of jobs.py in the UI). A
+    cancel stops at the next chunk; complete files stay, and the next download continues."""
 
     kind = "download"
 
@@ -147,28 +147,7 @@ class DownloadJob:
         elif isinstance(event, (messages.RequestFailed, messages.Fatal)) and same:
             self.error = event.message
         elif isinstance(event, messages.ProcessExited) and not self.finished:
-            tail = self.worker.log_tail()
-            self.error = (f"Download failed: the worker stopped (exit status {event.status})"
-                          + (f": {tail}" if tail else "") + f". Its log: {self.worker.log_path}")
-
-    def poll(self):
-        """Take in what the worker has said (never blocks); True once the job is over."""
-        while not self.finished:
-            try:
-                self._handle(self.worker.events.get_nowait())
-            except queue.Empty:
-                break
-        return self.finished
-
-    def wait(self):
-        while not self.finished:
-            self._handle(self.worker.events.get())
-
-    def cancel(self):
-        """Stop at the next chunk; complete files stay, and the next download continues."""
-        if not self.cancel_requested:
-            self.cancel_requested = True
-            self.worker.cancel(self.request_id)
+            self.error = f"Download failed: {self.worker.stopped_message(event.status)}"
 
     def abandon(self):
         """Nobody watches this download any more (a file load, the add-on disabled): stop it."""

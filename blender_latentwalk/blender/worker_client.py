@@ -92,6 +92,12 @@ class Worker:
     def cancel(self, request_id):
         self.send(messages.CancelRequest(id=request_id))
 
+    def stopped_message(self, status):
+        """Why a job of this worker ended with the process: its exit status, its log's last line, the log."""
+        tail = self.log_tail()
+        return f"the {self.what} stopped (exit status {status})" + (f": {tail}" if tail else "") + (
+            f". Its log: {self.log_path}")
+
     def log_tail(self, lines=1):
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as stream:
@@ -125,6 +131,34 @@ class Worker:
                 except subprocess.TimeoutExpired:  # stuck in a driver call: leave it to the OS
                     pass
         self._log.close()
+
+
+class RequestJob:
+    """One request sent to a worker, watched as a job of jobs.py: what the worker says goes to the
+    subclass's ``_handle(event)`` until its ``finished`` property is True.
+
+    Subclasses set ``worker``, ``request_id`` and ``cancel_requested = False``.
+    """
+
+    def poll(self):
+        """Take in what the worker has said (never blocks); True once the job is over."""
+        while not self.finished:
+            try:
+                self._handle(self.worker.events.get_nowait())
+            except queue.Empty:
+                break
+        return self.finished
+
+    def wait(self):
+        """Block until the job is over (tests, scripts)."""
+        while not self.finished:
+            self._handle(self.worker.events.get())
+
+    def cancel(self):
+        """Ask the worker to stop this request at its next step; cancel_requested is then True."""
+        if not self.cancel_requested:
+            self.cancel_requested = True
+            self.worker.cancel(self.request_id)
 
 
 def log_folder():
