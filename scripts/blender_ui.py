@@ -4,9 +4,15 @@ scripts that run under Xvfb with ``--enable-event-simulate``).
 Positions are window pixels from the bottom left, as Blender's regions give them.
 """
 
+import json
 import os
 
 import bpy
+
+
+def result(**values):
+    """One ``RESULT {json}`` line: what a step did, for the test that runs the script (tests/app/ui_results.py)."""
+    print("RESULT " + json.dumps(values), flush=True)
 
 
 def window():

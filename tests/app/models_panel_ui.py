@@ -24,16 +24,12 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import bpy  # noqa: E402
 
 import cut_labels  # noqa: E402
-from blender_ui import capture, open_tab, region_of, run_steps, scroll, watch_panels, window  # noqa: E402
+from blender_ui import capture, open_tab, region_of, result, run_steps, scroll, watch_panels, window  # noqa: E402,E501
 
 argv = sys.argv[sys.argv.index("--") + 1:]
 parser = argparse.ArgumentParser()
 parser.add_argument("--out", required=True)
 ARGS = parser.parse_args(argv)
-
-
-def result(**values):
-    print("RESULT " + json.dumps(values), flush=True)
 
 
 def to_the_models_panel(area):

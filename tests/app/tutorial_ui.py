@@ -30,7 +30,7 @@ import bpy  # noqa: E402
 
 import blender_ui  # noqa: E402
 import cut_labels  # noqa: E402
-from blender_ui import area_of, click, open_tab, override, press, region_of, window  # noqa: E402
+from blender_ui import area_of, click, open_tab, override, press, region_of, result, window  # noqa: E402
 
 argv = sys.argv[sys.argv.index("--") + 1:]
 parser = argparse.ArgumentParser()
@@ -42,10 +42,6 @@ ARGS = parser.parse_args(argv)
 MIDS = "latentwalk.bands[3].value"  # Sub, Bass, Low Mids, Mids: the fourth default band
 BASS = "latentwalk.bands[1].value"
 TIMEOUT_S = 900
-
-
-def result(**values):
-    print("RESULT " + json.dumps(values), flush=True)
 
 
 def shot(name):
