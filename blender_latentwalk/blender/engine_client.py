@@ -10,12 +10,15 @@ renders always run in the worker process (worker_client.py). Requests
 and results travel as files; a subprocess gets an argument list, never a shell.
 """
 
+import collections
 import json
 import os
+import queue
+import select
 import subprocess
 import sys
 import tempfile
-import threading
+import time
 
 from ..engine.errors import GET_THE_RENDER_STACK, LatentWalkError
 from ..engine.analysis.features import Features
@@ -90,29 +93,114 @@ def _same_file(path_a, path_b):
         return False
 
 
-def read_events(process, events, thread_name, decode, end_on_refusal=False):
-    """On a thread (which never touches bpy), put each JSON object ``process`` prints as a line of
-    stdout, as ``decode(line)`` makes it, on the queue ``events`` (other lines are not the protocol:
-    skipped); then a `messages.ProcessExited` with its exit status. ``decode`` returns None for a
-    line to skip; a line it refuses with LatentWalkError (another protocol version) becomes a
-    `messages.Fatal` saying why (and, with ``end_on_refusal``, the process is killed: a dead worker is
-    replaced by the next job's)."""
+class EventPipe:
+    """What a process prints on stdout, one JSON object per line, read on Blender's own thread.
 
-    def read():
-        for line in process.stdout:
-            if not line.lstrip().startswith("{"):
-                continue
+    No Python thread runs in Blender's process while the UI is live: Blender's docs warn that a
+    thread outliving the script that started it ends in "random crashes ... in Blender's own drawing
+    code", and Blender 3.4 did crash under Xvfb while such a reader thread decoded a line. So the pipe
+    is read without blocking whenever the job's timer polls (POSIX: a non-blocking descriptor;
+    Windows: the bytes the pipe holds, asked with PeekNamedPipe), and ``get`` waits on the descriptor
+    (select) or sleeps in short steps.
+
+    Each line ``decode(line)`` makes into an event is handed out in order (``decode`` returns None for
+    a line to skip; other lines, not starting with "{", are not the protocol: skipped). A line it
+    refuses with LatentWalkError (another protocol version) becomes a `messages.Fatal` saying why (and,
+    with ``end_on_refusal``, the process is killed: a dead worker is replaced by the next job's). At the
+    end of the output comes one `messages.ProcessExited` with the exit status.
+
+    Queue-like: ``get_nowait()`` raises `queue.Empty` when nothing is there yet; ``get(timeout_s)``.
+    """
+
+    _WAIT_STEP_S = 0.02  # Windows has no select on pipes: how long ``get`` sleeps between looks
+
+    def __init__(self, process, decode, end_on_refusal=False):
+        self.process = process
+        self._decode = decode
+        self._end_on_refusal = end_on_refusal
+        self._fd = process.stdout.fileno()
+        self._partial = b""
+        self._ready = collections.deque()
+        self._ended = False  # the output reached its end and ProcessExited was queued
+        if os.name == "nt":
+            import msvcrt  # noqa: PLC0415 (Windows only)
+
+            self._handle = msvcrt.get_osfhandle(self._fd)
+        else:
+            os.set_blocking(self._fd, False)
+
+    def get_nowait(self):
+        if not self._ready:
+            self._read_available()
+        if not self._ready:
+            raise queue.Empty
+        return self._ready.popleft()
+
+    def get(self, timeout_s=None):
+        """The next event, waiting for it up to ``timeout_s`` (None: as long as it takes); queue.Empty
+        when none came in time."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
             try:
-                event = decode(line)
-            except LatentWalkError as error:
-                event = messages.Fatal(message=str(error))
-                if end_on_refusal:  # it speaks another protocol: the next job starts a fresh worker
-                    process.kill()
-            if event is not None:
-                events.put(event)
-        events.put(messages.ProcessExited(status=process.wait()))
+                return self.get_nowait()
+            except queue.Empty:
+                left_s = None if deadline is None else deadline - time.monotonic()
+                if left_s is not None and left_s <= 0:
+                    raise
+                self._wait_readable(left_s)
 
-    threading.Thread(target=read, name=thread_name, daemon=True).start()
+    def _wait_readable(self, timeout_s):
+        if os.name == "nt":
+            time.sleep(self._WAIT_STEP_S if timeout_s is None else min(self._WAIT_STEP_S, timeout_s))
+        else:
+            select.select([self._fd], [], [], timeout_s)
+
+    def _read_available(self):
+        """Move every complete line the pipe holds now into ``_ready`` (never blocks)."""
+        if self._ended:
+            return
+        while True:
+            chunk = self._read_chunk()
+            if chunk is None:  # nothing more for now
+                return
+            if chunk == b"":  # the end of the output: the process has exited or closed it
+                if self._partial:
+                    self._take_line(self._partial)
+                    self._partial = b""
+                self._ready.append(messages.ProcessExited(status=self.process.wait()))
+                self._ended = True
+                return
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            for line in lines:
+                self._take_line(line)
+
+    def _read_chunk(self):
+        """Bytes the pipe holds (b"" at its end), or None when it holds none yet."""
+        if os.name == "nt":
+            import _winapi  # noqa: PLC0415 (Windows only)
+
+            try:
+                available, _left = _winapi.PeekNamedPipe(self._handle, 0)
+            except OSError:  # broken pipe: the writer closed it
+                return b""
+            return os.read(self._fd, available) if available else None
+        try:
+            return os.read(self._fd, 65536)
+        except BlockingIOError:
+            return None
+
+    def _take_line(self, raw):
+        line = raw.decode("utf-8", errors="replace")
+        if not line.lstrip().startswith("{"):
+            return
+        try:
+            event = self._decode(line)
+        except LatentWalkError as error:
+            event = messages.Fatal(message=str(error))
+            if self._end_on_refusal:  # it speaks another protocol: the next job starts a fresh worker
+                self.process.kill()
+        if event is not None:
+            self._ready.append(event)
 
 
 def engine_command(python, *arguments):

@@ -64,7 +64,6 @@ class SetupJob:
         self.message, self.size_bytes, self.seconds = "", 0, 0.0
         self.cancel_requested_s = None
         self.killed = False
-        self.events = queue.Queue()
         arguments = ["setup-env", folder, "--variant", torch_build, "--stop-on-stdin-close"]
         if torch_index_url:
             arguments += ["--torch-index-url", torch_index_url]
@@ -87,7 +86,7 @@ class SetupJob:
             self._log.close()
             raise LatentWalkError(f"Blender's Python '{self.command[0]}' could not be started ({error.strerror}); "
                                   f"run this in a terminal instead: {self.copyable_command()}") from None
-        engine_client.read_events(self.process, self.events, "latentwalk-setup-events", _setup_event)
+        self.events = engine_client.EventPipe(self.process, _setup_event)
 
     def copyable_command(self):
         """The whole set-up as one terminal command (the engine importable through PYTHONPATH)."""

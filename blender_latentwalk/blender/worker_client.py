@@ -9,9 +9,9 @@ between renders so models stay loaded (one per device when Devices names several
 Bake Curves analyses in a worker of its own, ``worker --analysis`` (``Worker(python, analysis_only=True)``),
 started for one bake and ended after it (bake_job.py); it needs librosa, not torch.
 
-Requests and events are the typed messages of engine/worker/messages.py. A reader thread
-turns the worker's event lines into a queue of them; it never touches bpy. The job (jobs.py in
-the UI, or a headless script) drains the queue from Blender's main thread.
+Requests and events are the typed messages of engine/worker/messages.py. The job (jobs.py in the UI,
+or a headless script) reads the worker's event lines on Blender's main thread, without blocking in
+the UI (engine_client.EventPipe): no Python thread runs in Blender's process.
 """
 
 import atexit
@@ -55,10 +55,8 @@ class Worker:
         except OSError as error:
             self._log.close()
             raise LatentWalkError(f"the {self.what} '{python}' could not be started ({error.strerror}).") from None
-        self.events = queue.Queue()
+        self.events = engine_client.EventPipe(self.process, messages.decode_event, end_on_refusal=True)
         self.closing = False  # set when the add-on ends it, so its exit is not a crash
-        engine_client.read_events(self.process, self.events, "latentwalk-worker-events", messages.decode_event,
-                                  end_on_refusal=True)
 
     def alive(self):
         return self.process.poll() is None
