@@ -154,7 +154,7 @@ def workers_render(sd_folder, tiny_vae, size, frames, batch_size, devices, out):
     plan_path = os.path.join(out, "plan.npz")
     if not os.path.isfile(plan_path):
         bench_plan(frames).save(plan_path)
-    base = dict(plan_path=plan_path, biggan=random_biggan(out), batch_size=batch_size,
+    base = dict(plan_path=plan_path, generator=random_biggan(out), batch_size=batch_size,
                 img2img={"model": sd_folder, "width": size, "height": size, "tiny_vae": tiny_vae or ""})
     environment = dict(os.environ, PYTHONPATH=ROOT)
     workers = [subprocess.Popen([sys.executable, "-m", "blender_latentwalk.engine", "worker"], cwd=ROOT,

@@ -248,24 +248,25 @@ def frame_status(python, plan_path, request, folder, index_range):
 
     Computed by the engine in the worker's Python (``python``; "" for this process), so the
     frame keys and model identities are the ones the render itself computes.
-    request : {"biggan": name, "img2img": {"model", "width", "height", "tiny_vae"}} as sent to the worker.
+    request : {"generator": name, "img2img": {"model", "width", "height", "tiny_vae"}} as sent to the worker.
     """
     from ..engine.render.trust import FrameStatus
 
     img2img = request["img2img"]
     if not python:  # this process: the same check, without the CLI (whose analysis imports need scipy)
         try:
+            from ..engine.generators.selection import for_model
             from ..engine.render import run
             from ..engine.render import trust
             from ..engine.walk.plan import RenderPlan
 
             settings = run.Img2ImgSettings(**img2img)
-            return trust.frame_status(RenderPlan.load(plan_path), request["biggan"], settings, folder,
+            return trust.frame_status(RenderPlan.load(plan_path), for_model(request["generator"]), settings, folder,
                                       range(index_range[0], index_range[1] + 1))
         except ImportError as error:
             raise LatentWalkError(f"Blender's Python cannot check the frames ({error}): set {SET_ENGINE_PYTHON} to "
                                   "the Python that renders (the project's .venv/bin/python).") from None
-    arguments = ["status", plan_path, "--biggan", request["biggan"], "--sd", img2img["model"],
+    arguments = ["status", plan_path, "--generator", request["generator"], "--sd", img2img["model"],
                  "--size", f"{img2img['width']}x{img2img['height']}", "--tiny-vae", img2img["tiny_vae"],
                  "--out", folder, "--plan-indices", f"{index_range[0]}-{index_range[1]}", "--json"]
     output = _run_engine(python, arguments).stdout.strip().splitlines()

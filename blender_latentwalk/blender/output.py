@@ -45,7 +45,7 @@ def preview_size(scene):
 def render_request(scene, preview):
     """(folder, what the worker is asked to render with) from the scene's settings.
 
-    The second is {"biggan": name, "img2img": {"model", "width", "height", "tiny_vae"}}.
+    The second is {"generator": name, "img2img": {"model", "width", "height", "tiny_vae"}}.
     Refuses a Preview Folder that is the Output folder: previews would replace finished frames.
     """
     settings = scene.latentwalk
@@ -71,7 +71,7 @@ def render_request(scene, preview):
     else:
         folder, size = output_folder, output_size(scene)
         sd_model, tiny_vae = model_name(diffusion.model) or "none", model_name(diffusion.tiny_vae)
-    return folder, {"biggan": model_name(walk.model), "img2img": {"model": sd_model, "width": size[0],
+    return folder, {"generator": model_name(walk.model), "img2img": {"model": sd_model, "width": size[0],
                                                                    "height": size[1], "tiny_vae": tiny_vae}}
 
 

@@ -53,7 +53,7 @@ def engine_render_arguments(scene, request, plan_path, folder):
     """The engine CLI's ``render`` arguments that render ``plan_path`` exactly as Render Frames does
     (same models, size and batch size); a farm appends ``--plan-indices`` per chunk."""
     img2img, diffusion = request["img2img"], scene.latentwalk.diffusion
-    arguments = ["render", plan_path, "--biggan", request["biggan"], "--sd", img2img["model"],
+    arguments = ["render", plan_path, "--generator", request["generator"], "--sd", img2img["model"],
                  "--size", f"{img2img['width']}x{img2img['height']}", "--out", folder,
                  "--device", scene.latentwalk.walk.device]
     if img2img["tiny_vae"]:

@@ -14,9 +14,11 @@ analyze --request REQUEST.json --out FEATURES.npz
     add-on uses this form when it runs the engine in another Python.
 make-tiny-models DIR
     Write untrained tiny stand-in models in the real on-disk formats (offline smoke
-    tests): DIR/biggan-tiny-UNTRAINED (config.json + pytorch_model.bin) and
-    DIR/sd-tiny-UNTRAINED (a diffusers img2img pipeline, save_pretrained).
-render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--plan-indices A-B[,C-D,E...]]
+    tests): DIR/biggan-tiny-UNTRAINED (config.json + pytorch_model.bin),
+    DIR/sd-tiny-UNTRAINED (a diffusers img2img pipeline, save_pretrained), and
+    DIR/stylegan-tiny-UNTRAINED: StyleGAN2, StyleGAN3-T and -R .pkl files in NVIDIA's
+    pickle layout and a rosinality .pt.
+render PLAN.npz --generator NAME_OR_FOLDER_OR_FILE --sd HUB_ID_OR_FOLDER|none --out DIR [--plan-indices A-B[,C-D,E...]]
         [--prompt P] [--negative-prompt N] [--strength S] [--guidance G] [--steps K] [--seed N]
         [--size WxH] [--tiny-vae ID_OR_FOLDER] [--batch-size N] [--device D]
     Frames of a RenderPlan as frame_NNNNNN.png (Blender frame numbers): BigGAN, then
@@ -27,7 +29,7 @@ render PLAN.npz --biggan NAME_OR_FOLDER --sd HUB_ID_OR_FOLDER|none --out DIR [--
     chunking, order or resume gives the bytes of one render at the same --batch-size.
     A second render whose frames overlap a running one's in the same --out is refused;
     disjoint chunks (a farm's tasks, ``--plan-indices 0-9,20``) render into one --out at once.
-status PLAN.npz --biggan ... --sd ... --out DIR [--plan-indices A-B[,C...]] [every render flag] [--json]
+status PLAN.npz --generator ... --sd ... --out DIR [--plan-indices A-B[,C...]] [every render flag] [--json]
     Which frames in DIR are a finished render of the plan with these settings: the
     one check that Encode Video, the panel and scripts/render.py --encode use. Prints
     "N of M frames current ..."; exits 1 when any frame is stale or missing.
@@ -121,7 +123,9 @@ def _render_flags():
     """The flags `render` and `status` share: the same flags name the same frames."""
     full = argparse.ArgumentParser(add_help=False)
     full.add_argument("plan")
-    full.add_argument("--biggan", required=True)
+    full.add_argument("--generator", "--biggan", dest="generator", required=True,
+                      help="the generator: a BigGAN name or folder, or a StyleGAN .pkl / .pt file (--biggan: the "
+                      "same flag under its older name)")
     full.add_argument("--sd", default="stabilityai/sd-turbo", help="hub id, folder, or none")
     full.add_argument("--out", required=True)
     full.add_argument("--plan-indices", help="0-based plan indices (not Blender frames): A-B (inclusive), or a "
@@ -151,6 +155,10 @@ def _make_tiny_models(folder):
     print(f"wrote {path} (UNTRAINED stand-in: its images are noise)")
     path = img2img.make_tiny_pipeline(os.path.join(folder, "sd-tiny-UNTRAINED"))
     print(f"wrote {path} (UNTRAINED stand-in: its images are noise)")
+    from .generators import stylegan
+
+    for path in stylegan.make_tiny_models(os.path.join(folder, "stylegan-tiny-UNTRAINED")).values():
+        print(f"wrote {path} (UNTRAINED stand-in: its images are noise)")
 
 
 def _load_plan_and_range(args):
@@ -207,7 +215,9 @@ def _status(args):
     from .render import trust
 
     plan, indices, settings = _plan_and_settings(args)
-    status = trust.frame_status(plan, args.biggan, settings, args.out, indices)
+    from .generators.selection import for_model
+
+    status = trust.frame_status(plan, for_model(args.generator), settings, args.out, indices)
     print(status.to_json() if args.json else status.summary())
     if args.json:
         return 0
@@ -221,7 +231,7 @@ def _render_full(args):
 
     plan, indices, settings = _plan_and_settings(args)
     start = time.perf_counter()
-    result = run.render(plan, args.biggan, settings, args.out, indices, args.batch_size, args.device,
+    result = run.render(plan, args.generator, settings, args.out, indices, args.batch_size, args.device,
                            progress=lambda done, total: print(f"frames {done}/{total}", flush=True),
                            warn=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - start

@@ -56,7 +56,7 @@ const JOB_TYPE = {
           description: "Folder for the frames, on the shared storage (every chunk writes into it)" },
         { key: "biggan", type: "string", required: true, default: "biggan-deep-256",
           eval: "C.scene.latentwalk.walk.model",
-          description: "BigGAN: a name (biggan-deep-256...) or a model folder every worker can read" },
+          description: "The generator: a BigGAN name (biggan-deep-256...) or model folder, or a StyleGAN .pkl / .pt file, that every worker can read" },
         { key: "sd", type: "string", required: true, default: "stabilityai/sd-turbo",
           eval: "C.scene.latentwalk.diffusion.model or 'none'",
           description: "img2img model: a hub id in the workers' cache, a folder, or none" },
@@ -119,7 +119,7 @@ function blenderCommand(settings, extra) {
     const script = settings.render_script
         ? ["-P", settings.render_script]
         : ["--python-expr", FIND_AND_RUN_RENDER_SCRIPT];
-    const shared = ["--output", settings.output_folder, "--biggan", settings.biggan, "--sd", settings.sd];
+    const shared = ["--output", settings.output_folder, "--generator", settings.biggan, "--sd", settings.sd];
     if (settings.audio) {
         shared.push("--audio", settings.audio);
     }

@@ -85,7 +85,9 @@ def parse_args(argv):
     parser.add_argument("--frames", help="Blender frames to render: A-B, or a farm chunk such as 1-3,5 (default: the "
                         "whole song). A chunk only renders and keeps its frames: no strip, unless --save")
     parser.add_argument("--encode", metavar="OUT.mp4", help="encode the video (H.264 + AAC) to this file")
-    parser.add_argument("--biggan", help="BigGAN name (biggan-deep-256...) or folder")
+    parser.add_argument("--generator", "--biggan", dest="generator", help="the generator: a BigGAN name "
+                        "(biggan-deep-256...) or folder, or a StyleGAN2 / StyleGAN3 model file (.pkl from NVIDIA's "
+                        "training code, rosinality .pt); --biggan is the same flag under its older name")
     parser.add_argument("--sd", help="img2img model: hub id in the local cache, folder, or none")
     parser.add_argument("--save", nargs="?", const="", metavar="OUT.blend",
                         help="save the .blend (in place when no path is given)")
@@ -116,8 +118,8 @@ def apply_settings(args, scene):
     """Copy the options into the scene; a value given replaces its animation too."""
     settings = scene.latentwalk
     walk, diffusion = settings.walk, settings.diffusion
-    if args.biggan:
-        walk.model = args.biggan
+    if args.generator:
+        walk.model = args.generator
     if args.device:
         walk.device = args.device
     if args.devices is not None:

@@ -129,7 +129,7 @@ def test_the_environment_python_runs_the_worker_from_any_folder_and_renders(rend
     worker = subprocess.Popen([python, "-m", "blender_latentwalk.engine", "worker"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                               env=environment_vars)
-    request = messages.RenderRequest(id=1, plan_path=str(plan_path), biggan=models[0],
+    request = messages.RenderRequest(id=1, plan_path=str(plan_path), generator=models[0],
                                      out_folder=str(tmp_path / "frames"), batch_size=2, device="cpu",
                                      img2img={"model": models[1], "width": 48, "height": 32, "tiny_vae": ""})
     worker.stdin.write(messages.encode(request) + "\n")

@@ -173,7 +173,7 @@ def test_hub_download_progress_cancel_resume_and_render(served, tmp_path):
         plan = tmp_path / "plan.npz"
         _plan(plan)
         worker.send(messages.RenderRequest(
-            id=4, plan_path=str(plan), biggan=folders["biggan"], out_folder=str(tmp_path / "frames"), device="cpu",
+            id=4, plan_path=str(plan), generator=folders["biggan"], out_folder=str(tmp_path / "frames"), device="cpu",
             plan_index_ranges=[[0, 1]], batch_size=2,
             img2img={"model": "tiny/sd", "width": 32, "height": 32, "tiny_vae": "tiny/vae"}))
         events = worker.until_end()
@@ -232,7 +232,7 @@ def test_biggan_download_resumes_where_it_stopped_and_loads(served, tmp_path):
         plan = tmp_path / "plan.npz"
         _plan(plan)
         worker.send(messages.RenderRequest(
-            id=3, plan_path=str(plan), biggan="biggan-deep-128", out_folder=str(tmp_path / "frames"), device="cpu",
+            id=3, plan_path=str(plan), generator="biggan-deep-128", out_folder=str(tmp_path / "frames"), device="cpu",
             plan_index_ranges=[[0, 1]], batch_size=2, img2img={"model": "none", "width": 32, "height": 32}))
         events = worker.until_end()
         assert isinstance(events[-1], messages.RenderDone) and events[-1].rendered == [1, 2], events[-1]

@@ -203,7 +203,7 @@ def test_the_worker_refuses_an_overlapping_render_and_serves_the_next(models, tm
         worker.stdin.flush()
 
     assert isinstance(messages.decode_event(worker.stdout.readline()), messages.Ready)
-    request = dict(plan_path=str(tmp_path / "plan.npz"), biggan=models[0], out_folder=str(out), device="cpu",
+    request = dict(plan_path=str(tmp_path / "plan.npz"), generator=models[0], out_folder=str(out), device="cpu",
                    img2img={"model": "none", "width": 32, "height": 32}, batch_size=4)
     other = trust.claim(str(out), [8])  # e.g. a headless render of the last frame
     try:

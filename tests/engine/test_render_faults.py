@@ -92,7 +92,7 @@ def test_kill_9_of_the_worker_at_a_random_point_then_resume(models, reference, t
     plan_path, plan, expected = reference
     rng = kill_point_random()
     out = tmp_path / "frames"
-    request = messages.RenderRequest(id=1, plan_path=str(plan_path), biggan=models[0], out_folder=str(out),
+    request = messages.RenderRequest(id=1, plan_path=str(plan_path), generator=models[0], out_folder=str(out),
                                      device="cpu", img2img={"model": models[1], "width": 48, "height": 32},
                                      batch_size=BATCH)
 
@@ -186,7 +186,7 @@ def test_out_of_memory_reaches_the_worker_client_and_the_cli(models, monkeypatch
     plan_72(8).save(plan_path)
     monkeypatch.setattr(biggan, "generate_images", out_of_memory_above(2))
     events = []
-    request = messages.RenderRequest(id=7, plan_path=str(plan_path), biggan=models[0], out_folder=str(tmp_path / "w"),
+    request = messages.RenderRequest(id=7, plan_path=str(plan_path), generator=models[0], out_folder=str(tmp_path / "w"),
                                      device="cpu", img2img={"model": "none", "width": 32, "height": 32}, batch_size=4)
     result = worker._render(request, compute.Models(), events.append, should_stop=lambda: False)
     warnings = [e for e in events if isinstance(e, messages.RenderWarning)]
@@ -309,7 +309,7 @@ def _old_plan(path):
 
 @pytest.mark.parametrize("case,expected", [
     ("batch size 0", "--batch-size 0: give 1 or more"),
-    ("old plan", "is from an older version of Latent Walk (plan version 1, this one reads 2)"),
+    ("old plan", "is from an older version of Latent Walk (plan version 1, this one reads 3)"),
     ("features file", "is not a render plan (it holds"),
     ("text file", "is not a render plan"),
     ("frames outside", "--plan-indices '0-3,60-80': index 80 is outside the plan's 0-71"),

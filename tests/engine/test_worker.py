@@ -69,7 +69,7 @@ def test_worker_renders_reports_progress_cancels_and_never_imports_bpy(tmp_path,
     model = biggan.make_tiny_model(str(tmp_path / "biggan"))
     worker = start_worker(tmp_path, poison=["bpy"])
     assert isinstance(next_event(worker), messages.Ready)
-    request = dict(plan_path=plan_path, biggan=model, out_folder=str(tmp_path / "frames"), device="cpu",
+    request = dict(plan_path=plan_path, generator=model, out_folder=str(tmp_path / "frames"), device="cpu",
                    img2img={"model": "none", "width": 32, "height": 32}, plan_index_ranges=None, batch_size=2)
     send(worker, messages.RenderRequest(id=1, **request))
     events = until_end(worker)
@@ -106,7 +106,7 @@ def test_a_chunk_with_gaps_renders_those_frames_and_other_protocol_versions_are_
     model = biggan.make_tiny_model(str(tmp_path / "biggan"))
     worker = start_worker(tmp_path, poison=["bpy"])
     assert isinstance(next_event(worker), messages.Ready)
-    request = dict(plan_path=plan_path, biggan=model, out_folder=str(tmp_path / "frames"), device="cpu",
+    request = dict(plan_path=plan_path, generator=model, out_folder=str(tmp_path / "frames"), device="cpu",
                    img2img={"model": "none", "width": 32, "height": 32}, batch_size=4)
     send(worker, messages.RenderRequest(id=1, plan_index_ranges=[[0, 2], [5, 5], [20, 23]], **request))
     chunk = until_end(worker)[-1]

@@ -1,11 +1,10 @@
-"""Generators: latents in, source frames out.
+"""Generators: the walk's per-frame values in, source frames out.
 
-Owns BigGAN (`biggan`: resolving a model name or folder, loading weights, generating batches of
-8-bit frames on the device), and the first part of StyleGAN: `stylegan_files` reads NVIDIA's
-StyleGAN2-ADA / StyleGAN3 ``.pkl`` files and rosinality ``.pt`` checkpoints as data, never running
-code inside them (issue 20: the networks and the walk in StyleGAN's terms are still to come). Today
-the render asks for BigGAN by name in `render/compute.py` (`Models`), `walk/latents.py`
-(`generator_inputs`) and the frame key (`render/trust.py`).
+`interface` says what the render asks of a generator and picks one for a model (`for_model`):
+BigGAN (`biggan`: a model name or folder, loaded through pytorch-pretrained-biggan, batches of 8-bit
+frames on the device) or StyleGAN2 / StyleGAN3 (`stylegan`: a model file; `stylegan_files` reads
+NVIDIA's ``.pkl`` and rosinality ``.pt`` files as data, never running code inside them;
+`stylegan2_network` and `stylegan3_network` are our own networks that load those weights).
 
-May import: imaging.
+May import: imaging, walk.
 """

@@ -20,6 +20,7 @@ import re
 import sys
 
 from ..errors import GET_THE_RENDER_STACK, LatentWalkError
+from .interface import Generator, Loaded
 
 KNOWN_MODELS = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
 WEIGHTS_NAME, CONFIG_NAME = "pytorch_model.bin", "config.json"
@@ -381,3 +382,36 @@ def generate(model, device, dtype, z, classes, truncation, plan_indices, batch_s
             yield index, image
         if on_batch is not None:
             on_batch(len(members))
+
+
+class BigGANGenerator(Generator):
+    """BigGAN as the walk's generator (`interface.Generator`): the walk of walk/latents.py, frames batched
+    per truncation value. A frame key covers its z, class vector and truncation, as before StyleGAN came."""
+
+    family = "biggan"
+
+    def inputs(self, plan):
+        from ..walk import latents
+
+        return latents.generator_inputs(plan)
+
+    def key_settings(self, plan):
+        return {}  # z, classes and truncation already hold the seed, the mode and the classes
+
+    def frame_bytes(self, inputs, index):
+        z, classes, truncation = inputs
+        return z[index].tobytes() + classes[index].tobytes() + repr(float(truncation[index])).encode()
+
+    def load(self, device="auto"):
+        return Loaded(*load(self.model, device))
+
+    def generate(self, loaded, inputs, plan, batch, needed):
+        """(members, images) per model call for the truncation groups of ``batch`` holding a frame of
+        ``needed``; every member of such a group is computed (the same shapes whichever are asked for)."""
+        z, classes, truncation = inputs
+        groups = {}
+        for index in batch:
+            groups.setdefault(float(truncation[index]), []).append(index)
+        sources = [index for members in groups.values() if set(needed).intersection(members) for index in members]
+        yield from generate_images(loaded.model, loaded.torch_device, loaded.dtype, z, classes, truncation, sources,
+                                   len(batch))

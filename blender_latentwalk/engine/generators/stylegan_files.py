@@ -191,3 +191,100 @@ def load_rosinality(path):
     if isinstance(checkpoint.get("latent_avg"), torch.Tensor):
         found["latent_avg"] = checkpoint["latent_avg"]
     return found
+
+
+# Writing: the tiny stand-ins (engine `make-tiny-models`) in NVIDIA's exact pickle layout.
+
+# What NVIDIA's pickles embed as each network's module source; ours never reads it, so a stand-in says so.
+STAND_IN_SOURCE = ("# Latent Walk stand-in: NVIDIA's pickles embed their network's Python source here. Latent Walk "
+                   "never runs or reads it.\n")
+
+
+class _NvidiaName:
+    """A reference to ``module.name`` (NVIDIA's), written as such by `_Writer` though no such module exists here."""
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def __call__(self, *args):  # pickle asks a reduce function to be callable; this one is only ever written
+        raise AssertionError(f"{self.module}.{self.name} is written, never called")
+
+
+class _Writer(pickle._Pickler):  # noqa: SLF001 (the Python pickler: its dispatch table can take one more type)
+    """pickle's own writer, plus `_NvidiaName` written as a GLOBAL reference (the C pickler would import the
+    module to check the name, and NVIDIA's modules are exactly what must not be needed)."""
+
+    dispatch = dict(pickle._Pickler.dispatch)  # noqa: SLF001
+
+    def _save_nvidia_name(self, reference):
+        self.write(pickle.GLOBAL + f"{reference.module}\n{reference.name}\n".encode("ascii"))
+        self.memoize(reference)
+
+    dispatch[_NvidiaName] = _save_nvidia_name
+
+
+class _Record:
+    """A persistent record as NVIDIA's ``torch_utils.persistence`` pickles one: ``_reconstruct_persistent_obj(meta)``."""
+
+    _RECONSTRUCT = _NvidiaName("torch_utils.persistence", "_reconstruct_persistent_obj")
+
+    def __init__(self, class_name, state):
+        self.meta = {"type": "class", "version": 6, "module_src": STAND_IN_SOURCE, "class_name": class_name,
+                     "state": state}
+
+    def __reduce__(self):
+        return self._RECONSTRUCT, (self.meta,)
+
+
+def _easy_dict(value):
+    """dicts as ``dnnlib.util.EasyDict``, as NVIDIA's training code passes them."""
+    if isinstance(value, dict):
+        return _WrittenEasyDict({key: _easy_dict(item) for key, item in value.items()})
+    return value
+
+
+class _WrittenEasyDict(dict):
+    """Written as ``dnnlib.util.EasyDict`` (rebuilt as the dict it is)."""
+
+    def __reduce__(self):
+        return _EASY_DICT, (), None, None, iter(self.items())
+
+
+_EASY_DICT = _NvidiaName("dnnlib.util", "EasyDict")
+
+
+def _record_of(module):
+    """The `_Record` of one of our network modules (``nvidia_class_name``, ``init_args``, ``init_kwargs``) and
+    of its children, holding what NVIDIA's module state holds: parameters, buffers, children, the init
+    arguments, and the plain attributes."""
+    import collections
+
+    plain = {key: value for key, value in vars(module).items()
+             if not key.startswith("_") and isinstance(value, (bool, int, float, str, type(None)))}
+    children = collections.OrderedDict((name, _record_of(child)) for name, child in module._modules.items())
+    state = {**plain, "training": False, "_parameters": collections.OrderedDict(module._parameters),
+             "_buffers": collections.OrderedDict(module._buffers), "_modules": children,
+             "_init_args": tuple(getattr(module, "init_args", ())),
+             "_init_kwargs": _easy_dict(dict(module.init_kwargs))}
+    return _Record(module.nvidia_class_name, state)
+
+
+def write_pickle(path, generator, resolution):
+    """Write ``generator`` (our StyleGAN2 / StyleGAN3 Generator) as NVIDIA's training code writes a network
+    pickle: {"G", "D", "G_ema", "augment_pipe", "training_set_kwargs"}, each network a persistent record
+    (here G and G_ema hold the same weights, and D is an empty Discriminator record: nothing reads it).
+
+    No NVIDIA module is imported or needed: the two names the file refers to are written as references.
+    """
+    import copy
+
+    generator = generator.cpu().eval()
+    data = {"G": _record_of(generator), "D": _Record("Discriminator", {"training": False, "_parameters": {},
+                                                                       "_buffers": {}, "_modules": {},
+                                                                       "_init_args": (), "_init_kwargs": {}}),
+            "G_ema": _record_of(copy.deepcopy(generator)), "augment_pipe": None,
+            "training_set_kwargs": _easy_dict({"resolution": resolution, "use_labels": bool(generator.c_dim)})}
+    from .. import atomic
+
+    atomic.write_via(path, lambda stream: _Writer(stream, protocol=4).dump(data))
+    return path

@@ -1,15 +1,15 @@
 """The device side of a render: models loaded and kept, aligned batches computed, frames copied back.
 
 `batch_renderer` loads the models (through a `Models` cache the worker keeps between renders) and
-returns a `BatchRenderer`, whose `compute` runs BigGAN and img2img on one aligned batch and leaves
+returns a `BatchRenderer`, whose `compute` runs the generator (BigGAN or StyleGAN, through
+generators/interface.py) and img2img on one aligned batch and leaves
 the frames on the device; `HostCopy` brings them to the CPU as 8-bit pixels without holding up the
 next batch. `is_out_of_memory` and `free_device_memory` let the render loop retry at a smaller batch.
 """
 
 from ..diffusion import img2img
-from ..generators import biggan
+from ..generators.selection import as_generator
 from ..imaging import resize
-from ..walk import latents
 from . import trust
 
 
@@ -19,19 +19,19 @@ class Models:
     latest model of each kind is kept."""
 
     def __init__(self):
-        self._biggan = (None, None)
+        self._generator = (None, None)
         self._pipeline = (None, None)
 
-    def biggan(self, name, device, identity):
-        """(model, torch device, dtype) of BigGAN ``name`` on ``device`` ("auto", "cpu", ...).
+    def generator(self, generator, device, identity):
+        """The `interface.Loaded` model of ``generator`` (a `interface.Generator`) on ``device`` ("auto", "cpu", ...).
 
-        identity : `trust.model_identity(name)`; weights replaced in the folder load again.
+        identity : `trust.model_identity` of its model; weights replaced in the folder or file load again.
         """
-        key = (identity, device)
-        if self._biggan[0] != key:
-            self._biggan = (None, None)  # free the old one before loading the next
-            self._biggan = (key, biggan.load(name, device))
-        return self._biggan[1]
+        key = (generator.family, identity, device)
+        if self._generator[0] != key:
+            self._generator = (None, None)  # free the old one before loading the next
+            self._generator = (key, generator.load(device))
+        return self._generator[1]
 
     def pipeline(self, name, tiny_vae, torch_device, dtype, identities):
         """The img2img pipeline; identities : (`trust.model_identity` of name, of tiny_vae)."""
@@ -82,9 +82,9 @@ def free_device_memory(torch_device):
 class BatchRenderer:
     """Computes the frames of one aligned batch on the device (the models are loaded)."""
 
-    def __init__(self, plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings):
-        self.plan, self.settings, self.inputs = plan, settings, inputs
-        self.model, self.torch_device, self.dtype = model, torch_device, dtype
+    def __init__(self, plan, settings, generator, inputs, loaded, pipeline, embeddings):
+        self.plan, self.settings, self.generator, self.inputs = plan, settings, generator, inputs
+        self.loaded, self.torch_device, self.dtype = loaded, loaded.torch_device, loaded.dtype
         self.pipeline, self.embeddings = pipeline, embeddings
 
     def compute(self, batch, wanted):
@@ -92,7 +92,7 @@ class BatchRenderer:
         members of ``batch``: float32 holding the frames' 8-bit values.
 
         batch : plan indices of the whole aligned batch; wanted : the subset to return.
-        BigGAN and img2img calls are formed from the whole batch, exactly as when every
+        Generator and img2img calls are formed from the whole batch, exactly as when every
         frame of it is rendered; a call with no wanted frame is skipped (its result
         would be thrown away), and every other call runs with all its members. Nothing
         leaves the device, and this code never waits for it (diffusers itself still does, a few times
@@ -101,21 +101,15 @@ class BatchRenderer:
         import torch
 
         plan, wanted = self.plan, sorted(wanted)
-        z, classes, truncation = self.inputs
         calls = []
         if self.pipeline is not None:
             calls = [(values, call) for values, call in diffusion_groups(plan, batch)
                      if values[1] > 0 and set(wanted).intersection(call)]
         needed = set(wanted).union(*[call for _, call in calls])
-        groups = {}
-        for index in batch:
-            groups.setdefault(float(truncation[index]), []).append(index)
-        sources = [index for members in groups.values() if needed.intersection(members) for index in members]
         size = (self.settings.width, self.settings.height)
         images = {}
         with torch.inference_mode():
-            for members, generated in biggan.generate_images(self.model, self.torch_device, self.dtype, z, classes,
-                                                             truncation, sources, len(batch)):
+            for members, generated in self.generator.generate(self.loaded, self.inputs, plan, batch, needed):
                 # Every member, needed or not: the same matrix shapes (and roundings) whichever frames
                 # of the batch are asked for, so a resume gives the bytes of one whole render.
                 fitted = resize.apply(generated, resize.fit_resizes(generated.shape[:-3:-1], size))
@@ -131,19 +125,30 @@ class BatchRenderer:
             return torch.stack([images[i] for i in wanted])
 
 
-def batch_renderer(plan, biggan_model, settings, device="auto", models=None, inputs=None, identities=None):
+def batch_renderer(plan, generator, settings, device="auto", models=None, inputs=None, identities=None):
     """The models loaded (through ``models``, a `Models`) and ready to compute the plan's aligned batches:
-    what the render loop drives, and what the benchmark times without writing any file."""
-    inputs = inputs if inputs is not None else latents.generator_inputs(plan)
-    identities = identities if identities is not None else trust.model_identities(biggan_model, settings)
+    what the render loop drives, and what the benchmark times without writing any file.
+
+    generator : an `interface.Generator`, or its model's name, folder or file."""
+    generator = as_generator(generator)
+    inputs = inputs if inputs is not None else generator.inputs(plan)
+    identities = identities if identities is not None else trust.model_identities(generator.model, settings)
     models = models if models is not None else Models()
-    model, torch_device, dtype = models.biggan(biggan_model, device, identities["biggan"])
+    loaded = models.generator(generator, device, identities["generator"])
     pipeline, embeddings = None, None
     if trust.uses_diffusion(settings):
-        pipeline = models.pipeline(settings.model, settings.tiny_vae, torch_device, dtype,
+        # img2img runs at the generator's precision on its device (BigGAN: fp16 on a GPU).
+        pipeline = models.pipeline(settings.model, settings.tiny_vae, loaded.torch_device, _pipeline_dtype(loaded),
                                    (identities["model"], identities["tiny_vae"]))
-        embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], torch_device)
-    return BatchRenderer(plan, settings, inputs, model, torch_device, dtype, pipeline, embeddings)
+        embeddings = img2img.PromptEmbeddings(pipeline, plan.settings["negative_prompt"], loaded.torch_device)
+    return BatchRenderer(plan, settings, generator, inputs, loaded, pipeline, embeddings)
+
+
+def _pipeline_dtype(loaded):
+    """Stable Diffusion's dtype: fp16 on a GPU, fp32 on the CPU, whatever precision the generator runs at."""
+    import torch
+
+    return torch.float32 if loaded.torch_device.type == "cpu" else torch.float16
 
 
 class HostCopy:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..diffusion import img2img
 from ..errors import LatentWalkError
-from ..walk import latents
+from ..generators.selection import for_model
 from . import compute
 from . import frame_ranges
 from . import png_writer
@@ -60,9 +60,12 @@ class RenderRun:
     warn: object = None  # callable(message) or None
 
 
-def render(plan, biggan_model, settings, out_folder, plan_indices=None, batch_size=None, device="auto",
+def render(plan, generator_model, settings, out_folder, plan_indices=None, batch_size=None, device="auto",
            progress=None, should_stop=None, models=None, warn=None, png_threads=None):
     """Render plan frames into ``out_folder`` as frame_NNNNNN.png (Blender frame numbers).
+
+    generator_model : the generator's model: a BigGAN name or folder, or a StyleGAN .pkl / .pt file
+    (`generators.interface.for_model`).
 
     Frames already current (`trust.frame_status`) are kept untouched; missing and stale ones
     are rendered. A frame is always computed inside its aligned batch (plan indices
@@ -90,13 +93,14 @@ def render(plan, biggan_model, settings, out_folder, plan_indices=None, batch_si
     threads = png_writer.writer_threads() if png_threads is None else int(png_threads)
     claim = trust.claim(out_folder, [plan.frame_start + i for i in indices])
     try:
-        inputs = latents.generator_inputs(plan)
-        identities = trust.model_identities(biggan_model, settings)  # a folder model's files are read once a render
-        keys = trust.frame_keys(plan, biggan_model, settings, inputs, identities)
-        todo, result = _frames_to_render(plan, biggan_model, settings, out_folder, indices, keys)
+        generator = for_model(generator_model)
+        inputs = generator.inputs(plan)
+        identities = trust.model_identities(generator_model, settings)  # a folder model's files are read once a render
+        keys = trust.frame_keys(plan, generator, settings, inputs, identities)
+        todo, result = _frames_to_render(plan, generator, settings, out_folder, indices, keys)
         if not todo:
             return result
-        renderer = compute.batch_renderer(plan, biggan_model, settings, device, models, inputs, identities)
+        renderer = compute.batch_renderer(plan, generator, settings, device, models, inputs, identities)
         asked = int(batch_size) if batch_size is not None else frame_ranges.default_batch_size(
             [renderer.torch_device.type])
         if progress is not None:
@@ -121,10 +125,10 @@ def _requested_indices(plan, out_folder, plan_indices, batch_size):
     return indices
 
 
-def _frames_to_render(plan, biggan_model, settings, folder, indices, keys):
+def _frames_to_render(plan, generator, settings, folder, indices, keys):
     """(the plan indices of ``indices`` that are not current, a `RenderResult` naming the reused and
     the replaced frames)."""
-    status = trust.frame_status(plan, biggan_model, settings, folder, indices, keys)
+    status = trust.frame_status(plan, generator, settings, folder, indices, keys)
     if status.problem:  # the manifest changed since the check before the claim
         raise trust.ManifestError(status.problem)
     reused = set(status.current)

@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from .. import atomic
 from ..diffusion import img2img
 from ..errors import LatentWalkError
-from ..walk import latents
+from ..generators.selection import as_generator
 from . import frame_ranges
 from . import png_writer
 
@@ -71,7 +71,8 @@ _TEMP_PATTERN = re.compile(r"^\.latentwalk-([0-9a-f]{16})-.*" + re.escape(atomic
 
 def model_identity(name_or_path):
     """What a frame key records of a model: for a folder, its files' names, sizes and
-    modification times (so replacing the weights in place re-renders); for a hub id,
+    modification times (so replacing the weights in place re-renders), and the same of a
+    model file (StyleGAN's .pkl / .pt); for a hub id,
     the cached snapshot's commit; else the name (BigGAN's named releases never change)."""
     if not name_or_path or name_or_path.lower() == img2img.NONE:
         return name_or_path
@@ -87,13 +88,17 @@ def model_identity(name_or_path):
                 entries.append([os.path.relpath(os.path.join(root, name), name_or_path), status.st_size,
                                 status.st_mtime_ns])
         return f"{os.path.abspath(name_or_path)}#{hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]}"
+    if os.path.isfile(name_or_path):  # a StyleGAN .pkl / .pt: replaced weights re-render, as for a folder
+        status = os.stat(name_or_path)
+        stamp = json.dumps([os.path.basename(name_or_path), status.st_size, status.st_mtime_ns])
+        return f"{os.path.abspath(name_or_path)}#{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
     commit = img2img.cached_commit(name_or_path)
     return f"{name_or_path}@{commit}" if commit else name_or_path
 
 
-def model_identities(biggan_model, settings):
-    """{"biggan", "model", "tiny_vae": `model_identity`} of a render's models, read once."""
-    return {"biggan": model_identity(biggan_model), "model": model_identity(settings.model),
+def model_identities(generator_model, settings):
+    """{"generator", "model", "tiny_vae": `model_identity`} of a render's models, read once."""
+    return {"generator": model_identity(generator_model), "model": model_identity(settings.model),
             "tiny_vae": model_identity(settings.tiny_vae)}
 
 
@@ -102,27 +107,32 @@ def uses_diffusion(settings):
     return bool(settings.model) and settings.model.lower() != img2img.NONE
 
 
-def frame_keys(plan, biggan_model, settings, inputs=None, identities=None):
+def frame_keys(plan, generator, settings, inputs=None, identities=None):
     """{plan index: hex key} for every frame of the plan.
 
-    A frame's key covers its own walk inputs and, when diffusion runs, its own
-    prompt mix and img2img values: editing the prompt of one section re-renders
-    only the frames that use it.
+    generator : an `interface.Generator`, or its model's name, folder or file. A frame's key covers its own walk inputs (as the generator
+    says, `frame_bytes`) and, when diffusion runs, its own prompt mix and img2img values: editing
+    the prompt of one section re-renders only the frames that use it. BigGAN's keys are as they were
+    before other generators came, so its finished frames stay current.
     """
-    z, classes, truncation = inputs if inputs is not None else latents.generator_inputs(plan)
-    identities = identities if identities is not None else model_identities(biggan_model, settings)
+    generator = as_generator(generator)
+    inputs = inputs if inputs is not None else generator.inputs(plan)
+    identities = identities if identities is not None else model_identities(generator.model, settings)
     diffusion = uses_diffusion(settings)
     img2img_settings = dict(asdict(settings), model=identities["model"], tiny_vae=identities["tiny_vae"])
-    common = {"version": RENDER_VERSION, "biggan": identities["biggan"], "img2img": img2img_settings}
+    common = {"version": RENDER_VERSION, "img2img": img2img_settings}
+    if generator.family == "biggan":
+        common["biggan"] = identities["generator"]
+    else:
+        common["generator"] = {"family": generator.family, "model": identities["generator"],
+                               **generator.key_settings(plan)}
     if diffusion:
         common["negative_prompt"] = plan.settings["negative_prompt"]
     common = json.dumps(common, sort_keys=True).encode()
     keys = {}
     for index in range(plan.n_frames):
         digest = hashlib.sha256(common)
-        digest.update(z[index].tobytes())
-        digest.update(classes[index].tobytes())
-        digest.update(repr(float(truncation[index])).encode())
+        digest.update(generator.frame_bytes(inputs, index))
         if diffusion:
             values = {name: float(getattr(plan, name)[index]) for name in ("strength", "guidance", "steps", "noise_seed")}
             values["prompts"] = sorted(plan.frame_prompts(index).items())
@@ -319,14 +329,15 @@ class FrameStatus:
         return cls(tuple(data["current"]), tuple(data["stale"]), tuple(data["missing"]), data.get("problem", ""))
 
 
-def frame_status(plan, biggan_model, settings, folder, plan_indices=None, keys=None):
+def frame_status(plan, generator, settings, folder, plan_indices=None, keys=None):
     """Compare the folder's PNGs and manifest with the frame keys of ``plan`` now.
 
-    plan_indices : plan indices to check (default: all); keys : `frame_keys` when already computed.
+    generator : as `frame_keys` takes it; plan_indices : plan indices to check (default: all); keys :
+    `frame_keys` when already computed.
     Returns a `FrameStatus` in Blender frame numbers (plan.frame_start + index).
     """
     indices = range(plan.n_frames) if plan_indices is None else [int(i) for i in plan_indices]
-    keys = keys if keys is not None else frame_keys(plan, biggan_model, settings)
+    keys = keys if keys is not None else frame_keys(plan, generator, settings)
     try:
         manifest, problem = load_manifest(folder), ""
     except ManifestError as error:

@@ -1,4 +1,4 @@
-"""The latent walk: RenderPlan -> BigGAN inputs per frame.
+"""The latent walk: RenderPlan -> BigGAN inputs per frame (StyleGAN's: walk/stylegan_inputs.py).
 
 Noise vector: a seeded resting point plus one seeded direction per band,
 weighted by the band's curve (a weighted sum of random vectors per band):
@@ -94,17 +94,30 @@ def class_vectors(plan):
     classes = [int(c) for c in plan.settings.get("classes", [])]
     if not classes:
         raise ValueError("the plan has no classes: pick at least one ImageNet class")
+    if plan.settings.get("class_mode", "chroma") == "chroma" and len(classes) != 12:
+        raise ValueError(f"chroma mode needs 12 classes (one per pitch class), got {len(classes)}")
+    vectors = np.zeros((plan.n_frames, N_CLASSES), dtype=np.float64)
+    np.add.at(vectors, (slice(None), classes), palette_weights(plan, len(classes)))
+    return (vectors / vectors.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def palette_weights(plan, n_entries):
+    """How much of each palette entry (BigGAN's classes, StyleGAN's seeds) every frame shows, smoothed by
+    the plan's ``class_smoothing_ms``; rows sum to 1. Shape (n_frames, n_entries), float64.
+
+    Chroma mode: entry j follows the pitch classes p with p % n_entries == j (12 entries: one each),
+    squared so that the leading pitch dominates. Bands mode: entry j follows band j % n_bands.
+    """
     if plan.settings.get("class_mode", "chroma") == "chroma":
-        if len(classes) != 12:
-            raise ValueError(f"chroma mode needs 12 classes (one per pitch class), got {len(classes)}")
-        weights = np.asarray(plan.chroma, np.float64) ** 2  # squared: the leading pitch dominates
+        if not 1 <= n_entries <= 12:
+            raise ValueError(f"chroma mode blends 1 to 12 palette entries (12 pitch classes), got {n_entries}")
+        squared = np.asarray(plan.chroma, np.float64) ** 2  # squared: the leading pitch dominates
+        weights = squared if n_entries == 12 else np.stack(
+            [squared[:, j::n_entries].sum(axis=1) for j in range(n_entries)], axis=1)
     else:
         energy = np.asarray(plan.bands, np.float64)
-        weights = np.stack([energy[i % len(energy)] for i in range(len(classes))], axis=1) + 1e-3
-    smoothed = _smooth(weights, plan.settings.get("class_smoothing_ms", 400.0), plan.fps / plan.fps_base)
-    vectors = np.zeros((plan.n_frames, N_CLASSES), dtype=np.float64)
-    np.add.at(vectors, (slice(None), classes), smoothed)
-    return (vectors / vectors.sum(axis=1, keepdims=True)).astype(np.float32)
+        weights = np.stack([energy[i % len(energy)] for i in range(n_entries)], axis=1) + 1e-3
+    return _smooth(weights, plan.settings.get("class_smoothing_ms", 400.0), plan.fps / plan.fps_base)
 
 
 def _smooth(weights, smoothing_ms, frames_per_s):

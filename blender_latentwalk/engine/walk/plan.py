@@ -16,11 +16,15 @@ import numpy as np
 from .. import atomic
 from ..errors import LatentWalkError
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3  # 3: StyleGAN's arrays (noise_strength, noise_pulse, rotation_deg, translate_x, translate_y)
 
 DEFAULT_SETTINGS = {
     "mode": "displacement",  # or "travel"
-    "model": "biggan-deep-256",
+    "model": "biggan-deep-256",  # the generator: a BigGAN name or folder, or a StyleGAN .pkl / .pt file
+    # StyleGAN only: the palette (NVIDIA's seeds, as gen_images.py --seeds takes them) the class curve blends,
+    # and where the bands move the latent: "w" (after the mapping network) or "z" (before it).
+    "palette_seeds": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    "latent_space": "w",
     "class_mode": "chroma",  # 12 pitch classes -> 12 ImageNet classes; or "bands"
     # One ImageNet class per pitch class C, C#, ... B (chroma mode), or any list (bands mode).
     "classes": [971, 980, 970, 979, 973, 975, 947, 992, 309, 323, 14, 130],
@@ -32,6 +36,9 @@ DEFAULT_SETTINGS = {
 
 # Per-frame img2img values when a plan is built without them (sd-turbo's settings).
 IMG2IMG_DEFAULTS = {"strength": 0.5, "guidance": 0.0, "steps": 2.0, "noise_seed": 0.0}
+# Per-frame StyleGAN values when a plan is built without them (NVIDIA's own behaviour: full noise, no transform).
+STYLEGAN_DEFAULTS = {"noise_strength": 1.0, "noise_pulse": 0.0, "rotation_deg": 0.0, "translate_x": 0.0,
+                     "translate_y": 0.0}
 
 
 @dataclass
@@ -48,7 +55,7 @@ class RenderPlan:
     band_weights : np.ndarray, shape (n_bands, n_frames), how much each band moves the image
     onset : np.ndarray, shape (n_frames,)
     chroma : np.ndarray, shape (n_frames, 12)
-    truncation : np.ndarray, shape (n_frames,), in (0, 1]
+    truncation : np.ndarray, shape (n_frames,), in (0, 1] (BigGAN's truncation; StyleGAN's psi)
     pulse : np.ndarray, shape (n_frames,), strength of the onset kick
     speed : np.ndarray, shape (n_frames,), travel speed (travel mode)
     jitter : np.ndarray, shape (n_frames,), per-frame random wobble
@@ -57,6 +64,10 @@ class RenderPlan:
     steps : np.ndarray, shape (n_frames,), img2img steps (whole numbers)
     noise_seed : np.ndarray, shape (n_frames,), img2img noise seed (whole numbers < 2**24)
     prompt_weights : np.ndarray, shape (n_frames, n_prompts), rows sum to 1
+    noise_strength : np.ndarray, shape (n_frames,), StyleGAN2's per-layer noise, times its trained strength
+    noise_pulse : np.ndarray, shape (n_frames,), noise added per unit of onset (StyleGAN2)
+    rotation_deg, translate_x, translate_y : np.ndarray, shape (n_frames,), StyleGAN3's input transform
+        (degrees; translation in units of the image's width, positive right and down)
     settings : dict, JSON-able (see DEFAULT_SETTINGS); ``settings["prompts"]`` has n_prompts texts
     """
 
@@ -79,14 +90,19 @@ class RenderPlan:
     steps: np.ndarray = None
     noise_seed: np.ndarray = None
     prompt_weights: np.ndarray = None
+    noise_strength: np.ndarray = None
+    noise_pulse: np.ndarray = None
+    rotation_deg: np.ndarray = None
+    translate_x: np.ndarray = None
+    translate_y: np.ndarray = None
 
     ARRAYS = ("bands", "band_weights", "onset", "chroma", "truncation", "pulse", "speed", "jitter",
-              "strength", "guidance", "steps", "noise_seed", "prompt_weights")
+              "strength", "guidance", "steps", "noise_seed", "prompt_weights", *STYLEGAN_DEFAULTS)
 
     def __post_init__(self):
         self.settings = {**DEFAULT_SETTINGS, **self.settings}
         n_frames = self.n_frames
-        for name, value in IMG2IMG_DEFAULTS.items():
+        for name, value in {**IMG2IMG_DEFAULTS, **STYLEGAN_DEFAULTS}.items():
             if getattr(self, name) is None:
                 setattr(self, name, np.full(n_frames, value, np.float32))
         if self.prompt_weights is None:

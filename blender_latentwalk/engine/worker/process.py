@@ -12,7 +12,7 @@ Protocol (messages.py, version `messages.PROTOCOL_VERSION`): one JSON object per
 with its "type" and the protocol "version"; a line of another version is refused, naming both.
 Requests on stdin:
 
-    render    id, plan_path, biggan, img2img {model, width, height, tiny_vae}, out_folder,
+    render    id, plan_path, generator, img2img {model, width, height, tiny_vae}, out_folder,
               plan_index_ranges [[first, last], ...] (null: every frame), batch_size, device
     download  id, model, role (biggan, pipeline or vae; see engine/setup/models.py)
     analyze   id, request (the analysis request dict, engine/analysis/request.py), features_path
@@ -179,7 +179,7 @@ def _render(request, loaded_models, send, should_stop):
     plan = RenderPlan.load(request.plan_path)
     settings = run.Img2ImgSettings(**request.img2img)
     return run.render(
-        plan, request.biggan, settings, request.out_folder, requested_indices(request), request.batch_size,
+        plan, request.generator, settings, request.out_folder, requested_indices(request), request.batch_size,
         request.device, should_stop=should_stop, models=loaded_models,
         progress=lambda done, total: send(messages.Progress(id=request.id, done=done, total=total)),
         warn=lambda message: send(messages.RenderWarning(id=request.id, message=message)),
