@@ -28,6 +28,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ..engine.errors import REPORT_LIMIT_CHARS, LatentWalkError, fit_report
+from ..engine.generators import stylegan, stylegan_files
 from ..engine.setup import models as engine_models
 from ..engine.worker import messages
 from . import compat, engine_client, jobs, output, preferences, worker_client
@@ -94,7 +95,8 @@ def refuse_missing(scene, preview, python):
 
 def stand_ins_in_use(scene, preview=False):
     """The scene's models that are untrained stand-ins: [(role title, name)]."""
-    return [(engine_models.ROLE_TITLES[role], name) for name, role in models_in_use(scene, preview)
+    return [("StyleGAN" if stylegan.is_model_file(name) else engine_models.ROLE_TITLES[role], name)
+            for name, role in models_in_use(scene, preview)
             if name and engine_models.STAND_IN_MARK in os.path.basename(os.path.normpath(name))]
 
 
@@ -276,6 +278,60 @@ class LATENTWALK_OT_model_folder(bpy.types.Operator):
             return {"CANCELLED"}
         bpy.ops.wm.path_open(filepath=folder)
         return {"FINISHED"}
+
+
+class LATENTWALK_OT_choose_model_file(bpy.types.Operator):
+    """Choose a StyleGAN2 / StyleGAN3 model file: a .pkl from NVIDIA's training code or a rosinality .pt (read
+    as data: no code in the file runs)"""
+
+    bl_idname = "latentwalk.choose_model_file"
+    bl_label = "Choose StyleGAN File"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
+    filter_glob: StringProperty(default="*.pkl;*.pt;*.pth", options={"HIDDEN", "SKIP_SAVE"})
+    relative_path: bpy.props.BoolProperty(name="Relative Path", description="Store the path relative to the .blend",
+                                          default=True)
+
+    def invoke(self, context, event):
+        current = output.model_name(context.scene.latentwalk.walk.model)
+        if os.path.isfile(current):
+            self.filepath = current
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        path = self.filepath
+        if not (os.path.isfile(path) and stylegan.is_model_file(path)):
+            self.report({"ERROR"}, f"Latent Walk: '{os.path.basename(path) or path}' is not a .pkl, .pt or .pth file: "
+                        "choose a StyleGAN model file.")
+            return {"CANCELLED"}
+        if self.relative_path and bpy.data.filepath:
+            try:
+                path = bpy.path.relpath(path)
+            except ValueError:  # another drive (Windows): keep it absolute
+                pass
+        context.scene.latentwalk.walk.model = path
+        return {"FINISHED"}
+
+
+_kinds_seen = {}  # (path, size, mtime) -> "StyleGAN2" / "StyleGAN3": the panel asks on every redraw
+
+
+def stylegan_kind(walk):
+    """"StyleGAN2", "StyleGAN3" or None (BigGAN, or a file that is not there) of the walk's model."""
+    path = output.model_name(walk.model)
+    if not stylegan.is_model_file(path):
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    key = (path, status.st_size, status.st_mtime_ns)
+    if key not in _kinds_seen:
+        _kinds_seen.clear()
+        _kinds_seen[key] = stylegan_files.peek_kind(path)
+    return _kinds_seen[key]
 
 
 # ---------------------------------------------------------------- stand-ins
@@ -503,7 +559,8 @@ def draw_model_row(row, state):
 
 
 classes = (LATENTWALK_OT_model_download, LATENTWALK_OT_model_download_cancel, LATENTWALK_OT_models_refresh,
-           LATENTWALK_OT_model_folder, LATENTWALK_OT_use_stand_in_models, LATENTWALK_OT_use_own_models)
+           LATENTWALK_OT_model_folder, LATENTWALK_OT_use_stand_in_models, LATENTWALK_OT_use_own_models,
+           LATENTWALK_OT_choose_model_file)
 
 
 @bpy.app.handlers.persistent

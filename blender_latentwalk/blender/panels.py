@@ -167,30 +167,57 @@ class _WalkPanel:
     def draw(self, context):
         layout = self.layout
         walk = context.scene.latentwalk.walk
+        presets.draw_walk_menu(layout)
         layout.prop(walk, "mode", expand=True)
-        labelled(layout, walk, "model", "BigGAN")
+        split = layout.split(factor=LABEL_FACTOR, align=True)
+        split.label(text="Generator")
+        row = split.row(align=True)
+        row.prop(walk, "model", text="")
+        row.operator("latentwalk.choose_model_file", text="", icon="FILEBROWSER")
+        kind = models.stylegan_kind(walk)
+        if kind:
+            layout.label(text=f"{kind} model file", icon="CHECKMARK")
         models.draw_stand_in_warning(layout, context, preview=True)
         column = layout.column(align=True)
-        column.prop(walk, "truncation")
+        column.prop(walk, "truncation", text="Psi" if kind else "Truncation")
         column.prop(walk, "pulse")
         if walk.mode == "travel":
             column.prop(walk, "speed")
         column.prop(walk, "jitter")
         layout.prop(walk, "seed")
-        labelled(layout, walk, "class_mode", "Classes", expand=True)
-        row = layout.row()
-        row.template_list("LATENTWALK_UL_classes", "", walk, "classes", walk, "active_class_index", rows=4)
-        buttons = row.column(align=True)
-        buttons.operator("latentwalk.class_add", icon="ADD", text="")
-        buttons.operator("latentwalk.class_remove", icon="REMOVE", text="")
-        buttons.operator("latentwalk.classes_default", icon="PRESET", text="")
-        layout.prop(walk, "class_smoothing_ms", text="Smoothing (ms)")  # under the class list: the classes'
+        if kind:
+            self.draw_stylegan(layout, walk, kind)
+        else:
+            labelled(layout, walk, "class_mode", "Classes", expand=True)
+            row = layout.row()
+            row.template_list("LATENTWALK_UL_classes", "", walk, "classes", walk, "active_class_index", rows=4)
+            buttons = row.column(align=True)
+            buttons.operator("latentwalk.class_add", icon="ADD", text="")
+            buttons.operator("latentwalk.class_remove", icon="REMOVE", text="")
+            buttons.operator("latentwalk.classes_default", icon="PRESET", text="")
+        layout.prop(walk, "class_smoothing_ms", text="Smoothing (ms)")  # under the palette: its smoothing
         if 0 <= context.scene.latentwalk.active_band_index < len(context.scene.latentwalk.bands):
             band = context.scene.latentwalk.bands[context.scene.latentwalk.active_band_index]
             layout.prop(band, "weight", text=f"{band.title} Weight")
         layout.prop(walk, "preview_width")
         labelled(layout, walk, "preview_folder", "Preview")
         layout.operator("latentwalk.preview", icon="SEQ_PREVIEW")  # on Render > Device: one menu for both
+
+
+    @staticmethod
+    def draw_stylegan(layout, walk, kind):
+        """StyleGAN's own settings: the palette of seeds, the latent space, and the model's own effect."""
+        labelled(layout, walk, "latent_space", "Space", expand=True)
+        labelled(layout, walk, "class_mode", "Palette", expand=True)
+        labelled(layout, walk, "palette_seeds", "Seeds")
+        column = layout.column(align=True)
+        if kind == "StyleGAN3":  # its signature effect: the input rotated and translated by curves
+            column.prop(walk, "rotation_deg")
+            column.prop(walk, "translate_x")
+            column.prop(walk, "translate_y")
+        else:
+            column.prop(walk, "noise_strength")
+            column.prop(walk, "noise_pulse")
 
 
 class _RenderPanel:

@@ -1,9 +1,10 @@
-"""Render presets through Blender's own preset mechanism (the menu with + and -).
+"""Render and walk presets through Blender's own preset mechanism (the menu with + and -).
 
-Three ship with the add-on (``presets/render/``: Fast Preview, Turbo, Quality); the
+Render presets ship with the add-on in ``presets/render/`` (Fast Preview, Turbo, Quality), walk presets in
+``presets/walk/`` (StyleGAN3 Turn, StyleGAN2 Noise Hits, Calm Drift; each sets walk values and modulations). The
 artist's own are written by + into Blender's user presets folder
-(``<user scripts>/presets/latentwalk/render/``), where Blender keeps presets of its own.
-A preset is a small Python file that sets Render panel values, as Blender's presets are.
+(``<user scripts>/presets/latentwalk/render/`` or ``.../walk/``), where Blender keeps presets of its own.
+A preset is a small Python file that sets panel values, as Blender's presets are.
 """
 
 import os
@@ -49,4 +50,43 @@ def draw_menu(layout):
     row.operator(LATENTWALK_OT_render_preset_add.bl_idname, text="", icon="REMOVE").remove_active = True
 
 
-classes = (LATENTWALK_MT_render_presets, LATENTWALK_OT_render_preset_add)
+WALK_PRESET_SUBDIR = os.path.join("latentwalk", "walk")
+WALK_BUNDLED_FOLDER = os.path.join(os.path.dirname(BUNDLED_FOLDER), "walk")
+# What a walk preset records: the walk's numbers as they stand on the current frame (not its animation).
+WALK_PRESET_VALUES = [f"walk.{name}" for name in (
+    "mode", "truncation", "pulse", "speed", "jitter", "class_mode", "class_smoothing_ms", "latent_space",
+    "palette_seeds", "noise_strength", "noise_pulse", "rotation_deg", "translate_x", "translate_y")]
+
+
+class LATENTWALK_MT_walk_presets(bpy.types.Menu):
+    bl_label = "Walk Presets"
+    preset_subdir = WALK_PRESET_SUBDIR
+    preset_operator = "script.execute_preset"
+
+    def draw(self, _context):
+        self.path_menu([WALK_BUNDLED_FOLDER, *bpy.utils.preset_paths(WALK_PRESET_SUBDIR)], self.preset_operator,
+                       filter_ext=lambda ext: ext.lower() == ".py",
+                       display_name=lambda name: bpy.path.display_name(name, title_case=False))
+
+
+class LATENTWALK_OT_walk_preset_add(AddPresetBase, bpy.types.Operator):
+    """Save the Walk panel's values as a preset (or remove the chosen one)"""
+
+    bl_idname = "latentwalk.walk_preset_add"
+    bl_label = "Add Walk Preset"
+    preset_menu = "LATENTWALK_MT_walk_presets"
+    preset_subdir = WALK_PRESET_SUBDIR
+    preset_defines = ["walk = bpy.context.scene.latentwalk.walk"]
+    preset_values = WALK_PRESET_VALUES
+
+
+def draw_walk_menu(layout):
+    """The walk preset row: the menu, + and -."""
+    row = layout.row(align=True)
+    row.menu(LATENTWALK_MT_walk_presets.__name__, text=LATENTWALK_MT_walk_presets.bl_label)
+    row.operator(LATENTWALK_OT_walk_preset_add.bl_idname, text="", icon="ADD")
+    row.operator(LATENTWALK_OT_walk_preset_add.bl_idname, text="", icon="REMOVE").remove_active = True
+
+
+classes = (LATENTWALK_MT_render_presets, LATENTWALK_OT_render_preset_add, LATENTWALK_MT_walk_presets,
+           LATENTWALK_OT_walk_preset_add)

@@ -82,7 +82,8 @@ class LatentWalkClass(bpy.types.PropertyGroup):
 
 
 class LatentWalkWalk(bpy.types.PropertyGroup):
-    """How the curves drive BigGAN. The numbers are animatable like any property."""
+    """How the curves drive the generator (BigGAN, StyleGAN2, StyleGAN3). The numbers are animatable like any
+    property."""
 
     mode: EnumProperty(
         name="Mode",
@@ -90,8 +91,10 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
                ("travel", "Travel", "Energy is speed along a walk that keeps going and bounces inside the range")),
         default="displacement",
     )
-    model: StringProperty(name="BigGAN", description="biggan-deep-128, -256, -512, or a folder with config.json "
-                          "and pytorch_model.bin (the folder button picks one)", default="biggan-deep-256",
+    model: StringProperty(name="Generator", description="BigGAN: biggan-deep-128, -256, -512, or a folder with "
+                          "config.json and pytorch_model.bin (the folder button picks one). StyleGAN2 / StyleGAN3: a "
+                          ".pkl from NVIDIA's training code or a rosinality .pt (the file button picks one; read as "
+                          "data, no code in it runs)", default="biggan-deep-256",
                           subtype="DIR_PATH", options=compat.PATH_OPTIONS)  # a name stays typable
     class_mode: EnumProperty(
         name="Classes From",
@@ -101,14 +104,33 @@ class LatentWalkWalk(bpy.types.PropertyGroup):
     )
     classes: CollectionProperty(type=LatentWalkClass)
     active_class_index: IntProperty(name="Active Class")
-    truncation: FloatProperty(name="Truncation", description="Variety vs fidelity (BigGAN truncation, 0.02..1)",
-                              default=0.4, min=0.02, max=1.0)
+    truncation: FloatProperty(name="Truncation", description="Variety vs fidelity (BigGAN's truncation; StyleGAN's "
+                              "psi: 1 as trained, lower towards the average image)", default=0.4, min=0.02, max=1.0)
     pulse: FloatProperty(name="Pulse", description="How hard onsets kick the image", default=0.5, min=0.0, soft_max=2.0)
     speed: FloatProperty(name="Speed", description="Travel speed (travel mode)", default=1.0, min=0.0, soft_max=8.0)
     jitter: FloatProperty(name="Jitter", description="Random wobble per frame", default=0.0, min=0.0, soft_max=0.5)
     class_smoothing_ms: FloatProperty(name="Class Smoothing (ms)", description="How slowly the image's class mix "
                                       "follows the music", default=400.0, min=0.0, soft_max=4000.0)
     seed: IntProperty(name="Seed", description="Picks the resting point and directions of the walk", default=0, min=0)
+    # StyleGAN only (the Walk panel shows them for a StyleGAN file).
+    palette_seeds: StringProperty(name="Seeds", description="StyleGAN: the seeds whose images the class curve "
+                                  "blends, as NVIDIA's gen_images.py --seeds takes them (e.g. 0-11 or 3,14,15,92); "
+                                  "Chroma blends up to 12", default="0-11")
+    latent_space: EnumProperty(
+        name="Latent Space",
+        items=(("w", "W", "Blend and move the styles (after the mapping network): smoother, as most tools do"),
+               ("z", "Z", "Blend and move the noise before the mapping network: wilder, as BigGAN's walk")),
+        default="w")
+    noise_strength: FloatProperty(name="Noise", description="StyleGAN2's per-layer noise, times its trained "
+                                  "strength (1: as trained, 0: none); animatable", default=1.0, min=0.0, soft_max=4.0)
+    noise_pulse: FloatProperty(name="Noise Pulse", description="StyleGAN2: noise added per unit of the onset curve",
+                               default=0.0, min=0.0, soft_max=4.0)
+    rotation_deg: FloatProperty(name="Rotation", description="StyleGAN3's input rotation, in degrees (animatable: "
+                                "its signature effect)", default=0.0, soft_min=-180.0, soft_max=180.0)
+    translate_x: FloatProperty(name="Translate X", description="StyleGAN3's input translation across, as "
+                               "gen_images.py --translate", default=0.0, soft_min=-2.0, soft_max=2.0)
+    translate_y: FloatProperty(name="Translate Y", description="StyleGAN3's input translation down, as "
+                               "gen_images.py --translate", default=0.0, soft_min=-2.0, soft_max=2.0)
     preview_width: IntProperty(name="Preview Width", description="Width in pixels of preview frames",
                                default=256, min=16, max=2048)
     preview_folder: StringProperty(name="Preview Folder", subtype="DIR_PATH",
@@ -166,7 +188,11 @@ _TARGET_ITEMS = (("strength", "Strength", "Stable Diffusion's strength"),
                  ("truncation", "Truncation", "BigGAN's truncation"),
                  ("pulse", "Pulse", "How hard onsets kick the image"),
                  ("speed", "Speed", "Travel speed (travel mode)"),
-                 ("jitter", "Jitter", "Random wobble per frame"))
+                 ("jitter", "Jitter", "Random wobble per frame"),
+                 ("noise_strength", "Noise", "StyleGAN2's per-layer noise (1: as trained)"),
+                 ("rotation_deg", "Rotation", "StyleGAN3's input rotation, in degrees"),
+                 ("translate_x", "Translate X", "StyleGAN3's input translation across"),
+                 ("translate_y", "Translate Y", "StyleGAN3's input translation down"))
 assert tuple(item[0] for item in _TARGET_ITEMS) == modulation.TARGETS
 
 _curve_items_alive = []  # Blender keeps only pointers to a dynamic enum's strings: keep them alive

@@ -10,14 +10,18 @@ import numpy as np
 from ..engine.walk import modulation
 from ..engine.errors import LatentWalkError
 from ..engine.analysis.features import PITCH_CLASSES
+from ..engine.generators.stylegan import is_model_file
 from ..engine.walk.plan import RenderPlan
 from ..engine.walk.prompts import marker_prompt, schedule
+from ..engine.walk.stylegan_inputs import parse_seeds
 from . import sequencer
+from .output import model_name
 
 # Per-frame img2img values: plan array name -> property of scene.latentwalk.diffusion.
 DIFFUSION_ARRAYS = {"strength": "strength", "guidance": "guidance", "steps": "steps", "noise_seed": "seed"}
 # Per-frame walk values: properties of scene.latentwalk.walk, the plan's arrays of the same names.
-WALK_ARRAYS = ("truncation", "pulse", "speed", "jitter")
+WALK_ARRAYS = ("truncation", "pulse", "speed", "jitter", "noise_strength", "noise_pulse", "rotation_deg", "translate_x",
+               "translate_y")
 # Every property the render samples on every frame, by property group (docs/parameters.md shows it).
 SAMPLED_PER_FRAME = {"LatentWalkSettings": ("onset",), "LatentWalkBand": ("value", "weight"),
                      "LatentWalkPitch": ("value",), "LatentWalkWalk": WALK_ARRAYS,
@@ -79,6 +83,28 @@ def _active_modulations(settings):
     return active
 
 
+def _palette(walk):
+    """(ImageNet classes, StyleGAN seeds) of the walk, checked for the generator its model is."""
+    classes = [c.index for c in walk.classes]
+    if not is_model_file(model_name(walk.model)):  # BigGAN: the class list is the palette
+        if not classes:
+            raise LatentWalkError("no ImageNet classes are chosen: add some in Latent Walk > Walk > Classes.")
+        if walk.class_mode == "chroma" and len(classes) != len(PITCH_CLASSES):
+            raise LatentWalkError(
+                f"Classes From Chroma needs 12 classes, one per pitch class C..B; {len(classes)} are chosen. "
+                "Add or remove classes, or switch Classes From to Bands."
+            )
+        return classes, parse_seeds("0-11")
+    try:
+        seeds = parse_seeds(walk.palette_seeds)
+    except ValueError as error:
+        raise LatentWalkError(f"StyleGAN Seeds: {error}. Fix it in Latent Walk > Walk > Seeds.") from None
+    if walk.class_mode == "chroma" and len(seeds) > len(PITCH_CLASSES):
+        raise LatentWalkError(f"Palette From Chroma blends up to 12 seeds (one per pitch class); Seeds names "
+                              f"{len(seeds)}. Give fewer, or switch Palette From to Bands.")
+    return classes, seeds
+
+
 def sample_plan(scene, first=None, last=None):
     """The RenderPlan for Blender frames ``first..last`` (default: `plan_range`)."""
     settings = scene.latentwalk
@@ -90,14 +116,7 @@ def sample_plan(scene, first=None, last=None):
     last = default_last if last is None else last
     if last < first:
         raise LatentWalkError(f"the frame range {first}-{last} is empty: set the scene's end frame after its start.")
-    classes = [c.index for c in walk.classes]
-    if not classes:
-        raise LatentWalkError("no ImageNet classes are chosen: add some in Latent Walk > Walk > Classes.")
-    if walk.class_mode == "chroma" and len(classes) != len(PITCH_CLASSES):
-        raise LatentWalkError(
-            f"Classes From Chroma needs 12 classes, one per pitch class C..B; {len(classes)} are chosen. "
-            "Add or remove classes, or switch Classes From to Bands."
-        )
+    classes, seeds = _palette(walk)
     n_frames, n_bands = last - first + 1, len(settings.bands)
     bands = np.zeros((n_bands, n_frames), np.float32)
     weights = np.zeros((n_bands, n_frames), np.float32)
@@ -135,6 +154,7 @@ def sample_plan(scene, first=None, last=None):
         frame_start=first, fps=scene.render.fps, fps_base=scene.render.fps_base, seed=walk.seed,
         band_names=[b.title for b in settings.bands], bands=bands, band_weights=weights, chroma=chroma,
         settings={"mode": walk.mode, "model": walk.model, "class_mode": walk.class_mode, "classes": classes,
+                  "palette_seeds": seeds, "latent_space": walk.latent_space,
                   "class_smoothing_ms": walk.class_smoothing_ms, "prompts": prompts,
                   "negative_prompt": diffusion.negative_prompt},
         prompt_weights=prompt_weights, **per_frame,

@@ -2,8 +2,14 @@
 one-off script that made it (this file, run by hand against a copy of NVIDIA's stylegan3 repository
 outside the project; the project never imports NVIDIA's code):
 
-    git -C <mirror of NVlabs/stylegan3> archive HEAD | tar -x -C /tmp/sg3ref
+    mkdir -p /tmp/sg3ref
+    git -C <mirror of NVlabs/stylegan3> archive HEAD | tar -x -C /tmp/sg3ref   # made from c233a919a6fa
+    sed -i 's/^from pkg_resources import parse_version/from packaging.version import parse as parse_version/' \
+        /tmp/sg3ref/torch_utils/ops/conv2d_gradfix.py /tmp/sg3ref/torch_utils/ops/grid_sample_gradfix.py
     .venv/bin/python tests/engine/stylegan3_reference_setup.py /tmp/sg3ref tests/engine/fixtures/stylegan3_reference.npz
+
+(The sed is the one change NVIDIA's code needed here: setuptools' pkg_resources is not installed. On
+the CPU NVIDIA's filtered_lrelu, upfirdn2d and bias_act take their pure-PyTorch reference paths.)
 
 `seeded_state` gives both networks the same deterministic weights (not NVIDIA's initialisation, which
 draws from the global RNG in construction order); `CONFIGS` are the tiny networks and the runs.

@@ -132,7 +132,7 @@ class StyleGANGenerator(Generator):
 
                 values = torch.from_numpy(inputs.transform[members].astype(np.float32))
                 transform = input_transform(values[:, 0], values[:, 1], values[:, 2]).to(loaded.torch_device)
-                images = network.synthesis(ws, transform=transform)
+                images = network.synthesis(ws, transform=transform, force_fp32=True)  # as load() says
             else:
                 scale = torch.from_numpy(inputs.noise[members].astype(np.float32)).to(loaded.torch_device)
                 images = network.synthesis(ws, noise_mode="const", noise_scale=scale)

@@ -13,6 +13,7 @@ The records feed our own PyTorch networks, which load the parameters with a stri
 """
 
 import io
+import os
 import pickle
 from dataclasses import dataclass, field
 
@@ -288,3 +289,20 @@ def write_pickle(path, generator, resolution):
 
     atomic.write_via(path, lambda stream: _Writer(stream, protocol=4).dump(data))
     return path
+
+
+PEEK_BYTES = 64 * 2**20  # the generator's records come first; SynthesisInput's name is in its first megabytes
+
+
+def peek_kind(path):
+    """"StyleGAN3", "StyleGAN2" or None (unreadable) for the model file ``path``, without unpickling it (no
+    torch: Blender's own Python asks, to show the settings a model has). A StyleGAN3 pickle names the
+    class SynthesisInput in its generator's records; a rosinality .pt is StyleGAN2."""
+    if not path.lower().endswith(".pkl"):
+        return "StyleGAN2" if os.path.isfile(path) else None
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(PEEK_BYTES)
+    except OSError:
+        return None
+    return "StyleGAN3" if b"SynthesisInput" in head else "StyleGAN2"

@@ -133,13 +133,16 @@ def label_of(name, role=None):
         if choice.name == name:
             return choice.label
     if is_stand_in(name):
+        if _is_stylegan_file(name):
+            return "StyleGAN stand-in"
         return {BIGGAN: "BigGAN stand-in", VAE: "VAE stand-in"}.get(role or role_of(name), "SD stand-in")
     return os.path.basename(os.path.normpath(name)) or name
 
 
 def is_stand_in(name):
-    """True for an untrained stand-in made by make-tiny-models (its folder is named ``*-UNTRAINED``)."""
-    return STAND_IN_MARK in os.path.basename(os.path.normpath(name or "")) and os.path.isdir(
+    """True for an untrained stand-in made by make-tiny-models (its folder, or StyleGAN file, is named
+    ``*-UNTRAINED``)."""
+    return STAND_IN_MARK in os.path.basename(os.path.normpath(name or "")) and os.path.exists(
         os.path.expanduser(name))
 
 
@@ -286,6 +289,10 @@ def state(name, role=None):
     if not name or name.lower() == "none":
         return ModelState(name, role, "none", True, 0, "", "", False)
     expanded = os.path.expanduser(name)
+    if role == BIGGAN and _is_stylegan_file(expanded):  # the generator is a StyleGAN file the artist brought
+        if not os.path.isfile(expanded):
+            return ModelState(name, role, label, False, 0, os.path.abspath(expanded), f"no file {expanded}", False)
+        return ModelState(name, role, label, True, os.path.getsize(expanded), os.path.abspath(expanded), "", False)
     if os.path.isdir(expanded) or not _fetchable(name, role):
         missing = missing_in_folder(expanded, role) if os.path.isdir(expanded) else f"no folder {expanded}"
         return ModelState(name, role, label, not missing, _files_size(expanded) if not missing else 0,
@@ -298,6 +305,12 @@ def state(name, role=None):
     missing = missing_in_folder(snapshot, role)
     return ModelState(name, role, label, not missing, _files_size(snapshot) if not missing else 0, snapshot,
                       missing and f"incomplete: {missing}")
+
+
+def _is_stylegan_file(path):
+    from ..generators import stylegan
+
+    return stylegan.is_model_file(path)
 
 
 def _fetchable(name, role):

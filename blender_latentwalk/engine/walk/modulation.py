@@ -17,7 +17,8 @@ import numpy as np
 
 # Plan arrays a modulation may change. Curves it may follow: the onset, the
 # loudness or a band, named by its title.
-TARGETS = ("strength", "guidance", "steps", "truncation", "pulse", "speed", "jitter")
+TARGETS = ("strength", "guidance", "steps", "truncation", "pulse", "speed", "jitter",
+           "noise_strength", "rotation_deg", "translate_x", "translate_y")  # the last four: StyleGAN only
 WHOLE_NUMBER_TARGETS = ("steps",)
 ONSET, LOUDNESS, BAND_PREFIX = "onset", "rms", "band:"
 

@@ -124,3 +124,21 @@ def compose_z(inputs, seeds, walk_seed, indices, z_dim, travel):
             z = z + inputs.jitter[index] * jitter_direction(walk_seed, index, z_dim)
         rows.append(fold(z, Z_LIMIT) if travel else z)
     return np.asarray(rows, np.float32)
+
+
+def parse_seeds(text):
+    """'0-11', '3,14,15,92' or '1-3,7' -> [seeds] in the order given (as NVIDIA's gen_images.py --seeds reads
+    them): entry j of the palette is the j-th seed. Raises ValueError naming the part that is not one."""
+    seeds = []
+    for part in str(text).replace(" ", "").split(","):
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"'{part}' in '{text}' is not a seed (a whole number) or a range A-B; e.g. 0-11 or "
+                             "3,14,15,92")
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise ValueError(f"'{part}' in '{text}' ends before it starts")
+        seeds.extend(range(low, high + 1))
+    if not 1 <= len(seeds) <= 256:
+        raise ValueError(f"'{text}' names {len(seeds)} seeds: give 1 to 256")
+    return seeds
