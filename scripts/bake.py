@@ -8,7 +8,7 @@ SOURCE: mix, percussive, harmonic or a stem file), --offset-ms MS,
 --normalise song|window, --normalise-window-s N, --onset-source mix|percussive|harmonic|STEM,
 --chroma-source mix|harmonic|STEM, --beat-markers, --overwrite-edited,
 --save OUT.blend; --preview renders the BigGAN
-preview into the sequencer after the bake (--biggan NAME_OR_FOLDER, --preview-folder DIR,
+preview into the sequencer after the bake (--generator NAME_OR_FOLDER_OR_FILE, --preview-folder DIR,
 --device auto|cpu|cuda|mps). In Blender's own Python set
 LATENTWALK_ENGINE_PYTHON (or --engine-python) to a Python with the engine's
 requirements, e.g. .venv/bin/python. Exits 1 with a one-line message on failure.
@@ -42,7 +42,8 @@ def parse_args(argv):
     parser.add_argument("--engine-python")
     parser.add_argument("--save", help="write the .blend here")
     parser.add_argument("--preview", action="store_true", help="render the BigGAN preview after baking")
-    parser.add_argument("--biggan", help="BigGAN name or folder for the preview")
+    parser.add_argument("--generator", "--biggan", dest="generator", help="the generator for the preview: a "
+                        "BigGAN name or folder, or a StyleGAN .pkl / .pt file (--biggan: its older name)")
     parser.add_argument("--preview-folder", help="where preview frames go")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     return parser.parse_args(argv)
@@ -115,8 +116,8 @@ def main():
         from blender_latentwalk.blender import render_job, worker_client
 
         walk = settings.walk
-        if args.biggan:
-            walk.model = args.biggan
+        if args.generator:
+            walk.model = args.generator
         if args.preview_folder:
             walk.preview_folder = os.path.abspath(args.preview_folder)
         if args.device:

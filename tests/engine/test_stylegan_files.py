@@ -162,3 +162,21 @@ def test_a_rosinality_checkpoint_gives_g_ema_and_its_average_latent_and_refuses_
     torch.save({"state_dict": weights}, tmp_path / "other.pt")
     with pytest.raises(LatentWalkError, match="no 'g_ema'"):
         stylegan_files.load_rosinality(str(tmp_path / "other.pt"))
+
+
+def test_a_tensorflow_stylegan_pickle_is_named_as_such(tmp_path):
+    tflib = types.ModuleType("dnnlib.tflib.network")
+    network = type("Network", (), {"__module__": "dnnlib.tflib.network"})
+    tflib.Network = network
+    names = {"dnnlib": types.ModuleType("dnnlib"), "dnnlib.tflib": types.ModuleType("dnnlib.tflib"),
+             "dnnlib.tflib.network": tflib}
+    sys.modules.update(names)
+    try:
+        data = pickle.dumps((None, None, network()))
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+    path = tmp_path / "karras2019.pkl"
+    path.write_bytes(data)
+    with pytest.raises(stylegan_files.UnsafePickleError, match="TensorFlow StyleGAN pickle"):
+        stylegan_files.load_records(str(path))

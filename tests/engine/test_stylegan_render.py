@@ -181,3 +181,29 @@ def test_a_model_file_replaced_in_place_renders_again(tiny, tmp_path):
     stylegan_files.write_pickle(model, stylegan2_network.random_generator(9, **stylegan.TINY_STYLEGAN2),
                                 stylegan.TINY_RESOLUTION)
     assert len(render(plan(), model, tmp_path / "frames").rendered) == N_FRAMES
+
+
+def test_the_stand_ins_load_and_render_with_nvidia_modules_unimportable(tiny):
+    """No torch_utils or dnnlib anywhere importable: a finder refuses them, and every stand-in still loads
+    and makes a frame (NVIDIA's loader would need both)."""
+    code = r"""
+import importlib.abc, json, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch_utils", "dnnlib"):
+            raise ImportError(f"{name} must not be imported")
+sys.meta_path.insert(0, Refuse())
+import torch
+from blender_latentwalk.engine.generators import stylegan
+for path in json.loads(sys.argv[1]).values():
+    network, kind = stylegan.load_network(path)
+    z = torch.from_numpy(stylegan.walk_inputs.seed_latents([0], network.z_dim).astype("float32"))
+    assert torch.isfinite(network(z, None)).all()
+    print(kind)
+assert not any(name.split(".")[0] in ("torch_utils", "dnnlib") for name in sys.modules)
+"""
+    import json
+
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(tiny)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["StyleGAN2", "StyleGAN3", "StyleGAN3", "StyleGAN2"]

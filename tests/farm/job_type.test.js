@@ -83,7 +83,7 @@ test("chunk and encode commands are the documented headless command", () => {
         assert.equal(args[4], "--");
         const after = argsAfterDashes(command);
         assert.equal(option(after, "--output"), "/shared/frames");
-        assert.equal(option(after, "--biggan"), "biggan-deep-256");
+        assert.equal(option(after, "--generator"), "biggan-deep-256");
         assert.equal(option(after, "--sd"), "stabilityai/sd-turbo");
         assert.equal(option(after, "--engine-python"), "/opt/latentwalk/bin/python");
     }

@@ -131,6 +131,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         found = self._allowed.get((module, name))
+        if found is None and module.startswith("dnnlib.tflib"):
+            raise UnsafePickleError(
+                f"'{self._path}' is a TensorFlow StyleGAN pickle (it asks for {module}.{name}): it was not loaded "
+                "(nothing in it ran). Use the PyTorch version of the model (NVIDIA's legacy.py converts one).")
         if found is None:
             raise UnsafePickleError(
                 f"'{self._path}' asks for {module}.{name}, which a StyleGAN network pickle never needs: it was "
