@@ -60,8 +60,7 @@ def render_request(scene, preview):
                 raise  # the folder this render writes
             folders[name] = None  # cannot hold frames yet, so cannot clash with the other
     preview_folder, output_folder = folders["preview"], folders["output"]
-    same = None not in (preview_folder, output_folder) and (
-        os.path.normcase(preview_folder) == os.path.normcase(output_folder))
+    same = None not in (preview_folder, output_folder) and _same_folder(preview_folder, output_folder)
     if same:
         raise LatentWalkError(f"the Preview Folder and the Output folder are the same ('{preview_folder}'): "
                               "previews would replace the rendered frames. Choose another Preview Folder.")
@@ -73,6 +72,17 @@ def render_request(scene, preview):
         sd_model, tiny_vae = model_name(diffusion.model) or "none", model_name(diffusion.tiny_vae)
     return folder, {"generator": model_name(walk.model), "img2img": {"model": sd_model, "width": size[0],
                                                                    "height": size[1], "tiny_vae": tiny_vae}}
+
+
+def _same_folder(path_a, path_b):
+    """Whether two folder paths are one folder: the same files (a link, another spelling of the path), or the
+    same place once links are resolved for folders not made yet."""
+    try:
+        if os.path.samefile(path_a, path_b):
+            return True
+    except OSError:  # one is not there yet
+        pass
+    return os.path.normcase(os.path.realpath(path_a)) == os.path.normcase(os.path.realpath(path_b))
 
 
 def model_name(value):

@@ -6,6 +6,10 @@ in the same folder, is flushed to disk (fsync), and is renamed over the target.
 On any error (a full disk, a lost permission, an exception in the writer, Ctrl+C)
 the temporary file is removed and the target is left as it was.
 
+A written file gets the permissions a plain ``open`` would give it (0666 less the umask: 0644 under the
+usual 022), not the owner-only 0600 of a temporary file: on shared farm storage another account
+reads the frames, the manifest and the plan.
+
 A process killed with SIGKILL cannot remove its temporary file; the render names
 its temporary files after its lock (``temp_prefix``) so that the next render in
 the folder can tell them apart from a live render's and remove them.
@@ -15,6 +19,24 @@ import os
 import tempfile
 
 TEMP_SUFFIX = ".tmp"
+
+
+def _process_umask():
+    """The process's umask, read without changing it where the system says it (Linux), else set and put back
+    once at import (os.umask has no read-only form; at import no other thread of ours writes files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_process_umask()  # what open() gives a new file in this process
 
 
 def write_via(path, write, binary=True, temp_prefix=None):
@@ -31,6 +53,8 @@ def write_via(path, write, binary=True, temp_prefix=None):
         with os.fdopen(handle, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as stream:
             write(stream)
             stream.flush()
+            if hasattr(os, "fchmod"):  # POSIX: mkstemp made it 0600
+                os.fchmod(stream.fileno(), FILE_MODE)
             os.fsync(stream.fileno())  # the rename must not reach the disk before the data
         os.replace(temp_path, path)
     except BaseException:

@@ -131,14 +131,7 @@ def apply_settings(args, scene):
         if value is not None:
             _clear_animation(scene, f"latentwalk.diffusion.{prop}")
             setattr(diffusion, prop, value)
-    for change in args.prompt_change:
-        frame, colon, text = change.partition(":")
-        if not colon or not frame.strip().isdigit() or not text.strip():
-            headless.fail(f"--prompt-change '{change}' is not FRAME:TEXT (e.g. 240:a city at night).")
-        if len(f"prompt: {text.strip()}") > MARKER_NAME_MAX:
-            headless.fail(f"--prompt-change '{change}': a marker name holds {MARKER_NAME_MAX} characters, so its "
-                          f"prompt at most {MARKER_NAME_MAX - len('prompt: ')}; shorten it.")
-        scene.timeline_markers.new(f"prompt: {text.strip()}", frame=int(frame))
+    prompt_changes(args)  # checked now, before any work; the markers are added after the bake (add_prompt_markers)
     if args.output:
         diffusion.output_folder = os.path.abspath(args.output)
     if args.size:
@@ -146,6 +139,27 @@ def apply_settings(args, scene):
         scene.render.resolution_percentage = 100
     if args.fps:
         scene.render.fps, scene.render.fps_base = args.fps
+
+
+def prompt_changes(args):
+    """[(frame, text)] of the --prompt-change options; a malformed one ends the script with its reason."""
+    changes = []
+    for change in args.prompt_change:
+        frame, colon, text = change.partition(":")
+        if not colon or not frame.strip().isdigit() or not text.strip():
+            headless.fail(f"--prompt-change '{change}' is not FRAME:TEXT (e.g. 240:a city at night).")
+        if len(f"prompt: {text.strip()}") > MARKER_NAME_MAX:
+            headless.fail(f"--prompt-change '{change}': a marker name holds {MARKER_NAME_MAX} characters, so its "
+                          f"prompt at most {MARKER_NAME_MAX - len('prompt: ')}; shorten it.")
+        changes.append((int(frame), text.strip()))
+    return changes
+
+
+def add_prompt_markers(args, scene):
+    """The --prompt-change markers, at the frames given: added after a re-bake to a new --fps, which moves the
+    file's own markers to the new rate (these are already in it)."""
+    for frame, text in prompt_changes(args):
+        scene.timeline_markers.new(f"prompt: {text}", frame=frame)
 
 
 def _clear_animation(scene, data_path):
@@ -239,6 +253,7 @@ def main():
             print(line, flush=True)
         for line in bake_if_stale(scene, audio):  # no bake, or not of this song, fps or song start
             print(line, flush=True)
+        add_prompt_markers(args, scene)
         if args.encode:  # the song is checked (or its strip repaired) before the render, not after
             sequencer.check_song_strip(scene)
         if args.no_render:

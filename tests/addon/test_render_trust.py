@@ -39,6 +39,12 @@ def test_a_preview_into_the_output_folder_never_reaches_the_video(baked, tmp_pat
         with pytest.raises(RuntimeError, match="Preview Folder and the Output folder are the same"):
             operator()
     assert pngs(tmp_path / "frames") == finished
+    # A link to the Output folder is the same folder, though its path differs (compared as files).
+    os.symlink(tmp_path / "frames", tmp_path / "frames-link")
+    settings.walk.preview_folder = str(tmp_path / "frames-link")
+    with pytest.raises(RuntimeError, match="Preview Folder and the Output folder are the same"):
+        bpy.ops.latentwalk.preview()
+    assert pngs(tmp_path / "frames") == finished
 
     # Previews made elsewhere, then the Output folder pointed at them: not the frames of this render.
     settings.walk.preview_folder = str(tmp_path / "previews")

@@ -97,3 +97,23 @@ def test_processes_updating_one_manifest_at_once_lose_no_entries(tmp_path):
     assert [writer.wait(120) for writer in writers] == [0, 0, 0, 0]
     manifest = trust.load_manifest(str(tmp_path))
     assert sorted(manifest) == [f + n for f in (0, 100, 200, 300) for n in range(40)]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_honour_the_umask_in_a_fresh_process(tmp_path, umask, mode):
+    """Frames, the manifest and the plan as another account on shared storage sees them: 0644 under 022."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.umask(int(sys.argv[2], 8)); "
+            "from blender_latentwalk.engine import atomic; "
+            "from blender_latentwalk.engine.render import trust; "
+            "atomic.write_bytes(os.path.join(sys.argv[1], 'frame_000001.png'), b'png'); "
+            "trust.update_manifest(sys.argv[1], {1: {'key': 'k', 'bytes': 3, 'mtime_ns': 0}})")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path), oct(umask)], capture_output=True, text=True,
+                          cwd=root)
+    assert done.returncode == 0, done.stderr
+    for name in ("frame_000001.png", "manifest.json", ".latentwalk.lock"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == mode, name

@@ -313,3 +313,19 @@ def test_two_cpu_devices_render_the_same_frames_with_one_progress_line(inputs, r
     two = {name: (tmp_path / "frames" / name).read_bytes() for name in frames_of(tmp_path / "frames")}
     one = {name: (folder / "frames" / name).read_bytes() for name in frames_of(folder / "frames")}
     assert len(two) == 72 and two == one
+
+
+def test_a_prompt_change_with_a_new_fps_lands_on_the_frame_given(rendered, inputs, tmp_path):
+    """--prompt-change 120:... --fps 60 on a 24 fps .blend: the marker is at 120 of the 60 fps scene (the re-bake
+    moves the file's own markers to the new rate, not the one given on the command line)."""
+    folder, _ = rendered
+    out = tmp_path / "at60.blend"
+    command = [sys.executable, SCRIPT, "--", "--blend", str(folder / "video.blend"), "--fps", "60",
+               "--prompt-change", "120:a city at night", "--no-render", "--save", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    code = ("import bpy, sys; bpy.ops.wm.open_mainfile(filepath=sys.argv[1]); s = bpy.context.scene; "
+            "print([(m.name, m.frame) for m in s.timeline_markers if m.name.startswith('prompt:')], s.render.fps)")
+    read = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert read.stdout.strip().splitlines()[-1] == "[('prompt: a city at night', 120)] 60"
