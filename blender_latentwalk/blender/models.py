@@ -37,6 +37,7 @@ OFFLINE_MESSAGE = ("Download refused: online access is off. Tick Preferences > S
                    "Access, then press Download again")  # the model: the one whose button was pressed
 STAND_IN_FOLDER = "stand-in-models"  # in the add-on's data folder
 STAND_IN_BIGGAN, STAND_IN_PIPELINE = "biggan-tiny-UNTRAINED", "sd-tiny-UNTRAINED"  # as make-tiny-models names them
+STAND_IN_STYLEGAN = "stylegan-tiny-UNTRAINED"  # the folder make-tiny-models writes the StyleGAN stand-ins into
 STAND_INS_BEFORE = "latentwalk_models_before_stand_ins"  # the scene's fields before Use Stand-in Models (JSON)
 STAND_IN_WARNING = "Stand-in models: the video will be noise"
 # What a missing model's refusal says to do, in the UI: a name can be downloaded, a folder is picked again.
@@ -318,6 +319,11 @@ class LATENTWALK_OT_choose_model_file(bpy.types.Operator):
 _kinds_seen = {}  # (path, size, mtime) -> "StyleGAN2" / "StyleGAN3": the panel asks on every redraw
 
 
+def is_stylegan_file(walk):
+    """Whether the walk's model names a StyleGAN file (by its suffix), there or not."""
+    return stylegan.is_model_file(output.model_name(walk.model))
+
+
 def stylegan_kind(walk):
     """"StyleGAN2", "StyleGAN3" or None (BigGAN, or a file that is not there) of the walk's model."""
     path = output.model_name(walk.model)
@@ -343,9 +349,17 @@ def stand_in_folder():
 
 
 def stand_ins_ready(folder):
-    """True when both stand-ins in ``folder`` are complete (every file their loaders read)."""
-    return not (engine_models.missing_in_folder(os.path.join(folder, STAND_IN_BIGGAN), engine_models.BIGGAN)
-                or engine_models.missing_in_folder(os.path.join(folder, STAND_IN_PIPELINE), engine_models.PIPELINE))
+    """True when every stand-in in ``folder`` is complete (every file their loaders read; the StyleGAN files too:
+    a folder made before StyleGAN came is made again)."""
+    stylegan_files_there = all(os.path.isfile(stylegan_stand_in(folder, kind)) for kind in stylegan.TINY_NAMES)
+    return stylegan_files_there and not (
+        engine_models.missing_in_folder(os.path.join(folder, STAND_IN_BIGGAN), engine_models.BIGGAN)
+        or engine_models.missing_in_folder(os.path.join(folder, STAND_IN_PIPELINE), engine_models.PIPELINE))
+
+
+def stylegan_stand_in(folder, kind):
+    """The StyleGAN stand-in file of ``kind`` (a key of `stylegan.TINY_NAMES`) that make-tiny-models writes."""
+    return os.path.join(folder, STAND_IN_STYLEGAN, stylegan.TINY_NAMES[kind])
 
 
 class StandInJob:
@@ -429,7 +443,11 @@ def use_stand_ins(scene, folder):
     if STAND_INS_BEFORE not in scene:
         scene[STAND_INS_BEFORE] = json.dumps({"biggan": walk.model, "pipeline": diffusion.model,
                                               "vae": diffusion.tiny_vae})
-    walk.model = os.path.join(folder, STAND_IN_BIGGAN)
+    kind = stylegan_kind(walk) or ("StyleGAN2" if is_stylegan_file(walk) else None)
+    if kind is None:
+        walk.model = os.path.join(folder, STAND_IN_BIGGAN)
+    else:  # the artist chose StyleGAN: its stand-in, of the same kind (the panel keeps that kind's settings)
+        walk.model = stylegan_stand_in(folder, "stylegan3-t" if kind == "StyleGAN3" else "stylegan2")
     diffusion.model = os.path.join(folder, STAND_IN_PIPELINE)
     diffusion.tiny_vae = ""  # the stand-in pipeline has its own (tiny, untrained) VAE
 

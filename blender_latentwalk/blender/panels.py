@@ -177,6 +177,9 @@ class _WalkPanel:
         kind = models.stylegan_kind(walk)
         if kind:
             layout.label(text=f"{kind} model file", icon="CHECKMARK")
+        elif models.is_stylegan_file(walk):  # a file that is not there: still StyleGAN's settings, and why
+            kind = "StyleGAN"
+            layout.label(text="File not found: pick it again", icon="ERROR")
         models.draw_stand_in_warning(layout, context, preview=True)
         column = layout.column(align=True)
         column.prop(walk, "truncation", text="Psi" if kind else "Truncation")
@@ -211,11 +214,11 @@ class _WalkPanel:
         labelled(layout, walk, "class_mode", "Palette", expand=True)
         labelled(layout, walk, "palette_seeds", "Seeds")
         column = layout.column(align=True)
-        if kind == "StyleGAN3":  # its signature effect: the input rotated and translated by curves
+        if kind != "StyleGAN2":  # StyleGAN3's signature effect: the input rotated and translated by curves
             column.prop(walk, "rotation_deg")
             column.prop(walk, "translate_x")
             column.prop(walk, "translate_y")
-        else:
+        if kind != "StyleGAN3":  # ("StyleGAN": a file not found, either kind)
             column.prop(walk, "noise_strength")
             column.prop(walk, "noise_pulse")
 

@@ -189,6 +189,17 @@ def test_use_stand_in_models_points_every_field_at_them_and_renders_noise(baked,
         "biggan-deep-256", "stabilityai/sd-turbo", "madebyollin/taesd")
     assert models_ui.stand_ins_in_use(scene) == []
 
+    # A StyleGAN3 file chosen (here one not on this machine): its stand-in is StyleGAN3's, the panel's kind kept.
+    settings.walk.model = str(tmp_path / "gone" / "my-stylegan3-t.pkl")
+    assert bpy.ops.latentwalk.use_stand_in_models() == {"FINISHED"}
+    assert settings.walk.model == str(folder / "stylegan-tiny-UNTRAINED" / "stylegan2-tiny-UNTRAINED.pkl")
+    settings.walk.model = str(folder / "stylegan-tiny-UNTRAINED" / "stylegan3-t-tiny-UNTRAINED.pkl")
+    assert bpy.ops.latentwalk.use_stand_in_models() == {"FINISHED"}
+    assert models_ui.stylegan_kind(settings.walk) == "StyleGAN3"
+    assert [title for title, _ in models_ui.stand_ins_in_use(scene)] == ["StyleGAN", "SD model"]
+    assert bpy.ops.latentwalk.use_own_models() == {"FINISHED"}
+    assert settings.walk.model == str(tmp_path / "gone" / "my-stylegan3-t.pkl")
+
 
 def test_model_fields_browse_for_folders_and_keep_hub_names(scene, tmp_path):
     """The model fields have a folder button (DIR_PATH); a hub id stays as typed, and a folder picked relative

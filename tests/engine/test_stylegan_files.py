@@ -156,8 +156,9 @@ def test_a_rosinality_checkpoint_gives_g_ema_and_its_average_latent_and_refuses_
             return os.system, (f"touch {marker}",)
 
     torch.save({"g_ema": weights, "extra": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(stylegan_files.UnsafePickleError, match="holds more than weights"):
+    with pytest.raises(stylegan_files.UnsafePickleError, match=r"asks for (posix|os|nt)\.system") as refused:
         stylegan_files.load_rosinality(str(tmp_path / "evil.pt"))
+    assert "weights_only" not in str(refused.value)  # not torch's advice to load it with code after all
     assert not marker.exists()
     torch.save({"state_dict": weights}, tmp_path / "other.pt")
     with pytest.raises(LatentWalkError, match="no 'g_ema'"):
@@ -180,3 +181,36 @@ def test_a_tensorflow_stylegan_pickle_is_named_as_such(tmp_path):
     path.write_bytes(data)
     with pytest.raises(stylegan_files.UnsafePickleError, match="TensorFlow StyleGAN pickle"):
         stylegan_files.load_records(str(path))
+
+
+def test_damaged_files_are_named_with_what_to_do_never_a_traceback(tmp_path):
+    from blender_latentwalk.engine.generators import stylegan
+
+    folder = stylegan.make_tiny_models(str(tmp_path / "tiny"))
+    for kind, path in folder.items():
+        data = open(path, "rb").read()
+        for cut in (len(data) // 3, len(data) - 7):
+            damaged = tmp_path / f"damaged-{kind}{os.path.splitext(path)[1]}"
+            damaged.write_bytes(data[:cut])
+            with pytest.raises(LatentWalkError, match=r"damaged|not a readable|not a PyTorch|no 'g_ema'") as error:
+                stylegan.load_network(str(damaged))
+            assert str(damaged) in str(error.value) and "download it again" in str(error.value)
+    html = tmp_path / "model.pt"
+    html.write_bytes(b"<html>Sign in to download</html>")
+    with pytest.raises(LatentWalkError, match="not a PyTorch checkpoint"):
+        stylegan.load_network(str(html))
+    renamed = tmp_path / "nvidia.pt"
+    renamed.write_bytes(open(folder["stylegan2"], "rb").read())
+    with pytest.raises(LatentWalkError, match="NVIDIA network pickle.*rename it to .pkl|not a PyTorch checkpoint"):
+        stylegan.load_network(str(renamed))
+
+
+def test_a_protocol_3_pickle_with_a_whole_module_state_loads(tmp_path):
+    """Python 3.7 (StyleGAN2-ADA-PyTorch's) wrote protocol 3, where a module's _non_persistent_buffers_set is a
+    global builtins.set: the stand-in StyleGAN2 is written that way, with the whole module state."""
+    from blender_latentwalk.engine.generators import stylegan
+
+    folder = stylegan.make_tiny_models(str(tmp_path / "tiny"))
+    data = open(folder["stylegan2"], "rb").read()
+    assert data[:2] == b"\x80\x03" and b"builtins\nset" in data and b"_non_persistent_buffers_set" in data
+    assert stylegan.load_network(folder["stylegan2"])[1] == "StyleGAN2"

@@ -86,7 +86,17 @@ class StyleGANGenerator(Generator):
     family = "stylegan"
 
     def inputs(self, plan):
-        return walk_inputs.stylegan_inputs(plan)
+        """The walk's values; those the model has no use for are set to their neutral values (StyleGAN3 has no
+        per-layer noise, StyleGAN2 no input transform), so changing them re-renders nothing."""
+        import dataclasses
+
+        inputs = walk_inputs.stylegan_inputs(plan)
+        kind = stylegan_files.peek_kind(self.model)
+        if kind == "StyleGAN3":
+            inputs = dataclasses.replace(inputs, noise=np.ones_like(inputs.noise))
+        elif kind == "StyleGAN2":
+            inputs = dataclasses.replace(inputs, transform=np.zeros_like(inputs.transform))
+        return inputs
 
     def key_settings(self, plan):
         """What decides the pixels beside the per-frame inputs: the seeds, the walk's seed, the space, the mode."""
@@ -108,11 +118,6 @@ class StyleGANGenerator(Generator):
         # and the frames must not depend on a precision choice the artist never made.
         dtype = torch.float32
         return Loaded(network.to(device=torch_device, dtype=dtype).eval(), torch_device, dtype, {"kind": kind})
-
-    def describe(self, loaded):
-        network = loaded.model
-        return (f"{loaded.extra['kind']} {network.img_resolution}x{network.img_resolution}, z {network.z_dim}, "
-                f"w {network.w_dim}" + (f", {network.c_dim} classes" if network.c_dim else ""))
 
     def generate(self, loaded, inputs, plan, batch, needed):
         """Yields one (members, images) for the whole aligned ``batch`` when any of ``needed`` is in it.
@@ -172,7 +177,7 @@ class StyleGANGenerator(Generator):
         ).astype(np.float32)).to(torch_device)
         w = weights @ torch.cat([palette_w, direction_w])
         if np.any(inputs.jitter[members]):
-            jitter = np.stack([walk_inputs.jitter_direction(plan.seed, index, z_dim) for index in members])
+            jitter = np.stack([walk_inputs.jitter_direction(plan.seed, inputs.frames[index], z_dim) for index in members])
             size = torch.from_numpy(inputs.jitter[members].astype(np.float32)).to(torch_device)[:, None]
             w = w + size * (mapped(jitter, first_class(len(members))) - w_avg)
         w = w_avg + psi[:, None] * (w - w_avg)
@@ -228,7 +233,8 @@ def make_tiny_models(folder, seed=0):
         for name, parameter in network.named_parameters():
             if name.endswith("noise_strength"):
                 parameter.fill_(0.5)
-    stylegan_files.write_pickle(paths["stylegan2"], network, TINY_RESOLUTION)
+    # Protocol 3, as StyleGAN2-ADA's Python 3.7 wrote its pickles (StyleGAN3's below: 4, as Python 3.8+).
+    stylegan_files.write_pickle(paths["stylegan2"], network, TINY_RESOLUTION, protocol=3)
     for config in ("t", "r"):
         network = stylegan3_network.random_generator(seed, **tiny_stylegan3_kwargs(config))
         stylegan_files.write_pickle(paths[f"stylegan3-{config}"], network, TINY_RESOLUTION)
@@ -262,7 +268,9 @@ def tiny_rosinality_state(seed=0, size=TINY_RESOLUTION, style_dim=32, n_mlp=2, c
 
     state = {}
     for layer in range(1, n_mlp + 1):
-        state[f"style.{layer}.weight"], state[f"style.{layer}.bias"] = normal(style_dim, style_dim), torch.zeros(style_dim)
+        # As its EqualLinear starts them: divided by the mapping's learning-rate multiplier, 0.01.
+        state[f"style.{layer}.weight"] = normal(style_dim, style_dim) / 0.01
+        state[f"style.{layer}.bias"] = torch.zeros(style_dim)
     state["input.input"] = normal(1, channels, 4, 4)
 
     def styled(prefix, up):
@@ -271,6 +279,7 @@ def tiny_rosinality_state(seed=0, size=TINY_RESOLUTION, style_dim=32, n_mlp=2, c
 
     def to_rgb(prefix, up):
         state.update(modulated(prefix, 3, 1))
+        state[f"{prefix}.conv.weight"] *= 0.2  # untrained but not saturated: the latent still shows
         state[f"{prefix}.bias"] = torch.zeros(1, 3, 1, 1)
         if up:
             state[f"{prefix}.upsample.kernel"] = kernel.clone()

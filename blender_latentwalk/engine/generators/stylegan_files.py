@@ -15,6 +15,7 @@ The records feed our own PyTorch networks, which load the parameters with a stri
 import io
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 
 from ..errors import LatentWalkError
@@ -85,7 +86,7 @@ def _load_storage_from_bytes(data):
     """``torch.storage._load_from_bytes``: a storage saved by torch.save, read with weights_only."""
     import torch
 
-    return torch.load(io.BytesIO(data), weights_only=True)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)  # saved on a GPU: read on any
 
 
 def _allowed_globals():
@@ -103,6 +104,10 @@ def _allowed_globals():
         ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
         ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
         ("torch", "Size"): torch.Size,
+        # Protocol 3 pickles (Python 3.7, which StyleGAN2-ADA-PyTorch asks for) name these for a module's
+        # ``_non_persistent_buffers_set``: constructors of plain data.
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
     }
     for name in ("FloatStorage", "HalfStorage", "DoubleStorage", "LongStorage", "IntStorage", "BoolStorage",
                  "ByteStorage"):
@@ -160,14 +165,22 @@ def load_records(path):
         raise
     except OSError as error:
         raise LatentWalkError(f"cannot read the StyleGAN pickle '{path}' ({error.strerror}).") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
-        raise LatentWalkError(f"'{path}' is not a readable StyleGAN pickle ({error}): download it again.") from None
+    except LatentWalkError:
+        raise
+    except Exception as error:  # noqa: BLE001 (pickle, numpy and torch each raise their own kinds on a damaged file)
+        raise LatentWalkError(f"'{path}' is damaged or not a StyleGAN pickle ({type(error).__name__}: "
+                              f"{_first_line(error)}): download it again.") from None
     if not isinstance(loaded, dict):
         raise LatentWalkError(f"'{path}' holds a {type(loaded).__name__}, not NVIDIA's dict of networks.")
     records = {key: loaded[key] for key in NETWORK_KEYS if isinstance(loaded.get(key), PersistentRecord)}
     if not records:
         raise LatentWalkError(f"'{path}' has none of {', '.join(NETWORK_KEYS)}: it is not a StyleGAN network pickle.")
     return records
+
+
+def _first_line(error):
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "no details"
 
 
 def load_rosinality(path):
@@ -184,11 +197,19 @@ def load_rosinality(path):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as error:
         raise LatentWalkError(f"cannot read the StyleGAN checkpoint '{path}' ({error.strerror or error}).") from None
-    except pickle.UnpicklingError as error:  # weights_only refused something: it names the global
-        raise UnsafePickleError(f"'{path}' holds more than weights ({str(error).splitlines()[0]}): it was not "
-                                "loaded (nothing in it ran).") from None
-    except (RuntimeError, ValueError, EOFError) as error:
-        raise LatentWalkError(f"'{path}' is not a readable PyTorch checkpoint ({error}): download it again.") from None
+    except pickle.UnpicklingError as error:  # weights_only refused something, or it is no torch.save file
+        refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if refused is None:
+            raise LatentWalkError(f"'{path}' is not a PyTorch checkpoint ({_first_line(error)}): download it "
+                                  "again.") from None
+        if refused.group(1).startswith("torch_utils.persistence"):
+            raise LatentWalkError(f"'{path}' is an NVIDIA network pickle, not a rosinality checkpoint: rename it "
+                                  "to .pkl.") from None
+        raise UnsafePickleError(f"'{path}' asks for {refused.group(1)}, which a StyleGAN checkpoint never needs: "
+                                "it was not loaded (nothing in it ran).") from None
+    except Exception as error:  # noqa: BLE001 (zip, pickle and torch each raise their own kinds on a damaged file)
+        raise LatentWalkError(f"'{path}' is damaged or not a PyTorch checkpoint ({type(error).__name__}: "
+                              f"{_first_line(error)}): download it again.") from None
     generator = checkpoint.get("g_ema") if isinstance(checkpoint, dict) else None
     if not isinstance(generator, dict) or not generator:
         raise LatentWalkError(f"'{path}' has no 'g_ema' weights: it is not a rosinality-format StyleGAN2 checkpoint.")
@@ -258,26 +279,43 @@ class _WrittenEasyDict(dict):
 _EASY_DICT = _NvidiaName("dnnlib.util", "EasyDict")
 
 
+def _plain(value):
+    """Whether ``value`` is data a module's state holds as NVIDIA's persistence pickles it (numbers, text,
+    numpy values, containers of them): torch's hook dicts, the non-persistent buffer set, layer constants."""
+    import numpy
+
+    if value is None or isinstance(value, (bool, int, float, str, numpy.generic, numpy.ndarray)):
+        return True
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(_plain(key) and _plain(item) for key, item in value.items())
+    return False
+
+
 def _record_of(module):
     """The `_Record` of one of our network modules (``nvidia_class_name``, ``init_args``, ``init_kwargs``) and
-    of its children, holding what NVIDIA's module state holds: parameters, buffers, children, the init
-    arguments, and the plain attributes."""
+    of its children, holding what NVIDIA's persistence pickles: the module's whole state (``vars``: parameters,
+    buffers, torch's own bookkeeping, the layer's constants), its children as records, the init arguments."""
     import collections
 
-    plain = {key: value for key, value in vars(module).items()
-             if not key.startswith("_") and isinstance(value, (bool, int, float, str, type(None)))}
-    children = collections.OrderedDict((name, _record_of(child)) for name, child in module._modules.items())
-    state = {**plain, "training": False, "_parameters": collections.OrderedDict(module._parameters),
-             "_buffers": collections.OrderedDict(module._buffers), "_modules": children,
-             "_init_args": tuple(getattr(module, "init_args", ())),
-             "_init_kwargs": _easy_dict(dict(module.init_kwargs))}
+    state = {key: value for key, value in vars(module).items()
+             if key not in ("init_args", "init_kwargs", "_modules", "_parameters", "_buffers") and _plain(value)}
+    state.update(training=False, _parameters=collections.OrderedDict(module._parameters),
+                 _buffers=collections.OrderedDict(module._buffers),
+                 _modules=collections.OrderedDict((name, _record_of(child)) for name, child in module._modules.items()),
+                 _init_args=tuple(getattr(module, "init_args", ())),
+                 # NVIDIA keeps the keyword arguments as the plain dict they came in (nested ones as train.py
+                 # made them: EasyDict)
+                 _init_kwargs={key: _easy_dict(value) for key, value in dict(module.init_kwargs).items()})
     return _Record(module.nvidia_class_name, state)
 
 
-def write_pickle(path, generator, resolution):
-    """Write ``generator`` (our StyleGAN2 / StyleGAN3 Generator) as NVIDIA's training code writes a network
-    pickle: {"G", "D", "G_ema", "augment_pipe", "training_set_kwargs"}, each network a persistent record
-    (here G and G_ema hold the same weights, and D is an empty Discriminator record: nothing reads it).
+def write_pickle(path, generator, resolution, protocol=4):
+    """Write ``generator`` (our StyleGAN2 / StyleGAN3 Generator) in the layout NVIDIA's training code writes a
+    network pickle: {"G", "D", "G_ema", "augment_pipe", "training_set_kwargs"}, each network a persistent
+    record (here G and G_ema hold the same weights, and D is an empty Discriminator record: nothing reads it).
+    protocol : pickle's protocol: 4 as Python 3.8+ writes by default, 3 as Python 3.7 (StyleGAN2-ADA's) did.
 
     No NVIDIA module is imported or needed: the two names the file refers to are written as references.
     """
@@ -288,10 +326,10 @@ def write_pickle(path, generator, resolution):
                                                                        "_buffers": {}, "_modules": {},
                                                                        "_init_args": (), "_init_kwargs": {}}),
             "G_ema": _record_of(copy.deepcopy(generator)), "augment_pipe": None,
-            "training_set_kwargs": _easy_dict({"resolution": resolution, "use_labels": bool(generator.c_dim)})}
+            "training_set_kwargs": {"resolution": resolution, "use_labels": bool(generator.c_dim)}}
     from .. import atomic
 
-    atomic.write_via(path, lambda stream: _Writer(stream, protocol=4).dump(data))
+    atomic.write_via(path, lambda stream: _Writer(stream, protocol=protocol).dump(data))
     return path
 
 

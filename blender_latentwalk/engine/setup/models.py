@@ -367,6 +367,10 @@ def missing_message(missing, what_to_do):
     """The refusal for a missing model (a `ModelState`): "Model missing: BigGAN 'biggan-deep-256' is not on
     this machine: " and ``what_to_do``; a folder is named by its last part (the state has the whole path)."""
     title = ROLE_TITLES.get(missing.role, "model")
+    if missing.role == BIGGAN and _is_stylegan_file(os.path.expanduser(missing.name)):
+        name = os.path.basename(missing.name)
+        return (f"Model missing: StyleGAN file '{name}' does not exist: pick it again with the file button beside "
+                "Walk > Generator (headless: --generator FILE), or Use Stand-in Models to try the path.")
     if missing.downloadable:
         return f"Model missing: {title} '{missing.name}' is not on this machine: {what_to_do}"
     folder = os.path.basename(os.path.normpath(missing.name)) or missing.name

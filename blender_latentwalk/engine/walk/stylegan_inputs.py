@@ -34,6 +34,8 @@ class StyleGANInputs:
     psi : (n,) truncation psi (1: as trained; towards 0: the average image).
     noise : (n,) StyleGAN2's per-layer noise, times its trained strength (1: as trained).
     transform : (n, 3) StyleGAN3's input rotation in degrees, translation x and y (image widths).
+    frames : (n,) the Blender frame of each row: a frame's jitter is seeded by it, so where the plan
+        starts does not change the frame.
     """
 
     palette: np.ndarray
@@ -43,13 +45,15 @@ class StyleGANInputs:
     psi: np.ndarray
     noise: np.ndarray
     transform: np.ndarray
+    frames: np.ndarray
 
     def frame_bytes(self, index):
-        """What a frame key covers of frame ``index``'s inputs (float32 bytes)."""
+        """What a frame key covers of frame ``index``'s inputs (float32 bytes; with jitter, its frame number)."""
         parts = (self.palette[index], self.band_offsets[index], self.kick[index:index + 1],
                  self.jitter[index:index + 1], self.psi[index:index + 1], self.noise[index:index + 1],
                  self.transform[index])
-        return b"".join(np.asarray(part, np.float32).tobytes() for part in parts)
+        found = b"".join(np.asarray(part, np.float32).tobytes() for part in parts)
+        return found + (b"frame %d" % self.frames[index] if self.jitter[index] else b"")
 
 
 def palette_seeds(plan):
@@ -71,8 +75,9 @@ def stylegan_inputs(plan):
     """`StyleGANInputs` of every frame of ``plan``."""
     energy = np.asarray(plan.bands, np.float64) * np.asarray(plan.band_weights, np.float64)  # (n_bands, n)
     frame_s = plan.fps_base / plan.fps
-    if plan.settings.get("mode", "displacement") == "travel":
-        offsets = np.cumsum((energy * np.asarray(plan.speed, np.float64)[None, :]).T * (TRAVEL_STEP * frame_s), axis=0)
+    if plan.settings.get("mode", "displacement") == "travel":  # folded back: in W nothing else bounds the walk
+        offsets = fold(np.cumsum((energy * np.asarray(plan.speed, np.float64)[None, :]).T * (TRAVEL_STEP * frame_s),
+                                 axis=0), Z_LIMIT)
     else:
         offsets = DISPLACEMENT_SCALE * energy.T
     onset = np.asarray(plan.onset, np.float64)
@@ -87,6 +92,7 @@ def stylegan_inputs(plan):
         noise=np.maximum(np.asarray(plan.noise_strength, np.float64) + np.asarray(plan.noise_pulse, np.float64) * onset,
                          0.0),
         transform=transform,
+        frames=plan.frame_start + np.arange(plan.n_frames),
     )
 
 
@@ -103,9 +109,9 @@ def walk_directions(seed, n_bands, z_dim):
     return rng.standard_normal((n_bands, z_dim)), rng.standard_normal(z_dim)
 
 
-def jitter_direction(seed, plan_index, z_dim):
-    """Frame ``plan_index``'s own wobble direction, shape (z_dim,)."""
-    return np.random.default_rng([seed, 4, plan_index]).standard_normal(z_dim)
+def jitter_direction(seed, frame, z_dim):
+    """Blender frame ``frame``'s own wobble direction, shape (z_dim,)."""
+    return np.random.default_rng([seed, 4, int(frame)]).standard_normal(z_dim)
 
 
 def compose_z(inputs, seeds, walk_seed, indices, z_dim, travel):
@@ -121,9 +127,13 @@ def compose_z(inputs, seeds, walk_seed, indices, z_dim, travel):
         z = inputs.palette[index] @ palette + inputs.band_offsets[index] @ directions
         z = z + inputs.kick[index] * onset_direction
         if inputs.jitter[index]:
-            z = z + inputs.jitter[index] * jitter_direction(walk_seed, index, z_dim)
+            z = z + inputs.jitter[index] * jitter_direction(walk_seed, inputs.frames[index], z_dim)
         rows.append(fold(z, Z_LIMIT) if travel else z)
     return np.asarray(rows, np.float32)
+
+
+MAX_SEEDS = 256
+MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds up to this
 
 
 def parse_seeds(text):
@@ -138,7 +148,9 @@ def parse_seeds(text):
         low, high = int(first), int(last) if dash else int(first)
         if high < low:
             raise ValueError(f"'{part}' in '{text}' ends before it starts")
+        if high > MAX_SEED:
+            raise ValueError(f"'{part}' in '{text}' is above the largest seed, {MAX_SEED}")
+        if len(seeds) + high - low + 1 > MAX_SEEDS:
+            raise ValueError(f"'{text}' names more than {MAX_SEEDS} seeds: give 1 to {MAX_SEEDS}")
         seeds.extend(range(low, high + 1))
-    if not 1 <= len(seeds) <= 256:
-        raise ValueError(f"'{text}' names {len(seeds)} seeds: give 1 to 256")
     return seeds
