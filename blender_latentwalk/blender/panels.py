@@ -173,7 +173,7 @@ class _WalkPanel:
         split.label(text="Generator")
         row = split.row(align=True)
         row.prop(walk, "model", text="")
-        row.operator("latentwalk.choose_model_file", text="", icon="FILEBROWSER")
+        row.operator("latentwalk.choose_model_file", text="", icon="FILE")  # a file, beside the folder icon
         kind = models.stylegan_kind(walk)
         if kind:
             layout.label(text=f"{kind} model file", icon="CHECKMARK")

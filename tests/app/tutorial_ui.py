@@ -38,7 +38,7 @@ parser.add_argument("--song", required=True)
 parser.add_argument("--blend", required=True)
 parser.add_argument("--shots", required=True)
 parser.add_argument("--only-show-curves", action="store_true")
-ARGS = parser.parse_args(argv)
+ARGS, _ = parser.parse_known_args(argv)  # another UI script importing these helpers has flags of its own
 MIDS = "latentwalk.bands[3].value"  # Sub, Bass, Low Mids, Mids: the fourth default band
 BASS = "latentwalk.bands[1].value"
 TIMEOUT_S = 900
@@ -302,4 +302,5 @@ def steps():
         result(error="timed out")
 
 
-blender_ui.run_steps(steps())
+if __name__ == "__main__":  # run by Blender's -P; an import (stylegan_ui.py) takes the helpers only
+    blender_ui.run_steps(steps())
