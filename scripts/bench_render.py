@@ -290,7 +290,7 @@ def stage_rates(renderer, plan, batch_size, repeats, out):
     z, classes, truncation = renderer.inputs
 
     def run_biggan():
-        return [images for _, images in biggan.generate_images(renderer.model, device, renderer.dtype, z, classes,
+        return [images for _, images in biggan.generate_images(renderer.loaded.model, device, renderer.dtype, z, classes,
                                                                truncation, batch, batch_size)][0]
 
     generated = run_biggan()
