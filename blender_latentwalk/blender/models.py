@@ -307,11 +307,8 @@ class LATENTWALK_OT_choose_model_file(bpy.types.Operator):
             self.report({"ERROR"}, f"Latent Walk: '{os.path.basename(path) or path}' is not a .pkl, .pt or .pth file: "
                         "choose a StyleGAN model file.")
             return {"CANCELLED"}
-        if self.relative_path and bpy.data.filepath:
-            try:
-                path = bpy.path.relpath(path)
-            except ValueError:  # another drive (Windows): keep it absolute
-                pass
+        if self.relative_path:
+            path = output.relative_to_blend(path)
         context.scene.latentwalk.walk.model = path
         return {"FINISHED"}
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
-from . import bake_job, bake_state, compat, curves, engine_client, jobs, preferences, sequencer, worker_client
+from . import bake_job, bake_state, compat, curves, engine_client, jobs, output, preferences, sequencer, worker_client
 from ..engine.analysis import timing
 from ..engine.analysis.bands import DEFAULT_BANDS, Band, check_bands
 from ..engine.errors import LatentWalkError
@@ -480,11 +480,8 @@ class LATENTWALK_OT_choose_song(bpy.types.Operator):
         if not os.path.isfile(path):
             self.report({"ERROR"}, f"Latent Walk: no song file at '{path}': choose a sound file.")
             return {"CANCELLED"}
-        if self.relative_path and bpy.data.filepath:
-            try:
-                path = bpy.path.relpath(path)
-            except ValueError:  # another drive (Windows): keep it absolute
-                pass
+        if self.relative_path:
+            path = output.relative_to_blend(path)
         context.scene.latentwalk.audio_path = path
         return {"FINISHED"}
 

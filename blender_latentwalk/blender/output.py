@@ -85,6 +85,17 @@ def _same_folder(path_a, path_b):
     return os.path.normcase(os.path.realpath(path_a)) == os.path.normcase(os.path.realpath(path_b))
 
 
+def relative_to_blend(path):
+    """``path`` as a "//" path relative to the saved .blend (as Blender's file browsers store one with Relative
+    Path ticked); as it is when the file is unsaved or on another drive (Windows)."""
+    if not bpy.data.filepath:
+        return path
+    try:
+        return bpy.path.relpath(path)
+    except ValueError:  # another drive: keep it absolute
+        return path
+
+
 def model_name(value):
     """A model field's value as the engine takes it: a name or hub id as typed, a folder picked with the
     field's browse button as an absolute path (a "//" path is relative to the .blend file)."""

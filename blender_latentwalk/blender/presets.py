@@ -19,16 +19,22 @@ PRESET_VALUES = ["diffusion.model", "diffusion.tiny_vae", "diffusion.steps", "di
                  "diffusion.guidance"]
 
 
-class LATENTWALK_MT_render_presets(bpy.types.Menu):
-    bl_label = "Render Presets"
-    preset_subdir = PRESET_SUBDIR
+class _PresetMenu:
+    """A preset menu: the add-on's own presets (``bundled_folder``) first, then the user's (Blender's preset
+    folders for ``preset_subdir``)."""
+
     preset_operator = "script.execute_preset"
 
     def draw(self, _context):
-        # The add-on's own presets first, then the user's (Blender's preset folders).
-        self.path_menu([BUNDLED_FOLDER, *bpy.utils.preset_paths(PRESET_SUBDIR)], self.preset_operator,
+        self.path_menu([self.bundled_folder, *bpy.utils.preset_paths(self.preset_subdir)], self.preset_operator,
                        filter_ext=lambda ext: ext.lower() == ".py",
                        display_name=lambda name: bpy.path.display_name(name, title_case=False))
+
+
+class LATENTWALK_MT_render_presets(_PresetMenu, bpy.types.Menu):
+    bl_label = "Render Presets"
+    preset_subdir = PRESET_SUBDIR
+    bundled_folder = BUNDLED_FOLDER
 
 
 class LATENTWALK_OT_render_preset_add(AddPresetBase, bpy.types.Operator):
@@ -43,11 +49,15 @@ class LATENTWALK_OT_render_preset_add(AddPresetBase, bpy.types.Operator):
 
 
 def draw_menu(layout):
-    """The preset row: the menu, + and -."""
+    """The render preset row: the menu, + and -."""
+    _draw_row(layout, LATENTWALK_MT_render_presets, LATENTWALK_OT_render_preset_add)
+
+
+def _draw_row(layout, menu, add_operator):
     row = layout.row(align=True)
-    row.menu(LATENTWALK_MT_render_presets.__name__, text=LATENTWALK_MT_render_presets.bl_label)
-    row.operator(LATENTWALK_OT_render_preset_add.bl_idname, text="", icon="ADD")
-    row.operator(LATENTWALK_OT_render_preset_add.bl_idname, text="", icon="REMOVE").remove_active = True
+    row.menu(menu.__name__, text=menu.bl_label)
+    row.operator(add_operator.bl_idname, text="", icon="ADD")
+    row.operator(add_operator.bl_idname, text="", icon="REMOVE").remove_active = True
 
 
 WALK_PRESET_SUBDIR = os.path.join("latentwalk", "walk")
@@ -58,15 +68,10 @@ WALK_PRESET_VALUES = [f"walk.{name}" for name in (
     "palette_seeds", "noise_strength", "noise_pulse", "rotation_deg", "translate_x", "translate_y")]
 
 
-class LATENTWALK_MT_walk_presets(bpy.types.Menu):
+class LATENTWALK_MT_walk_presets(_PresetMenu, bpy.types.Menu):
     bl_label = "Walk Presets"
     preset_subdir = WALK_PRESET_SUBDIR
-    preset_operator = "script.execute_preset"
-
-    def draw(self, _context):
-        self.path_menu([WALK_BUNDLED_FOLDER, *bpy.utils.preset_paths(WALK_PRESET_SUBDIR)], self.preset_operator,
-                       filter_ext=lambda ext: ext.lower() == ".py",
-                       display_name=lambda name: bpy.path.display_name(name, title_case=False))
+    bundled_folder = WALK_BUNDLED_FOLDER
 
 
 class LATENTWALK_OT_walk_preset_add(AddPresetBase, bpy.types.Operator):
@@ -82,10 +87,7 @@ class LATENTWALK_OT_walk_preset_add(AddPresetBase, bpy.types.Operator):
 
 def draw_walk_menu(layout):
     """The walk preset row: the menu, + and -."""
-    row = layout.row(align=True)
-    row.menu(LATENTWALK_MT_walk_presets.__name__, text=LATENTWALK_MT_walk_presets.bl_label)
-    row.operator(LATENTWALK_OT_walk_preset_add.bl_idname, text="", icon="ADD")
-    row.operator(LATENTWALK_OT_walk_preset_add.bl_idname, text="", icon="REMOVE").remove_active = True
+    _draw_row(layout, LATENTWALK_MT_walk_presets, LATENTWALK_OT_walk_preset_add)
 
 
 classes = (LATENTWALK_MT_render_presets, LATENTWALK_OT_render_preset_add, LATENTWALK_MT_walk_presets,

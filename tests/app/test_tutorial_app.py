@@ -2,13 +2,14 @@
 Blender's default Video Editing workspace; its screenshots are the tutorial's pictures. Fails on any traceback
 in the log or in the reports the UI showed. Skipped where no `blender` or `xvfb-run` is on PATH."""
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+
+from ui_results import checked_walk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLENDER = shutil.which("blender")
@@ -37,16 +38,7 @@ def walk(tmp_path, screen, *extra):
                *extra]
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200, cwd=str(tmp_path))
     log = run.stdout + run.stderr
-    for marker in ("Traceback", "Error:", "rna_uiItem", "Segmentation fault", "Dependency cycle"):
-        assert marker not in log, log[-6000:]
-    found = {}
-    for line in log.splitlines():
-        for prefix in ("RESULT ", "CUT_LABELS ", "REPORTS "):
-            if line.startswith(prefix):
-                value = json.loads(line[len(prefix):])
-                found.update(value if prefix == "RESULT " else {prefix.strip(): value})
-    assert "REPORTS" in found and "error" not in found, log[-6000:]
-    assert "Traceback" not in found["REPORTS"] and "Error" not in found["REPORTS"], found["REPORTS"]
+    found = checked_walk(log)
     return found, log
 
 
