@@ -167,7 +167,7 @@ def bench_model(model, args, device, precisions, rows):
     notebook_loop(fp32_network, device, seeds[:1], sg2)  # warm-up frame
     for precision in precisions:
         run_network, described = variant(network, model, precision)
-        loaded = Loaded(run_network, device, torch.float32, {"kind": "StyleGAN2" if sg2 else "StyleGAN3"})
+        loaded = Loaded(run_network, device, torch.float32)
         if precision == "fp16":
             notebook_loop(run_network, device, seeds[:1], sg2)
         best = {}

@@ -20,7 +20,7 @@ import re
 import sys
 
 from ..errors import GET_THE_RENDER_STACK, LatentWalkError
-from .interface import Generator, Loaded
+from .interface import Loaded
 
 KNOWN_MODELS = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
 WEIGHTS_NAME, CONFIG_NAME = "pytorch_model.bin", "config.json"
@@ -384,11 +384,14 @@ def generate(model, device, dtype, z, classes, truncation, plan_indices, batch_s
             on_batch(len(members))
 
 
-class BigGANGenerator(Generator):
+class BigGANGenerator:
     """BigGAN as the walk's generator (`interface.Generator`): the walk of walk/latents.py, frames batched
     per truncation value. A frame key covers its z, class vector and truncation, as before StyleGAN came."""
 
     family = "biggan"
+
+    def __init__(self, model):
+        self.model = model
 
     def inputs(self, plan):
         from ..walk import latents

@@ -13,39 +13,39 @@ uses this interface:
   gives the bytes of one whole render).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 
 @dataclass
 class Loaded:
-    """A generator's model on its device. model : the torch module; extra : what the generator keeps besides."""
+    """A generator's model on its device: the torch module, its torch device and dtype."""
 
     model: object
     torch_device: object
     dtype: object
-    extra: dict = field(default_factory=dict)
 
 
-class Generator:
-    """The interface (see the module's docstring); ``model`` is the name, folder or file as the artist gave it."""
+@runtime_checkable
+class Generator(Protocol):
+    """The interface (see the module's docstring). ``model`` is the name, folder or file as the artist gave it;
+    ``family`` ("biggan", "stylegan") names the generator in frame keys."""
 
-    family = ""
-
-    def __init__(self, model):
-        self.model = model
+    family: str
+    model: str
 
     def inputs(self, plan):
-        raise NotImplementedError(type(self).__name__)
+        """The per-frame walk values of ``plan`` (a pure function of it)."""
 
     def key_settings(self, plan):
-        raise NotImplementedError(type(self).__name__)
+        """{name: JSON value} a frame key covers beside the model's identity and the frame's own inputs."""
 
     def frame_bytes(self, inputs, index):
-        raise NotImplementedError(type(self).__name__)
+        """bytes: what a frame key covers of plan index ``index``'s inputs."""
 
     def load(self, device="auto"):
-        raise NotImplementedError(type(self).__name__)
+        """The model on ``device`` ("auto", "cpu", "cuda", ...), as a `Loaded`."""
 
     def generate(self, loaded, inputs, plan, batch, needed):
-        raise NotImplementedError(type(self).__name__)
-
+        """Yields (members, images (len(members), 3, height, width) on the device, float32 holding 8-bit values)
+        for the calls of the aligned ``batch`` (plan indices) that hold a frame of ``needed``."""

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import LatentWalkError
 from ..walk import stylegan_inputs as walk_inputs
 from . import stylegan_files
-from .interface import Generator, Loaded
+from .interface import Loaded
 
 FILE_SUFFIXES = (".pkl", ".pt", ".pth")
 
@@ -80,10 +80,14 @@ def to_frames(images):
     return ((images[:, :3].clamp(-1, 1) + 1) * 127.5).round()
 
 
-class StyleGANGenerator(Generator):
-    """A StyleGAN2 / StyleGAN3 model file as the walk's generator."""
+class StyleGANGenerator:
+    """A StyleGAN2 / StyleGAN3 model file as the walk's generator (an `interface.Generator`)."""
 
     family = "stylegan"
+
+    def __init__(self, model):
+        self.model = model
+        self._mapped_once = (None, None)  # (what was mapped, (palette W, direction W)): see _styles
 
     def inputs(self, plan):
         """The walk's values; those the model has no use for are set to their neutral values (StyleGAN3 has no
@@ -112,12 +116,12 @@ class StyleGANGenerator(Generator):
 
         from .biggan import pick_device
 
-        network, kind = load_network(self.model)
+        network, _kind = load_network(self.model)
         torch_device = pick_device(device)
         # fp32 on every device: StyleGAN's fp16 layers need NVIDIA's per-resolution clamping to stay finite,
         # and the frames must not depend on a precision choice the artist never made.
         dtype = torch.float32
-        return Loaded(network.to(device=torch_device, dtype=dtype).eval(), torch_device, dtype, {"kind": kind})
+        return Loaded(network.to(device=torch_device, dtype=dtype).eval(), torch_device, dtype)
 
     def generate(self, loaded, inputs, plan, batch, needed):
         """Yields one (members, images) for the whole aligned ``batch`` when any of ``needed`` is in it.
@@ -167,11 +171,15 @@ class StyleGANGenerator(Generator):
             return None if entry_classes is None else entry_classes[:1].expand(rows, -1)
 
         w_avg = network.mapping.w_avg.to(torch_device, torch.float32)
-        directions, onset_direction = walk_inputs.walk_directions(plan.seed, inputs.band_offsets.shape[1], z_dim)
-        # The palette and the directions in one mapping call each, whatever frames are asked for.
-        palette_w = mapped(walk_inputs.seed_latents(seeds, z_dim), entry_classes)
-        moves = np.concatenate([directions, onset_direction[None]])
-        direction_w = mapped(moves, first_class(len(moves))) - w_avg
+        # The palette and the directions, mapped once a render (one call each, whatever frames are asked for).
+        key = (id(network), tuple(seeds), int(plan.seed), inputs.band_offsets.shape[1],
+               tuple(plan.settings.get("classes", [])))
+        if self._mapped_once[0] != key:
+            directions, onset_direction = walk_inputs.walk_directions(plan.seed, inputs.band_offsets.shape[1], z_dim)
+            moves = np.concatenate([directions, onset_direction[None]])
+            self._mapped_once = (key, (mapped(walk_inputs.seed_latents(seeds, z_dim), entry_classes),
+                                       mapped(moves, first_class(len(moves))) - w_avg))
+        palette_w, direction_w = self._mapped_once[1]
         weights = torch.from_numpy(np.concatenate(
             [inputs.palette[members], inputs.band_offsets[members], inputs.kick[members, None]], axis=1
         ).astype(np.float32)).to(torch_device)
