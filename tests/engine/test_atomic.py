@@ -9,6 +9,7 @@ import pytest
 from blender_latentwalk.engine import atomic
 from blender_latentwalk.engine.analysis import features
 from blender_latentwalk.engine.analysis import filterbanks
+from blender_latentwalk.engine.render import claims
 from blender_latentwalk.engine.render import png_writer
 from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.walk.plan import DEFAULT_SETTINGS, RenderPlan
@@ -70,7 +71,7 @@ def test_every_engine_writer_is_atomic_on_a_full_disk(tmp_path, monkeypatch, kin
         write(path)
     assert error.value.errno == errno.ENOSPC
     assert open(path, "rb").read() == before
-    expected = [name] + ([trust.LOCK_NAME] if kind == "manifest" else [])  # the manifest's lock file stays
+    expected = [name] + ([claims.LOCK_NAME] if kind == "manifest" else [])  # the manifest's lock file stays
     assert sorted(os.listdir(tmp_path)) == sorted(expected)
 
 

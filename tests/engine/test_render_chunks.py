@@ -11,6 +11,7 @@ from render_helpers import (ROOT, assert_manifest_consistent, cli_command, ident
                             pngs, settings)
 
 from blender_latentwalk.engine import LatentWalkError
+from blender_latentwalk.engine.render import claims
 from blender_latentwalk.engine.render import png_writer
 from blender_latentwalk.engine.render import run
 from blender_latentwalk.engine.render import trust
@@ -85,9 +86,9 @@ def test_an_overlapping_render_is_refused_naming_the_other_and_disjoint_chunks_p
     plan = plan_72(16)
     out = tmp_path / "busy"
     out.mkdir()
-    other = trust.claim(str(out), range(5, 11))  # a live render of Blender frames 5-10 (this process)
+    other = claims.claim(str(out), range(5, 11))  # a live render of Blender frames 5-10 (this process)
     try:
-        with pytest.raises(trust.FolderBusy) as refused:
+        with pytest.raises(claims.FolderBusy) as refused:
             run.render(plan, models[0], settings(models, model="none"), str(out), range(8, 12), device="cpu")
         message = str(refused.value)
         assert f"process {os.getpid()} on {socket.gethostname()}" in message and "since" in message
@@ -106,7 +107,7 @@ def test_the_cli_refuses_an_overlapping_render_in_one_line(models, tmp_path):
     plan_72(16).save(tmp_path / "plan.npz")
     out = tmp_path / "busy"
     out.mkdir()
-    other = trust.claim(str(out), [1])
+    other = claims.claim(str(out), [1])
     try:
         result = subprocess.run(cli_command(tmp_path / "plan.npz", models, out, "--plan-indices", "0-3"),
                                 capture_output=True, text=True, cwd=ROOT)
@@ -133,9 +134,9 @@ def test_a_killed_render_s_claim_and_temporary_files_are_taken_over(models, tmp_
     (out / ".latentwalk-00000000000000aa-frame_000003.png.x1.tmp").write_bytes(b"half a png")
     far = {"pid": 1, "host": "render-node-7", "since": now - 3600, "frames": [[1, 16]]}
     (out / ".latentwalk-render-00000000000000bb.json").write_text(json.dumps(far))
-    stale = now - trust.STALE_AFTER_S - 5  # its heartbeat stopped: killed on another machine
+    stale = now - claims.STALE_AFTER_S - 5  # its heartbeat stopped: killed on another machine
     os.utime(out / ".latentwalk-render-00000000000000bb.json", (stale, stale))
-    live = trust.claim(str(out), [40])  # a live render elsewhere in the folder: its temp files stay
+    live = claims.claim(str(out), [40])  # a live render elsewhere in the folder: its temp files stay
     (out / f"{live.temp_prefix}frame_000040.png.x2.tmp").write_bytes(b"being written")
     try:
         result = run.render(plan_72(16), models[0], settings(models, model="none"), str(out), device="cpu")
@@ -147,7 +148,7 @@ def test_a_killed_render_s_claim_and_temporary_files_are_taken_over(models, tmp_
     fresh = dict(far, since=now)  # another machine's render with a fresh heartbeat is alive
     (out / ".latentwalk-render-00000000000000cc.json").write_text(json.dumps(fresh))
     (out / "frame_000002.png").unlink()
-    with pytest.raises(trust.FolderBusy, match="on render-node-7"):
+    with pytest.raises(claims.FolderBusy, match="on render-node-7"):
         run.render(plan_72(16), models[0], settings(models, model="none"), str(out), device="cpu")
 
 
@@ -205,7 +206,7 @@ def test_the_worker_refuses_an_overlapping_render_and_serves_the_next(models, tm
     assert isinstance(messages.decode_event(worker.stdout.readline()), messages.Ready)
     request = dict(plan_path=str(tmp_path / "plan.npz"), generator=models[0], out_folder=str(out), device="cpu",
                    img2img={"model": "none", "width": 32, "height": 32}, batch_size=4)
-    other = trust.claim(str(out), [8])  # e.g. a headless render of the last frame
+    other = claims.claim(str(out), [8])  # e.g. a headless render of the last frame
     try:
         send(messages.RenderRequest(id=1, **request))
         refused = messages.decode_event(worker.stdout.readline())

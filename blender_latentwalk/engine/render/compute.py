@@ -25,7 +25,7 @@ class Models:
     def generator(self, generator, device, identity):
         """The `interface.Loaded` model of ``generator`` (a `interface.Generator`) on ``device`` ("auto", "cpu", ...).
 
-        identity : `trust.model_identity` of its model; weights replaced in the folder or file load again.
+        identity : `model_identity.model_identity` of its model; weights replaced in the folder or file load again.
         """
         key = (generator.family, identity, device)
         if self._generator[0] != key:
@@ -34,7 +34,7 @@ class Models:
         return self._generator[1]
 
     def pipeline(self, name, tiny_vae, torch_device, dtype, identities):
-        """The img2img pipeline; identities : (`trust.model_identity` of name, of tiny_vae)."""
+        """The img2img pipeline; identities : (`model_identity.model_identity` of name, of tiny_vae)."""
         key = (*identities, str(torch_device), str(dtype))
         if self._pipeline[0] != key:
             self._pipeline = (None, None)

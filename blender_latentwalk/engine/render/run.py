@@ -1,6 +1,6 @@
 """The render loop: a plan in, PNG files out, resumable, and shared safely with other renders.
 
-`render` checks the request, claims its frames of the output folder (`trust.claim`), keeps the
+`render` checks the request, claims its frames of the output folder (`claims.claim`), keeps the
 frames that are current (`trust.frame_status`), loads the models (`compute.batch_renderer`) and runs
 the loop: the device computes the next aligned batch while `png_writer.FrameWriter` encodes and
 writes the last, and the manifest forgets a batch's frames before its files change and records them
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..diffusion import img2img
 from ..errors import LatentWalkError
 from ..generators.selection import for_model
+from . import claims
 from . import compute
 from . import frame_ranges
 from . import png_writer
@@ -49,7 +50,7 @@ class RenderRun:
 
     plan: object  # the RenderPlan
     folder: str  # the output folder
-    claim: trust.Claim  # this render's claim on its frames of the folder
+    claim: claims.Claim  # this render's claim on its frames of the folder
     keys: dict  # {plan index: frame key} (`trust.frame_keys`)
     renderer: compute.BatchRenderer  # the models, loaded
     writer: png_writer.FrameWriter
@@ -84,14 +85,14 @@ def render(plan, generator_model, settings, out_folder, plan_indices=None, batch
         memory: a smaller batch). The messages are also in `RenderResult.warnings`.
     png_threads : threads encoding and writing PNGs (default `png_writer.writer_threads()`; 0: in the
         render loop, one after another). The bytes are the same either way.
-    Raises `LatentWalkError` (`trust.FolderBusy` when another live render writes some of
+    Raises `LatentWalkError` (`claims.FolderBusy` when another live render writes some of
     the same frames, `trust.ManifestError` for a manifest it cannot trust, a full or read-only
     folder, out of memory at batch size 1). Returns a `RenderResult`.
     """
     indices = _requested_indices(plan, out_folder, plan_indices, batch_size)
     trust.load_manifest(out_folder)  # a manifest that cannot be trusted stops the render before any work
     threads = png_writer.writer_threads() if png_threads is None else int(png_threads)
-    claim = trust.claim(out_folder, [plan.frame_start + i for i in indices])
+    claim = claims.claim(out_folder, [plan.frame_start + i for i in indices])
     try:
         generator = for_model(generator_model)
         inputs = generator.inputs(plan)

@@ -1,7 +1,7 @@
 """The trust core: which frames in an output folder are a finished render of the plan as it is now.
 
-Frame keys, the folder's ``manifest.json``, frame status and the claims that let several renders
-share a folder all live here, with these invariants (each names the function that upholds it):
+Frame keys, the folder's ``manifest.json`` and frame status live here (the claims that let several
+renders share a folder: `claims`), with these invariants (each names the function that upholds it):
 
 1. A frame is current iff its PNG exists, the manifest records under its Blender frame the key the
    plan gives it now, and the file's size and modification time match what was recorded (or, when
@@ -21,80 +21,32 @@ share a folder all live here, with these invariants (each names the function tha
 5. A frame is forgotten in the manifest before its file changes, and recorded only once its file is
    complete, with the size and time taken from the file itself: `forget_frames` and `record_frames`
    (run by `png_writer.FrameWriter` before and after a batch's files).
-6. A render writes only frames it has claimed: `claim` refuses frames that a live claim holds
-   (`FolderBusy`), and a render whose claim was taken over stops changing the manifest
-   (`Claim.check`, in `forget_frames`, `record_frames` and before each batch of `run._compute_and_write`).
-7. A claim is dead when its process is gone on this host or its heartbeat is older than
-   `STALE_AFTER_S`, and a temporary file is removed only when no live claim carries its token:
-   `live_claims`.
-
-How claims work: a render claims the Blender frames it will write with a small JSON file in the
-folder (``.latentwalk-render-<token>.json``: pid, host, start time, frame ranges), and keeps it alive
-by touching it every `HEARTBEAT_S` seconds. Disjoint ranges (a farm's chunks) proceed side by side.
-Claims and the manifest are read and changed under one lock per folder (``.latentwalk.lock``, the
-`filelock` package: fcntl on POSIX, msvcrt on Windows, an exclusive lock file elsewhere). The render
-names its temporary files after its claim's token (`temp_prefix`).
+6. A render writes only frames it has claimed, and stops changing the manifest once its claim was
+   taken over: `claims.claim`, `claims.Claim.check` (in `forget_frames`, `record_frames` and before each
+   batch of `run._compute_and_write`).
 """
 
-import glob
 import hashlib
 import json
 import os
-import re
-import secrets
-import socket
-import threading
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from .. import atomic
 from ..diffusion import img2img
 from ..errors import LatentWalkError
 from ..generators.selection import as_generator
-from . import frame_ranges
+from . import claims
 from . import png_writer
+from .model_identity import model_identity
 
 RENDER_VERSION = 4  # 4: frames scaled and cropped on the device (within rounding of version 3's Pillow)
 MANIFEST_VERSION = 3  # 3: each frame records its key and its file's size and modification time
 MANIFEST_NAME = "manifest.json"
 STATUS_VERSION = 1  # FrameStatus as JSON (the engine CLI's `status` answers the add-on with it)
 
-LOCK_NAME = ".latentwalk.lock"  # guards the folder's manifest and claims
-CLAIM_PREFIX = ".latentwalk-render-"
-HEARTBEAT_S = 10.0
-STALE_AFTER_S = 120.0
-LOCK_TIMEOUT_S = 120.0
-_TEMP_PATTERN = re.compile(r"^\.latentwalk-([0-9a-f]{16})-.*" + re.escape(atomic.TEMP_SUFFIX) + "$")
 
 
 # Frame keys: what decides a frame's pixels
-
-def model_identity(name_or_path):
-    """What a frame key records of a model: for a folder, its files' names, sizes and
-    modification times (so replacing the weights in place re-renders), and the same of a
-    model file (StyleGAN's .pkl / .pt); for a hub id,
-    the cached snapshot's commit; else the name (BigGAN's named releases never change)."""
-    if not name_or_path or name_or_path.lower() == img2img.NONE:
-        return name_or_path
-    if os.path.isdir(name_or_path):
-        entries = []
-        for root, folders, names in os.walk(name_or_path, followlinks=True):
-            folders[:] = sorted(f for f in folders if not f.startswith("."))  # .git, .cache: not the model
-            for name in sorted(n for n in names if not n.startswith(".")):
-                try:
-                    status = os.stat(os.path.join(root, name))
-                except OSError:  # a broken link: not something the loader reads either
-                    continue
-                entries.append([os.path.relpath(os.path.join(root, name), name_or_path), status.st_size,
-                                status.st_mtime_ns])
-        return f"{os.path.abspath(name_or_path)}#{hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]}"
-    if os.path.isfile(name_or_path):  # a StyleGAN .pkl / .pt: replaced weights re-render, as for a folder
-        status = os.stat(name_or_path)
-        stamp = json.dumps([os.path.basename(name_or_path), status.st_size, status.st_mtime_ns])
-        return f"{os.path.abspath(name_or_path)}#{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
-    commit = img2img.cached_commit(name_or_path)
-    return f"{name_or_path}@{commit}" if commit else name_or_path
-
 
 def model_identities(generator_model, settings):
     """{"generator", "model", "tiny_vae": `model_identity`} of a render's models, read once."""
@@ -195,7 +147,7 @@ def update_manifest(folder, changes, temp_prefix=None):
     frames of the folder at the same time never lose each other's entries.
     Returns the manifest as written.
     """
-    lock = locked(folder)
+    lock = claims.locked(folder)
     try:
         manifest = load_manifest(folder)
         before = dict(manifest)
@@ -354,187 +306,3 @@ def frame_status(plan, generator, settings, folder, plan_indices=None, keys=None
         else:
             stale.append(number)
     return FrameStatus(tuple(current), tuple(stale), tuple(missing), problem)
-
-
-# Claims and the folder lock: which render writes which frames
-
-class FolderBusy(LatentWalkError):
-    """Another live render is writing some of the same frames."""
-
-
-def folder_lock(folder):
-    """The lock that guards the folder's manifest and claims (a context manager)."""
-    import filelock
-
-    return filelock.FileLock(os.path.join(folder, LOCK_NAME), timeout=LOCK_TIMEOUT_S)
-
-
-def locked(folder):
-    """`folder_lock`, acquired; a lock that cannot be had in `LOCK_TIMEOUT_S` is an error naming the folder."""
-    import filelock
-
-    lock = folder_lock(folder)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise LatentWalkError(f"the output folder '{folder}' stayed locked for {LOCK_TIMEOUT_S:.0f} s "
-                              f"({os.path.join(folder, LOCK_NAME)}); is a render there stuck?") from None
-    return lock
-
-
-def temp_prefix(token):
-    """The name prefix of the temporary files a claim's render writes."""
-    return f".latentwalk-{token}-"
-
-
-def _overlap(ranges_a, ranges_b):
-    """[[first, last]] of the frames in both."""
-    common = []
-    for a_first, a_last in ranges_a:
-        for b_first, b_last in ranges_b:
-            first, last = max(a_first, b_first), min(a_last, b_last)
-            if first <= last:
-                common.append([first, last])
-    return sorted(common)
-
-
-def pid_alive(pid):
-    """Whether process ``pid`` runs on this machine."""
-    if os.name == "nt":
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32
-        handle = kernel32.OpenProcess(0x1000, False, int(pid))  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return kernel32.GetLastError() == 5  # access denied: it exists
-        code = ctypes.c_ulong()
-        try:
-            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
-                return True
-            return code.value == 259  # STILL_ACTIVE
-        finally:
-            kernel32.CloseHandle(handle)
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
-@dataclass
-class Claim:
-    """A live render's claim on frames of a folder (see the module docstring)."""
-
-    folder: str
-    token: str
-    pid: int
-    host: str
-    since: float  # time.time() when the render started
-    frames: list  # [[first, last], ...] Blender frame numbers
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    @property
-    def path(self):
-        return os.path.join(self.folder, f"{CLAIM_PREFIX}{self.token}.json")
-
-    @property
-    def temp_prefix(self):
-        return temp_prefix(self.token)
-
-    def describe(self):
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
-        return f"process {self.pid} on {self.host}, rendering since {started}"
-
-    def _heartbeat(self):
-        while not self._stop.wait(HEARTBEAT_S):
-            try:
-                os.utime(self.path)
-            except OSError:
-                pass  # taken over or the folder is gone: `check` tells the render
-
-    def check(self):
-        """Raise when this claim was taken over (its file is gone): the render must stop writing."""
-        if not os.path.exists(self.path):
-            raise LatentWalkError(
-                f"this render's claim on '{self.folder}' was taken over by another render (its heartbeat "
-                f"{self.path} stopped for over {STALE_AFTER_S:.0f} s); finished frames are kept, render again "
-                "to go on.")
-
-    def release(self):
-        self._stop.set()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-
-
-def _read_claim(folder, path):
-    """The `Claim` in ``path``, or None when it is unreadable (half made by a killed process)."""
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-        token = os.path.basename(path)[len(CLAIM_PREFIX):-len(".json")]
-        return Claim(folder, token, int(data["pid"]), str(data["host"]), float(data["since"]),
-                     [[int(a), int(b)] for a, b in data["frames"]])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _is_dead(claim, path, now):
-    try:
-        heartbeat = os.stat(path).st_mtime
-    except OSError:
-        return True
-    if now - heartbeat > STALE_AFTER_S:
-        return True
-    return claim is not None and claim.host == socket.gethostname() and not pid_alive(claim.pid)
-
-
-def live_claims(folder):
-    """The live claims on ``folder``; dead ones (and the temporary files of their renders) are removed.
-
-    Call with the folder locked.
-    """
-    now, live = time.time(), []
-    for path in glob.glob(os.path.join(glob.escape(folder), CLAIM_PREFIX + "*.json")):
-        claim = _read_claim(folder, path)
-        if _is_dead(claim, path, now):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        elif claim is not None:
-            live.append(claim)
-    tokens = {claim.token for claim in live}
-    for name in os.listdir(folder):
-        match = _TEMP_PATTERN.match(name)
-        if match and match.group(1) not in tokens:
-            try:
-                os.unlink(os.path.join(folder, name))
-            except OSError:
-                pass
-    return live
-
-
-def claim(folder, frame_numbers):
-    """Claim ``frame_numbers`` (Blender frames) of ``folder`` for this process; returns a `Claim`
-    whose heartbeat runs until `Claim.release`. Raises `FolderBusy` naming the other render when a
-    live claim overlaps."""
-    ranges = frame_ranges.to_ranges(frame_numbers)
-    lock = locked(folder)
-    try:
-        for other in live_claims(folder):
-            common = _overlap(ranges, other.frames)
-            if common:
-                raise FolderBusy(
-                    f"frames {frame_ranges.describe(common)} of '{folder}' are being rendered by {other.describe()}: "
-                    "wait for it to finish (or stop it), or render other frames.")
-        mine = Claim(folder, secrets.token_hex(8), os.getpid(), socket.gethostname(), time.time(), ranges)
-        record = {"pid": mine.pid, "host": mine.host, "since": mine.since, "frames": ranges}
-        atomic.write_text(mine.path, json.dumps(record), temp_prefix=mine.temp_prefix)
-    finally:
-        lock.release()
-    threading.Thread(target=mine._heartbeat, name="latentwalk-claim-heartbeat", daemon=True).start()
-    return mine
