@@ -25,11 +25,12 @@ def check_frames(scene, first=None, last=None, python=None, plan=None):
     computes the same frame keys the render does.
     """
     folder, request = output.render_request(scene, preview=False)
-    song_first, song_last = sampling.plan_range(scene)
-    first = song_first if first is None else first
-    last = song_last if last is None else last
-    sampling.check_inside_plan_range(first, last, scene)
-    plan = sampling.sample_plan(scene, song_first, song_last) if plan is None else plan
+    song_first, plan_last = sampling.plan_range(scene)
+    render_first, render_last = sampling.render_range(scene)
+    first = render_first if first is None else first
+    last = render_last if last is None else last
+    sampling.check_inside_render_range(first, last, scene)
+    plan = sampling.sample_plan(scene, song_first, plan_last) if plan is None else plan
     python = engine_client.engine_python(preferences.get().engine_python) if python is None else python
     with tempfile.TemporaryDirectory(prefix="latentwalk-check-") as temp:
         plan_path = os.path.join(temp, output.PLAN_FILE_NAME)

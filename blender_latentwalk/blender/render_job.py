@@ -35,7 +35,7 @@ def prepare_plan(scene, preview=False, ranges=None, check_models_with=None):
     folder, request = output.render_request(scene, preview)
     song_first, song_last = sampling.plan_range(scene)
     for first, last in ranges or ():
-        sampling.check_inside_plan_range(first, last, scene)
+        sampling.check_inside_render_range(first, last, scene)
     if check_models_with is not None:  # at once, not after the worker has imported torch (half a minute)
         models.refuse_missing(scene, preview, check_models_with)
     ensure_writable_folder(folder)
@@ -123,8 +123,8 @@ class RenderJob:
             python = worker_client.worker_python(preferences.get().engine_python)
         # Said in the status line and the report: stand-ins are only ever chosen by a click.
         self.stand_ins = [title for title, _ in models.stand_ins_in_use(scene, preview)]
-        song_first, song_last = sampling.plan_range(scene)
-        self.ranges = _frame_ranges(frames) if frames is not None else [[song_first, song_last]]
+        song_first = sampling.song_first_frame(scene)  # the plan's first frame (index 0)
+        self.ranges = _frame_ranges(frames) if frames is not None else [list(sampling.render_range(scene))]
         self.notes, self.folder, request, self.plan, plan_path = prepare_plan(scene, preview, self.ranges,
                                                                               check_models_with=python)
         if self.stand_ins:

@@ -29,21 +29,35 @@ SAMPLED_PER_FRAME = {"LatentWalkSettings": ("onset",), "LatentWalkBand": ("value
                      "LatentWalkModulation": ("amount",)}
 
 
-def plan_range(scene):
-    """(first, last) Blender frames to render: the song's start to the scene's end frame."""
+def song_first_frame(scene):
+    """The Blender frame where the song starts (its strip's start; the scene's start without one).
+
+    Every plan begins here: walk state that carries history (travel, class smoothing) and the aligned
+    batches count from the song's first frame, so a frame's pixels never depend on where the scene, a
+    chunk or a headless range starts."""
     settings = scene.latentwalk
     strip = sequencer.find_sound_strip(scene, settings.audio_path) if settings.audio_path else None
-    first = int(strip.frame_start) if strip is not None else scene.frame_start
-    return max(first, scene.frame_start), scene.frame_end
+    return int(strip.frame_start) if strip is not None else scene.frame_start
 
 
-def check_inside_plan_range(first, last, scene):
-    """Raise LatentWalkError unless Blender frames first..last lie inside `plan_range`."""
-    song_first, song_last = plan_range(scene)
-    if not (song_first <= first <= last <= song_last):
-        end = "the scene's end frame" if song_last == scene.frame_end else "the song's end"
-        raise LatentWalkError(f"frames {first}-{last} are outside the frames to render, {song_first}-{song_last} "
-                              f"(from the song's first frame to {end}): choose a range inside them.")
+def plan_range(scene):
+    """(first, last) Blender frames a plan covers: the song's first frame to the scene's end frame."""
+    return song_first_frame(scene), scene.frame_end
+
+
+def render_range(scene):
+    """(first, last) Blender frames to render and encode by default: the scene's frames from the song's
+    first frame on (a scene starting later renders from its own start)."""
+    return max(song_first_frame(scene), scene.frame_start), scene.frame_end
+
+
+def check_inside_render_range(first, last, scene):
+    """Raise LatentWalkError unless Blender frames first..last lie inside `render_range`."""
+    render_first, render_last = render_range(scene)
+    if not (render_first <= first <= last <= render_last):
+        start = "the song's first frame" if render_first == song_first_frame(scene) else "the scene's start frame"
+        raise LatentWalkError(f"frames {first}-{last} are outside the frames to render, {render_first}-{render_last} "
+                              f"(from {start} to the scene's end frame): choose a range inside them.")
 
 
 def _target_owner(settings, target):
@@ -106,7 +120,8 @@ def _palette(walk):
 
 
 def sample_plan(scene, first=None, last=None):
-    """The RenderPlan for Blender frames ``first..last`` (default: `plan_range`)."""
+    """The RenderPlan for Blender frames ``first..last`` (default: `plan_range`, which a render always uses:
+    a plan starting elsewhere would start its walk elsewhere)."""
     settings = scene.latentwalk
     walk = settings.walk
     if not len(settings.bands):

@@ -257,7 +257,7 @@ def main():
         if args.encode:  # the song is checked (or its strip repaired) before the render, not after
             sequencer.check_song_strip(scene)
         if args.no_render:
-            first, last = addon_module("blender.sampling").plan_range(scene)
+            first, last = addon_module("blender.sampling").render_range(scene)
             if frames:
                 first, last = frames[0][0], frames[-1][1]
             if not args.encode:
