@@ -40,6 +40,9 @@ const ADDON_IN_SUBMITTING_BLENDER = "next(m for n, m in __import__('sys').module
     + `if n.rpartition('.')[2] == '${LATENTWALK_ADDON}' and hasattr(m, 'blender'))`;
 const OUTPUT_FOLDER_EVAL = `${ADDON_IN_SUBMITTING_BLENDER}.blender.output.resolve_folder(`
     + "C.scene.latentwalk.diffusion.output_folder, 'Output folder', C.scene)";
+// The frames Render Frames renders: from the song's first frame (or the scene's start, if later) to the
+// scene's end. A render refuses frames before the song's first frame: it has no music there.
+const FRAMES_EVAL = `'%d-%d' % ${ADDON_IN_SUBMITTING_BLENDER}.blender.sampling.render_range(C.scene)`;
 
 const JOB_TYPE = {
     label: "Latent Walk",
@@ -47,8 +50,9 @@ const JOB_TYPE = {
         + "workers, then encode it with the song",
     settings: [
         { key: "frames", type: "string", required: true,
-          eval: "f'{C.scene.frame_start}-{C.scene.frame_end}'",
-          description: "Blender frames to render, e.g. '1-7200' (inside the song's frames)" },
+          eval: FRAMES_EVAL,
+          description: "Blender frames to render, e.g. '1-7200' (default: as Render Frames renders them, from the "
+              + "song's first frame to the scene's end)" },
         { key: "chunk_size", type: "int32", default: 64,
           description: "Frames per task; a multiple of the batch size wastes no work at chunk edges" },
         { key: "output_folder", type: "string", subtype: "dir_path", required: true,
@@ -60,9 +64,10 @@ const JOB_TYPE = {
         { key: "sd", type: "string", required: true, default: "stabilityai/sd-turbo",
           eval: "C.scene.latentwalk.diffusion.model or 'none'",
           description: "img2img model: a hub id in the workers' cache, a folder, or none" },
-        { key: "batch_size", type: "int32", default: 16,
-          eval: "C.scene.latentwalk.diffusion.batch_size or 16",
-          description: "Frames per batch, the same on every worker so every frame has the bytes of one render" },
+        { key: "batch_size", type: "int32", default: 0,
+          eval: "C.scene.latentwalk.diffusion.batch_size",
+          description: "Frames per batch, as the add-on's Batch Size (0: the Output folder's recorded batch size, "
+              + "else the device's default): the same on every worker, so every frame has the bytes of one render" },
         { key: "video_path", type: "string", subtype: "file_path", required: true,
           eval: `__import__('os').path.join(${OUTPUT_FOLDER_EVAL}, __import__('os').path.splitext(`
               + "__import__('os').path.basename(__import__('bpy').data.filepath))[0] + '.mp4')",
@@ -93,9 +98,8 @@ function compileJob(job) {
     ]));
     for (const chunk of chunks) {
         const task = author.Task(`render-${chunk}`, settings.gpu_task_type);
-        task.addCommand(blenderCommand(settings, [
-            "--frames", chunk, "--batch-size", `${settings.batch_size}`, "--device", settings.device,
-        ]));
+        const batch = settings.batch_size > 0 ? ["--batch-size", `${settings.batch_size}`] : [];
+        task.addCommand(blenderCommand(settings, ["--frames", chunk].concat(batch, ["--device", settings.device])));
         job.addTask(task);
         encodeTask.addDependency(task);
     }
@@ -106,8 +110,8 @@ function checkSettings(settings) {
     if (!(settings.chunk_size >= 1)) {
         throw `chunk_size ${settings.chunk_size}: give 1 or more frames per task`;
     }
-    if (!(settings.batch_size >= 1)) {
-        throw `batch_size ${settings.batch_size}: give 1 or more (the same for every chunk)`;
+    if (!(settings.batch_size >= 0)) {
+        throw `batch_size ${settings.batch_size}: give 1 or more, or 0 for the folder's (the same for every chunk)`;
     }
     if (!`${settings.video_path}`.toLowerCase().endsWith(".mp4")) {
         throw `video_path '${settings.video_path}': the video is an MP4 (H.264 + AAC); give a path ending in .mp4`;

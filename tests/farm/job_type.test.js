@@ -94,6 +94,15 @@ test("chunk and encode commands are the documented headless command", () => {
     assert.deepEqual(encode.slice(-5), ["--frames", "1-100", "--no-render", "--encode", "/shared/song.mp4"]);
 });
 
+test("batch size 0 (the default, as the add-on's) passes none: the folder's recorded batch size holds", () => {
+    const job = compileJob(JOB_FILE, { ...SETTINGS, frames: "11-100", chunk_size: 40 });
+    for (const task of job.tasks.slice(0, -1)) {
+        const args = argsAfterDashes(task.commands[0]);
+        assert.ok(!args.includes("--batch-size"), args.join(" "));
+        assert.equal(option(args, "--device"), "cuda");
+    }
+});
+
 test("a render script on the shared storage is run with -P; a song is passed with --audio", () => {
     const job = compileJob(JOB_FILE, { ...SETTINGS, frames: "1-10", render_script: "/shared/latentwalk/render.py",
                                        audio: "/shared/song.wav", gpu_task_type: "cuda-render" });
@@ -105,7 +114,7 @@ test("a render script on the shared storage is run with -P; a song is passed wit
 
 test("bad settings are refused when the job is submitted", () => {
     assert.throws(() => compileJob(JOB_FILE, { ...SETTINGS, frames: "1-10", chunk_size: 0 }), /chunk_size 0/);
-    assert.throws(() => compileJob(JOB_FILE, { ...SETTINGS, frames: "1-10", batch_size: 0 }), /batch_size 0/);
+    assert.throws(() => compileJob(JOB_FILE, { ...SETTINGS, frames: "1-10", batch_size: -1 }), /batch_size -1/);
     assert.throws(() => compileJob(JOB_FILE, { ...SETTINGS, frames: "1-10", video_path: "/shared/a.mov" }),
                   /give a path ending in \.mp4/);
     assert.throws(() => compileJob(JOB_FILE, { ...SETTINGS, frames: "" }), /frames is required/);

@@ -198,7 +198,7 @@ def test_the_job_settings_read_the_scene_as_the_add_on_resolves_it(tmp_path):
     folder's // and {blend_name}/{scene_name} resolve as Check Frames and Encode Video resolve them."""
     bpy = pytest.importorskip("bpy")
     import blender_latentwalk
-    from blender_latentwalk.blender import output
+    from blender_latentwalk.blender import compat, output
 
     settings_of = ("const vm = require('node:vm'), fs = require('node:fs'); const context = {}; vm.createContext(context);"
                    "vm.runInContext(fs.readFileSync(process.argv[1], 'utf8') + ';globalThis.jobType = JOB_TYPE;', context);"
@@ -219,3 +219,78 @@ def test_the_job_settings_read_the_scene_as_the_add_on_resolves_it(tmp_path):
                                                             scene) == frames_folder
     assert values["video_path"] == os.path.join(frames_folder, "My Song.mp4")
     assert values["frames"] == "1-240" and values["biggan"] == "biggan-deep-256"
+    assert values["batch_size"] == 0  # the add-on's automatic batch size: the job passes none
+
+    song = synth.write(tmp_path / "song.wav", synth.tone(220, 44100, 1.0, 0.2), 44100)
+    scene.latentwalk.audio_path = song
+    compat.new_sound_strip(scene, "song", song, 1, 11)  # the song starts at 11, the scene at 1
+    values = {key: eval(expression, {"C": bpy.context}) for key, expression in evals.items()}  # noqa: S307
+    assert values["frames"] == "11-240"
+
+
+# Opens the farm's .blend in the submitting Blender, moves the song to frame 11 with the scene still at 1,
+# bakes again as an artist does, saves, and prints the job settings' eval expressions as Flamenco's
+# submit panel evaluates them.
+SUBMIT_SCRIPT = """
+import addon_utils, bpy, json, sys
+addon_utils.enable("blender_latentwalk", default_set=True)
+evals, out_blend, out_folder = json.loads(sys.argv[sys.argv.index("--") + 1:][0]), *sys.argv[sys.argv.index("--") + 2:]
+scene = bpy.context.scene
+strip = next(s for s in scene.sequence_editor.sequences_all if s.type == "SOUND")
+strip.frame_start = 11
+assert bpy.ops.latentwalk.bake() == {"FINISHED"}
+scene.frame_start, scene.frame_end = 1, 82  # after the bake, which moves the range with the song
+scene.latentwalk.diffusion.batch_size = 0  # the add-on's default: automatic
+scene.latentwalk.diffusion.output_folder = out_folder
+bpy.ops.wm.save_as_mainfile(filepath=out_blend)
+print("SETTINGS " + json.dumps({key: eval(expression, {"C": bpy.context}) for key, expression in evals.items()}))
+"""
+
+
+@needs_node
+def test_a_song_starting_at_11_in_a_scene_at_1_renders_through_the_default_chunks_and_encode(worker_setup, tmp_path):
+    """The job's defaults, as the submit panel evaluates them in Blender 3.4.1: its range starts at the song's
+    first frame (a chunk touching frames 1-10 would be refused), and its batch size is the add-on's."""
+    av = pytest.importorskip("av")
+    folder, environment, settings = worker_setup
+    settings_of = ("const vm = require('node:vm'), fs = require('node:fs'); const context = {}; vm.createContext(context);"
+                   "vm.runInContext(fs.readFileSync(process.argv[1], 'utf8') + ';globalThis.jobType = JOB_TYPE;', context);"
+                   "console.log(JSON.stringify(context.jobType.settings));")
+    job_settings = json.loads(subprocess.run([NODE, "-e", settings_of, JOB_FILE], capture_output=True, text=True,
+                                             check=True).stdout)
+    evals = {s["key"]: s["eval"] for s in job_settings if "eval" in s and s["key"] in ("frames", "batch_size",
+                                                                                   "output_folder")}
+    blend, farm = tmp_path / "song_at_11.blend", tmp_path / "farm"
+    submit = subprocess.run([BLENDER, "-b", settings["blendfile"], "--python-exit-code", "1", "--python-expr",
+                             SUBMIT_SCRIPT, "--", json.dumps(evals), str(blend), str(farm)],
+                            capture_output=True, text=True, timeout=600,
+                            env=dict(environment, LATENTWALK_ENGINE_PYTHON=settings["engine_python"]))
+    assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
+    evaluated = json.loads(next(line for line in submit.stdout.splitlines() if line.startswith("SETTINGS "))[9:])
+    assert evaluated == {"frames": "11-82", "batch_size": 0, "output_folder": str(farm)}
+
+    job = compile_job(tmp_path, dict(settings, blendfile=str(blend), chunk_size=40, video_path=str(tmp_path / "v.mp4"),
+                                     **evaluated))
+    chunks = [task for task in job["tasks"] if task["name"].startswith("render-")]
+    assert [task["name"] for task in chunks] == ["render-11-50", "render-51-82"]
+
+    def run(task):
+        return subprocess.run(worker_command(task), capture_output=True, text=True, env=environment, timeout=900)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for result in pool.map(run, chunks):
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert sorted(pngs(farm)) == [f"frame_{n:06d}.png" for n in range(11, 83)]
+    single = subprocess.run([BLENDER, "-b", str(blend), "--python-exit-code", "1", "-P",
+                             os.path.join(ROOT, "scripts", "render.py"), "--", "--output", str(tmp_path / "single"),
+                             "--engine-python", settings["engine_python"]],
+                            capture_output=True, text=True, env=environment, timeout=900)
+    assert single.returncode == 0, single.stdout[-2000:] + single.stderr[-2000:]
+    assert pngs(farm) == pngs(tmp_path / "single")  # the chunks give the bytes of one render
+
+    encoded = run(job["tasks"][-1])
+    assert encoded.returncode == 0, encoded.stdout[-2000:] + encoded.stderr[-2000:]
+    assert "72 of 72 frames current" in encoded.stdout
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        streams = {s.type: float(s.duration * s.time_base) for s in container.streams}
+    assert streams["video"] == pytest.approx(3.0, abs=1 / 24) and streams["audio"] == pytest.approx(3.0, abs=0.05)
