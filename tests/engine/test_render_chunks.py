@@ -129,8 +129,11 @@ def test_a_killed_render_s_claim_and_temporary_files_are_taken_over(models, tmp_
     out = tmp_path / "taken"
     out.mkdir()
     now = time.time()
-    dead = {"pid": _dead_pid(), "host": socket.gethostname(), "since": now - 5, "frames": [[1, 16]]}
+    dead = {"pid": _dead_pid(), "host": socket.gethostname(), "since": now - 5, "frames": [[1, 16]],
+            "pid_space": claims.pid_space()}  # provably this machine's (and container's): taken over at once
     (out / ".latentwalk-render-00000000000000aa.json").write_text(json.dumps(dead))
+    if claims.pid_space() is None:  # nothing proves a pid here: only its heartbeat can tell
+        os.utime(out / ".latentwalk-render-00000000000000aa.json", (now - claims.STALE_AFTER_S - 5,) * 2)
     (out / ".latentwalk-00000000000000aa-frame_000003.png.x1.tmp").write_bytes(b"half a png")
     far = {"pid": 1, "host": "render-node-7", "since": now - 3600, "frames": [[1, 16]]}
     (out / ".latentwalk-render-00000000000000bb.json").write_text(json.dumps(far))

@@ -14,11 +14,11 @@ import os
 import numpy as np
 
 from .. import atomic
+from .. import cache
 
 
 def _cache_folder():
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "blender_latentwalk", "filterbanks")
+    return cache.cache_folder("filterbanks")
 
 
 def _librosa_version_key():

@@ -5,16 +5,42 @@ Invariants (each names the function that upholds it):
 1. A render writes only frames it has claimed: `claim` refuses frames that a live claim holds
    (`FolderBusy`), and a render whose claim was taken over stops changing the manifest
    (`Claim.check`, in `forget_frames`, `record_frames` and before each batch of `run._compute_and_write`).
-2. A claim is dead when its process is gone on this host or its heartbeat is older than
-   `STALE_AFTER_S`, and a temporary file is removed only when no live claim carries its token:
+2. A claim is dead when its heartbeat is older than `STALE_AFTER_S`, or when its process is provably
+   gone: it ran in the same process id space as the judge (`pid_space`, `same_pid_space`) and its
+   pid is no longer there. A temporary file is removed only when no live claim carries its token:
    `live_claims`.
 
 How claims work: a render claims the Blender frames it will write with a small JSON file in the
-folder (``.latentwalk-render-<token>.json``: pid, host, start time, frame ranges), and keeps it alive
-by touching it every `HEARTBEAT_S` seconds. Disjoint ranges (a farm's chunks) proceed side by side.
-Claims and the manifest are read and changed under one lock per folder (``.latentwalk.lock``, the
-`filelock` package: fcntl on POSIX, msvcrt on Windows, an exclusive lock file elsewhere). The render
-names its temporary files after its claim's token (`temp_prefix`).
+folder (``.latentwalk-render-<token>.json``: pid, host, start time, frame ranges and the `pid_space`
+its pid belongs to), and keeps it alive by touching it every `HEARTBEAT_S` seconds. Disjoint ranges
+(a farm's chunks) proceed side by side. Claims and the manifest are read and changed under one lock
+per folder (``.latentwalk.lock``, the `filelock` package: fcntl on POSIX, msvcrt on Windows, an
+exclusive lock file elsewhere). The render names its temporary files after its claim's token
+(`temp_prefix`).
+
+When a pid proves anything (`pid_space`): a pid names a process only within one pid namespace of one
+running kernel, and a host name does not tell them apart (containers with host networking share the
+host's name but not its pids; two machines may share a name). So a claim is judged by its pid only
+when the judge can prove it shares the claim's pid space; otherwise only by its heartbeat, and a
+render that stopped there frees its frames `STALE_AFTER_S` after its last heartbeat. What counts as
+proof, per system:
+
+- Linux: the same host name, the same boot id (``/proc/sys/kernel/random/boot_id``, new at every
+  boot of a kernel, the same in every container on it) and the same pid namespace
+  (``/proc/self/ns/pid``, a different one in each container, each WSL2 distribution, each
+  ``unshare --pid``). A namespace's number may be reused only once all its processes are gone, so a
+  reused number cannot make a live claim look dead.
+- macOS and Windows: no pid namespaces, so the same host name and the same boot time (macOS:
+  ``kern.boottime``; Windows: the clock less ``GetTickCount64``), equal within
+  `BOOT_TIME_TOLERANCE_S` (clock corrections move the estimate a little; a mismatch only costs
+  the heartbeat's wait). Two machines with the same name that booted in the same seconds are not a
+  case worth a two-minute wait at every restart after a crash. Not covered: a Windows
+  process-isolated container given its host's host name (the user's choice, and rare).
+- Anything else (BSD jails, systems without ``/proc/self/ns``, unreadable files): no proof, so
+  heartbeat only. Claims written before the pid space was recorded: heartbeat only.
+
+A render restarted after a crash on the same machine (same container) therefore takes its dead
+claim over at once; one elsewhere waits at most `STALE_AFTER_S`.
 """
 
 import glob
@@ -23,6 +49,7 @@ import os
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +63,7 @@ CLAIM_PREFIX = ".latentwalk-render-"
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 120.0
 LOCK_TIMEOUT_S = 120.0
+BOOT_TIME_TOLERANCE_S = 5.0  # macOS / Windows: boot times this close are the same boot
 _TEMP_PATTERN = re.compile(r"^\.latentwalk-([0-9a-f]{16})-.*" + re.escape(atomic.TEMP_SUFFIX) + "$")
 
 
@@ -104,6 +132,77 @@ def pid_alive(pid):
     return True
 
 
+def _read_first_line(path):
+    with open(path, encoding="ascii") as stream:
+        return stream.readline().strip()
+
+
+def _darwin_boot_time():
+    """macOS's ``kern.boottime`` (seconds since the epoch), read with sysctlbyname."""
+    import ctypes
+
+    class Timeval(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_int32)]
+
+    sysctlbyname = ctypes.CDLL(None, use_errno=True).sysctlbyname
+    sysctlbyname.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.c_void_p,
+                             ctypes.c_size_t]
+    sysctlbyname.restype = ctypes.c_int
+    value, size = Timeval(), ctypes.c_size_t(ctypes.sizeof(Timeval))
+    if sysctlbyname(b"kern.boottime", ctypes.addressof(value), ctypes.byref(size), None, 0) != 0:
+        raise OSError(ctypes.get_errno(), "sysctlbyname kern.boottime")
+    if value.tv_sec <= 0:
+        raise OSError("kern.boottime is not set")
+    return value.tv_sec + value.tv_usec / 1e6
+
+
+def _windows_boot_time():
+    """Windows's boot time (seconds since the epoch): the clock less the milliseconds since boot."""
+    import ctypes
+
+    tick_count = ctypes.windll.kernel32.GetTickCount64
+    tick_count.restype = ctypes.c_uint64
+    return time.time() - tick_count() / 1000.0
+
+
+def pid_space():
+    """What proves that a pid names the same process as here (see the module docstring), as recorded
+    in a claim: {"system": "linux", "boot_id", "pid_ns"} or {"system": "darwin" / "windows",
+    "boot_time"}; None where nothing can be proven (then claims are judged by their heartbeat only)."""
+    try:
+        if sys.platform.startswith("linux"):
+            boot_id, namespace = _read_first_line("/proc/sys/kernel/random/boot_id"), os.readlink("/proc/self/ns/pid")
+            if boot_id and namespace:
+                return {"system": "linux", "boot_id": boot_id, "pid_ns": namespace}
+        elif sys.platform == "darwin":
+            return {"system": "darwin", "boot_time": _darwin_boot_time()}
+        elif os.name == "nt":
+            return {"system": "windows", "boot_time": _windows_boot_time()}
+    except (OSError, AttributeError, ValueError):
+        pass
+    return None
+
+
+def same_pid_space(host_a, space_a, host_b, space_b):
+    """Whether a pid recorded with (``host_a``, ``space_a``) names a process of the same pid space as
+    one of (``host_b``, ``space_b``): the same host, and `pid_space`s of the same system that agree.
+    Anything unknown or missing: False."""
+    if not host_a or host_a != host_b or not isinstance(space_a, dict) or not isinstance(space_b, dict):
+        return False
+    system = space_a.get("system")
+    if system != space_b.get("system"):
+        return False
+    if system == "linux":
+        return all(isinstance(space_a.get(key), str) and space_a.get(key) and space_a.get(key) == space_b.get(key)
+                   for key in ("boot_id", "pid_ns"))
+    if system in ("darwin", "windows"):
+        try:
+            return abs(float(space_a["boot_time"]) - float(space_b["boot_time"])) <= BOOT_TIME_TOLERANCE_S
+        except (KeyError, TypeError, ValueError):
+            return False
+    return False
+
+
 @dataclass
 class Claim:
     """A live render's claim on frames of a folder (see the module docstring)."""
@@ -114,6 +213,7 @@ class Claim:
     host: str
     since: float  # time.time() when the render started
     frames: list  # [[first, last], ...] Blender frame numbers
+    space: dict = None  # `pid_space` of its process; None in claims written before it was recorded
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -157,20 +257,27 @@ def _read_claim(folder, path):
         with open(path, encoding="utf-8") as stream:
             data = json.load(stream)
         token = os.path.basename(path)[len(CLAIM_PREFIX):-len(".json")]
+        space = data.get("pid_space")
         return Claim(folder, token, int(data["pid"]), str(data["host"]), float(data["since"]),
-                     [[int(a), int(b)] for a, b in data["frames"]])
+                     [[int(a), int(b)] for a, b in data["frames"]], space if isinstance(space, dict) else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _is_dead(claim, path, now):
+def _provable(claim, host, space):
+    """Whether this process can judge ``claim`` by its pid (it shares the claim's pid space)."""
+    return same_pid_space(claim.host, claim.space, host, space)
+
+
+def _is_dead(claim, path, now, host, space):
+    """Its heartbeat is older than `STALE_AFTER_S`, or its pid is provably gone (``host``, ``space``: the judge's)."""
     try:
         heartbeat = os.stat(path).st_mtime
     except OSError:
         return True
     if now - heartbeat > STALE_AFTER_S:
         return True
-    return claim is not None and claim.host == socket.gethostname() and not pid_alive(claim.pid)
+    return claim is not None and _provable(claim, host, space) and not pid_alive(claim.pid)
 
 
 def live_claims(folder):
@@ -178,10 +285,10 @@ def live_claims(folder):
 
     Call with the folder locked.
     """
-    now, live = time.time(), []
+    now, live, host, space = time.time(), [], socket.gethostname(), pid_space()
     for path in glob.glob(os.path.join(glob.escape(folder), CLAIM_PREFIX + "*.json")):
         claim = _read_claim(folder, path)
-        if _is_dead(claim, path, now):
+        if _is_dead(claim, path, now, host, space):
             try:
                 os.unlink(path)
             except OSError:
@@ -204,16 +311,21 @@ def claim(folder, frame_numbers):
     whose heartbeat runs until `Claim.release`. Raises `FolderBusy` naming the other render when a
     live claim overlaps."""
     ranges = frame_ranges.to_ranges(frame_numbers)
+    host, space = socket.gethostname(), pid_space()
     lock = locked(folder)
     try:
         for other in live_claims(folder):
             common = _overlap(ranges, other.frames)
             if common:
+                elsewhere = "" if _provable(other, host, space) else (
+                    f"; if it has stopped (it may run on another machine or in another container, where this "
+                    f"render cannot see its process), its claim frees itself {STALE_AFTER_S:.0f} s after its "
+                    "last heartbeat")
                 raise FolderBusy(
                     f"frames {frame_ranges.describe(common)} of '{folder}' are being rendered by {other.describe()}: "
-                    "wait for it to finish (or stop it), or render other frames.")
-        mine = Claim(folder, secrets.token_hex(8), os.getpid(), socket.gethostname(), time.time(), ranges)
-        record = {"pid": mine.pid, "host": mine.host, "since": mine.since, "frames": ranges}
+                    f"wait for it to finish (or stop it), or render other frames{elsewhere}.")
+        mine = Claim(folder, secrets.token_hex(8), os.getpid(), host, time.time(), ranges, space)
+        record = {"pid": mine.pid, "host": mine.host, "since": mine.since, "frames": ranges, "pid_space": space}
         atomic.write_text(mine.path, json.dumps(record), temp_prefix=mine.temp_prefix)
     finally:
         lock.release()
