@@ -20,19 +20,27 @@ make-tiny-models DIR
     pickle layout and a rosinality .pt.
 render PLAN.npz --generator NAME_OR_FOLDER_OR_FILE --sd HUB_ID_OR_FOLDER|none --out DIR [--plan-indices A-B[,C-D,E...]]
         [--prompt P] [--negative-prompt N] [--strength S] [--guidance G] [--steps K] [--seed N]
-        [--size WxH] [--tiny-vae ID_OR_FOLDER] [--batch-size N] [--device D]
+        [--size WxH] [--tiny-vae ID_OR_FOLDER] [--batch-size N] [--threads N] [--device D]
     Frames of a RenderPlan as frame_NNNNNN.png (Blender frame numbers): BigGAN, then
     img2img (``--sd none``: BigGAN only, scaled to --size). The plan holds the per-frame
     prompt schedule, strength, guidance, steps and seed; each flag given replaces that
     value on every frame. Resumable: frames already written under the same settings are
     kept untouched, missing frames and frames written under other settings are redone; any
     chunking, order or resume gives the bytes of one render at the same --batch-size.
+    The folder records its render contract (device kind, precision, batch size, CPU threads);
+    a render into a folder with current frames takes its --batch-size and --threads when they
+    are left out, and is refused when they (or the device kind) differ: docs/performance.md.
     A second render whose frames overlap a running one's in the same --out is refused;
     disjoint chunks (a farm's tasks, ``--plan-indices 0-9,20``) render into one --out at once.
 status PLAN.npz --generator ... --sd ... --out DIR [--plan-indices A-B[,C...]] [every render flag] [--json]
     Which frames in DIR are a finished render of the plan with these settings: the
     one check that Encode Video, the panel and scripts/render.py --encode use. Prints
     "N of M frames current ..."; exits 1 when any frame is stale or missing.
+hold-claim --folder DIR --frames A-B[,C-D...]
+    Claim Blender frames of DIR as a render does, so no render writes them meanwhile (Encode Video holds
+    its frames while Blender reads them); prints one JSON line {"held": ...} once held and holds until its
+    stdin closes or it is ended, then releases. Frames a live render holds are refused (exit status 2,
+    the other render named); a killed holder's claim dies with its process (or its heartbeat).
 models [--biggan NAME] [--sd NAME] [--tiny-vae NAME] [--json]
     The models these settings use, then the catalogue (BigGAN deep 128/256/512, sd-turbo,
     SD 1.5, sdxl-turbo, the Tiny VAEs): each on this machine or not, its size and where.
@@ -102,6 +110,11 @@ def _build_parser():
                                  help="which frames in --out are a finished render of the plan (exit 1: some are not)")
     status.add_argument("--json", action="store_true", help="print the status as JSON (used by the add-on)")
 
+    hold = commands.add_parser("hold-claim", help="hold frames of a folder against renders until stdin closes "
+                               "(used by Encode Video)")
+    hold.add_argument("--folder", required=True, help="the frames folder")
+    hold.add_argument("--frames", required=True, help="Blender frames A-B (comma-separated ranges)")
+
     models = commands.add_parser("models", help="list models (on this machine? size, where) or download one")
     models.add_argument("action", nargs="?", choices=("list", "download"), default="list")
     models.add_argument("name", nargs="?", help="download: a catalogue name or hub id")
@@ -141,7 +154,9 @@ def _render_flags():
     full.add_argument("--seed", type=int, help="img2img noise seed")
     full.add_argument("--size", default="512x512", help="WIDTHxHEIGHT of the output frames")
     full.add_argument("--tiny-vae", default="")
-    full.add_argument("--batch-size", type=int, help="default: 4 on the CPU, 16 on a GPU")
+    full.add_argument("--batch-size", type=int, help="default: the output folder's, else 4 on the CPU, 16 on a GPU")
+    full.add_argument("--threads", type=int, help="render: PyTorch's CPU threads (default: the output folder's, else "
+                      "PyTorch's own); with the batch size, they decide a CPU render's last bits")
     full.add_argument("--device", default="auto")
     return full
 
@@ -171,6 +186,9 @@ def _load_plan_and_range(args):
     if args.batch_size is not None and args.batch_size < 1:
         raise LatentWalkError(f"--batch-size {args.batch_size}: give 1 or more (or leave it out: 4 on the CPU, "
                               "16 on a GPU).")
+    if args.threads is not None and args.threads < 1:
+        raise LatentWalkError(f"--threads {args.threads}: give 1 or more (or leave it out: the folder's, else "
+                              "PyTorch's own).")
     ranges = (frame_ranges.parse(args.plan_indices, "--plan-indices", unit="index")
               if args.plan_indices else None)  # before the plan is read
     plan = RenderPlan.load(args.plan)
@@ -226,6 +244,27 @@ def _status(args):
     return 0 if status.complete else 1
 
 
+def _hold_claim(args):
+    """Claim the frames, say so in one JSON line, hold until stdin closes (or SIGTERM), release."""
+    import signal
+
+    from .render import claims
+
+    ranges = frame_ranges.parse(args.frames, "--frames")
+    if not os.path.isdir(args.folder):
+        raise LatentWalkError(f"the frames folder '{args.folder}' does not exist.")
+    held = claims.claim(args.folder, frame_ranges.numbers(ranges))  # FolderBusy names the render holding them
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # ended: release on the way out
+        print(json.dumps({"held": frame_ranges.format_ranges(ranges), "folder": args.folder, "pid": os.getpid()}),
+              flush=True)
+        while sys.stdin.buffer.read(65536):  # until the add-on closes it (or its process ends)
+            pass
+    finally:
+        held.release()
+    return 0
+
+
 def _render_full(args):
     from .render import run
 
@@ -233,9 +272,12 @@ def _render_full(args):
     start = time.perf_counter()
     result = run.render(plan, args.generator, settings, args.out, indices, args.batch_size, args.device,
                            progress=lambda done, total: print(f"frames {done}/{total}", flush=True),
-                           warn=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
+                           warn=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True),
+                           threads=args.threads)
     elapsed = time.perf_counter() - start
     print(f"rendered {len(result.rendered)} frames, reused {len(result.reused)} in {args.out} ({elapsed:.1f} s)")
+    if result.contract is not None:
+        print(f"render contract: {result.contract.describe()}")
     if result.replaced:
         print(f"replaced {len(result.replaced)} frames that were not current (written under other settings, "
               f"by another plan, or changed since), first {result.replaced[0]}")
@@ -345,6 +387,8 @@ def main(argv=None):
             _render_full(args)
         elif args.command == "status":
             return _status(args)
+        elif args.command == "hold-claim":
+            return _hold_claim(args)
         elif args.command == "models":
             return _models(args)
         elif args.command == "worker":

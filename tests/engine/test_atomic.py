@@ -54,8 +54,9 @@ WRITERS = {
     "plan": ("plan.npz", lambda path: tiny_plan().save(path)),
     "features": ("features.npz", lambda path: tiny_features().save_npz(path)),
     "frame": ("frame_000001.png", lambda path: png_writer.write_png(path, np.zeros((4, 4, 3), np.uint8))),
-    "manifest": ("manifest.json",  # a new key each time: a manifest that would not change is not written
-                 lambda path: trust.update_manifest(os.path.dirname(path), {1: {"key": os.urandom(8).hex()}})),
+    "manifest": ("manifest.json",  # a new key in the journal, folded into the snapshot by a compaction
+                 lambda path: (trust.update_manifest(os.path.dirname(path), {1: {"key": os.urandom(8).hex()}}),
+                               trust.compact_manifest(os.path.dirname(path)))),
 }
 
 
@@ -71,8 +72,38 @@ def test_every_engine_writer_is_atomic_on_a_full_disk(tmp_path, monkeypatch, kin
         write(path)
     assert error.value.errno == errno.ENOSPC
     assert open(path, "rb").read() == before
-    expected = [name] + ([claims.LOCK_NAME] if kind == "manifest" else [])  # the manifest's lock file stays
+    # The manifest's lock file stays, and so does the journal the compaction could not fold in: its line is
+    # the change, still there for the next compaction.
+    expected = [name] + ([claims.LOCK_NAME, trust.JOURNAL_NAME] if kind == "manifest" else [])
     assert sorted(os.listdir(tmp_path)) == sorted(expected)
+    if kind == "manifest":
+        monkeypatch.undo()
+        changed = trust.load_manifest(str(tmp_path))[1]
+        trust.compact_manifest(str(tmp_path))
+        assert trust.load_manifest(str(tmp_path))[1] == changed and trust.JOURNAL_NAME not in os.listdir(tmp_path)
+
+
+def test_a_journal_append_that_fails_leaves_a_manifest_that_reads(tmp_path, monkeypatch):
+    """A full disk in the middle of a batch's lines: what was appended is whole lines and a torn one; the
+    torn one is ignored, cut off by the next append, and the error reaches the caller."""
+    folder = str(tmp_path)
+    trust.update_manifest(folder, {1: {"key": "one"}})
+    real_write = os.write
+
+    def half_then_full(handle, data):
+        real_write(handle, bytes(data)[:len(data) // 2 + 3])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(trust.os, "write", half_then_full)
+    with pytest.raises(OSError) as error:
+        trust.update_manifest(folder, {2: {"key": "two"}, 3: {"key": "three"}})
+    assert error.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert trust.load_manifest(folder) == {1: {"key": "one"}, 2: {"key": "two"}}  # line 3 torn: not there
+    trust.update_manifest(folder, {4: {"key": "four"}})
+    assert trust.load_manifest(folder) == {1: {"key": "one"}, 2: {"key": "two"}, 4: {"key": "four"}}
+    with open(tmp_path / trust.JOURNAL_NAME, "rb") as journal:
+        assert all(line.startswith(b'{"frame": ') for line in journal.read().splitlines())
 
 
 def test_the_filter_bank_cache_survives_a_full_disk(tmp_path, monkeypatch):
@@ -103,7 +134,8 @@ def test_processes_updating_one_manifest_at_once_lose_no_entries(tmp_path):
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_written_files_honour_the_umask_in_a_fresh_process(tmp_path, umask, mode):
-    """Frames, the manifest and the plan as another account on shared storage sees them: 0644 under 022."""
+    """Frames, the manifest (its snapshot and its journal) and the lock as another account on shared storage sees
+    them: 0644 under 022."""
     import subprocess
     import sys
 
@@ -116,5 +148,5 @@ def test_written_files_honour_the_umask_in_a_fresh_process(tmp_path, umask, mode
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path), oct(umask)], capture_output=True, text=True,
                           cwd=root)
     assert done.returncode == 0, done.stderr
-    for name in ("frame_000001.png", "manifest.json", ".latentwalk.lock"):
+    for name in ("frame_000001.png", "manifest.json", "manifest.journal", ".latentwalk.lock"):
         assert os.stat(tmp_path / name).st_mode & 0o777 == mode, name

@@ -4,8 +4,11 @@
 returns a `BatchRenderer`, whose `compute` runs the generator (BigGAN or StyleGAN, through
 generators/interface.py) and img2img on one aligned batch and leaves
 the frames on the device; `HostCopy` brings them to the CPU as 8-bit pixels without holding up the
-next batch. `is_out_of_memory` and `free_device_memory` let the render loop retry at a smaller batch.
+next batch. `is_out_of_memory` and `free_device_memory` let the render loop retry at a smaller batch;
+`device_kind`, `precision_name` and `cpu_threads` are what a render contract records and sets.
 """
+
+import contextlib
 
 from ..diffusion import img2img
 from ..generators.selection import as_generator
@@ -54,6 +57,40 @@ def diffusion_groups(plan, members):
         key = (steps, img2img.effective_steps(steps, float(plan.strength[index])), guidance if guidance > 1 else 0.0)
         calls.setdefault(key, []).append(index)
     return list(calls.items())
+
+
+def device_kind(torch_device):
+    """What a render contract records of a device: "cuda:<GPU name>" (two GPUs of one model are one kind),
+    "cpu (AVX2)" (the vector instructions PyTorch's CPU kernels dispatch to), else its type ("mps")."""
+    import torch
+
+    if torch_device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(torch_device)}"
+    if torch_device.type == "cpu":
+        capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+        return f"cpu ({capability()})" if capability is not None else "cpu"
+    return torch_device.type
+
+
+def precision_name(dtype):
+    """"float32" for torch.float32: the precision as a render contract records it."""
+    return str(dtype).replace("torch.", "")
+
+
+@contextlib.contextmanager
+def cpu_threads(count):
+    """PyTorch's CPU threads (per process) set to ``count`` for the block, then put back (None: left as they are)."""
+    import torch
+
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def is_out_of_memory(error):

@@ -7,10 +7,17 @@ writes the last, and the manifest forgets a batch's frames before its files chan
 once they are complete (`trust.forget_frames`, `trust.record_frames`).
 
 Frames are computed in aligned batches (plan index // batch size), so any chunking, order or resume
-gives the same bytes. Out of memory, the loop goes on at half the batch size.
+gives the same bytes under one render contract (device kind, precision, batch size, CPU threads:
+`trust.RenderContract`), which the folder records and a later render keeps (`_settle_contract`). Out of
+memory, the loop goes on at half the batch size.
+
+The manifest's bookkeeping does not grow with the song: a batch appends its lines to the journal, and the
+journal is folded into the snapshot only as the render starts (`_settle_contract`) and ends (`_fold_journal`).
 """
 
 import errno
+import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..diffusion import img2img
@@ -42,6 +49,7 @@ class RenderResult:
     replaced: list = field(default_factory=list)  # frames whose PNG was not current and was overwritten
     reduced_batch: dict = field(default_factory=dict)  # {frame: batch size} of frames made at a smaller batch
     warnings: list = field(default_factory=list)  # what the user was told during the render
+    contract: object = None  # the `trust.RenderContract` the frames were made under (None: none were to make)
 
 
 @dataclass
@@ -54,7 +62,7 @@ class RenderRun:
     keys: dict  # {plan index: frame key} (`trust.frame_keys`)
     renderer: compute.BatchRenderer  # the models, loaded
     writer: png_writer.FrameWriter
-    batch_size: int  # as asked; after running out of memory the loop goes on at a smaller one
+    batch_size: int  # the contract's; after running out of memory the loop goes on at a smaller one
     result: RenderResult  # filled in as the writer records batches
     progress: object = None  # callable(done, total) or None
     should_stop: object = None  # callable() -> bool or None
@@ -62,7 +70,7 @@ class RenderRun:
 
 
 def render(plan, generator_model, settings, out_folder, plan_indices=None, batch_size=None, device="auto",
-           progress=None, should_stop=None, models=None, warn=None, png_threads=None):
+           progress=None, should_stop=None, models=None, warn=None, png_threads=None, threads=None):
     """Render plan frames into ``out_folder`` as frame_NNNNNN.png (Blender frame numbers).
 
     generator_model : the generator's model: a BigGAN name or folder, or a StyleGAN .pkl / .pt file
@@ -76,6 +84,16 @@ def render(plan, generator_model, settings, out_folder, plan_indices=None, batch
     The device computes the next batch while `png_writer.FrameWriter` encodes and writes the last;
     a frame enters the manifest only once its file is complete.
 
+    The render contract (`trust.RenderContract`: device kind, precision, batch size, CPU threads): into
+    a folder that holds frames current for this plan (or where another render runs), the render keeps
+    the folder's; ``batch_size`` and ``threads`` left None take the folder's values, and asking for
+    others, or another device kind or precision, raises `LatentWalkError` naming both contracts.
+    Into a folder with no current frames, the render's own becomes the folder's.
+
+    batch_size : frames per aligned batch (None: the folder's, else 4 on the CPU and 16 on a GPU).
+    threads : PyTorch's CPU threads for this render, set and put back after it (None: the folder's,
+        else as they are in this process). They can change a CPU render's last bits.
+
     progress : callable(done, total), once the models are loaded (done 0) and after each batch;
         done counts the frames written and recorded.
     should_stop : callable() -> bool, checked before each batch (a stop leaves finished
@@ -87,11 +105,11 @@ def render(plan, generator_model, settings, out_folder, plan_indices=None, batch
         render loop, one after another). The bytes are the same either way.
     Raises `LatentWalkError` (`claims.FolderBusy` when another live render writes some of
     the same frames, `trust.ManifestError` for a manifest it cannot trust, a full or read-only
-    folder, out of memory at batch size 1). Returns a `RenderResult`.
+    folder, another render contract, out of memory at batch size 1). Returns a `RenderResult`.
     """
-    indices = _requested_indices(plan, out_folder, plan_indices, batch_size)
+    indices = _requested_indices(plan, out_folder, plan_indices, batch_size, threads)
     trust.load_manifest(out_folder)  # a manifest that cannot be trusted stops the render before any work
-    threads = png_writer.writer_threads() if png_threads is None else int(png_threads)
+    png_threads = png_writer.writer_threads() if png_threads is None else int(png_threads)
     claim = claims.claim(out_folder, [plan.frame_start + i for i in indices])
     try:
         generator = for_model(generator_model)
@@ -102,22 +120,31 @@ def render(plan, generator_model, settings, out_folder, plan_indices=None, batch
         if not todo:
             return result
         renderer = compute.batch_renderer(plan, generator, settings, device, models, inputs, identities)
-        asked = int(batch_size) if batch_size is not None else frame_ranges.default_batch_size(
-            [renderer.torch_device.type])
+        result.contract = _settle_contract(out_folder, claim, plan, keys, renderer, batch_size, threads)
         if progress is not None:
             progress(0, len(todo))  # models are loaded: the frames start now
-        writer = png_writer.FrameWriter(threads, claim.temp_prefix)
-        run = RenderRun(plan, out_folder, claim, keys, renderer, writer, asked, result, progress, should_stop, warn)
-        return _write_all(run, todo)
+        writer = png_writer.FrameWriter(png_threads, claim.temp_prefix)
+        run = RenderRun(plan, out_folder, claim, keys, renderer, writer, result.contract.batch_size, result, progress,
+                        should_stop, warn)
+        finished = False
+        try:
+            with compute.cpu_threads(result.contract.threads if result.contract.threads is not None else threads):
+                _write_all(run, todo)
+            finished = True
+        finally:
+            _fold_journal(run, tell=finished)
+        return result
     finally:
         claim.release()
 
 
-def _requested_indices(plan, out_folder, plan_indices, batch_size):
+def _requested_indices(plan, out_folder, plan_indices, batch_size, threads=None):
     """The sorted plan indices to render (the output folder made if need be). Raises `LatentWalkError`
-    for a batch size under 1, a folder that cannot be written, or an index outside the plan."""
+    for a batch size or a thread count under 1, a folder that cannot be written, or an index outside the plan."""
     if batch_size is not None and int(batch_size) < 1:
         raise LatentWalkError(f"batch size {batch_size} must be 1 or more.")
+    if threads is not None and int(threads) < 1:
+        raise LatentWalkError(f"CPU threads {threads} must be 1 or more.")
     png_writer.ensure_writable_folder(out_folder)
     indices = sorted(set(range(plan.n_frames) if plan_indices is None else (int(i) for i in plan_indices)))
     outside = [i for i in indices if not 0 <= i < plan.n_frames]
@@ -137,8 +164,95 @@ def _frames_to_render(plan, generator, settings, folder, indices, keys):
     return todo, RenderResult(rendered=[], reused=sorted(reused), replaced=sorted(status.stale))
 
 
+def _settle_contract(folder, claim, plan, keys, renderer, batch_size, threads):
+    """The `trust.RenderContract` this render runs under (`trust` invariant 7), settled under the folder's
+    lock, where the manifest is compacted too (the journal folded in, the contract recorded).
+
+    A contract is in force when the folder records one and holds a frame current for this plan, or another
+    live render: this render then takes its batch size and threads where it asks for none, and is refused
+    (`LatentWalkError`) when it asks for others or runs on another device kind or precision. Otherwise this
+    render's becomes the folder's: the batch size asked (default: the one most of the current frames
+    record in a manifest from before contracts, else `frame_ranges.default_batch_size`) and the CPU threads
+    asked (default: this process's now). A GPU's contract names no threads.
+    """
+    import torch
+
+    on_cpu = renderer.torch_device.type == "cpu"
+    mine = dict(device=compute.device_kind(renderer.torch_device), precision=compute.precision_name(renderer.dtype),
+                batch_size=None if batch_size is None else int(batch_size),
+                threads=None if threads is None or not on_cpu else int(threads), torch=torch.__version__)
+    lock = claims.locked(folder)
+    try:
+        manifest = trust.read_manifest(folder)
+        recorded = trust.RenderContract.from_json(manifest.contract) if manifest.contract is not None else None
+        current = trust.current_frames(plan, keys, folder, manifest.frames)
+        if recorded is not None and (next(current, None) is not None or _another_live_render(folder, claim)):
+            contract = _agreed(folder, recorded, mine)
+        else:
+            if mine["batch_size"] is None:
+                made_at = _most_common_batch_size(manifest.frames, current) if recorded is None else None
+                mine["batch_size"] = made_at or frame_ranges.default_batch_size([renderer.torch_device.type])
+            if on_cpu and mine["threads"] is None:
+                mine["threads"] = torch.get_num_threads()
+            contract = trust.RenderContract(**mine)
+        trust.compact_locked(folder, claim.temp_prefix, contract, manifest)
+    finally:
+        lock.release()
+    return contract
+
+
+def _most_common_batch_size(frames, numbers):
+    """The batch size most of the frames ``numbers`` record (a manifest from before contracts), or None."""
+    sizes = Counter(frames[number].get("batch_size") for number in numbers)
+    sizes.pop(None, None)
+    return int(sizes.most_common(1)[0][0]) if sizes else None
+
+
+def _another_live_render(folder, claim):
+    """Whether a live claim other than ``claim`` is on the folder (call with it locked)."""
+    return any(other.token != claim.token for other in claims.live_claims(folder))
+
+
+def _agreed(folder, recorded, mine):
+    """``recorded`` (the folder's contract in force), with which ``mine`` (what this render runs on and asks
+    for, None where it asks nothing) agrees; else a `LatentWalkError` naming both and what to do."""
+    differ = [name for name in trust.RenderContract.COMPARED
+              if mine[name] is not None and mine[name] != getattr(recorded, name)]
+    if not differ:
+        return recorded
+    on_cpu = mine["device"].startswith("cpu")
+    asked = trust.RenderContract(mine["device"], mine["precision"], mine["batch_size"] or recorded.batch_size,
+                                 mine["threads"] or (recorded.threads if on_cpu else None))
+    fixes = {"device": f"on {recorded.device}", "precision": f"at {recorded.precision}",
+             "batch_size": f"at batch size {recorded.batch_size} (or leave the batch size unset)",
+             "threads": f"with {trust.cpu_threads_text(recorded.threads)} (or leave the threads unset)"}
+    words = {"device": "device", "precision": "precision", "batch_size": "batch size", "threads": "CPU threads"}
+    raise LatentWalkError(
+        f"the frames in '{folder}' are rendered under the render contract {recorded.describe()}, and this render's "
+        f"is {asked.describe()} (another {', '.join(words[name] for name in differ)}): their last bits could differ. "
+        f"Render {' and '.join(fixes[name] for name in differ)}, or choose another Output folder, or move its frames "
+        "away to render them all again under the new contract.")
+
+
+def _fold_journal(run, tell):
+    """Fold the journal into the snapshot as the render ends (not when its claim was taken over: it changes
+    the manifest no more). A failure leaves the journal, which keeps every record: a warning (when ``tell``),
+    never an error."""
+    try:
+        run.claim.check()
+        trust.compact_manifest(run.folder, run.claim.temp_prefix)
+    except (OSError, LatentWalkError) as error:
+        if tell and os.path.exists(run.claim.path):
+            message = (f"the manifest's journal in '{run.folder}' could not be folded into {trust.MANIFEST_NAME} "
+                       f"({error}); it keeps every frame's record, and the next render folds it in.")
+            run.result.warnings.append(message)
+            if run.warn is not None:
+                run.warn(message)
+
+
 def _write_all(run, todo):
-    """Compute and write the frames ``todo`` (sorted plan indices); returns ``run.result``."""
+    """Compute and write the frames ``todo`` (sorted plan indices) at ``run.batch_size`` (the contract's);
+    returns ``run.result``."""
     try:
         with run.writer:
             _compute_and_write(run, todo)

@@ -3,7 +3,7 @@
 Requests go from the add-on (or a script) to the worker on its stdin; events come back on its
 stdout. Every line carries its ``type`` and the ``version`` of this protocol::
 
-    {"type": "progress", "version": 5, "id": 1, "done": 8, "total": 72, "unit": "frames"}
+    {"type": "progress", "version": 6, "id": 1, "done": 8, "total": 72, "unit": "frames"}
 
 `encode` writes a message as such a line, `decode_request` and `decode_event` read one back. A
 line of another version, or of a type this version does not know, is refused with a
@@ -23,12 +23,13 @@ from typing import ClassVar
 
 from ..errors import LatentWalkError
 
+# 6: RenderRequest.threads (PyTorch's CPU threads; None: the output folder's, else the worker's own).
 # 5: RenderRequest.generator (a BigGAN name or folder, or a StyleGAN file) instead of .biggan.
 # 4: analysis requests ("analyze", answered by "analyze_progress" and "analyze_done"; Bake Curves in the UI).
 # 3: typed messages, every line with "type" and "version", both ways ("frames" became "plan_index_ranges").
 # 2: requests with "command" and "version", "frames" a list of ranges; events with "event", no version.
 # 1: "frames" one [first, last].
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 RESTART_HINT = ("the add-on and its Engine Python run different versions of Latent Walk: press Release Models "
                 "(the worker then starts again from this add-on's files), or reinstall the add-on and restart "
@@ -46,7 +47,8 @@ class RenderRequest:
     img2img : {"model", "width", "height", "tiny_vae"} (`engine.render.run.Img2ImgSettings`).
     plan_index_ranges : [[first, last], ...] inclusive 0-based plan indices (a farm chunk may leave
         gaps), or None for every frame of the plan.
-    batch_size : frames per batch, None for the device's default.
+    batch_size : frames per batch, None for the output folder's (its render contract), else the device's default.
+    threads : PyTorch's CPU threads for the render, None for the output folder's, else the worker's own.
     """
 
     TYPE: ClassVar[str] = "render"
@@ -58,6 +60,7 @@ class RenderRequest:
     plan_index_ranges: list | None = None
     batch_size: int | None = None
     device: str = "auto"
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ with its "type" and the protocol "version"; a line of another version is refused
 Requests on stdin:
 
     render    id, plan_path, generator, img2img {model, width, height, tiny_vae}, out_folder,
-              plan_index_ranges [[first, last], ...] (null: every frame), batch_size, device
+              plan_index_ranges [[first, last], ...] (null: every frame), batch_size, device, threads
+              (null: the output folder's, then the device's default / the worker's own)
     download  id, model, role (biggan, pipeline or vae; see engine/setup/models.py)
     analyze   id, request (the analysis request dict, engine/analysis/request.py), features_path
     cancel    id: stop that render before its next batch (a download at its next chunk, an
@@ -183,6 +184,7 @@ def _render(request, loaded_models, send, should_stop):
         request.device, should_stop=should_stop, models=loaded_models,
         progress=lambda done, total: send(messages.Progress(id=request.id, done=done, total=total)),
         warn=lambda message: send(messages.RenderWarning(id=request.id, message=message)),
+        threads=request.threads,
     )
 
 
