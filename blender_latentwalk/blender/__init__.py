@@ -17,7 +17,7 @@ Baking the song into curves
     modulation.py    "setting follows curve" entries
 Rendering
     sampling.py      Blender state -> RenderPlan, frame by frame
-    output.py        the frames folder, frame size and video path
+    output.py        the frames folder (and the frames it brings along on Save As), frame size, video path
     render_job.py    RenderJob: one render in the worker(s), its devices, its result
     render_operators.py  Render Frames, Preview Walk, Cancel Render, Release Models
     encode.py        Check Frames and Encode Video (the files decide)
@@ -35,7 +35,7 @@ Everything else
 
 import bpy
 
-from . import (encode, environment_setup, jobs, models, modulation, operators, panels, preferences, presets,
+from . import (encode, environment_setup, jobs, models, modulation, operators, output, panels, preferences, presets,
                properties, render_operators, walk, worker_client)
 
 _classes = (preferences.classes + environment_setup.classes + operators.classes + walk.classes + modulation.classes
@@ -49,9 +49,11 @@ def register():
     jobs.register()
     encode.register()
     models.register()
+    output.register()  # Save As brings the rendered frames along to the new file's folders
 
 
 def unregister():
+    output.unregister()
     models.unregister()
     encode.unregister()
     jobs.unregister()  # stops a running render, download or set-up

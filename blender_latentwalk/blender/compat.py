@@ -12,6 +12,7 @@ version number, so a point release that back- or forward-ports an API just works
 | F-curve Noise modifier | legacy noise only | ``use_legacy_noise`` option (5.0 has it) |
 | add-on's own data folder | ``user_resource('DATAFILES')`` | ``utils.extension_path_user`` (4.2+ extensions) |
 | Blender's Python | ``app.binary_path_python`` (until 2.9x) | ``sys.executable`` (2.91+) |
+| save handlers' arguments | ``(None, None)``: the path is not given (3.4) | ``(filepath, None)``: the file written (4.2, 5.0) |
 """
 
 import contextlib
@@ -298,3 +299,11 @@ def render_job_running():
     """True while Blender's own render job runs (Encode Video in the UI); is_job_running is 3.3+."""
     is_job_running = getattr(bpy.app, "is_job_running", None)
     return bool(is_job_running and is_job_running("RENDER"))
+
+
+def saved_blend_path(handler_arguments):
+    """The file a save wrote, from a ``save_pre``/``save_post`` handler's arguments: the first one where Blender
+    passes the path (4.2, 5.0: a Save Copy's path too), else (3.4 passes None) ``bpy.data.filepath``, which a
+    Save Copy leaves on the open file: a copy cannot be told apart there."""
+    first = handler_arguments[0] if handler_arguments else None
+    return first if isinstance(first, str) and first else bpy.data.filepath

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 import bpy
 
 from ..engine.errors import LatentWalkError
-from . import bake_state, compat, engine_client, jobs, output, preferences, sampling, sequencer
+from . import bake_state, compat, engine_client, jobs, output, preferences, sampling, sequencer, worker_client
 
 
-def check_frames(scene, first=None, last=None, python=None, plan=None):
+def check_frames(scene, first=None, last=None, python=None, plan=None, hold=None):
     """(FrameStatus, folder): which of the Output folder's frames first..last (default: the song's
     frames) are, on disk, a finished render of the scene as it is now.
 
     The files decide, not anything remembered in the .blend: the plan is sampled now (or is
-    ``plan``, just sampled by a render) and the check runs in the worker's Python, so it
+    ``plan``, one the caller just sampled) and the check runs in the worker's Python, so it
     computes the same frame keys the render does.
     """
     folder, request = output.render_request(scene, preview=False)
@@ -32,6 +32,8 @@ def check_frames(scene, first=None, last=None, python=None, plan=None):
     sampling.check_inside_render_range(first, last, scene)
     plan = sampling.sample_plan(scene, song_first, plan_last) if plan is None else plan
     python = engine_client.engine_python(preferences.get().engine_python) if python is None else python
+    if hold is not None:  # `FrameHold`: from now until the encode has read them, no render rewrites them
+        hold.take(folder, first, last)
     with tempfile.TemporaryDirectory(prefix="latentwalk-check-") as temp:
         plan_path = os.path.join(temp, output.PLAN_FILE_NAME)
         plan.save(plan_path)
@@ -84,24 +86,59 @@ def last_check(scene):
     return _last_checks.get(_check_key(scene, folder))
 
 
-def encode(scene, path, first=None, last=None, interactive=False, python=None):
+def encode(scene, path, first=None, last=None, interactive=False, python=None, hold=None):
     """Encode frames first..last (default: the song's) with the song, after checking both.
 
     Refuses (LatentWalkError) unless every frame in the Output folder is current for the
     scene as it is now and the song strip plays the song the curves were baked from; then
     lays those frames on the Sequencer (the preview strip muted) and encodes. Returns the
     lines to tell the user (a repaired song strip, the frames encoded).
+
+    The frames are claimed as a render claims them (`FrameHold`) from before they are checked until
+    Blender has read them, so no render (another Blender, a farm) rewrites them in between; frames a
+    render holds are refused, naming it. ``hold``: the interactive encode's `FrameHold`, released by its
+    job when Blender's render job ends (here only when the encode fails to start); without it the
+    blocking encode takes its own and releases it here.
     """
     notes = sequencer.repair_song_strip(scene)  # a moved .blend's strip path, before judging the bake
     bake_state.check_current(scene)  # curves baked at another fps or song start would drift off the music
-    status, folder = check_frames(scene, first, last, python)
-    if not status.complete:
-        raise LatentWalkError(status.refusal(folder))
-    sequencer.check_song_strip(scene)  # the song the curves were baked from, playing, not muted
-    first, last = min(status.current), max(status.current)  # complete: every frame between is current
-    sequencer.lay_frames(scene, folder, first, last)
-    sequencer.encode_video(scene, path, first, last, interactive=interactive)
+    own_hold = hold is None
+    hold = FrameHold(python) if own_hold else hold
+    try:
+        status, folder = check_frames(scene, first, last, python, hold=hold)
+        if not status.complete:
+            raise LatentWalkError(status.refusal(folder))
+        sequencer.check_song_strip(scene)  # the song the curves were baked from, playing, not muted
+        first, last = min(status.current), max(status.current)  # complete: every frame between is current
+        sequencer.lay_frames(scene, folder, first, last)
+        sequencer.encode_video(scene, path, first, last, interactive=interactive)
+    except BaseException:
+        hold.release()
+        raise
+    if own_hold:  # a blocking encode has read every frame by now
+        hold.release()
     return notes + [f"{status.summary()}; encoding frames {first}-{last} with the song to {path}"]
+
+
+class FrameHold:
+    """Encode Video's claim on the frames it reads (`engine_client.hold_frames`, in the render worker's
+    Python: a claim's heartbeat is a thread, and none may run in Blender's process). `check_frames` takes
+    it before it judges the frames; `release` (idempotent) once Blender has read them, or the encode
+    failed or stopped."""
+
+    def __init__(self, python=None):
+        self.python = python or worker_client.worker_python(preferences.get().engine_python)
+        self.held = None  # `engine_client.HeldFrames` while held
+
+    def take(self, folder, first, last):
+        self.release()
+        if os.path.isdir(folder):  # else there are no frames to protect: the check refuses them all
+            self.held = engine_client.hold_frames(self.python, folder, first, last)
+
+    def release(self):
+        held, self.held = self.held, None
+        if held is not None:
+            held.release()
 
 
 def _frames_settled():
@@ -138,8 +175,9 @@ class EncodeJob:
 
     kind = "encode"
 
-    def __init__(self, scene, path):
+    def __init__(self, scene, path, hold=None):
         self.path, self.cancel_requested, self.cancelled = path, False, False
+        self.hold = hold  # the `FrameHold` on the frames Blender's render job reads, released when it ends
         self.frames = scene.frame_end - scene.frame_start + 1  # the encode's own range, set by encode()
         self.started_s = time.time()
         bpy.app.handlers.render_cancel.append(self._on_cancel)
@@ -157,6 +195,8 @@ class EncodeJob:
         if self._on_cancel in bpy.app.handlers.render_cancel:
             bpy.app.handlers.render_cancel.remove(self._on_cancel)
         sequencer.restore_output_settings()  # idempotent: the render job's handlers may have done it
+        if self.hold is not None:
+            self.hold.release()  # Blender has read the frames (or stopped): renders may write them again
 
     def cancel(self):
         self.cancel_requested = True  # the key press itself has already told Blender's job to stop
@@ -192,13 +232,14 @@ class LATENTWALK_OT_encode_video(jobs.JobOperator, bpy.types.Operator):
 
     def start_job(self, context):
         path = output.video_path(context.scene)
+        hold = FrameHold()
         try:
-            lines = encode(context.scene, path, interactive=True)
+            lines = encode(context.scene, path, interactive=True, hold=hold)  # released there if it fails
         except (RuntimeError, OSError) as error:
             raise LatentWalkError(str(error).strip()) from None
         for line in lines[:-1]:  # the last one is the status line's
             self.report({"INFO"}, f"Latent Walk: {line}")
-        return EncodeJob(context.scene, path)
+        return EncodeJob(context.scene, path, hold)
 
     def end_job(self, context, job):
         summary = job.summary()

@@ -277,6 +277,75 @@ def frame_status(python, plan_path, request, folder, index_range):
                               "is it a Python with this version of the add-on's engine?") from None
 
 
+HOLD_START_TIMEOUT_S = 180.0  # the Python's start, plus the folder lock a stuck render may hold (120 s)
+
+
+class HeldFrames:
+    """Frames of a folder claimed against renders, as a render claims them, by the engine CLI's ``hold-claim``
+    in another process (`hold_frames`): a claim's heartbeat is a thread, and no Python thread may run in
+    Blender's process. `release` (idempotent) closes the process's stdin: it releases and ends. Should
+    Blender itself end, the pipe closes the same way; a killed holder's claim dies with its process."""
+
+    def __init__(self, process, folder, first, last):
+        self.process, self.folder, self.first, self.last = process, folder, first, last
+
+    @property
+    def held(self):
+        return self.process is not None and self.process.poll() is None
+
+    def release(self, timeout_s=10.0):
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+def _json_or_none(line):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def hold_frames(python, folder, first, last):
+    """Claim Blender frames first..last of ``folder`` for as long as the returned `HeldFrames` is held, so no
+    render rewrites them meanwhile (Encode Video while Blender reads them). ``python``: the render worker's
+    interpreter (it has the engine's ``filelock``). Raises LatentWalkError naming the render that holds
+    some of them. The held line is read on this thread (`EventPipe`), no thread started."""
+    check_python(python)
+    arguments = ["hold-claim", "--folder", folder, "--frames", f"{first}-{last}"]
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(engine_command(python, *arguments), stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=errors, env=engine_environment(python))
+        except OSError as error:
+            raise LatentWalkError(f"Engine Python '{python}' could not be started ({error.strerror}).") from None
+        pipe = EventPipe(process, _json_or_none)
+        try:
+            event = pipe.get(timeout_s=HOLD_START_TIMEOUT_S)
+        except queue.Empty:
+            event = None
+        if isinstance(event, dict) and "held" in event:
+            return HeldFrames(process, folder, first, last)
+        HeldFrames(process, folder, first, last).release(timeout_s=1.0)
+        errors.seek(0)
+        lines = [line for line in errors.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    message = lines[-1] if lines else ("no answer in time" if event is None else f"it answered {event}")
+    if message.startswith("error: "):
+        raise LatentWalkError(message[len("error: "):])
+    raise LatentWalkError(f"the engine in '{python}' could not hold the frames of '{folder}' against renders "
+                          f"({message}). {GET_THE_RENDER_STACK}")
+
+
 def list_models(python, in_use):
     """[`ModelState`] of ``in_use`` ((name, role) pairs) and of the catalogue, as the engine's Python
     (``python``) sees them: its caches, its HF_HOME. Never uses the network."""

@@ -77,6 +77,7 @@ class BakeResult:
     retimed: list = field(default_factory=list)
     not_retimed: list = field(default_factory=list)
     frame_range_note: str = ""
+    playback_note: str = ""  # the scene's playback settings the bake changed, said once
 
     def messages(self):
         """One line per thing the artist should know, beyond the summary."""
@@ -88,6 +89,8 @@ class BakeResult:
         lines += [f"not retimed: {phrase}" for phrase in self.not_retimed]
         if self.frame_range_note:
             lines.append(self.frame_range_note)
+        if self.playback_note:
+            lines.append(self.playback_note)
         return lines
 
 
@@ -200,8 +203,7 @@ def write_features(scene, request, features, overwrite_edited=False, overwrite_k
             end = int(round(float(frame_map(scene.frame_end + 1)))) - 1
             scene.frame_start, scene.frame_end = start, max(start, end)
             result.frame_range_note = f"the frame range was retimed to {start}-{scene.frame_end}"
-    scene.use_audio_scrub = True
-    scene.sync_mode = "AUDIO_SYNC"
+    result.playback_note = follow_the_song(scene)
     bake_state.record(scene, first_frame, fitted_end)
     settings.last_bake_summary = (
         f"{features.n_frames} frames from {first_frame} at "
@@ -210,6 +212,20 @@ def write_features(scene, request, features, overwrite_edited=False, overwrite_k
         + ("" if strip is not None else " (this Blender build has no audio: song not added to the sequencer)")
     )
     return result
+
+
+def follow_the_song(scene):
+    """Make playback keep to the song (Sync to Audio: frames drop rather than the music drifting) and scrubbing
+    play it, as the tutorial's listening to the curves needs; returns the sentence saying what changed ("" when
+    both were set already: a bake that changes nothing says nothing)."""
+    changed = []
+    if scene.sync_mode != "AUDIO_SYNC":
+        scene.sync_mode = "AUDIO_SYNC"
+        changed.append("Sync to Audio")
+    if not scene.use_audio_scrub:
+        scene.use_audio_scrub = True
+        changed.append("Scrubbing on")
+    return f"Playback set to {' and '.join(changed)}, so the picture follows the song" if changed else ""
 
 
 def bake_if_stale(scene, audio_path=None):

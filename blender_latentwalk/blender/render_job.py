@@ -312,8 +312,8 @@ class RenderJob:
             return "; ".join(self.notes + [f"{rendered} frames rendered, {reused} kept, in {self.folder} (frames "
                                            f"{frame_ranges.describe(self.ranges)})"])
         if not self.preview:
-            try:  # the panel's "N of M frames current" follows each render (its plan, not sampled again)
-                encode.check_frames(scene, plan=self.plan)
+            try:  # the panel's "N of M frames current" follows each render: of the scene as it is now (sampled
+                encode.check_frames(scene)  # again), not of the plan the render began with (an edit meanwhile)
             except LatentWalkError as error:
                 self.notes.append(f"the frames could not be counted afterwards ({error})")
         strip = sequencer.lay_frames(scene, self.folder, self.first, self.last, preview=self.preview)

@@ -81,7 +81,8 @@ def test_two_blend_files_in_one_folder_never_share_frames(baked, tmp_path):
     scene = bpy.context.scene
     assert output.resolve_folder(scene.latentwalk.diffusion.output_folder, "Output", scene) == str(
         tmp_path / "latentwalk_frames" / "second" / "Scene")
-    with pytest.raises(RuntimeError, match=r"0 of 72 frames current \(72 missing\)"):
+    # Save As brought the first file's frames along (linked, its own from now on): not of this walk.
+    with pytest.raises(RuntimeError, match=r"0 of 72 frames current \(72 stale\)"):
         bpy.ops.latentwalk.encode_video()
 
     # Both pointed at one folder by hand: the second file's Encode sees the frames are not its own.

@@ -30,6 +30,16 @@ STATE = {"step": "setup", "ticks": 0, "status": []}
 STARTED_S = time.monotonic()
 
 
+def claim_files(folder):
+    """The frames claimed in ``folder`` (engine/render/claims.py's claim files)."""
+    claimed = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(".latentwalk-render-") and name.endswith(".json"):
+            with open(os.path.join(folder, name), encoding="utf-8") as stream:
+                claimed.append(json.load(stream)["frames"])
+    return claimed
+
+
 def sequencer_context():
     window = bpy.context.window_manager.windows[0]
     area = max(window.screen.areas, key=lambda a: a.width * a.height)
@@ -142,6 +152,7 @@ def step():
         capture(ARGS.screenshot_sequencer)
         with bpy.context.temp_override(**sequencer_context()):
             result(encode=sorted(bpy.ops.latentwalk.encode_video("INVOKE_DEFAULT")))  # Blender's own render job
+        result(claims_while_encoding=claim_files(ARGS.out))  # Encode Video holds its frames against renders
         STATE["step"] = "encoding"
         STATE["encode_ticks"] = 0
     elif STATE["step"] == "encoding":
@@ -152,6 +163,7 @@ def step():
 
         if STATE["encode_ticks"] > 5 and jobs.running() is None and not bpy.app.is_job_running("RENDER"):
             video = os.path.join(ARGS.out, "baked.mp4")
+            result(claims_after_encoding=claim_files(ARGS.out))
             result(video=video if os.path.isfile(video) else None,
                    settings_kept=output_settings(scene) == STATE["settings_before"],
                    settings=[output_settings(scene), STATE["settings_before"]])

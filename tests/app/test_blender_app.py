@@ -264,6 +264,7 @@ def test_modal_render_in_the_ui_shows_progress_cancels_on_esc_and_resumes(baked_
     keep_unless_changed_above_the_status_bar(screenshot, os.path.join(SCREENSHOTS, "render_progress.png"))
     assert results["cancel_clicked"] == ["FINISHED"]
     assert results["encode"] == ["RUNNING_MODAL"] and results["video"] is not None
+    assert results["claims_while_encoding"] == [[[1, 72]]] and results["claims_after_encoding"] == []
     assert results["windows_while_encoding"] == 1  # no render window over the Sequencer
     assert "Latent Walk: Video written: " in log and " MB, 72 frames with the song)" in log
     assert results["settings_kept"], results["settings"]  # Encode Video put the artist's output settings back
