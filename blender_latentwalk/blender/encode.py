@@ -211,7 +211,7 @@ class EncodeJob:
         """The report once the job is over: where the video is, or that none was written."""
         written = os.path.isfile(self.path) and os.path.getmtime(self.path) >= self.started_s - 1
         if self.cancelled or not written:  # an older video at that path is not this encode's
-            return (f"Encode stopped: no complete video was written (Blender's console says why, if it failed); "
+            return ("Encode stopped: no complete video was written (Blender's console says why, if it failed); "
                     "press Encode Video again.")
         size_mb = os.path.getsize(self.path) / 1e6
         return f"Video written: {self.path} ({size_mb:.1f} MB, {self.frames} frames with the song)"

@@ -253,7 +253,7 @@ def _hold_claim(args):
     ranges = frame_ranges.parse(args.frames, "--frames")
     if not os.path.isdir(args.folder):
         raise LatentWalkError(f"the frames folder '{args.folder}' does not exist.")
-    held = claims.claim(args.folder, frame_ranges.numbers(ranges))  # FolderBusy names the render holding them
+    held = claims.claim(args.folder, frame_ranges.numbers(ranges), claims.ENCODING)  # FolderBusy names the render holding them
     try:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # ended: release on the way out
         print(json.dumps({"held": frame_ranges.format_ranges(ranges), "folder": args.folder, "pid": os.getpid()}),

@@ -139,7 +139,8 @@ def test_encode_holds_its_frames_against_renders_until_blender_has_read_them(bak
 
     monkeypatch.setattr(sequencer, "encode_video", while_blender_reads)
     assert bpy.ops.latentwalk.encode_video() == {"FINISHED"}  # background mode: the blocking path
-    assert seen[0] is not None and seen[0].startswith("frames 1, 40, 72 of ")
+    assert seen[0] is not None and seen[0].startswith(f"frames 1, 40, 72 of '{folder}' are held by process ")
+    assert ", encoding a video since " in seen[0]  # a render refused by an encode is told so
     assert claim_elsewhere(folder, [1, 40, 72]) is None  # let go once the video is written
     assert [name for name in os.listdir(folder) if name.startswith(".latentwalk-render-")] == []
 

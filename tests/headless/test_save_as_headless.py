@@ -41,5 +41,6 @@ def test_save_as_then_encode_renders_nothing_and_the_encode_holds_its_frames(tmp
     assert found["rendered_first"] == 72 and found["folder"] == v02
     assert found["status"] == "72 of 72 frames current" and found["encoded"] == ["FINISHED"] and found["video"] > 0
     assert len(found["busy_while_encoding"]) == 1
-    assert found["busy_while_encoding"][0].startswith(f"frames 1, 72 of '{v02}' are being rendered by process")
+    busy = found["busy_while_encoding"][0]
+    assert busy.startswith(f"frames 1, 72 of '{v02}' are held by process") and ", encoding a video since " in busy
     assert found["busy_after"] == ""

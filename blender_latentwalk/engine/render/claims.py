@@ -58,6 +58,7 @@ from .. import atomic
 from ..errors import LatentWalkError
 from . import frame_ranges
 
+RENDERING, ENCODING = "rendering", "encoding"  # what a claim holds its frames for
 LOCK_NAME = ".latentwalk.lock"  # guards the folder's manifest and claims
 CLAIM_PREFIX = ".latentwalk-render-"
 HEARTBEAT_S = 10.0
@@ -214,6 +215,7 @@ class Claim:
     since: float  # time.time() when the render started
     frames: list  # [[first, last], ...] Blender frame numbers
     space: dict = None  # `pid_space` of its process; None in claims written before it was recorded
+    purpose: str = RENDERING  # what the claim is for: RENDERING, or ENCODING (frames held while a video is made)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -226,7 +228,8 @@ class Claim:
 
     def describe(self):
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
-        return f"process {self.pid} on {self.host}, rendering since {started}"
+        doing = "rendering" if self.purpose == RENDERING else "encoding a video"
+        return f"process {self.pid} on {self.host}, {doing} since {started}"
 
     def _heartbeat(self):
         while not self._stop.wait(HEARTBEAT_S):
@@ -259,7 +262,8 @@ def _read_claim(folder, path):
         token = os.path.basename(path)[len(CLAIM_PREFIX):-len(".json")]
         space = data.get("pid_space")
         return Claim(folder, token, int(data["pid"]), str(data["host"]), float(data["since"]),
-                     [[int(a), int(b)] for a, b in data["frames"]], space if isinstance(space, dict) else None)
+                     [[int(a), int(b)] for a, b in data["frames"]], space if isinstance(space, dict) else None,
+                     ENCODING if data.get("purpose") == ENCODING else RENDERING)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -306,10 +310,10 @@ def live_claims(folder):
     return live
 
 
-def claim(folder, frame_numbers):
+def claim(folder, frame_numbers, purpose=RENDERING):
     """Claim ``frame_numbers`` (Blender frames) of ``folder`` for this process; returns a `Claim`
-    whose heartbeat runs until `Claim.release`. Raises `FolderBusy` naming the other render when a
-    live claim overlaps."""
+    whose heartbeat runs until `Claim.release`. Raises `FolderBusy` naming the other render (or
+    encode) when a live claim overlaps. purpose : RENDERING, or ENCODING (an encode holding its frames)."""
     ranges = frame_ranges.to_ranges(frame_numbers)
     host, space = socket.gethostname(), pid_space()
     lock = locked(folder)
@@ -321,11 +325,13 @@ def claim(folder, frame_numbers):
                     f"; if it has stopped (it may run on another machine or in another container, where this "
                     f"render cannot see its process), its claim frees itself {STALE_AFTER_S:.0f} s after its "
                     "last heartbeat")
+                held = "being rendered" if other.purpose == RENDERING else "held"
                 raise FolderBusy(
-                    f"frames {frame_ranges.describe(common)} of '{folder}' are being rendered by {other.describe()}: "
+                    f"frames {frame_ranges.describe(common)} of '{folder}' are {held} by {other.describe()}: "
                     f"wait for it to finish (or stop it), or render other frames{elsewhere}.")
-        mine = Claim(folder, secrets.token_hex(8), os.getpid(), host, time.time(), ranges, space)
-        record = {"pid": mine.pid, "host": mine.host, "since": mine.since, "frames": ranges, "pid_space": space}
+        mine = Claim(folder, secrets.token_hex(8), os.getpid(), host, time.time(), ranges, space, purpose)
+        record = {"pid": mine.pid, "host": mine.host, "since": mine.since, "frames": ranges, "pid_space": space,
+                  "purpose": purpose}
         atomic.write_text(mine.path, json.dumps(record), temp_prefix=mine.temp_prefix)
     finally:
         lock.release()
