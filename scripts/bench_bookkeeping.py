@@ -145,13 +145,12 @@ def start(folder, plan, generator, settings, batch_size, journal, clock):
     claim = claims.claim(folder, range(plan.frame_start, plan.frame_start + plan.n_frames))
     keys = trust.frame_keys(plan, generator, settings)
     todo, _ = run._frames_to_render(plan, generator, settings, folder, range(plan.n_frames), keys)
-    if journal:
-        run._settle_contract(folder, claim, plan, keys, StandInRenderer(), batch_size, 1)
+    contract = run._settle_contract(folder, claim, plan, keys, StandInRenderer(), batch_size, 1) if journal else None
     clock.add("start", time.perf_counter() - began)
-    return claim, keys, todo
+    return claim, keys, todo, contract
 
 
-def one_batch(claim, plan, keys, batch, batch_size, journal, clock):
+def one_batch(claim, plan, keys, batch, batch_size, journal, clock, contract=None):
     """Claim check, forget, placeholder files, record; returns the seconds of the two updates."""
     numbers = [plan.frame_start + i for i in batch]
     began = time.perf_counter()
@@ -164,7 +163,9 @@ def one_batch(claim, plan, keys, batch, batch_size, journal, clock):
     written = write_placeholders(claim.folder, numbers)
     files_done = time.perf_counter()
     if journal:
-        trust.record_frames(claim, {n: keys[n - plan.frame_start] for n in numbers}, batch_size, written)
+        batches = {n: trust.batch_signature(keys, n - plan.frame_start, batch_size, plan.n_frames) for n in numbers}
+        trust.record_frames(claim, {n: keys[n - plan.frame_start] for n in numbers}, batch_size, written, batches,
+                            contract)
     else:
         claim.check()
         entries = {n: trust.manifest_entry(keys[n - plan.frame_start], batch_size, written[png_writer.frame_path(
@@ -181,11 +182,12 @@ def whole_render(folder, n_frames, batch_size, journal):
     plan, generator = synthetic_plan(n_frames), StandInGenerator()
     settings = run.Img2ImgSettings(model="none", width=8, height=8)
     clock = Clock()
-    claim, keys, todo = start(folder, plan, generator, settings, batch_size, journal, clock)
+    claim, keys, todo, contract = start(folder, plan, generator, settings, batch_size, journal, clock)
     last = []
     try:
         for first in range(0, len(todo), batch_size):
-            last.append(one_batch(claim, plan, keys, todo[first:first + batch_size], batch_size, journal, clock))
+            last.append(one_batch(claim, plan, keys, todo[first:first + batch_size], batch_size, journal, clock,
+                                  contract))
             del last[:-LAST_BATCHES]
         began = time.perf_counter()
         if journal:
@@ -202,7 +204,7 @@ def sampled_old_render(folder, n_frames, batch_size, samples):
     plan, generator = synthetic_plan(n_frames), StandInGenerator()
     settings = run.Img2ImgSettings(model="none", width=8, height=8)
     clock = Clock()
-    claim, keys, _ = start(folder, plan, generator, settings, batch_size, False, clock)
+    claim, keys, _, _ = start(folder, plan, generator, settings, batch_size, False, clock)
     per_batch, last = [], 0.0
     try:
         for sample in range(samples):

@@ -91,7 +91,10 @@ def test_another_device_kind_or_precision_is_refused_even_when_nothing_is_asked(
     gpu = trust.RenderContract("cuda:NVIDIA H200", "float16", 16, None, torch.__version__)
     lock = claims.locked(str(out))
     try:  # as if the frames had been made on a GPU
-        trust.compact_locked(str(out), contract=gpu)
+        made_there = trust.read_manifest(str(out))
+        for entry in made_there.frames.values():
+            entry["contract"] = gpu.identity
+        trust.compact_locked(str(out), contract=gpu, manifest=made_there)
     finally:
         lock.release()
     with pytest.raises(LatentWalkError) as error:
@@ -135,13 +138,16 @@ def test_another_live_render_s_contract_binds_before_it_has_finished_a_frame(mod
         other.release()
 
 
-def test_a_folder_from_before_contracts_keeps_its_frames_and_their_batch_size(models, one_thread_reference, tmp_path):
+def test_a_folder_from_before_contracts_is_rendered_again_under_one(models, one_thread_reference, tmp_path):
     out = tmp_path / "frames"
     render(models, out, plan_indices=range(0, 8), batch_size=2, threads=1)
     frames = trust.load_manifest(str(out))
+    for entry in frames.values():  # as version 3 recorded them: no batch signature, no contract
+        del entry["batch"], entry["contract"]
     (out / trust.MANIFEST_NAME).write_text(json.dumps({"version": 3, "frames": {str(f): e for f, e in frames.items()}}))
-    resumed = render(models, out, threads=1)
-    assert resumed.reused == list(range(1, 9)) and resumed.contract.batch_size == 2
+    resumed = render(models, out, threads=1)  # made under no recorded contract: not trusted to match
+    assert resumed.reused == [] and resumed.rendered == list(range(1, N + 1)) and resumed.contract.batch_size == 4
+    assert pngs(out) == one_thread_reference
     assert json.loads((out / trust.MANIFEST_NAME).read_text())["version"] == trust.MANIFEST_VERSION
 
 

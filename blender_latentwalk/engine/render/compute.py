@@ -61,15 +61,31 @@ def diffusion_groups(plan, members):
 
 def device_kind(torch_device):
     """What a render contract records of a device: "cuda:<GPU name>" (two GPUs of one model are one kind),
-    "cpu (AVX2)" (the vector instructions PyTorch's CPU kernels dispatch to), else its type ("mps")."""
+    "cpu (AVX2, <CPU model>)" (the vector instructions PyTorch's CPU kernels dispatch to, and the model),
+    else its type ("mps")."""
     import torch
 
     if torch_device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(torch_device)}"
-    if torch_device.type == "cpu":
+    if torch_device.type == "cpu":  # MKL and oneDNN pick kernels by the CPU model too, not by the ISA alone
         capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
-        return f"cpu ({capability()})" if capability is not None else "cpu"
+        parts = [capability()] if capability is not None else []
+        return f"cpu ({', '.join(parts + [cpu_model()])})"
     return torch_device.type
+
+
+def cpu_model():
+    """The CPU's model name ("Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"), or the machine type."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def precision_name(dtype):

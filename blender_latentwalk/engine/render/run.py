@@ -17,7 +17,6 @@ journal is folded into the snapshot only as the render starts (`_settle_contract
 
 import errno
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 
 from ..diffusion import img2img
@@ -108,7 +107,6 @@ def render(plan, generator_model, settings, out_folder, plan_indices=None, batch
     folder, another render contract, out of memory at batch size 1). Returns a `RenderResult`.
     """
     indices = _requested_indices(plan, out_folder, plan_indices, batch_size, threads)
-    trust.load_manifest(out_folder)  # a manifest that cannot be trusted stops the render before any work
     png_threads = png_writer.writer_threads() if png_threads is None else int(png_threads)
     claim = claims.claim(out_folder, [plan.frame_start + i for i in indices])
     try:
@@ -166,14 +164,14 @@ def _frames_to_render(plan, generator, settings, folder, indices, keys):
 
 def _settle_contract(folder, claim, plan, keys, renderer, batch_size, threads):
     """The `trust.RenderContract` this render runs under (`trust` invariant 7), settled under the folder's
-    lock, where the manifest is compacted too (the journal folded in, the contract recorded).
+    lock, where the manifest is compacted too when the contract changes or the journal is due (`trust.journal_due`).
 
     A contract is in force when the folder records one and holds a frame current for this plan, or another
     live render: this render then takes its batch size and threads where it asks for none, and is refused
     (`LatentWalkError`) when it asks for others or runs on another device kind or precision. Otherwise this
-    render's becomes the folder's: the batch size asked (default: the one most of the current frames
-    record in a manifest from before contracts, else `frame_ranges.default_batch_size`) and the CPU threads
-    asked (default: this process's now). A GPU's contract names no threads.
+    render's becomes the folder's: the batch size asked (default: `frame_ranges.default_batch_size`) and the
+    CPU threads asked (default: this process's now). A GPU's contract names no threads. Frames recorded under
+    another contract (or before contracts) are never current (`trust.entry_is_current`).
     """
     import torch
 
@@ -185,27 +183,20 @@ def _settle_contract(folder, claim, plan, keys, renderer, batch_size, threads):
     try:
         manifest = trust.read_manifest(folder)
         recorded = trust.RenderContract.from_json(manifest.contract) if manifest.contract is not None else None
-        current = trust.current_frames(plan, keys, folder, manifest.frames)
+        current = trust.current_frames(plan, keys, folder, manifest)
         if recorded is not None and (next(current, None) is not None or _another_live_render(folder, claim)):
             contract = _agreed(folder, recorded, mine)
         else:
             if mine["batch_size"] is None:
-                made_at = _most_common_batch_size(manifest.frames, current) if recorded is None else None
-                mine["batch_size"] = made_at or frame_ranges.default_batch_size([renderer.torch_device.type])
+                mine["batch_size"] = frame_ranges.default_batch_size([renderer.torch_device.type])
             if on_cpu and mine["threads"] is None:
                 mine["threads"] = torch.get_num_threads()
             contract = trust.RenderContract(**mine)
-        trust.compact_locked(folder, claim.temp_prefix, contract, manifest)
+        if manifest.contract != contract.to_json() or trust.journal_due(folder):  # else nothing to rewrite
+            trust.compact_locked(folder, claim.temp_prefix, contract, manifest)
     finally:
         lock.release()
     return contract
-
-
-def _most_common_batch_size(frames, numbers):
-    """The batch size most of the frames ``numbers`` record (a manifest from before contracts), or None."""
-    sizes = Counter(frames[number].get("batch_size") for number in numbers)
-    sizes.pop(None, None)
-    return int(sizes.most_common(1)[0][0]) if sizes else None
 
 
 def _another_live_render(folder, claim):
@@ -240,7 +231,7 @@ def _fold_journal(run, tell):
     never an error."""
     try:
         run.claim.check()
-        trust.compact_manifest(run.folder, run.claim.temp_prefix)
+        trust.fold_journal_if_due(run.folder, run.claim.temp_prefix)
     except (OSError, LatentWalkError) as error:
         if tell and os.path.exists(run.claim.path):
             message = (f"the manifest's journal in '{run.folder}' could not be folded into {trust.MANIFEST_NAME} "
@@ -317,12 +308,15 @@ def _submit(run, wanted, copy, batch_size):
     in ``copy`` (a `compute.HostCopy`), to the writer, with the manifest updates before and after."""
     numbers = [run.plan.frame_start + i for i in wanted]
     keys_by_number = dict(zip(numbers, (run.keys[i] for i in wanted)))
+    batches = {run.plan.frame_start + i: trust.batch_signature(run.keys, i, batch_size, run.plan.n_frames)
+               for i in wanted}
 
     def forget():
         trust.forget_frames(run.claim, numbers)
 
     def record(written):
-        run.result.rendered.extend(trust.record_frames(run.claim, keys_by_number, batch_size, written))
+        run.result.rendered.extend(trust.record_frames(run.claim, keys_by_number, batch_size, written, batches,
+                                                       run.result.contract))
 
     run.writer.submit([png_writer.frame_path(run.folder, number) for number in numbers], copy.pixels, forget, record,
                       copy.n_bytes)

@@ -4,20 +4,24 @@ Frame keys, the folder's manifest and frame status live here (the claims that le
 a folder: `claims`). The manifest is two files: ``manifest.json``, a snapshot of every frame's record and
 the folder's render contract, and ``manifest.journal``, the changes since, one JSON line each
 (``{"frame": 12, "entry": {...}}`` or ``{"frame": 12, "forget": true}``), so that a batch costs one
-appended write however long the song. The render folds the journal into the snapshot as it starts and
-ends (`compact_locked`). Invariants (each names the function that upholds it):
+appended write however long the song. A render folds the journal into the snapshot as it starts or ends
+once the journal has grown to half the snapshot's size, and when the folder's contract changes
+(`compact_locked`, `journal_due`). Invariants (each names the function that upholds it):
 
 1. A frame is current iff its PNG exists, the manifest (snapshot, then journal, the last line of a
-   frame winning) records under its Blender frame the key the plan gives it now, and the file's size
-   and modification time match what was recorded (or, when only the time differs, its SHA-256).
-   `frame_status` (with `_file_matches`) alone decides: the render skips what it calls current, Encode
-   Video and the panel refuse or count the rest.
+   frame winning) records under its Blender frame the key the plan gives it now, the signature of its
+   aligned batch as the plan is now (`batch_signature`: its neighbours' keys, at the batch size it was
+   made at), the folder's render contract, and the file's size and modification time match what was
+   recorded (or, when only the time differs, its SHA-256). `entry_is_current` alone decides (through
+   `frame_status`): the render skips what it calls current, Encode Video and the panel refuse or count
+   the rest.
 2. Keys depend only on what decides pixels: `RENDER_VERSION`, the models' identities
-   (`model_identity`: a folder's files, a hub snapshot's commit), the img2img settings, the frame's own
+   (`model_identity`: a folder's or a file's contents, a hub snapshot's commit), the img2img settings, the frame's own
    noise vector, class vector and truncation and, when diffusion runs, its own prompt mix, strength,
    guidance, steps and noise seed and the negative prompt (`frame_keys`). Never on the chunk or the
-   order. What else can move a frame's last bits (the device, the precision, the batch size, the CPU
-   threads) is the folder's `RenderContract` (7), not the key.
+   order. What else can move a frame's last bits is recorded beside the key: its batch's neighbours and
+   where the plan ends (`batch_signature`), and the device, the precision, the batch size and the CPU
+   threads (the folder's `RenderContract`, 7).
 3. The manifest is only changed under the folder lock: a batch appends its lines to the journal in
    one write, the snapshot unread (`update_manifest`), and only a compaction, which reads both, rewrites
    the snapshot atomically and removes the journal (`compact_locked`). Renders writing other frames of one
@@ -27,8 +31,8 @@ ends (`compact_locked`). Invariants (each names the function that upholds it):
    newer version's) is never merged into or overwritten: `read_manifest` raises `ManifestError`. The
    journal's text after its last newline (a process killed while appending) is ignored, and cut off
    before the next append (`_append`); a line of NUL bytes (a power cut) is ignored. Version 3 (the same
-   records, without journal or contract) is read as it is; an older version's counts as empty: its
-   frames are stale.
+   records, without journal or contract) is read, but its frames, made under no recorded contract, are
+   stale; an older version's counts as empty.
 5. A frame is forgotten in the manifest before its file changes, and recorded only once its file is
    complete, with the size and time taken from the file itself: `forget_frames` and `record_frames`
    (run by `png_writer.FrameWriter` before and after a batch's files). Every record names its file's
@@ -37,10 +41,11 @@ ends (`compact_locked`). Invariants (each names the function that upholds it):
 6. A render writes only frames it has claimed, and stops changing the manifest once its claim was
    taken over: `claims.claim`, `claims.Claim.check` (in `forget_frames`, `record_frames` and before each
    batch of `run._compute_and_write`).
-7. The current frames of a folder share one render contract: a render into a folder with current frames
-   (or another live render) runs under the contract recorded there, taking its batch size and threads
-   when it asks for none, and is refused when it asks for others or runs on another device or precision;
-   a folder with none takes the render's (`run._settle_contract`, under the folder lock).
+7. The current frames of a folder share one render contract: each record names the contract it was made
+   under, and only records of the folder's contract are current. A render into a folder with current
+   frames (or another live render) runs under the contract recorded there, taking its batch size and
+   threads when it asks for none, and is refused when it asks for others or runs on another device or
+   precision; a folder with none takes the render's (`run._settle_contract`, under the folder lock).
 """
 
 import hashlib
@@ -175,6 +180,20 @@ class RenderContract:
             raise ValueError(f"not a render contract: {data!r}") from None
         return contract
 
+    @property
+    def identity(self):
+        """16 hex digits of what is compared: each manifest entry records the contract it was made under."""
+        compared = json.dumps([getattr(self, name) for name in self.COMPARED])
+        return hashlib.sha256(compared.encode()).hexdigest()[:16]
+
+    @classmethod
+    def identity_of(cls, data):
+        """The `identity` of a recorded contract (`FolderManifest.contract`), None for none or a damaged one."""
+        try:
+            return cls.from_json(data).identity if data is not None else None
+        except ValueError:
+            return None
+
     def describe(self):
         """e.g. "cpu (AVX2), float32, batch size 4, 2 CPU threads"."""
         threads = "" if self.threads is None else f", {cpu_threads_text(self.threads)}"
@@ -238,7 +257,8 @@ def _replay_journal(path, frames):
 
     The text after the last newline is a line a killed process left half written: ignored (its batch's
     files had not changed yet, or are complete but then recorded by no line: stale). Lines of NUL bytes
-    (what a power cut can leave where appended data never reached the disk) are ignored too. Any other
+    (what a power cut can leave where appended data never reached the disk) are ignored too, and NUL bytes
+    before or after a line's record are taken off. Any other
     line that is not a frame's record or forget raises `ManifestError`.
     """
     try:
@@ -248,14 +268,14 @@ def _replay_journal(path, frames):
         return
     except OSError as error:
         raise _manifest_problem(path, f"cannot be read ({error.strerror})") from None
-    lines = data.split(b"\n")[:-1]  # the last part: "" or a torn line
+    lines = [line.strip(b"\0") for line in data.split(b"\n")[:-1]]  # the last part: "" or a torn line
     if not lines:
         return
     try:
-        records = json.loads(b"[" + b",".join(line for line in lines if line.strip(b"\0")) + b"]")
+        records = json.loads(b"[" + b",".join(line for line in lines if line) + b"]")
     except ValueError:
         records = None
-    if records is None or len(records) != sum(1 for line in lines if line.strip(b"\0")) or not all(
+    if records is None or len(records) != sum(1 for line in lines if line) or not all(
             _apply(record, frames) for record in records):
         _find_damage(path, lines)
 
@@ -341,10 +361,40 @@ def compact_locked(folder, temp_prefix=None, contract=None, manifest=None):
 
 
 def compact_manifest(folder, temp_prefix=None):
-    """`compact_locked` under the folder's lock: the render does it as it starts and ends, never per batch."""
+    """`compact_locked` under the folder's lock."""
     lock = claims.locked(folder)
     try:
         return compact_locked(folder, temp_prefix)
+    finally:
+        lock.release()
+
+
+def journal_due(folder):
+    """Whether the journal has grown to half the snapshot's size (or there is no snapshot): then a render
+    folds it in as it starts or ends. A farm's chunk of 64 frames in a song of 100,000 appends a journal a
+    hundredth of the snapshot's size, so it rewrites no snapshot: a compaction's cost is spread over
+    at least half as many records as the snapshot holds, whatever the song's length."""
+    try:
+        journal = os.stat(os.path.join(folder, JOURNAL_NAME)).st_size
+    except OSError:
+        return False
+    try:
+        snapshot = os.stat(os.path.join(folder, MANIFEST_NAME)).st_size
+    except OSError:
+        return True
+    return 2 * journal >= snapshot
+
+
+def fold_journal_if_due(folder, temp_prefix=None):
+    """`compact_manifest` when `journal_due`, as a render ends; returns whether it compacted."""
+    if not journal_due(folder):
+        return False
+    lock = claims.locked(folder)
+    try:
+        if journal_due(folder):
+            compact_locked(folder, temp_prefix)
+            return True
+        return False
     finally:
         lock.release()
 
@@ -427,12 +477,39 @@ def _sha256_of(path):
     return digest.hexdigest()
 
 
-def manifest_entry(key, batch_size, written):
+def batch_signature(keys, index, batch_size, n_frames):
+    """What a frame's bytes depend on beside its own key: the keys of every frame of its aligned batch
+    at ``batch_size`` (plan indices ``k * batch_size ...``, cut at the plan's end). Its neighbours'
+    values decide how the batch is split into calls (frames that share a truncation, steps or strength
+    share one), and a call's shape can change the last bits. 16 hex digits.
+
+    keys : {plan index: key} (`frame_keys`) of at least the batch's frames.
+    """
+    first = index // batch_size * batch_size
+    members = range(first, min(first + batch_size, n_frames))
+    return hashlib.sha256("|".join(keys[member] for member in members).encode()).hexdigest()[:16]
+
+
+def manifest_entry(key, batch_size, written, batch=None, contract=None):
     """What the manifest records of a frame file just written under ``key``, computed in a
     batch of ``batch_size`` frames (smaller than asked after running out of memory): its size,
-    modification time and content hash, from ``written`` (`png_writer.WrittenFile`)."""
+    modification time and content hash, from ``written`` (`png_writer.WrittenFile`); its batch's
+    `batch_signature` at that batch size and the `RenderContract.identity` it was made under."""
     return {"key": key, "bytes": written.bytes, "mtime_ns": written.mtime_ns, "sha256": written.sha256,
-            "batch_size": int(batch_size)}
+            "batch_size": int(batch_size), "batch": batch, "contract": contract}
+
+
+def entry_is_current(entry, index, keys, n_frames, contract, path):
+    """Whether ``entry`` (a manifest record, or None) says the file at ``path`` is the frame of plan index
+    ``index`` as the plan (``keys``, all its `frame_keys`; ``n_frames``) and the folder's contract
+    (``contract``: its identity, or None) are now: the frame's own key, its batch's signature at the batch size
+    it was made at, the contract it was made under, and the file itself (`_file_matches`)."""
+    if entry is None or entry.get("key") != keys[index] or entry.get("contract") != contract or contract is None:
+        return False
+    batch_size = entry.get("batch_size")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        return False
+    return entry.get("batch") == batch_signature(keys, index, batch_size, n_frames) and _file_matches(path, entry)
 
 
 def _file_matches(path, entry):
@@ -461,11 +538,12 @@ def forget_frames(claim, numbers):
     update_manifest(claim.folder, dict.fromkeys(numbers), claim.temp_prefix)
 
 
-def record_frames(claim, keys_by_number, batch_size, written):
+def record_frames(claim, keys_by_number, batch_size, written, batches, contract):
     """Once a batch's files are complete: record those in ``written`` in the manifest.
 
     keys_by_number : {Blender frame: key} of the batch; batch_size : the batch size they were made at;
-    written : {path: `png_writer.WrittenFile`} of the files that are complete.
+    written : {path: `png_writer.WrittenFile`} of the files that are complete; batches : {Blender frame:
+    `batch_signature` at ``batch_size``}; contract : the `RenderContract` they were made under.
     Returns the Blender frames recorded, sorted. Raises when ``claim`` was taken over.
     """
     claim.check()
@@ -473,7 +551,7 @@ def record_frames(claim, keys_by_number, batch_size, written):
     for number, key in keys_by_number.items():
         path = png_writer.frame_path(claim.folder, number)
         if path in written:
-            entries[number] = manifest_entry(key, batch_size, written[path])
+            entries[number] = manifest_entry(key, batch_size, written[path], batches[number], contract.identity)
     update_manifest(claim.folder, entries, claim.temp_prefix)
     return sorted(entries)
 
@@ -535,13 +613,14 @@ class FrameStatus:
         return cls(tuple(data["current"]), tuple(data["stale"]), tuple(data["missing"]), data.get("problem", ""))
 
 
-def current_frames(plan, keys, folder, frames):
-    """Yield, lazily, the Blender frames of ``frames`` (`FolderManifest.frames`) that are current for
-    ``plan`` (``keys``: its `frame_keys`), as `frame_status` tells them."""
-    for number, entry in frames.items():
+def current_frames(plan, keys, folder, manifest):
+    """Yield, lazily, the Blender frames of ``manifest`` (a `FolderManifest`) that are current for
+    ``plan`` (``keys``: its `frame_keys`) under the folder's contract, as `frame_status` tells them."""
+    contract = RenderContract.identity_of(manifest.contract)
+    for number, entry in manifest.frames.items():
         index = number - plan.frame_start
-        if (0 <= index < plan.n_frames and entry.get("key") == keys[index]
-                and _file_matches(png_writer.frame_path(folder, number), entry)):
+        if 0 <= index < plan.n_frames and entry_is_current(entry, index, keys, plan.n_frames, contract,
+                                                            png_writer.frame_path(folder, number)):
             yield number
 
 
@@ -555,17 +634,17 @@ def frame_status(plan, generator, settings, folder, plan_indices=None, keys=None
     indices = range(plan.n_frames) if plan_indices is None else [int(i) for i in plan_indices]
     keys = keys if keys is not None else frame_keys(plan, generator, settings)
     try:
-        manifest, problem = load_manifest(folder), ""
+        manifest, problem = read_manifest(folder), ""
     except ManifestError as error:
-        manifest, problem = {}, str(error)
+        manifest, problem = FolderManifest({}), str(error)
+    contract = RenderContract.identity_of(manifest.contract)
     current, stale, missing = [], [], []
     for index in indices:
         number = plan.frame_start + index
         path = png_writer.frame_path(folder, number)
-        entry = manifest.get(number)
         if not os.path.exists(path):
             missing.append(number)
-        elif entry is not None and entry.get("key") == keys[index] and _file_matches(path, entry):
+        elif entry_is_current(manifest.frames.get(number), index, keys, plan.n_frames, contract, path):
             current.append(number)
         else:
             stale.append(number)
