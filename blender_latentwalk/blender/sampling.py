@@ -14,7 +14,7 @@ from ..engine.generators.stylegan import is_model_file
 from ..engine.walk.plan import RenderPlan
 from ..engine.walk.prompts import marker_prompt, schedule
 from ..engine.walk.stylegan_inputs import parse_seeds
-from . import sequencer
+from . import bake_state, sequencer
 from .output import model_name
 
 # Per-frame img2img values: plan array name -> property of scene.latentwalk.diffusion.
@@ -30,14 +30,18 @@ SAMPLED_PER_FRAME = {"LatentWalkSettings": ("onset",), "LatentWalkBand": ("value
 
 
 def song_first_frame(scene):
-    """The Blender frame where the song starts (its strip's start; the scene's start without one).
+    """The Blender frame where the song starts: its strip's start; without a strip (a Blender built without
+    audio) the frame the curves were baked from; without a bake, the scene's start.
 
     Every plan begins here: walk state that carries history (travel, class smoothing) and the aligned
     batches count from the song's first frame, so a frame's pixels never depend on where the scene, a
     chunk or a headless range starts."""
     settings = scene.latentwalk
     strip = sequencer.find_sound_strip(scene, settings.audio_path) if settings.audio_path else None
-    return int(strip.frame_start) if strip is not None else scene.frame_start
+    if strip is not None:
+        return int(strip.frame_start)
+    timing = bake_state.recorded(settings)
+    return int(timing["song_start"]) if timing and "song_start" in timing else scene.frame_start
 
 
 def plan_range(scene):

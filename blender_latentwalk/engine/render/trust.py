@@ -89,8 +89,8 @@ def frame_keys(plan, generator, settings, inputs=None, identities=None):
 
     generator : an `interface.Generator`, or its model's name, folder or file. A frame's key covers its own walk inputs (as the generator
     says, `frame_bytes`) and, when diffusion runs, its own prompt mix and img2img values: editing
-    the prompt of one section re-renders only the frames that use it. BigGAN's keys are as they were
-    before other generators came, so its finished frames stay current.
+    the prompt of one section re-renders only the aligned batches of the frames that use it (a record
+    also names its batch's `batch_signature`).
     """
     generator = as_generator(generator)
     inputs = inputs if inputs is not None else generator.inputs(plan)
