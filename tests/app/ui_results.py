@@ -25,7 +25,8 @@ def checked_walk(log):
     for line in log.splitlines():
         for prefix in ("RESULT ", "CUT_LABELS ", "REPORTS "):
             if line.startswith(prefix):
-                value = json.loads(line[len(prefix):])
+                # raw_decode: Blender's render progress ("Time: 00:00.00 ...") may follow on the same line
+                value, _ = json.JSONDecoder().raw_decode(line[len(prefix):])
                 found.update(value if prefix == "RESULT " else {prefix.strip(): value})
     assert "REPORTS" in found and "error" not in found, log[-6000:]
     assert "Traceback" not in found["REPORTS"] and "Error" not in found["REPORTS"], found["REPORTS"]
