@@ -109,8 +109,10 @@ def test_whole_and_two_chunks_in_two_processes_are_byte_identical(tiny_models, t
     common = ["--biggan", str(tiny_models), "--sd", "none", "--size", "32x32", "--device", "cpu"]
     assert run_cli("render", str(plan_path), *common, "--out", str(whole)).returncode == 0
     first = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--plan-indices", "0-10", "--batch-size", "3")
-    second = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--plan-indices", "11-23",
-                     "--batch-size", "7")
+    mixed = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--plan-indices", "11-23",
+                    "--batch-size", "7")  # another batch size in a folder with current frames: the contract refuses
+    assert mixed.returncode == 2 and "render contract" in mixed.stderr and "batch size 3" in mixed.stderr
+    second = run_cli("render", str(plan_path), *common, "--out", str(chunks), "--plan-indices", "11-23")  # the folder's
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     names = sorted(n for n in os.listdir(whole) if n.endswith(".png"))
     assert names == sorted(n for n in os.listdir(chunks) if n.endswith(".png")) and len(names) == 24
