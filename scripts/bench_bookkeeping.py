@@ -6,7 +6,7 @@
 Bookkeeping is what a render does for the trust of its output folder, with the model and the PNG encoding left
 out: the claim, the frame keys, the frame status at the start and the contract settled (the manifest compacted),
 then per aligned batch the claim check, the frames forgotten before their files change and recorded once they
-are complete, and the compaction at the end. In place of the PNGs it writes tiny placeholder files (so that a
+are complete, and the compaction at the end. In place of the PNGs it writes tiny stand-in files (so that a
 record takes its size and time from a real file), timed apart and not counted.
 
 The plan is synthetic (a RenderPlan of N frames) and its generator a stand-in whose per-frame key bytes are as
@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from blender_latentwalk.engine import atomic  # noqa: E402
+from blender_latentwalk.engine import LatentWalkError  # noqa: E402
 from blender_latentwalk.engine.render import claims  # noqa: E402
 from blender_latentwalk.engine.render import png_writer  # noqa: E402
 from blender_latentwalk.engine.render import run  # noqa: E402
@@ -70,10 +71,10 @@ class StandInGenerator:
         return z[index].tobytes() + classes[index % len(classes)].tobytes() + repr(float(truncation[index])).encode()
 
     def load(self, device="auto"):
-        raise NotImplementedError("keys only")
+        raise LatentWalkError("the bookkeeping bench computes frame keys only: it loads and runs no model")
 
     def generate(self, loaded, inputs, plan, batch, needed):
-        raise NotImplementedError("keys only")
+        raise LatentWalkError("the bookkeeping bench computes frame keys only: it loads and runs no model")
 
 
 class StandInRenderer:
@@ -116,12 +117,12 @@ def old_update_manifest(folder, changes, temp_prefix=None):
         lock.release()
 
 
-def write_placeholders(folder, numbers):
+def write_stand_in_files(folder, numbers):
     """{path: WrittenFile} of tiny files written where the batch's PNGs go, as `png_writer.write_png` reports them."""
     written = {}
     for number in numbers:
         path = png_writer.frame_path(folder, number)
-        data = b"placeholder %d" % number
+        data = b"stand-in frame %d" % number
         with open(path, "wb") as stream:
             stream.write(data)
             status = os.fstat(stream.fileno())
@@ -151,7 +152,7 @@ def start(folder, plan, generator, settings, batch_size, journal, clock):
 
 
 def one_batch(claim, plan, keys, batch, batch_size, journal, clock, contract=None):
-    """Claim check, forget, placeholder files, record; returns the seconds of the two updates."""
+    """Claim check, forget, stand-in files, record; returns the seconds of the two updates."""
     numbers = [plan.frame_start + i for i in batch]
     began = time.perf_counter()
     claim.check()
@@ -160,7 +161,7 @@ def one_batch(claim, plan, keys, batch, batch_size, journal, clock, contract=Non
     else:
         old_update_manifest(claim.folder, dict.fromkeys(numbers), claim.temp_prefix)
     forgotten = time.perf_counter()
-    written = write_placeholders(claim.folder, numbers)
+    written = write_stand_in_files(claim.folder, numbers)
     files_done = time.perf_counter()
     if journal:
         batches = {n: trust.batch_signature(keys, n - plan.frame_start, batch_size, plan.n_frames) for n in numbers}

@@ -37,7 +37,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import random
 import resource
 import shlex
@@ -271,12 +270,7 @@ def stop_load(processes):
 
 
 def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as stream:
-            cpu = next((line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = compute.cpu_model()
     return f"machine: CPU {cpu} ({os.cpu_count()} cores), torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
