@@ -248,16 +248,13 @@ _pending_restores = []  # OutputSettings of interactive encodes still running
 
 
 def restore_output_settings():
-    """Put back the output settings (and render display) of every interactive encode started; safe twice."""
-    _restore_after_render_job()
+    """Put back the output settings (and render display) of every interactive encode started; safe twice.
 
-
-def _restore_after_render_job(*_args):
+    Called on the main thread (the encode job's poll once Blender's render job is over, a file load, quitting),
+    never from render_complete/render_cancel: Blender runs those in its render thread, where writing the scene
+    races the UI (a panel drawn at that moment refuses the write: "Writing to ID classes in this context")."""
     while _pending_restores:
         _pending_restores.pop().restore()
-    for handlers in (bpy.app.handlers.render_complete, bpy.app.handlers.render_cancel):
-        if _restore_after_render_job in handlers:
-            handlers.remove(_restore_after_render_job)
 
 
 def encode_video(scene, path, first=None, last=None, interactive=False):
@@ -265,7 +262,7 @@ def encode_video(scene, path, first=None, last=None, interactive=False):
     ``first..last`` (default: the scene's range); the user's output settings are put back after.
 
     interactive: start Blender's own render job (its window shows progress, Esc
-    stops it) and return; the settings are put back when the job completes or is cancelled.
+    stops it) and return; the caller calls `restore_output_settings` once that job is over.
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     saved = OutputSettings(scene)
@@ -279,17 +276,14 @@ def encode_video(scene, path, first=None, last=None, interactive=False):
         # Blender's render job in this window (its progress in the status bar), not in a render window
         # that would cover the Sequencer: the preference is put back with the output settings.
         saved.render_display_type = compat.set_render_display_type("NONE")
-        _pending_restores.append(saved)
-        for handlers in (bpy.app.handlers.render_complete, bpy.app.handlers.render_cancel):
-            if _restore_after_render_job not in handlers:
-                handlers.append(_restore_after_render_job)
+        _pending_restores.append(saved)  # the caller's job puts them back when Blender's render job ends
         try:
             started = bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
         except RuntimeError:
-            _restore_after_render_job()
+            restore_output_settings()
             raise
         if "RUNNING_MODAL" not in started:  # Blender refused to start its render job: nothing is encoding
-            _restore_after_render_job()
+            restore_output_settings()
             raise RuntimeError("Blender did not start the encode (its console says why): the output settings "
                                "are as they were.")
         return
