@@ -87,7 +87,7 @@ class StyleGANGenerator:
 
     def __init__(self, model):
         self.model = model
-        self._mapped_once = (None, None)  # (what was mapped, (palette W, direction W)): see _styles
+        self._mapped_once = (None, None, None)  # (what was mapped, palette W, {walk seed: direction W}): _styles
 
     def inputs(self, plan):
         """The walk's values; those the model has no use for are set to their neutral values (StyleGAN3 has no
@@ -157,7 +157,7 @@ class StyleGANGenerator:
         psi = torch.from_numpy(inputs.psi[members].astype(np.float32)).to(torch_device)
         entry_classes = self._entry_classes(network, plan, len(seeds), torch_device)
         if walk_inputs.latent_space(plan) == "z":
-            z = walk_inputs.compose_z(inputs, seeds, plan.seed, members, z_dim, travel)
+            z = walk_inputs.compose_z(inputs, seeds, members, z_dim, travel)
             classes = None
             if entry_classes is not None:  # the frame's palette mix, as a mix of the entries' classes
                 classes = torch.from_numpy(inputs.palette[members].astype(np.float32)).to(torch_device) @ entry_classes
@@ -171,21 +171,29 @@ class StyleGANGenerator:
             return None if entry_classes is None else entry_classes[:1].expand(rows, -1)
 
         w_avg = network.mapping.w_avg.to(torch_device, torch.float32)
-        # The palette and the directions, mapped once a render (one call each, whatever frames are asked for).
-        key = (id(network), tuple(seeds), int(plan.seed), inputs.band_offsets.shape[1],
-               tuple(plan.settings.get("classes", [])))
+        # The palette and each walk seed's directions, mapped once a render (one call each, whatever frames).
+        key = (id(network), tuple(seeds), inputs.band_offsets.shape[1], tuple(plan.settings.get("classes", [])))
         if self._mapped_once[0] != key:
-            directions, onset_direction = walk_inputs.walk_directions(plan.seed, inputs.band_offsets.shape[1], z_dim)
+            self._mapped_once = (key, mapped(walk_inputs.seed_latents(seeds, z_dim), entry_classes), {})
+        palette_w, direction_ws = self._mapped_once[1], self._mapped_once[2]
+        member_seeds = inputs.walk_seeds[members]
+        for walk_seed in sorted({int(seed) for seed in member_seeds} - set(direction_ws)):
+            directions, onset_direction = walk_inputs.walk_directions(walk_seed, inputs.band_offsets.shape[1], z_dim)
             moves = np.concatenate([directions, onset_direction[None]])
-            self._mapped_once = (key, (mapped(walk_inputs.seed_latents(seeds, z_dim), entry_classes),
-                                       mapped(moves, first_class(len(moves))) - w_avg))
-        palette_w, direction_w = self._mapped_once[1]
+            direction_ws[walk_seed] = mapped(moves, first_class(len(moves))) - w_avg
         weights = torch.from_numpy(np.concatenate(
             [inputs.palette[members], inputs.band_offsets[members], inputs.kick[members, None]], axis=1
         ).astype(np.float32)).to(torch_device)
-        w = weights @ torch.cat([palette_w, direction_w])
+        # Each frame along its own seed's directions: the whole batch's product per seed, then each frame's row
+        # (a product of fewer rows may round differently: a frame's numbers stay those of a one-seed batch).
+        w = None
+        for walk_seed in sorted({int(seed) for seed in member_seeds}):
+            product = weights @ torch.cat([palette_w, direction_ws[walk_seed]])
+            rows = torch.from_numpy(member_seeds == walk_seed).to(torch_device)[:, None]
+            w = product if w is None else torch.where(rows, product, w)
         if np.any(inputs.jitter[members]):
-            jitter = np.stack([walk_inputs.jitter_direction(plan.seed, inputs.frames[index], z_dim) for index in members])
+            jitter = np.stack([walk_inputs.jitter_direction(int(inputs.walk_seeds[index]), inputs.frames[index], z_dim)
+                               for index in members])
             size = torch.from_numpy(inputs.jitter[members].astype(np.float32)).to(torch_device)[:, None]
             w = w + size * (mapped(jitter, first_class(len(members))) - w_avg)
         w = w_avg + psi[:, None] * (w - w_avg)

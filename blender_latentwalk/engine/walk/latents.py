@@ -58,31 +58,54 @@ def _directions(seed, n_bands):
     return rest, band_directions, pulse_direction
 
 
+def _per_frame(seeds, for_seed):
+    """Rows of ``for_seed(seed)`` (an (n_frames, ...) array computed for every frame as if the whole plan had that
+    seed), each frame taking the row of its own seed. Computing whole arrays, then picking, keeps a frame's
+    numbers exactly those of a plan with one seed (a matrix product of fewer rows may round differently)."""
+    unique = np.unique(seeds)
+    out = for_seed(int(unique[0]))
+    for seed in unique[1:]:
+        rows = seeds == seed
+        out[rows] = for_seed(int(seed))[rows]
+    return out
+
+
 def noise_vectors(plan):
     """BigGAN noise vectors, already scaled by the truncation.
 
+    Each frame's resting point and directions are those of its walk seed (``plan.walk_seed``: the Seed, or its
+    section look's seed); travel sums each frame's step along its own seed's directions.
     Returns np.ndarray, shape (n_frames, 128), float32.
     """
-    rest, directions, pulse_direction = _directions(plan.seed, len(plan.band_names))
+    seeds = np.asarray(plan.walk_seed, np.int64)
     energy = np.asarray(plan.bands, np.float64) * np.asarray(plan.band_weights, np.float64)  # (n_bands, N)
     frame_s = plan.fps_base / plan.fps
-    if plan.settings.get("mode", "displacement") == "travel":
-        steps = energy * np.asarray(plan.speed, np.float64)[None, :] * (TRAVEL_STEP * frame_s)
-        offset = np.cumsum(steps.T @ directions, axis=0)
-    else:
-        offset = DISPLACEMENT_SCALE * (energy.T @ directions)
+    travel = plan.settings.get("mode", "displacement") == "travel"
     kick = (np.asarray(plan.pulse, np.float64) * np.asarray(plan.onset, np.float64))[:, None] * PULSE_SCALE
-    raw = rest[None, :] + offset + kick * pulse_direction[None, :]
+
+    def moves(seed):  # each (n_frames, 128): the resting point, the displacement or travel step, the kick
+        rest, directions, pulse_direction = _directions(seed, len(plan.band_names))
+        if travel:
+            shift = (energy * np.asarray(plan.speed, np.float64)[None, :] * (TRAVEL_STEP * frame_s)).T @ directions
+        else:
+            shift = DISPLACEMENT_SCALE * (energy.T @ directions)
+        return np.broadcast_to(rest, shift.shape).copy(), shift, kick * pulse_direction[None, :]
+
+    if len(np.unique(seeds)) <= 1:
+        rest, shift, kicks = moves(int(seeds[0]) if len(seeds) else int(plan.seed))
+    else:
+        rest, shift, kicks = (_per_frame(seeds, lambda seed, part=part: moves(seed)[part]) for part in range(3))
+    offset = np.cumsum(shift, axis=0) if travel else shift
+    raw = rest + offset + kicks  # the order of the sums as before per-frame seeds: the same bytes
     jitter = np.asarray(plan.jitter, np.float64)
-    if np.any(jitter):
-        for k in np.flatnonzero(jitter):
-            raw[k] += jitter[k] * np.random.default_rng([plan.seed, 2, k]).standard_normal(Z_DIM)
+    for k in np.flatnonzero(jitter):
+        raw[k] += jitter[k] * np.random.default_rng([int(seeds[k]), 2, k]).standard_normal(Z_DIM)
     return (truncations(plan)[:, None] * fold(raw)).astype(np.float32)
 
 
 def resting_point(plan, frame_index=0):
     """Where the displacement walk rests in silence at ``frame_index`` (shape (128,))."""
-    rest, _, _ = _directions(plan.seed, len(plan.band_names))
+    rest, _, _ = _directions(int(plan.walk_seed[frame_index]), len(plan.band_names))
     return (truncations(plan)[frame_index] * fold(rest)).astype(np.float32)
 
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 # Plan arrays a modulation may change. Curves it may follow: the onset, the
-# loudness or a band, named by its title.
+# loudness, the structure's pulses (beat, bar, drop: 1 on the event, decaying to 0)
+# or a band, named by its title.
 TARGETS = ("strength", "guidance", "steps", "truncation", "pulse", "speed", "jitter",
            "noise_strength", "rotation_deg", "translate_x", "translate_y")  # the last four: StyleGAN only
 WHOLE_NUMBER_TARGETS = ("steps",)
 ONSET, LOUDNESS, BAND_PREFIX = "onset", "rms", "band:"
+BEAT, BAR, DROP = "beat", "bar", "drop"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ def curve_key_for_band(title):
 
 
 def band_title(curve_key):
-    """The band title a curve key names, or None for the onset and loudness."""
+    """The band title a curve key names, or None for the onset, loudness, beat, bar and drop."""
     return curve_key[len(BAND_PREFIX):] if curve_key.startswith(BAND_PREFIX) else None
 
 

@@ -16,7 +16,10 @@ import numpy as np
 from .. import atomic
 from ..errors import LatentWalkError
 
-PLAN_VERSION = 3  # 3: StyleGAN's arrays (noise_strength, noise_pulse, rotation_deg, translate_x, translate_y)
+# 4: walk_seed, the walk's seed per frame (a section's look may set its own)
+# 3: StyleGAN's arrays (noise_strength, noise_pulse, rotation_deg, translate_x, translate_y)
+PLAN_VERSION = 4
+MAX_WALK_SEED = 2**31 - 1  # Blender's IntProperty holds the seed: a signed 32-bit number
 
 DEFAULT_SETTINGS = {
     "mode": "displacement",  # or "travel"
@@ -49,7 +52,9 @@ class RenderPlan:
     ----------
     frame_start : int, the Blender frame of index 0
     fps, fps_base : float
-    seed : int
+    seed : int, the walk's seed (the Seed setting)
+    walk_seed : np.ndarray, shape (n_frames,), int64, the walk's seed on each frame (whole numbers 0 to
+        MAX_WALK_SEED; default: ``seed`` on every frame): a section's look may give its frames their own
     band_names : list of str, length n_bands
     bands : np.ndarray, shape (n_bands, n_frames), sampled band curves
     band_weights : np.ndarray, shape (n_bands, n_frames), how much each band moves the image
@@ -95,9 +100,11 @@ class RenderPlan:
     rotation_deg: np.ndarray = None
     translate_x: np.ndarray = None
     translate_y: np.ndarray = None
+    walk_seed: np.ndarray = None
 
     ARRAYS = ("bands", "band_weights", "onset", "chroma", "truncation", "pulse", "speed", "jitter",
-              "strength", "guidance", "steps", "noise_seed", "prompt_weights", *STYLEGAN_DEFAULTS)
+              "strength", "guidance", "steps", "noise_seed", "prompt_weights", *STYLEGAN_DEFAULTS, "walk_seed")
+    WHOLE_NUMBER_ARRAYS = ("walk_seed",)  # saved as int64: float32 holds whole numbers only up to 2**24
 
     def __post_init__(self):
         self.settings = {**DEFAULT_SETTINGS, **self.settings}
@@ -105,6 +112,14 @@ class RenderPlan:
         for name, value in {**IMG2IMG_DEFAULTS, **STYLEGAN_DEFAULTS}.items():
             if getattr(self, name) is None:
                 setattr(self, name, np.full(n_frames, value, np.float32))
+        if self.walk_seed is None:
+            self.walk_seed = np.full(n_frames, int(self.seed), np.int64)
+        walk_seed = np.asarray(self.walk_seed)
+        if walk_seed.shape != (n_frames,) or np.any(walk_seed != np.round(walk_seed)) or (
+                n_frames and not (0 <= walk_seed.min() and walk_seed.max() <= MAX_WALK_SEED)):
+            raise ValueError(f"walk_seed must hold one whole number 0..{MAX_WALK_SEED} per frame ({n_frames}), "
+                             f"got shape {walk_seed.shape}")
+        self.walk_seed = walk_seed.astype(np.int64)
         if self.prompt_weights is None:
             self.prompt_weights = np.ones((n_frames, len(self.settings["prompts"])), np.float32)
         if self.prompt_weights.shape != (n_frames, len(self.settings["prompts"])):
@@ -127,7 +142,8 @@ class RenderPlan:
         """A hash of everything that affects the frames (for resume and caching)."""
         digest = hashlib.sha256(json.dumps(self._header(), sort_keys=True).encode())
         for name in self.ARRAYS:
-            digest.update(np.ascontiguousarray(getattr(self, name), dtype=np.float32).tobytes())
+            dtype = np.int64 if name in self.WHOLE_NUMBER_ARRAYS else np.float32
+            digest.update(np.ascontiguousarray(getattr(self, name), dtype=dtype).tobytes())
         return digest.hexdigest()
 
     def _header(self):
@@ -142,7 +158,8 @@ class RenderPlan:
         }
 
     def save(self, path):
-        arrays = {name: np.asarray(getattr(self, name), dtype=np.float32) for name in self.ARRAYS}
+        arrays = {name: np.asarray(getattr(self, name), dtype=np.int64 if name in self.WHOLE_NUMBER_ARRAYS else np.float32)
+                  for name in self.ARRAYS}
         arrays["header"] = np.array(json.dumps(self._header(), sort_keys=True))
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)

@@ -36,6 +36,8 @@ class StyleGANInputs:
     transform : (n, 3) StyleGAN3's input rotation in degrees, translation x and y (image widths).
     frames : (n,) the Blender frame of each row: a frame's jitter is seeded by it, so where the plan
         starts does not change the frame.
+    walk_seeds : (n,) int64, the walk's seed of each row (its directions and jitter); ``base_seed`` is the
+        plan's Seed, which the key covers once: a row's own seed is in its bytes only where it differs.
     """
 
     palette: np.ndarray
@@ -46,14 +48,18 @@ class StyleGANInputs:
     noise: np.ndarray
     transform: np.ndarray
     frames: np.ndarray
+    walk_seeds: np.ndarray
+    base_seed: int
 
     def frame_bytes(self, index):
-        """What a frame key covers of frame ``index``'s inputs (float32 bytes; with jitter, its frame number)."""
+        """What a frame key covers of frame ``index``'s inputs (float32 bytes; with jitter, its frame number;
+        its walk seed where it is not the plan's)."""
         parts = (self.palette[index], self.band_offsets[index], self.kick[index:index + 1],
                  self.jitter[index:index + 1], self.psi[index:index + 1], self.noise[index:index + 1],
                  self.transform[index])
         found = b"".join(np.asarray(part, np.float32).tobytes() for part in parts)
-        return found + (b"frame %d" % self.frames[index] if self.jitter[index] else b"")
+        found += b"frame %d" % self.frames[index] if self.jitter[index] else b""
+        return found + (b"seed %d" % self.walk_seeds[index] if self.walk_seeds[index] != self.base_seed else b"")
 
 
 def palette_seeds(plan):
@@ -93,6 +99,8 @@ def stylegan_inputs(plan):
                          0.0),
         transform=transform,
         frames=plan.frame_start + np.arange(plan.n_frames),
+        walk_seeds=np.asarray(plan.walk_seed, np.int64),
+        base_seed=int(plan.seed),
     )
 
 
@@ -114,16 +122,20 @@ def jitter_direction(seed, frame, z_dim):
     return np.random.default_rng([seed, 4, int(frame)]).standard_normal(z_dim)
 
 
-def compose_z(inputs, seeds, walk_seed, indices, z_dim, travel):
+def compose_z(inputs, seeds, indices, z_dim, travel):
     """Z-space latents of the frames ``indices``: the palette's seeds blended, then moved by the bands, the
-    onset and the jitter (travel folds the result back into [-3, 3], as BigGAN's travel does into [-2, 2]).
+    onset and the jitter along the directions of each frame's walk seed (travel folds the result back into
+    [-3, 3], as BigGAN's travel does into [-2, 2]).
 
     Returns np.ndarray (len(indices), z_dim), float32.
     """
     palette = seed_latents(seeds, z_dim)
-    directions, onset_direction = walk_directions(walk_seed, inputs.band_offsets.shape[1], z_dim)
+    n_bands = inputs.band_offsets.shape[1]
+    directions_of = {int(seed): walk_directions(int(seed), n_bands, z_dim) for seed in set(inputs.walk_seeds[indices])}
     rows = []
     for index in indices:
+        walk_seed = int(inputs.walk_seeds[index])
+        directions, onset_direction = directions_of[walk_seed]
         z = inputs.palette[index] @ palette + inputs.band_offsets[index] @ directions
         z = z + inputs.kick[index] * onset_direction
         if inputs.jitter[index]:
