@@ -111,11 +111,11 @@ def track(envelope, envelope_rate, fine_envelope, fine_rate):
     return beats
 
 
-def beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames):
-    """Beat positions as video frame indices, shape (n_beats,), int64.
+def beat_times(flux, sample_rate):
+    """Beat times in seconds from the audio's start, shape (n_beats,), float64, increasing.
 
     flux : np.ndarray, shape (n_onset_hops,), the onset flux (`onsets.OnsetFlux.curve`)
-    sample_rate : of the onset analysis, Hz; n_frames : the song's number of video frames
+    sample_rate : of the onset analysis, Hz
 
     The tracker's tempo estimate needs memory proportional to its input, so long songs
     are tracked in overlapping two-minute segments, each keeping the beats in
@@ -124,12 +124,12 @@ def beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames):
     group = BEAT_HOP // ONSET_HOP
     usable = len(flux) // group * group
     if usable < group * 4 or not np.any(flux > 0):
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.float64)
     envelope = flux[:usable].reshape(-1, group).mean(axis=1)
     envelope_rate = sample_rate / BEAT_HOP
     fine_envelope = flux[:usable].reshape(-1, group // 4).mean(axis=1)
     segment, context = int(BEAT_SEGMENT_S * envelope_rate), int(BEAT_CONTEXT_S * envelope_rate)
-    beat_times = []
+    found = []
     for core_start in range(0, len(envelope), segment):
         core_end = min(core_start + segment, len(envelope))
         start, end = max(0, core_start - context), min(len(envelope), core_end + context)
@@ -138,11 +138,28 @@ def beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames):
             continue
         beats = track(piece, envelope_rate, fine_envelope[start * 4 : end * 4], envelope_rate * 4) + start
         beats = beats[(beats >= core_start) & (beats < core_end)]
-        beat_times.append(_snap_to_onsets(beats, flux, group, sample_rate))
-    if not beat_times:
-        return np.zeros(0, dtype=np.int64)
+        found.append(_snap_to_onsets(beats, flux, group, sample_rate))
+    if not found:
+        return np.zeros(0, dtype=np.float64)
     delay_s = (ONSET_N_FFT // 2) / sample_rate  # a hop's flux belongs to its window's end
-    video_frames = timing.frames_of_times(np.concatenate(beat_times) + delay_s, fps, fps_base, offset_ms)
+    return np.concatenate(found) + delay_s
+
+
+def tempo_bpm(times_s):
+    """The tempo of beats at ``times_s`` (shape (n_beats,)): 60 / the median gap; 0.0 without two beats."""
+    if len(times_s) < 2:
+        return 0.0
+    return 60.0 / float(np.median(np.diff(times_s)))
+
+
+def beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames, times_s=None):
+    """Beat positions as video frame indices, shape (n_beats,), int64.
+
+    flux : np.ndarray, shape (n_onset_hops,), the onset flux; sample_rate : of the onset analysis, Hz;
+    n_frames : the song's number of video frames; times_s : `beat_times` when already found
+    """
+    times_s = beat_times(flux, sample_rate) if times_s is None else times_s
+    video_frames = timing.frames_of_times(times_s, fps, fps_base, offset_ms)
     return np.unique(video_frames[(video_frames >= 0) & (video_frames < n_frames)]).astype(np.int64)
 
 

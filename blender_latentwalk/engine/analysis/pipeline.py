@@ -38,6 +38,7 @@ from . import separation
 from . import shaping
 from . import spectra
 from . import stems
+from . import structure
 from . import timing
 from .anchoring import ANCHOR_RISE_RATIO
 from .bands import (ANALYSIS_SAMPLE_RATE, DEFAULT_BANDS, HARMONIC, MIX, SEPARATED_SOURCES, band_sample_rate,
@@ -53,7 +54,7 @@ STEP_MEASURING = "measuring bands and onsets"  # most of the time: the song's bl
 STEP_STEMS = "measuring the stems"  # only when a curve listens to a stem file
 STEP_FRAMES = "lining the levels up with the video frames"
 STEP_SHAPING = "shaping the curves"
-STEP_BEATS = "finding the beats"
+STEP_BEATS = "finding the beats, bars and sections"
 
 
 @dataclass(frozen=True)
@@ -393,13 +394,20 @@ def analyze(path, fps, fps_base=1.0, bands=DEFAULT_BANDS, band_shapes=None, onse
     curves = _curves(per_video_frame, onset_strength, band_shapes, onset_shape, timing.frames_per_second(fps, fps_base),
                      range_db, window_s)
     steps.start(STEP_BEATS)
-    beat_frames = beats.beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames)
+    beat_times_s = beats.beat_times(flux, sample_rate)
+    beat_frames = beats.beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames, beat_times_s)
+    form = structure.analyse(per_video_frame, onset_strength, beat_frames, [b.high_hz for b in bands])
+    meta = _meta(path, info, duration_s, bands, band_rate, fps, fps_base, offset_ms, sample_rate, onset_source,
+                 chroma_source, normalise, window_s)
+    meta.update(tempo_bpm=beats.tempo_bpm(beat_times_s), beats_per_bar=form.beats_per_bar)
     return Features(
         band_names=[b.name for b in bands],
         band_low_hz=np.array([b.low_hz for b in bands], dtype=np.float64),
         band_high_hz=np.array([b.high_hz for b in bands], dtype=np.float64),
         beats=beat_frames,
-        meta=_meta(path, info, duration_s, bands, band_rate, fps, fps_base, offset_ms, sample_rate, onset_source,
-                   chroma_source, normalise, window_s),
+        meta=meta,
+        downbeats=form.downbeats, section_starts=form.section_starts, section_labels=form.section_labels,
+        drops=form.drops, beat=form.beat, bar=form.bar, section=form.section, drop=form.drop,
         **curves,
     )
+

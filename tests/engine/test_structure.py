@@ -1,0 +1,88 @@
+"""The music's structure on synthesised songs whose form is known (`songs_with_form`): downbeats, sections with
+their labels, drops, tempo, and the beat, bar, section and drop curves. Every song starts after a lead-in of
+random length, so its events fall at random positions inside their video frames."""
+
+import numpy as np
+import pytest
+
+import songs_with_form
+from blender_latentwalk.engine.analysis import pipeline, structure
+from blender_latentwalk.engine.analysis.features import Features
+
+FRAME_RATES = [(24, 1.0), (30, 1.001), (30, 1.0), (60, 1.0)]
+
+
+def f_measure(found_s, truth_s, tolerance_s):
+    """Share of true events found within ``tolerance_s`` (each match used once), as an F-measure."""
+    found, used, hits = list(found_s), set(), 0
+    for time in truth_s:
+        near = [i for i, each in enumerate(found) if abs(each - time) <= tolerance_s and i not in used]
+        if near:
+            used.add(near[0])
+            hits += 1
+    precision, recall = hits / max(len(found), 1), hits / max(len(truth_s), 1)
+    return 0.0 if hits == 0 else 2 * precision * recall / (precision + recall)
+
+
+@pytest.fixture(scope="module")
+def form_song(tmp_path_factory):
+    return songs_with_form.form_song(tmp_path_factory.mktemp("form") / "abac.wav", seed=3)
+
+
+@pytest.mark.parametrize("fps, fps_base", FRAME_RATES)
+def test_a_b_a_c_with_a_drop_is_found_within_a_beat_on_bar_lines(form_song, fps, fps_base):
+    path, truth = form_song
+    features = pipeline.analyze(path, fps, fps_base)
+    rate = fps / fps_base
+    beat_s = 60.0 / truth.bpm[0]
+    assert features.section_labels == ["A", "B", "A", "C"]
+    assert features.section_starts[0] == 0
+    found_s = features.section_starts[1:] / rate
+    np.testing.assert_allclose(found_s, truth.section_starts_s[1:], atol=beat_s)
+    assert len(features.drops) == 1 and abs(features.drops[0] / rate - truth.drops_s[0]) <= beat_s
+    assert set(features.section_starts[1:]) <= set(features.downbeats)  # sections start on bar lines
+    assert f_measure(features.downbeats / rate, truth.downbeats_s, 1.0 / rate + 0.02) >= 0.95
+    assert features.meta["tempo_bpm"] == pytest.approx(truth.bpm[0], rel=0.02)
+    assert features.meta["beats_per_bar"] == 4
+    # The section curve holds the label's number over each section; the drop curve is 1 on the drop's frame.
+    letters = {"A": 0, "B": 1, "C": 2}
+    for start, label in zip(features.section_starts, features.section_labels):
+        assert features.section[start] == letters[label]
+    assert features.drop[features.drops[0]] == 1.0 and features.drop.max() == 1.0
+    assert np.all(features.bar[features.downbeats] == 1.0) and np.all(features.beat[features.beats] == 1.0)
+
+
+def test_a_swung_groove_keeps_its_tempo_beats_and_bars(tmp_path):
+    path, truth = songs_with_form.groove_song(tmp_path / "swing.wav", [110], 40, seed=5, swing=True)
+    features = pipeline.analyze(path, 60)
+    assert features.meta["tempo_bpm"] == pytest.approx(110, rel=0.02)
+    assert f_measure(features.beats / 60.0, truth.beats_s, 1.5 / 60) >= 0.9
+    assert f_measure(features.downbeats / 60.0, truth.downbeats_s, 1.5 / 60) >= 0.9
+
+
+def test_pulses_fall_from_each_event_to_the_next():
+    curve = structure.pulse([2, 6], 12)
+    np.testing.assert_allclose(curve, [0, 0, 1, 0.75, 0.5, 0.25, 1, 0.75, 0.5, 0.25, 0, 0])
+    drop = structure.pulse([4], 12, until=[0, 4, 8])  # a drop's pulse lasts its bar
+    np.testing.assert_allclose(drop, [0, 0, 0, 0, 1, 0.75, 0.5, 0.25, 0, 0, 0, 0])
+
+
+def test_a_song_without_beats_is_one_section_without_bars():
+    levels = np.full((50, 7 + 13), 1e-3)
+    form = structure.analyse(levels, np.zeros(50), np.zeros(0, np.int64), [60, 250, 500, 2000, 4000, 6000, 11000])
+    assert list(form.section_starts) == [0] and form.section_labels == ["A"] and not len(form.downbeats)
+    assert not form.section.any() and not form.bar.any() and not form.drop.any()
+
+
+def test_the_structure_survives_the_features_file_and_a_version_2_file_reads_as_one_section(form_song, tmp_path):
+    features = pipeline.analyze(form_song[0], 24)
+    features.save_npz(str(tmp_path / "f.npz"))
+    loaded = Features.load_npz(str(tmp_path / "f.npz"))
+    assert loaded.section_labels == features.section_labels
+    for name in ("downbeats", "section_starts", "drops", "beat", "bar", "section", "drop"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(features, name))
+    old = Features(band_names=loaded.band_names, band_low_hz=loaded.band_low_hz, band_high_hz=loaded.band_high_hz,
+                   bands=loaded.bands, onset=loaded.onset, rms=loaded.rms, chroma=loaded.chroma, beats=loaded.beats,
+                   meta=loaded.meta)
+    old.check_shapes()
+    assert old.section_labels == ["A"] and not old.section.any() and not len(old.drops)
