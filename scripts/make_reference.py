@@ -24,6 +24,7 @@ GROUPS = (
     ("Walk", "LatentWalkWalk", "scene.latentwalk.walk"),
     ("Render (img2img)", "LatentWalkDiffusion", "scene.latentwalk.diffusion"),
     ("Modulation", "LatentWalkModulation", "scene.latentwalk.modulations[i]"),
+    ("Section looks", "LatentWalkSectionLook", "scene.latentwalk.section_looks[i]"),
 )
 UNITS = (("_ms", "ms"), ("_hz", "Hz"), ("_s", "s"))
 
