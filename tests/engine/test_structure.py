@@ -52,12 +52,20 @@ def test_a_b_a_c_with_a_drop_is_found_within_a_beat_on_bar_lines(form_song, fps,
     assert np.all(features.bar[features.downbeats] == 1.0) and np.all(features.beat[features.beats] == 1.0)
 
 
-def test_a_swung_groove_keeps_its_tempo_beats_and_bars(tmp_path):
-    path, truth = songs_with_form.groove_song(tmp_path / "swing.wav", [110], 40, seed=5, swing=True)
+@pytest.mark.parametrize("name, bpm_stretches, options", [
+    ("swing", [110], {"swing": True}),  # the off-beat eighths two thirds into the beat
+    ("pad", [96], {"pad": True}),  # a loud pad swelling through every bar; hats on every eighth
+    ("tempo change", [100, 130], {}),  # 100 BPM, then 130 BPM from about 30 s on
+])
+def test_the_tapped_tempo_beats_and_bars_of_a_groove(tmp_path, name, bpm_stretches, options):
+    path, truth = songs_with_form.groove_song(tmp_path / "groove.wav", bpm_stretches, 30, seed=5, **options)
     features = pipeline.analyze(path, 60)
-    assert features.meta["tempo_bpm"] == pytest.approx(110, rel=0.02)
-    assert f_measure(features.beats / 60.0, truth.beats_s, 1.5 / 60) >= 0.9
-    assert f_measure(features.downbeats / 60.0, truth.downbeats_s, 1.5 / 60) >= 0.9
+    beat_times_s = features.beats / 60.0
+    for bpm, (start_s, end_s) in zip(bpm_stretches, [(0, 28), (34, 60)]):  # each tempo, away from the change
+        inside = beat_times_s[(beat_times_s > start_s) & (beat_times_s < end_s)]
+        assert 60.0 / np.median(np.diff(inside)) == pytest.approx(bpm, rel=0.02), name
+    assert f_measure(beat_times_s, truth.beats_s, 1.5 / 60) >= 0.9
+    assert f_measure(features.downbeats / 60.0, truth.downbeats_s, 1.5 / 60) >= 0.85
 
 
 def test_pulses_fall_from_each_event_to_the_next():

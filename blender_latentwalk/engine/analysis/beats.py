@@ -20,6 +20,11 @@ TIGHTNESS = 100.0  # how strongly beats keep the tempo (librosa's default)
 BEAT_HOP = 512
 BEAT_SEGMENT_S = 120.0  # beat tracking runs on segments so memory stays bounded
 BEAT_CONTEXT_S = 8.0  # each segment sees this much more on both sides
+# Tempo changes: the tempo is measured on windows this long, this far apart; a stretch whose tempo differs
+# from the one before by more than TEMPO_CHANGE_OCTAVES (5%, and not a doubling or halving, which is the
+# same pulse) in two windows running starts a new region, tracked on its own.
+TEMPO_WINDOW_S, TEMPO_WINDOW_HOP_S = 12.0, 4.0
+TEMPO_CHANGE_OCTAVES = 0.07
 
 
 def estimate_period(envelope, envelope_rate):
@@ -111,11 +116,14 @@ def track(envelope, envelope_rate, fine_envelope, fine_rate):
     return beats
 
 
-def beat_times(flux, sample_rate):
+def beat_times(flux, sample_rate, accent=None, accent_rate=None):
     """Beat times in seconds from the audio's start, shape (n_beats,), float64, increasing.
 
     flux : np.ndarray, shape (n_onset_hops,), the onset flux (`onsets.OnsetFlux.curve`)
     sample_rate : of the onset analysis, Hz
+    accent : None, or shape (m,) at ``accent_rate`` Hz: where the low end hits (`low_accent`). The flux hears a
+        hi-hat as loudly as a kick, so on its own it often counts the eighth notes; the tempo is measured on
+        the flux and this accent together, the beats placed on the flux.
 
     The tracker's tempo estimate needs memory proportional to its input, so long songs
     are tracked in overlapping two-minute segments, each keeping the beats in
@@ -128,21 +136,118 @@ def beat_times(flux, sample_rate):
     envelope = flux[:usable].reshape(-1, group).mean(axis=1)
     envelope_rate = sample_rate / BEAT_HOP
     fine_envelope = flux[:usable].reshape(-1, group // 4).mean(axis=1)
+    if accent is not None and len(accent) > 1 and np.any(accent > 0):
+        fine_times_s = np.arange(len(fine_envelope)) * (ONSET_HOP * group // 4) / sample_rate
+        accent_on_fine = np.interp(fine_times_s, np.arange(len(accent)) / accent_rate, accent)
+        fine_envelope = fine_envelope / max(fine_envelope.std(), 1e-12) + accent_on_fine / max(accent_on_fine.std(), 1e-12)
     segment, context = int(BEAT_SEGMENT_S * envelope_rate), int(BEAT_CONTEXT_S * envelope_rate)
     found = []
-    for core_start in range(0, len(envelope), segment):
-        core_end = min(core_start + segment, len(envelope))
-        start, end = max(0, core_start - context), min(len(envelope), core_end + context)
-        piece = envelope[start:end]
-        if not np.any(piece > 0):
-            continue
-        beats = track(piece, envelope_rate, fine_envelope[start * 4 : end * 4], envelope_rate * 4) + start
-        beats = beats[(beats >= core_start) & (beats < core_end)]
-        found.append(_snap_to_onsets(beats, flux, group, sample_rate))
+    for region_start, region_end in steady_tempo_regions(fine_envelope, envelope_rate * 4, 4):
+        for core_start in range(region_start, region_end, segment):
+            core_end = min(core_start + segment, region_end)
+            start, end = max(region_start, core_start - context), min(region_end, core_end + context)
+            piece = envelope[start:end]
+            if not np.any(piece > 0):
+                continue
+            beats = track(piece, envelope_rate, fine_envelope[start * 4 : end * 4], envelope_rate * 4) + start
+            beats = beats[(beats >= core_start) & (beats < core_end)]
+            times_s = _snap_to_onsets(beats, flux, group, sample_rate)
+            if accent is not None:
+                times_s = tapped_level(times_s, flux, sample_rate / ONSET_HOP, accent, accent_rate)
+            found.append(times_s)
     if not found:
         return np.zeros(0, dtype=np.float64)
     delay_s = (ONSET_N_FFT // 2) / sample_rate  # a hop's flux belongs to its window's end
     return np.concatenate(found) + delay_s
+
+
+OFFBEAT_FLUX_RATIO = 0.8  # every other beat this much weaker in the flux,
+OFFBEAT_ACCENT_RATIO = 0.3  # and with this little of the low end: those are off-beats (eighth notes)
+MIDBEAT_FLUX_RATIO = 0.7  # hits midway between the beats this strong in the flux,
+MIDBEAT_ACCENT_RATIO = 0.3  # and with this much low end (a snare's body, a bass note): the beat is twice as fast
+TAPPED_BPM_RANGE = (60.0, 200.0)  # halving and doubling stay inside this
+STRENGTH_WINDOW_S = 0.05  # a beat's strength is the curve's highest within this of it
+
+
+def _strength_at(times_s, curve, rate):
+    """The highest value of ``curve`` (at ``rate`` Hz) within `STRENGTH_WINDOW_S` of each time, shape (n,)."""
+    reach = max(1, int(STRENGTH_WINDOW_S * rate))
+    centres = np.clip(np.rint(np.asarray(times_s) * rate).astype(np.int64), 0, len(curve) - 1)
+    return np.array([curve[max(0, c - reach): c + reach + 1].max() for c in centres]) if len(curve) else \
+        np.zeros(len(centres))
+
+
+def tapped_level(times_s, flux, flux_rate, accent, accent_rate):
+    """The beats a listener taps, from beats tracked at twice or half their tempo (times_s: shape (n,), s).
+
+    Tracked at the eighth notes: every other beat is weaker in the flux and carries almost no low end (a
+    hi-hat between kicks and snares): only the strong ones are kept. Tracked at half the tempo: midway
+    between the beats are hits nearly as strong with low end of their own (the snare between the kicks): the
+    midpoints are added. Neither leaves `TAPPED_BPM_RANGE`."""
+    if len(times_s) < 8:
+        return times_s
+    gap_s = float(np.median(np.diff(times_s)))
+    flux_at, accent_at = _strength_at(times_s, flux, flux_rate), _strength_at(times_s, accent, accent_rate)
+    parities = [(flux_at[p::2].mean(), accent_at[p::2].mean()) for p in (0, 1)]
+    strong = 0 if parities[0][1] >= parities[1][1] else 1
+    (strong_flux, strong_accent), (weak_flux, weak_accent) = parities[strong], parities[1 - strong]
+    if (60.0 / (2 * gap_s) >= TAPPED_BPM_RANGE[0] and weak_flux < OFFBEAT_FLUX_RATIO * strong_flux
+            and weak_accent < OFFBEAT_ACCENT_RATIO * strong_accent):
+        return times_s[strong::2]
+    middles = (times_s[:-1] + times_s[1:]) / 2
+    if (60.0 / (gap_s / 2) <= TAPPED_BPM_RANGE[1]
+            and _strength_at(middles, flux, flux_rate).mean() >= MIDBEAT_FLUX_RATIO * flux_at.mean()
+            and _strength_at(middles, accent, accent_rate).mean() >= MIDBEAT_ACCENT_RATIO * accent_at.mean()):
+        reach = max(1, int(STRENGTH_WINDOW_S * flux_rate))
+        snapped = []
+        for middle in middles:  # each midpoint on its own hit
+            centre = int(round(middle * flux_rate))
+            low = max(0, centre - reach)
+            snapped.append((low + int(np.argmax(flux[low:centre + reach + 1]))) / flux_rate)
+        return np.sort(np.concatenate([times_s, snapped]))
+    return times_s
+
+
+def steady_tempo_regions(fine_envelope, fine_rate, per_hop):
+    """Where the tempo holds: ``[(start, end), ...]`` in envelope hops (``per_hop`` fine hops each), covering
+    the song in order. The tempo of 12-second windows is compared with the region's; a change that lasts two
+    windows starts a new region midway between the last window that kept the tempo and the first that left it.
+
+    fine_envelope : shape (m,), onset strength at ``fine_rate`` Hz
+    """
+    n_hops = len(fine_envelope) // per_hop
+    window, hop = int(TEMPO_WINDOW_S * fine_rate), int(TEMPO_WINDOW_HOP_S * fine_rate)
+    if len(fine_envelope) < window + 2 * hop:
+        return [(0, n_hops)]
+    starts = range(0, len(fine_envelope) - window + 1, hop)
+    bpm = []
+    for start in starts:
+        period = estimate_period(np.asarray(fine_envelope[start:start + window], np.float64), fine_rate)
+        bpm.append(60.0 * fine_rate / period if period else np.nan)
+    bpm = np.asarray(bpm)
+
+    def differs(a, b):  # by more than the tolerance, and not by an octave (the same pulse, counted twice)
+        octaves = abs(np.log2(a / b))
+        return not np.isnan(octaves) and min(octaves, abs(octaves - 1.0)) > TEMPO_CHANGE_OCTAVES
+
+    cuts, reference = [], 0
+    for i in range(1, len(bpm) - 1):
+        if i > reference and differs(bpm[i], bpm[reference]) and differs(bpm[i + 1], bpm[reference]) \
+                and not differs(bpm[i], bpm[i + 1]):
+            middle = starts[i] + window // 2 - hop // 2  # between the centres of windows i - 1 and i
+            cuts.append(int(middle // per_hop))
+            reference = i + 1
+    edges = [0] + cuts + [n_hops]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def low_accent(low_mean_square, floor=1e-10):
+    """Where the low end hits: the rise of the low bands' level in dB, half-wave rectified, shape (n_hops,).
+
+    low_mean_square : shape (n_hops,), the low bands' summed mean square on band hops
+    """
+    level_db = 10.0 * np.log10(np.maximum(np.asarray(low_mean_square, np.float64), floor))
+    return np.maximum(np.diff(level_db, prepend=level_db[:1]), 0.0)
 
 
 def tempo_bpm(times_s):

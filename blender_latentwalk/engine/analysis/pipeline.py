@@ -394,7 +394,9 @@ def analyze(path, fps, fps_base=1.0, bands=DEFAULT_BANDS, band_shapes=None, onse
     curves = _curves(per_video_frame, onset_strength, band_shapes, onset_shape, timing.frames_per_second(fps, fps_base),
                      range_db, window_s)
     steps.start(STEP_BEATS)
-    beat_times_s = beats.beat_times(flux, sample_rate)
+    low = [i for i, band in enumerate(bands) if band.high_hz <= structure.LOW_BANDS_HIGH_HZ] or [0]
+    accent = beats.low_accent(hop_levels[:, low].sum(axis=1))
+    beat_times_s = beats.beat_times(flux, sample_rate, accent, band_rate / band_thread.hop)
     beat_frames = beats.beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames, beat_times_s)
     form = structure.analyse(per_video_frame, onset_strength, beat_frames, [b.high_hz for b in bands])
     meta = _meta(path, info, duration_s, bands, band_rate, fps, fps_base, offset_ms, sample_rate, onset_source,

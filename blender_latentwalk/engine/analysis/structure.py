@@ -109,6 +109,29 @@ def bar_phase(chroma, band_db, low_db, onset):
     return meter, best[meter][1]
 
 
+TEMPO_STEP_RATIO = 1.07  # beats this much further apart (or closer) for a while: a new tempo, counted afresh
+TEMPO_SMOOTHING_BEATS = 9  # the beat gap is a running median over this many gaps
+
+
+def tempo_stretches(beats):
+    """Runs of beats at one tempo, as ``[(first, stop), ...]`` beat indices covering all beats in order: the
+    bars are counted afresh in each (a song that changes tempo often changes where its bars start).
+    beats : shape (n_beats,), int64 frames."""
+    n_beats = len(beats)
+    if n_beats < 2 * TEMPO_SMOOTHING_BEATS:
+        return [(0, n_beats)]
+    gaps = np.diff(beats).astype(np.float64)
+    half = TEMPO_SMOOTHING_BEATS // 2
+    smooth = np.array([np.median(gaps[max(0, i - half): i + half + 1]) for i in range(len(gaps))])
+    cuts, reference = [], smooth[half]
+    for i in range(half, len(smooth) - half):
+        if max(smooth[i] / reference, reference / smooth[i]) >= TEMPO_STEP_RATIO:
+            cuts.append(i + 1)  # the first beat after the first gap of the new tempo
+            reference = smooth[min(i + half, len(smooth) - 1)]
+    edges = [0] + cuts + [n_beats]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
 def _novelty(similarity, half_width):
     """Foote's novelty along the diagonal of a (n, n) similarity matrix: shape (n,), 0..1 (the song's
     highest is 1). A Gaussian-tapered checkerboard ``2 * half_width`` wide; rows beyond the ends are mirrored."""
@@ -236,8 +259,13 @@ def analyse(levels, onset_strength, beats, band_high_hz):
                          pulse(beats, n_frames), np.zeros(n_frames, np.float32), section,
                          np.zeros(n_frames, np.float32))
     chroma, band_db, loud_db, low_db, onset = beat_features(levels, onset_strength, beats, band_high_hz)
-    meter, phase = bar_phase(chroma, band_db, low_db, onset)
-    first_beats = np.arange(phase, len(beats), meter)
+    first_beats, meters = [], []
+    for first, stop in tempo_stretches(beats):
+        meter, phase = bar_phase(*(values[first:stop] for values in (chroma, band_db, low_db, onset)))
+        first_beats.append(np.arange(first + phase, stop, meter))
+        meters.append((stop - first, meter))
+    first_beats = np.concatenate(first_beats).astype(np.int64)
+    meter = max(meters)[1]  # the meter of the longest stretch
     downbeats = beats[first_beats]
     # Bar vectors: the bar's chroma and band levels (standardised in `_similarity`), its loudness and low level.
     bar_edges = np.append(first_beats, len(beats))
