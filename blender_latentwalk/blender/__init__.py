@@ -15,6 +15,7 @@ Baking the song into curves
     bake_state.py    is the bake current for the scene's fps and song start?
     walk.py          the ImageNet class picker
     modulation.py    "setting follows curve" entries
+    sections.py      section and drop markers, section looks, Snap Markers to Bars
 Rendering
     sampling.py      Blender state -> RenderPlan, frame by frame
     output.py        the frames folder (and the frames it brings along on Save As), frame size, video path
@@ -36,10 +37,11 @@ Everything else
 import bpy
 
 from . import (encode, environment_setup, jobs, models, modulation, operators, output, panels, preferences, presets,
-               properties, render_operators, walk, worker_client)
+               properties, render_operators, sections, walk, worker_client)
 
 _classes = (preferences.classes + environment_setup.classes + operators.classes + walk.classes + modulation.classes
-            + render_operators.classes + encode.classes + presets.classes + models.classes + panels.classes)
+            + sections.classes + render_operators.classes + encode.classes + presets.classes + models.classes
+            + panels.classes)
 
 
 def register():

@@ -29,6 +29,9 @@ class CurveTarget:
     label: str  # for messages: "Bass (60-250 Hz)", "Onset", "Chroma C#"
     values: np.ndarray  # shape (n_frames,); None when only the address matters
     locked: bool
+    # A held curve (the section's label number): keys only where the value changes, constant interpolation, so
+    # it steps from one section to the next and an artist moves a section's start by moving one key.
+    hold: bool = False
 
     @property
     def key(self):
@@ -49,6 +52,12 @@ def targets_for(settings, features=None):
                                    values(lambda f: f.bands[i]), band.locked))
     targets.append(CurveTarget("latentwalk.onset", 0, "Onset", values(lambda f: f.onset), settings.lock_onset))
     targets.append(CurveTarget("latentwalk.rms", 0, "Loudness", values(lambda f: f.rms), settings.lock_rms))
+    # The song's structure (features.py): beat and bar pulses, the section's label number (held), the drop pulse.
+    targets.append(CurveTarget("latentwalk.beat", 0, "Beat", values(lambda f: f.beat), settings.lock_beat))
+    targets.append(CurveTarget("latentwalk.bar", 0, "Bar", values(lambda f: f.bar), settings.lock_bar))
+    targets.append(CurveTarget("latentwalk.section", 0, "Section", values(lambda f: f.section),
+                               settings.lock_section, hold=True))
+    targets.append(CurveTarget("latentwalk.drop", 0, "Drop", values(lambda f: f.drop), settings.lock_drop))
     for i, pitch in enumerate(PITCH_CLASSES):
         targets.append(CurveTarget(f"latentwalk.chroma[{i}].value", 0, f"Chroma {pitch}",
                                    values(lambda f: f.chroma[:, i]), settings.lock_chroma))
@@ -94,12 +103,19 @@ def edited_targets(scene, targets):
 
 
 def write_curve(scene, target, first_frame):
-    """Replace the curve's keys with one linear key per frame from ``first_frame``."""
+    """Replace the curve's keys with one linear key per frame from ``first_frame`` (a held target: a constant
+    key on the first frame and on each frame where the value changes)."""
     fcurve = compat.ensure_fcurve(scene, target.data_path, target.index, GROUP_NAME)
-    count = len(target.values)
+    values = np.asarray(target.values, dtype=np.float32)
+    frames = np.arange(len(values), dtype=np.float64)
+    if target.hold and len(values):
+        changes = np.flatnonzero(np.diff(values) != 0) + 1
+        frames = np.concatenate([[0], changes]).astype(np.float64)
+        values = values[frames.astype(np.int64)]
+    count = len(values)
     coordinates = np.empty((count, 2), dtype=np.float32)
-    coordinates[:, 0] = np.arange(count, dtype=np.float64) + first_frame
-    coordinates[:, 1] = target.values
+    coordinates[:, 0] = frames + first_frame
+    coordinates[:, 1] = values
     # A written curve is the bake's alone: the artist's modifiers, mute and extrapolation go with their keys.
     for modifier in list(fcurve.modifiers):
         fcurve.modifiers.remove(modifier)
@@ -109,8 +125,8 @@ def write_curve(scene, target, first_frame):
     points.add(count)
     points.foreach_set("co", coordinates.ravel())
     # Linear keys on every frame: the curve evaluates to the analysed value on each
-    # frame and never overshoots between them.
-    points.foreach_set("interpolation", np.full(count, _LINEAR, dtype=np.int32))
+    # frame and never overshoots between them. Held keys: constant, the value stays until the next key.
+    points.foreach_set("interpolation", np.full(count, _CONSTANT if target.hold else _LINEAR, dtype=np.int32))
     # New keys come selected: thousands of them, which G in the Graph Editor would all move.
     unselected = np.zeros(count, dtype=bool)
     for flag in ("select_control_point", "select_left_handle", "select_right_handle"):
@@ -119,8 +135,8 @@ def write_curve(scene, target, first_frame):
     return fcurve
 
 
-# RNA enum value of 'LINEAR' in Keyframe.interpolation (stable since 2.8).
-_LINEAR = 1
+# RNA enum values of 'CONSTANT' and 'LINEAR' in Keyframe.interpolation (stable since 2.8).
+_CONSTANT, _LINEAR = 0, 1
 
 
 def write_bake(scene, targets, first_frame, skip_keys=()):

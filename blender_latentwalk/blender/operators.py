@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
-from . import bake_job, bake_state, compat, curves, engine_client, jobs, output, preferences, sequencer, worker_client
+from . import (bake_job, bake_state, compat, curves, engine_client, jobs, output, preferences, sections, sequencer,
+               worker_client)
 from ..engine.analysis import timing
 from ..engine.analysis.bands import DEFAULT_BANDS, Band, check_bands
 from ..engine.errors import LatentWalkError
@@ -69,7 +70,8 @@ class BakeResult:
     """What a bake did, for its report.
 
     written: targets re-baked; kept: edited targets kept; retimed: labels of kept curves
-    moved to the new timing; not_retimed: phrases saying what could not be.
+    moved to the new timing; not_retimed: phrases saying what could not be; kept_markers: how many section
+    and drop markers the artist changed were kept (None: the bake placed them, or does not place any).
     """
 
     written: list
@@ -78,12 +80,16 @@ class BakeResult:
     not_retimed: list = field(default_factory=list)
     frame_range_note: str = ""
     playback_note: str = ""  # the scene's playback settings the bake changed, said once
+    kept_markers: int = None
 
     def messages(self):
         """One line per thing the artist should know, beyond the summary."""
         lines = []
         if self.kept:
             lines.append(f"kept {len(self.kept)} curve(s) edited by hand: " + ", ".join(t.label for t in self.kept))
+        if self.kept_markers is not None:
+            lines.append("kept the section and drop markers as you changed them "
+                         + (f"({self.kept_markers} marker(s))" if self.kept_markers else "(you removed them all)"))
         if self.retimed:
             lines.append("retimed to the new timing: " + ", ".join(self.retimed))
         lines += [f"not retimed: {phrase}" for phrase in self.not_retimed]
@@ -94,8 +100,9 @@ class BakeResult:
         return lines
 
 
-def _retime_kept_animation(scene, frame_map, rewritten_keys):
-    """Retime every F-curve on scene.latentwalk.* the bake does not rewrite, and prompt markers.
+def _retime_kept_animation(scene, frame_map, rewritten_keys, structure_markers_kept=False):
+    """Retime every F-curve on scene.latentwalk.* the bake does not rewrite, prompt markers, and the section and
+    drop markers when the bake keeps them (``structure_markers_kept``).
 
     Returns (labels retimed, phrases for what could not be).
     """
@@ -128,6 +135,10 @@ def _retime_kept_animation(scene, frame_map, rewritten_keys):
         retimed.append(f"{len(markers)} prompt marker(s)")
     if beats:
         retimed.append(f"{len(beats)} beat marker(s)")
+    if structure_markers_kept:
+        count = sections.retime_markers(scene, frame_map)
+        if count:
+            retimed.append(f"{count} section and drop marker(s)")
     return retimed, problems
 
 
@@ -173,6 +184,11 @@ def write_features(scene, request, features, overwrite_edited=False, overwrite_k
     if overwrite_edited:
         edited = [] if overwrite_keys is None else [t for t in edited if t.key not in overwrite_keys]
     kept = edited
+    # The section and drop markers: replaced while they are what the last bake placed, else kept (and retimed).
+    markers_edited = sections.markers_edited(scene)
+    if overwrite_edited and (overwrite_keys is None or sections.MARKERS_KEY in overwrite_keys):
+        markers_edited = False
+    place_markers = settings.add_section_markers and not markers_edited
     strip = sequencer.ensure_sound_strip(scene, request["audio"], features.n_frames)
     first_frame = int(strip.frame_start) if strip is not None else scene.frame_start
     kept_keys = {t.key for t in kept}
@@ -185,10 +201,18 @@ def write_features(scene, request, features, overwrite_edited=False, overwrite_k
         if frame_map.is_identity:
             frame_map = None
         else:
-            result.retimed, result.not_retimed = _retime_kept_animation(scene, frame_map, rewritten)
+            result.retimed, result.not_retimed = _retime_kept_animation(scene, frame_map, rewritten,
+                                                                        structure_markers_kept=not place_markers)
     result.written = curves.write_bake(scene, targets, first_frame, skip_keys=kept_keys)
     if settings.add_beat_markers:
         sequencer.set_beat_markers(scene, features.beats, first_frame)
+    if place_markers:
+        sections.place_markers(scene, features, first_frame)
+    elif settings.add_section_markers:
+        result.kept_markers = len(sections.structure_markers(scene))
+    # A look per label: the song's, and those of the section markers on the timeline (kept ones included).
+    sections.ensure_looks(settings, (list(features.section_labels) if sections.has_structure(features) else [])
+                          + [label for _frame, label in sections.section_markers(scene)])
     song_end = first_frame + features.n_frames - 1
     # Fit Frame Range fits on the first bake, for a new song, and while the range is still the fitted one;
     # a range the artist set is kept (and retimed with the curves).
@@ -208,10 +232,19 @@ def write_features(scene, request, features, overwrite_edited=False, overwrite_k
     settings.last_bake_summary = (
         f"{features.n_frames} frames from {first_frame} at "
         f"{bake_state.format_rate(scene.render.fps, scene.render.fps_base)}, {len(result.written)} curves, "
-        f"{len(features.beats)} beats"
+        f"{len(features.beats)} beats{_sections_summary(features)}"
         + ("" if strip is not None else " (this Blender build has no audio: song not added to the sequencer)")
     )
     return result
+
+
+def _sections_summary(features):
+    """', 3 section(s) (A B A), 1 drop(s)', or '' for features without the song's structure."""
+    if not sections.has_structure(features):
+        return ""
+    labels = list(features.section_labels)
+    shown = " ".join(labels[:8]) + (" ..." if len(labels) > 8 else "")
+    return f", {len(labels)} section(s) ({shown}), {len(features.drops)} drop(s)"
 
 
 def follow_the_song(scene):
@@ -286,21 +319,30 @@ class LATENTWALK_OT_bake(jobs.JobOperator, bpy.types.Operator):
     def invoke(self, context, event):
         scene = context.scene
         edited = [t for t in curves.edited_targets(scene, curves.targets_for(scene.latentwalk)) if not t.locked]
-        if edited and not self.overwrite_edited:
+        markers = scene.latentwalk.add_section_markers and sections.markers_edited(scene)
+        if (edited or markers) and not self.overwrite_edited:
             self._edited_labels = [edited_description(scene, t) for t in edited]
+            self._markers_edited = markers
             return context.window_manager.invoke_props_dialog(self, width=420)
         return self.execute(context)
 
     def draw(self, context):
         layout = self.layout
         labels = getattr(self, "_edited_labels", [])
-        layout.label(text=f"{len(labels)} curve(s) were edited by hand since the last bake:", icon="INFO")
+        markers = getattr(self, "_markers_edited", False)
+        if markers:
+            curves_too = f"{len(labels)} curve(s) and the" if labels else "The"
+            layout.label(text=f"{curves_too} section markers were edited by hand since the last bake:", icon="INFO")
+            labels = [sections.MARKERS_LABEL] + labels
+        else:
+            layout.label(text=f"{len(labels)} curve(s) were edited by hand since the last bake:", icon="INFO")
         column = layout.column(align=True)
         for label in labels[:8]:
             column.label(text=label)
         if len(labels) > 8:
             column.label(text=f"... and {len(labels) - 8} more")
-        layout.prop(self, "overwrite_edited", text="Overwrite Edited Curves (their keys and modifiers)")
+        layout.prop(self, "overwrite_edited", text="Overwrite Edited Curves and Markers" if markers
+                    else "Overwrite Edited Curves (their keys and modifiers)")
         layout.label(text="Unticked: they are kept" + (" and retimed" if bake_state.changes(context.scene) else ""))
 
     def execute(self, context):
@@ -321,6 +363,8 @@ class LATENTWALK_OT_bake(jobs.JobOperator, bpy.types.Operator):
         # Overwrite replaces the curves edited when it was ticked; edits made while the bake runs are kept.
         self._overwrite_keys = {t.key for t in curves.edited_targets(context.scene, curves.targets_for(
             context.scene.latentwalk)) if not t.locked}
+        if sections.markers_edited(context.scene):
+            self._overwrite_keys.add(sections.MARKERS_KEY)
         return bake_job.BakeJob(context.scene, request, python)
 
     def end_job(self, context, job):
@@ -344,9 +388,10 @@ class LATENTWALK_OT_bake(jobs.JobOperator, bpy.types.Operator):
     def _report_bake(self, scene, result):
         notes = result.messages()
         summary = f"Baked {len(result.written)} curves: {scene.latentwalk.last_bake_summary}"
-        if result.kept or result.not_retimed:
+        if result.kept or result.not_retimed or result.kept_markers is not None:
             self.report({"WARNING"}, f"{summary}; " + "; ".join(notes)
-                        + ("" if not result.kept else " (tick Overwrite Edited Curves to replace them)"))
+                        + ("" if not (result.kept or result.kept_markers is not None)
+                           else " (tick Overwrite Edited Curves to replace them)"))
         else:
             self.report({"INFO"}, "; ".join([summary] + notes))
 

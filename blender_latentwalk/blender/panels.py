@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import bake_state, encode, jobs, models, modulation, presets
+from . import bake_state, encode, jobs, models, modulation, presets, sections
 
 CATEGORY = "Latent Walk"
 
@@ -396,6 +396,30 @@ class LATENTWALK_PT_graph_modulation(_ModulationPanel, bpy.types.Panel):
     bl_parent_id = "LATENTWALK_PT_graph_render"
 
 
+class _SectionsPanel:
+    """The song's structure: section and drop markers, a look (prompt, seed) per section label, Snap Markers to
+    Bars, and the structure curves' locks."""
+
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+    bl_label = "Sections"
+
+    def draw(self, context):
+        sections.draw(self.layout, context, labelled)
+
+
+class LATENTWALK_PT_sequencer_sections(_SectionsPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_sequencer_sections"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_sequencer"
+
+
+class LATENTWALK_PT_graph_sections(_SectionsPanel, bpy.types.Panel):
+    bl_idname = "LATENTWALK_PT_graph_sections"
+    bl_space_type = "GRAPH_EDITOR"
+    bl_parent_id = "LATENTWALK_PT_graph"
+
+
 class LATENTWALK_PT_sequencer_models(_ModelsPanel, bpy.types.Panel):
     bl_idname = "LATENTWALK_PT_sequencer_models"
     bl_space_type = "SEQUENCE_EDITOR"
@@ -412,4 +436,5 @@ classes = (LATENTWALK_UL_bands, LATENTWALK_PT_sequencer, LATENTWALK_PT_graph,
            LATENTWALK_PT_sequencer_walk, LATENTWALK_PT_graph_walk,
            LATENTWALK_PT_sequencer_render, LATENTWALK_PT_graph_render,
            LATENTWALK_PT_sequencer_modulation, LATENTWALK_PT_graph_modulation,
+           LATENTWALK_PT_sequencer_sections, LATENTWALK_PT_graph_sections,  # under Render, above Models (the last)
            LATENTWALK_PT_sequencer_models, LATENTWALK_PT_graph_models)

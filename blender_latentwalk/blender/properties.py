@@ -1,7 +1,8 @@
 """Scene settings: ``scene.latentwalk``.
 
 The baked curves live on ordinary animatable properties here (``bands[i].value``,
-``onset``, ``rms``, ``chroma[i].value``), so the Graph Editor, drivers and
+``onset``, ``rms``, ``chroma[i].value``, and the structure's ``beat``, ``bar``, ``section``
+and ``drop``), so the Graph Editor, drivers and
 keyframes all work on them as on any other Blender property.
 """
 
@@ -200,7 +201,10 @@ _curve_items_alive = []  # Blender keeps only pointers to a dynamic enum's strin
 
 def _curve_items(modulation_item, _context=None):
     settings = modulation_item.id_data.latentwalk  # the scene the modulation belongs to
-    items = [(modulation.ONSET, "Onset", "The onset curve"), (modulation.LOUDNESS, "Loudness", "The loudness curve")]
+    items = [(modulation.ONSET, "Onset", "The onset curve"), (modulation.LOUDNESS, "Loudness", "The loudness curve"),
+             (modulation.BEAT, "Beat", "The beat curve: 1 on each beat, falling to 0 over the beat"),
+             (modulation.BAR, "Bar", "The bar curve: 1 on each bar's first beat, falling to 0 over the bar"),
+             (modulation.DROP, "Drop", "The drop curve: 1 on a drop, falling to 0 over its bar (a burst)")]
     for band in settings.bands:
         key = modulation.curve_key_for_band(band.title)
         if all(key != item[0] for item in items):
@@ -230,14 +234,33 @@ class LatentWalkModulation(bpy.types.PropertyGroup):
 
     target: EnumProperty(name="Setting", description="The render or walk setting that follows the curve",
                          items=_TARGET_ITEMS, default="strength")
-    curve: StringProperty(name="Curve Key", description="onset, rms, or band:<band name>",
+    curve: StringProperty(name="Curve Key", description="onset, rms, beat, bar, drop, or band:<band name>",
                           default=modulation.ONSET, options={"HIDDEN"})
-    curve_choice: EnumProperty(name="Curve", description="The baked curve the setting follows: Onset, Loudness or a band",
+    curve_choice: EnumProperty(name="Curve", description="The baked curve the setting follows: Onset, Loudness, "
+                               "Beat, Bar, Drop or a band",
                                items=_curve_items, get=_get_curve, set=_set_curve)
     amount: FloatProperty(name="Amount", description="Added to the setting per unit of the curve "
                           "(the curve is 0..1); negative values subtract. Animatable",
                           default=0.3, soft_min=-1.0, soft_max=1.0)
     mute: BoolProperty(name="Mute", description="Leave the setting as it is")
+
+
+def _update_look_name(look, _context):
+    if look.name != look.label:  # the list's filter searches the name
+        look.name = look.label
+
+
+class LatentWalkSectionLook(bpy.types.PropertyGroup):
+    """The look of the sections of one label: from each ``section: LABEL`` marker to the next section marker,
+    the render uses its prompt (if any) and its walk seed (if Use Seed)."""
+
+    label: StringProperty(name="Label", description="The sections it applies to: those of the timeline markers "
+                          "named 'section: LABEL'", update=_update_look_name)
+    prompt: StringProperty(name="Prompt", description="The prompt from each of this label's section markers to the "
+                           "next section marker (empty: the base Prompt, once any section has a prompt)")
+    use_seed: BoolProperty(name="Own Seed", description="Walk with a seed of its own in these sections: the same "
+                           "label gets the same look")
+    seed: IntProperty(name="Seed", description="The walk's seed in these sections (with Own Seed)", default=0, min=0)
 
 
 class LatentWalkSettings(bpy.types.PropertyGroup):
@@ -252,6 +275,9 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
                              default=0.0, soft_min=-500.0, soft_max=500.0)
     add_beat_markers: BoolProperty(name="Beat Markers", description="Put a timeline marker on every beat",
                                    default=False)
+    add_section_markers: BoolProperty(name="Section Markers", description="Put a timeline marker 'section: A' "
+                                      "where each section starts and 'drop' on each drop; a re-bake keeps them "
+                                      "once you moved, added or deleted one", default=True)
     fit_frame_range: BoolProperty(name="Fit Frame Range", description="Set the scene's end frame to the song's end",
                                   default=True)
     # How curves are scaled to 0..1 (engine.analysis.shaping.NORMALISE_MODES and defaults).
@@ -282,12 +308,27 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
     lock_onset: BoolProperty(name="Lock Onset", description="Keep the onset curve when re-baking")
     lock_rms: BoolProperty(name="Lock Loudness", description="Keep the loudness curve when re-baking")
     lock_chroma: BoolProperty(name="Lock Chroma", description="Keep the chroma curves when re-baking")
+    lock_beat: BoolProperty(name="Lock Beat", description="Keep the beat curve when re-baking")
+    lock_bar: BoolProperty(name="Lock Bar", description="Keep the bar curve when re-baking")
+    lock_section: BoolProperty(name="Lock Section", description="Keep the section curve when re-baking")
+    lock_drop: BoolProperty(name="Lock Drop", description="Keep the drop curve when re-baking")
 
     onset: FloatProperty(name="Onset", description="Baked percussive pulse (0..1)",
                          default=0.0, soft_min=0.0, soft_max=1.0)
     rms: FloatProperty(name="Loudness", description="Baked overall loudness (0..1)",
                        default=0.0, soft_min=0.0, soft_max=1.0)
     chroma: CollectionProperty(type=LatentWalkPitch)
+    beat: FloatProperty(name="Beat", description="Baked beat pulse: 1 on each beat, falling to 0 over the beat",
+                        default=0.0, soft_min=0.0, soft_max=1.0)
+    bar: FloatProperty(name="Bar", description="Baked bar pulse: 1 on each bar's first beat (a downbeat), falling "
+                       "to 0 over the bar; Snap Markers to Bars snaps to the frames where it is 1",
+                       default=0.0, soft_min=0.0, soft_max=1.0)
+    section: FloatProperty(name="Section", description="Baked section: its label's number (A = 0, B = 1, ...), "
+                           "held over the section", default=0.0, soft_min=0.0, soft_max=8.0)
+    drop: FloatProperty(name="Drop", description="Baked drop pulse: 1 on a drop, falling to 0 over its bar",
+                        default=0.0, soft_min=0.0, soft_max=1.0)
+    section_looks: CollectionProperty(type=LatentWalkSectionLook)
+    active_section_look_index: IntProperty(name="Active Section Look")
     walk: PointerProperty(type=LatentWalkWalk)
     diffusion: PointerProperty(type=LatentWalkDiffusion)
     modulations: CollectionProperty(type=LatentWalkModulation)
@@ -297,6 +338,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
     sound_strip_name: StringProperty(options={"HIDDEN"})
     last_bake_summary: StringProperty(name="Last Bake", options={"HIDDEN"})
     baked_timing: StringProperty(options={"HIDDEN"})  # JSON: fps, song start and file of the bake (bake_state.py)
+    baked_markers: StringProperty(options={"HIDDEN"})  # JSON [[name, frame], ...]: the section and drop markers placed
 
     def ensure_default_bands(self):
         if len(self.bands):
@@ -318,7 +360,7 @@ class LatentWalkSettings(bpy.types.PropertyGroup):
 
 
 classes = (LatentWalkBand, LatentWalkPitch, LatentWalkClass, LatentWalkWalk, LatentWalkDiffusion, LatentWalkModulation,
-           LatentWalkSettings)
+           LatentWalkSectionLook, LatentWalkSettings)
 
 
 def register():

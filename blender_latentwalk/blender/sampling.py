@@ -12,9 +12,9 @@ from ..engine.errors import LatentWalkError
 from ..engine.analysis.features import PITCH_CLASSES
 from ..engine.generators.stylegan import is_model_file
 from ..engine.walk.plan import RenderPlan
-from ..engine.walk.prompts import marker_prompt, schedule
+from ..engine.walk.prompts import marker_prompt, schedule, section_prompt_changes, section_seeds
 from ..engine.walk.stylegan_inputs import parse_seeds
-from . import bake_state, sequencer
+from . import bake_state, sections, sequencer
 from .output import model_name
 
 # Per-frame img2img values: plan array name -> property of scene.latentwalk.diffusion.
@@ -80,7 +80,9 @@ def _range_of(settings, target):
 def _active_modulations(settings):
     """[(target, read_curve, modulation item)] for the unmuted modulations; refuses one that
     follows a band no longer in the list (it would silently follow nothing)."""
-    readers = {modulation.ONSET: lambda: settings.onset, modulation.LOUDNESS: lambda: settings.rms}
+    readers = {modulation.ONSET: lambda: settings.onset, modulation.LOUDNESS: lambda: settings.rms,
+               modulation.BEAT: lambda: settings.beat, modulation.BAR: lambda: settings.bar,
+               modulation.DROP: lambda: settings.drop}
     titles = [band.title for band in settings.bands]
     for band in settings.bands:
         readers.setdefault(modulation.curve_key_for_band(band.title), lambda band=band: band.value)
@@ -165,10 +167,16 @@ def sample_plan(scene, first=None, last=None):
     for target, offset in offsets.items():
         per_frame[target] = modulation.apply(per_frame[target], offset, _range_of(settings, target),
                                              whole_numbers=target in modulation.WHOLE_NUMBER_TARGETS)
-    changes = [(marker.frame, marker_prompt(marker.name)) for marker in scene.timeline_markers
-               if marker_prompt(marker.name) is not None]
+    # Section markers whose look has a prompt change it (while any look has one, the others go back to the base
+    # Prompt); "prompt: ..." markers come after them, so one at the same frame as a section marker wins.
+    section_list = sections.section_markers(scene)
+    look_prompts, look_seeds = sections.looks(settings)
+    changes = section_prompt_changes(section_list, look_prompts, diffusion.prompt)
+    changes += [(marker.frame, marker_prompt(marker.name)) for marker in scene.timeline_markers
+                if marker_prompt(marker.name) is not None]
     prompts, prompt_weights = schedule(diffusion.prompt, changes, first, n_frames, scene.render.fps,
                                        scene.render.fps_base, diffusion.prompt_blend_ms)
+    walk_seed = section_seeds(section_list, look_seeds, walk.seed, first, n_frames)
     return RenderPlan(
         frame_start=first, fps=scene.render.fps, fps_base=scene.render.fps_base, seed=walk.seed,
         band_names=[b.title for b in settings.bands], bands=bands, band_weights=weights, chroma=chroma,
@@ -176,5 +184,5 @@ def sample_plan(scene, first=None, last=None):
                   "palette_seeds": seeds, "latent_space": walk.latent_space,
                   "class_smoothing_ms": walk.class_smoothing_ms, "prompts": prompts,
                   "negative_prompt": diffusion.negative_prompt},
-        prompt_weights=prompt_weights, **per_frame,
+        prompt_weights=prompt_weights, walk_seed=walk_seed, **per_frame,
     )

@@ -71,7 +71,7 @@ def test_a_bake_job_ends_with_the_curves_the_blocking_bake_writes(scene, song, r
     jobs.end(job)
     assert job.status_line() == "Latent Walk bake: writing the features (6/6)" and job.progress_fraction() == 1.0
     baked_scene, result = operators.finish_bake(job)
-    assert baked_scene == scene and len(result.written) == 7 + 2 + 12
+    assert baked_scene == scene and len(result.written) == 7 + 2 + 4 + 12
     assert not os.path.exists(job.folder) and job.worker.process.wait(30) is not None  # nothing left behind
     by_job = snapshot(scene)
     assert "120 frames" in by_job[-1] and by_job[2] == 120

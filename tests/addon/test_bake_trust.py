@@ -196,7 +196,8 @@ def test_prompt_markers_keep_their_time_in_the_song_when_the_fps_changes(scene, 
     scene.render.fps = 24
     bpy.ops.latentwalk.bake()
     frames = {m.name: m.frame for m in scene.timeline_markers}
-    assert frames == {"prompt: a volcano": 49, "camera cut": 61}
+    # The bake's own section marker (one section: the song's start) is placed anew at the new rate.
+    assert frames == {"prompt: a volcano": 49, "camera cut": 61, "section: A": 1}
 
 
 def test_retimed_modifiers_give_the_same_curve_in_seconds(scene, song):

@@ -26,8 +26,10 @@ def test_a_bake_leaves_no_key_selected_so_g_moves_nothing(scene, song):
     scene.latentwalk.audio_path = song
     assert bpy.ops.latentwalk.bake() == {"FINISHED"}
     ours = operators.our_fcurves(scene)
-    assert len(ours) == 21 and all(len(fc.keyframe_points) == 120 for fc in ours)
-    assert [selected_keys(fc) for fc in ours] == [0] * 21
+    # 25 curves: a key per frame, but the Section curve's keys, one per section (one here: no structure found)
+    assert len(ours) == 25 and all(len(fc.keyframe_points) == (1 if fc.data_path == "latentwalk.section" else 120)
+                                   for fc in ours)
+    assert [selected_keys(fc) for fc in ours] == [0] * 25
     # A re-bake after the artist selected keys writes new, unselected ones.
     bass = compat.find_fcurve(scene, "latentwalk.bands[1].value")
     bass.keyframe_points.foreach_set("select_control_point", np.ones(120, dtype=bool))
@@ -43,7 +45,7 @@ def test_show_curves_shows_only_the_active_band_and_that_is_no_edit(scene, song)
     shown = operators.active_curve(scene)
     assert shown.data_path == "latentwalk.bands[2].value"
     shown.group.show_expanded_graph = False
-    assert operators.show_only_curve(scene, shown) == 20
+    assert operators.show_only_curve(scene, shown) == 24
     fcurves = list(compat.fcurves_of(scene))
     assert [fc.data_path for fc in fcurves if not fc.hide] == ["latentwalk.bands[2].value"]
     assert [fc.data_path for fc in fcurves if fc.select] == ["latentwalk.bands[2].value"]

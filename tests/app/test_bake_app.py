@@ -62,7 +62,7 @@ def test_bake_in_the_ui_shows_its_steps_cancels_on_esc_and_writes_the_curves_whe
     fractions = [fraction for _, fraction in results["status"]]
     assert fractions == sorted(fractions) and len(set(fractions)) > 3  # the bar moves within the long step too
     baked = results["baked"]
-    assert baked["n_curves"] == 7 + 2 + 12 and baked["n_keys"] == 7200 and baked["frame_end"] == 7200
+    assert baked["n_curves"] == 7 + 2 + 4 + 12 and baked["n_keys"] == 7200 and baked["frame_end"] == 7200
     assert baked["summary"].startswith("7200 frames from 1 at 24 fps")  # the factory scene's rate
 
     # An edited curve: the dialog asks first (no bake yet), then the bake runs and keeps the edit.

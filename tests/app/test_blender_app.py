@@ -52,7 +52,7 @@ def baked_blend(song, tmp_path_factory):
                "--save", blend]
     result = subprocess.run(command, capture_output=True, text=True, env=blender_env(), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "baked 21 curves" in result.stdout
+    assert "baked 25 curves" in result.stdout
     return blend
 
 
@@ -303,4 +303,4 @@ print("RESULT " + json.dumps({"install": sorted(installed), "enable": sorted(ena
     found = json.loads(line[7:])
     assert found["install"] == ["FINISHED"] and found["enable"] == ["FINISHED"] and found["bake"] == ["FINISHED"]
     assert found["from"].startswith(str(tmp_path / "scripts" / "addons" / "blender_latentwalk"))
-    assert "21 curves" in found["summary"], found
+    assert "25 curves" in found["summary"], found

@@ -47,5 +47,5 @@ def test_the_button_makes_the_engine_python_that_bakes_and_renders(tmp_path):
     logs = os.listdir(user_data / "latentwalk" / "logs")
     assert any(name.startswith("setup-env-") for name in logs)
     assert results["tiny_models"] == 0, results["tiny_models_log"]
-    assert results["bake"] == ["FINISHED"] and "21 curves" in results["summary"], results
+    assert results["bake"] == ["FINISHED"] and "25 curves" in results["summary"], results
     assert results["preview"] == ["FINISHED"] and results["preview_frames"] == 72  # 3 s at 24 fps

@@ -90,4 +90,4 @@ print("RESULT " + json.dumps({
     found = json.loads(line[7:])
     assert found["install"] == ["FINISHED"] and found["enabled"] and found["bake"] == ["FINISHED"]
     assert found["from"].startswith(str(tmp_path / "user" / "extensions" / "user_default" / "blender_latentwalk"))
-    assert "21 curves" in found["summary"], found
+    assert "25 curves" in found["summary"], found
