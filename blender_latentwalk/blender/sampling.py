@@ -14,7 +14,7 @@ from ..engine.generators.stylegan import is_model_file
 from ..engine.walk.plan import RenderPlan
 from ..engine.walk.prompts import marker_prompt, schedule, section_prompt_changes, section_seeds
 from ..engine.walk.stylegan_inputs import parse_seeds
-from . import bake_state, sections, sequencer
+from . import bake_state, compat, sections, sequencer
 from .output import model_name
 
 # Per-frame img2img values: plan array name -> property of scene.latentwalk.diffusion.
@@ -77,12 +77,23 @@ def _range_of(settings, target):
     return modulation.Range(definition.hard_min, definition.hard_max)
 
 
+STRUCTURE_CURVES = {modulation.BEAT: "Beat", modulation.BAR: "Bar", modulation.DROP: "Drop"}
+
+
+def _has_driver(scene, data_path):
+    drivers = scene.animation_data.drivers if scene.animation_data else ()
+    return any(driver.data_path == data_path for driver in drivers)
+
+
 def _active_modulations(settings):
     """[(target, read_curve, modulation item)] for the unmuted modulations; refuses one that
     follows a band no longer in the list (it would silently follow nothing)."""
-    readers = {modulation.ONSET: lambda: settings.onset, modulation.LOUDNESS: lambda: settings.rms,
-               modulation.BEAT: lambda: settings.beat, modulation.BAR: lambda: settings.bar,
-               modulation.DROP: lambda: settings.drop}
+    readers = {modulation.ONSET: lambda: settings.onset, modulation.LOUDNESS: lambda: settings.rms}
+    scene = settings.id_data
+    for key, prop in ((modulation.BEAT, "beat"), (modulation.BAR, "bar"), (modulation.DROP, "drop")):
+        # A scene baked before these curves existed has none: following one would silently follow 0.
+        if compat.find_fcurve(scene, f"latentwalk.{prop}", 0) is not None or _has_driver(scene, f"latentwalk.{prop}"):
+            readers[key] = lambda prop=prop: getattr(settings, prop)
     titles = [band.title for band in settings.bands]
     for band in settings.bands:
         readers.setdefault(modulation.curve_key_for_band(band.title), lambda band=band: band.value)
@@ -95,6 +106,10 @@ def _active_modulations(settings):
             raise LatentWalkError(
                 f"the modulation of {item.target.title()} follows the band '{title}', and {titles.count(title)} "
                 "bands have that name: rename all but one so it is clear which one it follows.")
+        if item.curve in STRUCTURE_CURVES and item.curve not in readers:
+            raise LatentWalkError(
+                f"the modulation of {item.target.title()} follows the {STRUCTURE_CURVES[item.curve]} curve, which this "
+                "scene has not baked yet (it was baked by an older version): press Bake Curves, then render again.")
         if item.curve not in readers:
             raise LatentWalkError(
                 f"the modulation of {item.target.title()} follows the band '{modulation.band_title(item.curve)}', "
@@ -168,12 +183,14 @@ def sample_plan(scene, first=None, last=None):
         per_frame[target] = modulation.apply(per_frame[target], offset, _range_of(settings, target),
                                              whole_numbers=target in modulation.WHOLE_NUMBER_TARGETS)
     # Section markers whose look has a prompt change it (while any look has one, the others go back to the base
-    # Prompt); "prompt: ..." markers come after them, so one at the same frame as a section marker wins.
+    # Prompt); a "prompt: ..." marker on the same frame as a section marker replaces the section's change.
     section_list = sections.section_markers(scene)
     look_prompts, look_seeds = sections.looks(settings)
-    changes = section_prompt_changes(section_list, look_prompts, diffusion.prompt)
-    changes += [(marker.frame, marker_prompt(marker.name)) for marker in scene.timeline_markers
-                if marker_prompt(marker.name) is not None]
+    prompt_changes = [(marker.frame, marker_prompt(marker.name)) for marker in scene.timeline_markers
+                      if marker_prompt(marker.name) is not None]
+    prompt_frames = {frame for frame, _ in prompt_changes}
+    changes = [change for change in section_prompt_changes(section_list, look_prompts, diffusion.prompt)
+               if change[0] not in prompt_frames] + prompt_changes
     prompts, prompt_weights = schedule(diffusion.prompt, changes, first, n_frames, scene.render.fps,
                                        scene.render.fps_base, diffusion.prompt_blend_ms)
     walk_seed = section_seeds(section_list, look_seeds, walk.seed, first, n_frames)

@@ -18,6 +18,7 @@ import numpy as np
 from bpy.props import IntProperty
 
 from . import compat
+from ..engine.analysis.structure import label_name
 from ..engine.walk.prompts import (DROP_MARKER_NAME, is_drop_marker, is_structure_marker, marker_prompt,
                                    marker_section, section_marker_name)
 
@@ -145,13 +146,16 @@ def looks(settings):
 
 def bar_frames(scene):
     """The frames where the Bar curve (as edited: keys and modifiers) reaches 1, increasing; empty when there is
-    no Bar curve. Frames from the curve's first key (or the scene's start) to its last (or the scene's end)."""
+    no Bar curve. Frames from the curve's first key to its last (with a modifier: the scene's range too)."""
     fcurve = compat.find_fcurve(scene, BAR_CURVE, 0)
     if fcurve is None or not len(fcurve.keyframe_points):
         return np.zeros(0, np.int64)
     first_key, last_key = fcurve.range()
-    first = int(np.floor(min(first_key, scene.frame_start)))
-    last = int(np.ceil(max(last_key, scene.frame_end)))
+    if len(fcurve.modifiers):  # a modifier (Cycles, Noise) may put bars beyond the keys: the scene's range too
+        first_key, last_key = min(first_key, scene.frame_start), max(last_key, scene.frame_end)
+    # Without one, frames outside the keys only hold the end keys' values (a song starting on a bar line would
+    # make every frame before it "a bar").
+    first, last = int(np.floor(first_key)), int(np.ceil(last_key))
     frames = np.arange(first, last + 1)
     values = np.array([fcurve.evaluate(float(frame)) for frame in frames])
     return frames[values >= BAR_PEAK]
@@ -213,8 +217,8 @@ class LATENTWALK_OT_section_look_add(bpy.types.Operator):
         settings = context.scene.latentwalk
         have = {look.label for look in settings.section_looks}
         on_timeline = [label for _frame, label in section_markers(context.scene) if label not in have]
-        letters = (chr(ord("A") + i) for i in range(26))
-        label = on_timeline[0] if on_timeline else next((c for c in letters if c not in have), f"S{len(have) + 1}")
+        free = (label_name(i) for i in range(len(have) + 1))  # A .. Z, AA ..: the analysis's names
+        label = on_timeline[0] if on_timeline else next(name for name in free if name not in have)
         look = settings.section_looks.add()
         look.label = look.name = label
         settings.active_section_look_index = len(settings.section_looks) - 1

@@ -14,7 +14,8 @@ goes through them:
 - `anchoring`: band levels held from the hit that raised them
 - `aggregate`: hop-level measurements to video frames (the timing rule is `timing`)
 - `shaping`: normalisation and attack/release/gate shaping to 0..1 curves
-- `beats`: beat tracking, beats on video frames
+- `beats`: beat tracking at the level a listener taps, tempo regions, beats on video frames
+- `structure`: bars (downbeats), sections and their labels, drops; the beat, bar, section and drop curves
 - `features`: the `Features` file; `bands`: the `Band` definitions and analysis sample rates
 
 Naming: a "hop" is an STFT frame (a column of a spectrogram), a "video frame" a frame of the

@@ -54,8 +54,7 @@ DEFAULT_BANDS = (
 
 # Keys of the features file that a band name may not shadow.
 RESERVED_NAMES = frozenset(
-    {"onset", "rms", "chroma", "beats", "bands", "band_names", "band_low_hz", "band_high_hz", "meta",
-     "downbeats", "section_starts", "section_labels", "drops", "beat", "bar", "section", "drop"}
+    {"onset", "rms", "chroma", "beats", "bands", "band_names", "band_low_hz", "band_high_hz", "meta"}
 )
 
 

@@ -25,6 +25,10 @@ BEAT_CONTEXT_S = 8.0  # each segment sees this much more on both sides
 # same pulse) in two windows running starts a new region, tracked on its own.
 TEMPO_WINDOW_S, TEMPO_WINDOW_HOP_S = 12.0, 4.0
 TEMPO_CHANGE_OCTAVES = 0.07
+TEMPO_STEADY_WINDOWS = 3  # windows that must agree on each side of a change
+# On real music the windows' tempo flips between metrical levels of one pulse (x2, x3/2, x4/3): those ratios
+# (in octaves) are no change of tempo. So a song that really moves to 4/3 of its tempo is not followed.
+METRICAL_OCTAVES = np.log2([1.0, 4.0 / 3.0, 1.5, 2.0])
 
 
 def estimate_period(envelope, envelope_rate):
@@ -210,8 +214,9 @@ def tapped_level(times_s, flux, flux_rate, accent, accent_rate):
 
 def steady_tempo_regions(fine_envelope, fine_rate, per_hop):
     """Where the tempo holds: ``[(start, end), ...]`` in envelope hops (``per_hop`` fine hops each), covering
-    the song in order. The tempo of 12-second windows is compared with the region's; a change that lasts two
-    windows starts a new region midway between the last window that kept the tempo and the first that left it.
+    the song in order. The tempo is measured on 12-second windows; where `TEMPO_STEADY_WINDOWS` windows agree
+    before and as many agree after, and the two disagree, a new region starts midway between the last window
+    before and the first after.
 
     fine_envelope : shape (m,), onset strength at ``fine_rate`` Hz
     """
@@ -226,22 +231,31 @@ def steady_tempo_regions(fine_envelope, fine_rate, per_hop):
         bpm.append(60.0 * fine_rate / period if period else np.nan)
     bpm = np.asarray(bpm)
 
-    def differs(a, b):  # by more than the tolerance, and not by an octave (the same pulse, counted twice)
+    def differs(a, b):  # by more than the tolerance, and not by a metrical ratio (the same pulse, counted again)
         octaves = abs(np.log2(a / b))
-        return not np.isnan(octaves) and min(octaves, abs(octaves - 1.0)) > TEMPO_CHANGE_OCTAVES
+        return not np.isnan(octaves) and np.min(np.abs(octaves - METRICAL_OCTAVES)) > TEMPO_CHANGE_OCTAVES
 
-    cuts, reference = [], 0
-    for i in range(1, len(bpm) - 1):
-        if i > reference and differs(bpm[i], bpm[reference]) and differs(bpm[i + 1], bpm[reference]) \
-                and not differs(bpm[i], bpm[i + 1]):
+    def steady(run):  # every window of the run agrees with every other
+        return all(not differs(a, b) for a in run for b in run)
+
+    # A change needs TEMPO_STEADY_WINDOWS windows that agree on each side, and the two sides to disagree: a
+    # real song's windows flip between metrical levels (the bar, the half note) and must not cut it up.
+    cuts, i, steady_run = [], TEMPO_STEADY_WINDOWS, TEMPO_STEADY_WINDOWS
+    while i <= len(bpm) - steady_run:
+        before, after = bpm[i - steady_run:i], bpm[i:i + steady_run]
+        if steady(before) and steady(after) and differs(np.median(before), np.median(after)):
             middle = starts[i] + window // 2 - hop // 2  # between the centres of windows i - 1 and i
             cuts.append(int(middle // per_hop))
-            reference = i + 1
+            i += steady_run
+        i += 1
     edges = [0] + cuts + [n_hops]
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def low_accent(low_mean_square, floor=1e-10):
+LEVEL_FLOOR = 1e-10  # mean square below which a level counts as silence (-100 dB)
+
+
+def low_accent(low_mean_square, floor=LEVEL_FLOOR):
     """Where the low end hits: the rise of the low bands' level in dB, half-wave rectified, shape (n_hops,).
 
     low_mean_square : shape (n_hops,), the low bands' summed mean square on band hops

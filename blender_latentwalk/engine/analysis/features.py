@@ -114,7 +114,9 @@ class Features:
         """Write the features file atomically (a temp file renamed into place)."""
         # One array per band, keyed by name, for people reading the file; the
         # loader reads the 2-D "bands" array, so no band name can shadow anything.
-        arrays = {name: self.bands[i] for i, name in enumerate(self.band_names)}
+        # A band named like a structure curve ("Drop") keeps its name: its array is the 2-D "bands" row only.
+        arrays = {name: self.bands[i] for i, name in enumerate(self.band_names)
+                  if name not in STRUCTURE_ARRAYS and name != "section_labels"}
         arrays.update(
             bands=self.bands,
             onset=self.onset,

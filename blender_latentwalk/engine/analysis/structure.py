@@ -23,10 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 BEATS_PER_BAR_CHOICES = (4, 3)
+# What makes a beat the first of its bar, by weight: a chord change, a change of timbre, the bass rising, a hit.
+# A hit weighs least: in a backbeat the snare on 2 and 4 hits as hard as the kick on 1 and 3.
+NEWNESS_WEIGHTS = np.array([2.0, 1.0, 2.0, 0.5])
 TRIPLE_METER_MARGIN = 1.25  # 3/4 is chosen only when its downbeats stand out this much more than 4/4's
 NOVELTY_HALF_WIDTH_BARS = 4  # the checkerboard compares 4 bars before with 4 bars after: a phrase
 MIN_SECTION_BARS = 4  # no section shorter than a phrase: boundaries closer than this are one boundary
-NOVELTY_THRESHOLD = 0.35  # a novelty peak (0..1 after scaling by the song's highest) that starts a section
+NOVELTY_THRESHOLD = 0.15  # a novelty peak (in similarity units, 0..1) that starts a section
+NOVELTY_PEAK_BARS = 2  # a boundary is the highest novelty within this many bars either side
 SAME_SECTION_SIMILARITY = 0.75  # bar-by-bar similarity (0..1) at which two sections share a label
 DROP_RISE_DB = 6.0  # the loudness rise from the bars before a boundary to the bars after that makes a drop
 DROP_LOW_RISE_DB = 9.0  # or this rise in the low bands (the kick and bass come back)
@@ -88,6 +92,8 @@ def beat_features(levels, onset_strength, beats, band_high_hz):
 def bar_phase(chroma, band_db, low_db, onset):
     """``(beats_per_bar, phase)``: the meter and which beat (0-based, mod the meter) starts a bar.
 
+    chroma : shape (n_beats, 12); band_db : shape (n_beats, n_bands); low_db, onset : shape (n_beats,)
+
     A downbeat is where things change: the chord (chroma), the bass (low bands rise), the hit (onset). Each
     beat's "newness" is the sum of the three, standardised; the (meter, phase) whose beats are the newest
     against the other beats wins, 4/4 unless 3/4 stands out by `TRIPLE_METER_MARGIN`.
@@ -99,18 +105,21 @@ def bar_phase(chroma, band_db, low_db, onset):
         np.linalg.norm(chroma[1:], axis=1) * np.linalg.norm(chroma[:-1], axis=1), LEVEL_FLOOR)])
     timbre_change = np.concatenate([[0.0], np.linalg.norm(np.diff(band_db, axis=0), axis=1)])
     bass_rise = np.concatenate([[0.0], np.maximum(np.diff(low_db), 0.0)])
-    newness = _standardised(np.stack([chord_change, timbre_change, bass_rise, onset], axis=1)).sum(axis=1)
+    newness = _standardised(np.stack([chord_change, timbre_change, bass_rise, onset], axis=1)) @ NEWNESS_WEIGHTS
     best = {}
     for meter in BEATS_PER_BAR_CHOICES:
         scores = [newness[phase::meter].mean() - np.delete(newness, np.arange(phase, n_beats, meter)).mean()
                   for phase in range(meter)]
         best[meter] = (max(scores), int(np.argmax(scores)))
-    meter = 3 if best[3][0] > TRIPLE_METER_MARGIN * max(best[4][0], 1e-9) else 4
+    meter = 3 if best[3][0] > TRIPLE_METER_MARGIN * max(best[4][0], 0.0) and best[3][0] > 0 else 4
     return meter, best[meter][1]
 
 
 TEMPO_STEP_RATIO = 1.07  # beats this much further apart (or closer) for a while: a new tempo, counted afresh
-TEMPO_SMOOTHING_BEATS = 9  # the beat gap is a running median over this many gaps
+TEMPO_SMOOTHING_BEATS = 9  # the beat gap is a running mean over this many gaps
+# Beats are whole frames: a beat of 12.5 frames is gaps of 12 and 13. A mean over several gaps holds 12.5, and
+# a change of tempo must also move the mean gap by more than this many frames.
+TEMPO_STEP_MIN_FRAMES = 1.0
 
 
 def tempo_stretches(beats):
@@ -122,27 +131,37 @@ def tempo_stretches(beats):
         return [(0, n_beats)]
     gaps = np.diff(beats).astype(np.float64)
     half = TEMPO_SMOOTHING_BEATS // 2
-    smooth = np.array([np.median(gaps[max(0, i - half): i + half + 1]) for i in range(len(gaps))])
-    cuts, reference = [], smooth[half]
-    for i in range(half, len(smooth) - half):
-        if max(smooth[i] / reference, reference / smooth[i]) >= TEMPO_STEP_RATIO:
-            cuts.append(i + 1)  # the first beat after the first gap of the new tempo
-            reference = smooth[min(i + half, len(smooth) - 1)]
-    edges = [0] + cuts + [n_beats]
+    cumulative = np.concatenate([[0.0], np.cumsum(gaps)])
+    lows = np.maximum(np.arange(len(gaps)) - half, 0)
+    highs = np.minimum(np.arange(len(gaps)) + half + 1, len(gaps))
+    smooth = (cumulative[highs] - cumulative[lows]) / (highs - lows)
+    cuts, reference, i = [], smooth[half], half
+    while i < len(smooth) - half:
+        ratio = max(smooth[i] / reference, reference / smooth[i])
+        if ratio >= TEMPO_STEP_RATIO and abs(smooth[i] - reference) > TEMPO_STEP_MIN_FRAMES:
+            # The change itself: the gap where the mean of the gaps before differs most from those after.
+            around = range(max(half, i - half), min(len(gaps) - half, i + half + 1))
+            change = max(around, key=lambda j: abs(gaps[j - half:j].mean() - gaps[j:j + half].mean()))
+            cuts.append(change + 1)  # the first beat after the first gap of the new tempo
+            i = change + 2 * half  # past the change, so the old tempo's gaps leave the mean
+            reference = smooth[min(i, len(smooth) - 1)]
+        i += 1
+    edges = [0] + sorted(set(cuts)) + [n_beats]
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def _novelty(similarity, half_width):
-    """Foote's novelty along the diagonal of a (n, n) similarity matrix: shape (n,), 0..1 (the song's
-    highest is 1). A Gaussian-tapered checkerboard ``2 * half_width`` wide; rows beyond the ends are mirrored."""
+def novelty(similarity, half_width):
+    """Foote's novelty at each bar of a (n, n) similarity matrix (values 0..1): shape (n,), in the matrix's
+    units: how much more alike the bars are within the ``half_width`` bars before and within those after
+    than across the two. Near the song's ends the blocks shrink (at least one bar each); no mirroring, which
+    would invent a repeat."""
     n = len(similarity)
-    offsets = np.arange(-half_width, half_width) + 0.5
-    taper = np.exp(-0.5 * (offsets / (half_width * 0.75)) ** 2)
-    kernel = np.outer(np.sign(offsets), np.sign(offsets)) * np.outer(taper, taper)
-    padded = np.pad(similarity, half_width, mode="reflect")
-    novelty = np.array([np.sum(kernel * padded[i:i + 2 * half_width, i:i + 2 * half_width]) for i in range(n)])
-    novelty = np.maximum(novelty, 0.0)  # high where the blocks before and after are alike inside, unlike across
-    return novelty / novelty.max() if novelty.max() > 0 else novelty
+    values = np.zeros(n)
+    for bar in range(1, n):
+        before, after = slice(max(0, bar - half_width), bar), slice(bar, min(n, bar + half_width))
+        within = 0.5 * (similarity[before, before].mean() + similarity[after, after].mean())
+        values[bar] = within - similarity[before, after].mean()
+    return np.maximum(values, 0.0)
 
 
 def _similarity(bar_vectors):
@@ -157,34 +176,37 @@ def section_boundaries(similarity, loud_bars, low_bars):
     """Bar indices where sections start (the first is 0), shape (n_sections,), int64.
 
     similarity : shape (n_bars, n_bars); loud_bars, low_bars : shape (n_bars,), dB. Novelty peaks above
-    `NOVELTY_THRESHOLD`, and surges of a drop, at least `MIN_SECTION_BARS` apart (the stronger wins).
+    `NOVELTY_THRESHOLD`, and surges of a drop (which outrank any novelty peak), at least `MIN_SECTION_BARS`
+    apart and from both ends of the song (the stronger wins).
     """
     n_bars = len(similarity)
     if n_bars < 2 * MIN_SECTION_BARS:
         return np.zeros(1, np.int64)
-    novelty = _novelty(similarity, min(NOVELTY_HALF_WIDTH_BARS, n_bars // 2))
+    values = novelty(similarity, min(NOVELTY_HALF_WIDTH_BARS, n_bars // 2))
     candidates = {}
-    for bar in range(1, n_bars):
-        window = novelty[max(0, bar - 2): bar + 3]
-        if novelty[bar] >= NOVELTY_THRESHOLD and novelty[bar] == window.max():
-            candidates[bar] = novelty[bar]
-    for bar in _surges(loud_bars, low_bars):
-        candidates[bar] = max(candidates.get(bar, 0.0), 1.0)  # a drop always starts a section
+    for bar in range(MIN_SECTION_BARS, n_bars - MIN_SECTION_BARS + 1):
+        window = values[max(0, bar - NOVELTY_PEAK_BARS): bar + NOVELTY_PEAK_BARS + 1]
+        if values[bar] >= NOVELTY_THRESHOLD and values[bar] == window.max():
+            candidates[bar] = values[bar]
+    for bar, rise in surges(loud_bars, low_bars).items():
+        if MIN_SECTION_BARS <= bar:
+            candidates[bar] = 1.0 + rise  # a drop always starts a section, whatever the build before it
     chosen = []
-    for bar in sorted(candidates, key=lambda b: -candidates[b]):
-        if bar >= MIN_SECTION_BARS // 2 and all(abs(bar - other) >= MIN_SECTION_BARS for other in chosen):
+    for bar in sorted(candidates, key=lambda b: (-candidates[b], b)):
+        if all(abs(bar - other) >= MIN_SECTION_BARS for other in chosen):
             chosen.append(bar)
     return np.array([0] + sorted(chosen), np.int64)
 
 
-def _surges(loud_bars, low_bars):
-    """Bars where the level surges into the song's loud part (drop candidates): a list of bar indices.
+def surges(loud_bars, low_bars):
+    """Bars where the level surges into the song's loud part (drop candidates): {bar index: rise}, the rise
+    in units of the thresholds (>= 1).
 
     A bar surges when it is `DROP_RISE_DB` louder (or its low bands `DROP_LOW_RISE_DB` louder) than the mean
     of the `DROP_BARS` bars before it, and among the song's loud bars; of surges within a phrase, the
-    steepest."""
+    steepest. loud_bars, low_bars : shape (n_bars,), dB."""
     if len(loud_bars) <= DROP_BARS:
-        return []
+        return {}
     loud_enough = np.quantile(loud_bars, DROP_LOUD_QUANTILE)
     rise = np.zeros(len(loud_bars))
     for bar in range(DROP_BARS, len(loud_bars)):
@@ -193,12 +215,13 @@ def _surges(loud_bars, low_bars):
             rise[bar] = max((loud_bars[bar] - loud_bars[before].mean()) / DROP_RISE_DB,
                             (low_bars[bar] - low_bars[before].mean()) / DROP_LOW_RISE_DB)
     half = MIN_SECTION_BARS // 2
-    return [bar for bar in range(len(rise))
-            if rise[bar] >= 1.0 and rise[bar] == rise[max(0, bar - half): bar + half + 1].max()]
+    return {bar: float(rise[bar]) for bar in range(len(rise))
+            if rise[bar] >= 1.0 and rise[bar] == rise[max(0, bar - half): bar + half + 1].max()}
 
 
 def section_labels(similarity, starts):
-    """A letter per section: a section takes the label of the earlier section its bars repeat most (bar k
+    """A label per section (similarity : shape (n_bars, n_bars); starts : shape (n_sections,), bar indices;
+    returns a list of n_sections str): a section takes the label of the earlier section its bars repeat most (bar k
     of one against bar k of the other from their starts or from their ends, mean similarity >=
     `SAME_SECTION_SIMILARITY`), else the next letter."""
     n_bars = len(similarity)
@@ -217,26 +240,36 @@ def section_labels(similarity, starts):
     return labels
 
 
+def label_name(index):
+    """The ``index``-th section label (0-based): A .. Z, then AA, AB .. ZZ, AAA ..., as spreadsheet columns."""
+    name = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, len(string.ascii_uppercase))
+        name = string.ascii_uppercase[remainder] + name
+    return name
+
+
 def _next_label(labels):
-    used = sorted(set(labels), key=lambda label: (len(label), label))
-    letters = string.ascii_uppercase
-    count = len(used)
-    return letters[count] if count < len(letters) else f"{letters[count // len(letters) - 1]}{letters[count % 26]}"
+    return label_name(len(set(labels)))
+
+
+PULSE_LONGEST_GAPS = 2.0  # a pulse falls over at most this many typical gaps (a long silence is not one beat)
 
 
 def pulse(event_frames, n_frames, until=None):
-    """1 on each event's frame, falling linearly to 0 at the next event (or at ``until``'s next entry after
-    it, when given): shape (n_frames,), float32. Before the first event, 0; after the last, it falls over the
-    mean gap between events."""
+    """1 on each event's frame, falling linearly to 0 at the next event (or at the next entry of ``until``
+    after it, when given), over at most `PULSE_LONGEST_GAPS` median gaps: shape (n_frames,), float32.
+    Before the first event, 0; after the last, it falls over the median gap."""
     curve = np.zeros(n_frames, np.float32)
     events = np.asarray(event_frames, np.int64)
     if not len(events):
         return curve
     ends_from = np.asarray(until if until is not None else events, np.int64)
-    mean_gap = int(np.median(np.diff(ends_from))) if len(ends_from) > 1 else n_frames
+    median_gap = max(int(np.median(np.diff(ends_from))) if len(ends_from) > 1 else n_frames, 1)
     for frame in events:
         later = ends_from[ends_from > frame]
-        end = int(later[0]) if len(later) else frame + max(mean_gap, 1)
+        end = min(int(later[0]) if len(later) else frame + median_gap, frame + int(PULSE_LONGEST_GAPS * median_gap))
         span = np.arange(frame, min(end, n_frames))
         curve[span] = np.maximum(curve[span], 1.0 - (span - frame) / max(end - frame, 1))
     return curve
@@ -284,7 +317,8 @@ def analyse(levels, onset_strength, beats, band_high_hz):
     start_bars = section_boundaries(similarity, loud_bars, low_bars) if n_bars else np.zeros(1, np.int64)
     labels = section_labels(similarity, start_bars) if n_bars else ["A"]
     section_starts = np.array([0] + [int(downbeats[b]) for b in start_bars[1:]], np.int64)
-    drop_bars = [b for b in start_bars[1:] if b in set(_surges(loud_bars, low_bars))]
+    surging = set(surges(loud_bars, low_bars))
+    drop_bars = [b for b in start_bars[1:] if b in surging]
     drops = np.array([int(downbeats[b]) for b in drop_bars], np.int64)
     letters = sorted(set(labels), key=labels.index)
     for start, label in zip(section_starts, labels):

@@ -113,6 +113,8 @@ class RenderPlan:
             if getattr(self, name) is None:
                 setattr(self, name, np.full(n_frames, value, np.float32))
         if self.walk_seed is None:
+            if not 0 <= int(self.seed) <= MAX_WALK_SEED:
+                raise ValueError(f"the walk's seed is {self.seed}: it must be a whole number 0..{MAX_WALK_SEED}")
             self.walk_seed = np.full(n_frames, int(self.seed), np.int64)
         walk_seed = np.asarray(self.walk_seed)
         if walk_seed.shape != (n_frames,) or np.any(walk_seed != np.round(walk_seed)) or (
