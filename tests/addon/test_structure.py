@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from blender_latentwalk.blender import compat, engine_client, operators, sampling, sections
+from blender_latentwalk.engine.errors import LatentWalkError
 from blender_latentwalk.engine.walk import prompts
 
 N_FRAMES = 120  # the 4 s test song at 30 fps
@@ -307,6 +308,17 @@ def test_a_prompt_marker_on_a_section_marker_wins(baked):
     assert plan.frame_prompts(30) == {"the sea": 1.0} and plan.frame_prompts(60) == {"a volcano": 1.0}
 
 
+def test_a_prompt_marker_on_a_section_marker_wins_through_the_blend_too(baked):
+    """The section's own prompt gets none of the mix while a prompt marker on its frame fades in."""
+    settings = baked.latentwalk
+    settings.diffusion.prompt, settings.diffusion.prompt_blend_ms = "a volcano", 500.0
+    settings.section_looks[1].prompt = "a forest"
+    new_marker(baked, "prompt: the sea", 31)
+    plan = sampling.sample_plan(baked)
+    for index in range(30, 60):
+        assert "a forest" not in plan.frame_prompts(index), index
+
+
 def test_the_walk_seed_per_frame_follows_the_looks_with_their_own_seed(baked):
     settings = baked.latentwalk
     settings.walk.seed = 3
@@ -349,6 +361,21 @@ def test_snap_reads_the_bar_curve_as_the_artist_edited_it(baked):
     assert marker(baked, "section: B", 76).frame == 76  # B's second marker (frame 91) too: 91 is no bar now
 
 
+def test_snap_finds_no_bars_before_the_songs_first_key(baked):
+    """The Bar curve's first key is 1 (the song starts on a bar line): the frames before the song only hold
+    that value and are no bars; a prompt marker there goes to the song's first bar."""
+    strip = next((s for s in compat.all_strips(baked) if s.type == "SOUND"), None)
+    if strip is None:
+        pytest.skip("this bpy build has no audio (Audaspace): no song strip to move")
+    strip.frame_start = 101
+    baked.frame_start = 1
+    operators.bake(baked)
+    city = new_marker(baked, "prompt: a city", 40)
+    assert sections.bar_frames(baked)[0] == 101
+    assert bpy.ops.latentwalk.snap_markers_to_bars() == {"FINISHED"}
+    assert city.frame == 101
+
+
 def test_snap_without_bars_says_so(baked):
     assert bpy.ops.latentwalk.snap_markers_to_bars() == {"FINISHED"}  # the markers are on bars: nothing to move
     bar = curve(baked, "bar")
@@ -371,6 +398,10 @@ def test_a_drop_modulation_is_a_strength_burst_at_the_drop(baked):
     plan = sampling.sample_plan(baked)
     np.testing.assert_allclose(plan.strength, 0.2 + 0.5 * pulse([60], 30), atol=1e-6)
     assert plan.strength[59] == pytest.approx(0.2) and plan.strength[60] == pytest.approx(0.7)
+    # A scene baked before the structure curves existed has no Drop curve: refused, not a silent 0.
+    compat.remove_fcurve(baked, curve(baked, "drop"))
+    with pytest.raises(LatentWalkError, match="Drop curve.*Bake Curves"):
+        sampling.sample_plan(baked)
     # The beat and the bar are in the menu too.
     for key in ("beat", "bar"):
         item.curve_choice = key
