@@ -59,7 +59,7 @@ def test_the_tutorial_from_song_to_video(baked, engine_python, tmp_path, capfd):
         scene.frame_set(frame)
         heights.append(cube.matrix_world.to_scale()[2])
     np.testing.assert_allclose(heights, 1 + 2 * plan.bands[bass], atol=1e-5)  # the cube follows the bass
-    assert np.ptp(heights) > 1.0
+    assert np.ptp(heights) > 0.5  # visibly: the demo's bass is a held note under the kicks
 
     # Step 6: Render Frames, then Encode Video.
     assert bpy.ops.latentwalk.render() == {"FINISHED"}

@@ -1,16 +1,20 @@
-"""From hops to video frames: each video frame's share of the hop-level measurements.
+"""From hops to video frames: each video frame's share of the measurements.
 
-A video frame covers its own time window (`timing.frames_of_times`). Band levels, the
-overall level and chroma are averaged over the band hops whose windows end in it, after
-anchoring to hits (`anchoring`); the onset flux takes the maximum over the onset hops
-whose windows end in it, so a hit lands on its own video frame.
+A video frame covers its own time window (`timing.frames_of_times`). The mix's band levels and
+the overall level are measured on each frame's own samples (`levels.FrameLevels`), each hit's
+level also on the frame it starts in (`anchoring.credit_hits`). Bands on a part of the mix or a
+stem, and chroma, are averaged over the band hops whose windows end in the frame, after anchoring
+to hits (`anchoring.anchor_to_onsets`); the onset flux takes the maximum over the onset hops whose
+windows end in it, so a hit lands on its own video frame.
 """
 
 import numpy as np
 
 from . import spectra
 from . import timing
-from .anchoring import ANCHOR_RISE_RATIO, anchor_to_onsets
+from .anchoring import ANCHOR_RISE_RATIO, anchor_to_onsets, credit_hits
+from .levels import RESAMPLER_RING_S
+from .onsets import ONSET_TIME_LATE_S
 from .spectra import ONSET_HOP, ONSET_N_FFT
 
 ONSET_SEGMENT_HOPS = 1 << 18  # the flux is placed on video frames 190 s at a time: bounded temporaries
@@ -82,18 +86,40 @@ def onset_per_video_frame(flux, sample_rate, fps, fps_base, offset_ms, n_frames)
 
 
 def levels_per_video_frame(levels, onset_times_s, sample_rate, n_fft, hop, fps, fps_base, offset_ms, n_frames,
-                           rise_ratio=ANCHOR_RISE_RATIO):
+                           rise_ratio=ANCHOR_RISE_RATIO, frame_levels=None, frame_columns=()):
     """Per-video-frame band, overall and chroma mean squares, shape (n_frames, width), float64.
 
     levels : np.ndarray, shape (n_hops, width), float64, one row per band hop (held in place)
     onset_times_s : np.ndarray, shape (n_onsets,), where hits begin (`onsets.onset_times`)
     sample_rate, n_fft, hop : of the band analysis
     rise_ratio : how much a level must rise after a hit to be anchored to it (`anchor_to_onsets`)
+    frame_levels : None, or the `levels.FrameLevels` of the same song, whose columns (its bands, then the
+        total) are ``frame_columns`` here: measured on each video frame's own samples, each hit's level also
+        on the frame the hit starts in (`anchoring.credit_hits`). The other columns come from the hops.
 
-    Each video frame is the mean of the levels whose windows end in it, anchored to the
-    hits (`anchor_to_onsets`); a hit's level also counts as that of the video frame the
-    hit falls in, so a hit late in a video frame still peaks on that video frame.
+    From the hops: each video frame is the mean of the levels whose windows end in it, anchored to the
+    hits (`anchor_to_onsets`); a hit's level also counts as that of the video frame the hit falls in, so a
+    hit late in a video frame still peaks on that video frame.
     """
+    frame_columns = list(frame_columns) if frame_levels is not None else []
+    hop_columns = [column for column in range(levels.shape[1]) if column not in set(frame_columns)]
+    per_video_frame = np.zeros((n_frames, levels.shape[1]))
+    if frame_columns:
+        own_samples, before_ring = frame_levels.result(n_frames)
+        per_video_frame[:, frame_columns] = credit_hits(
+            own_samples, onset_times_s, frame_levels.reach_s, fps, fps_base, offset_ms, rise_ratio, before_ring,
+            RESAMPLER_RING_S + ONSET_TIME_LATE_S,  # the ring before the hit's first sample, which may be that early
+            frame_levels.gate_delay_s)
+    if hop_columns:
+        hop_levels = levels if len(hop_columns) == levels.shape[1] else levels[:, hop_columns]
+        per_video_frame[:, hop_columns] = _hop_levels_per_video_frame(
+            hop_levels, onset_times_s, sample_rate, n_fft, hop, fps, fps_base, offset_ms, n_frames, rise_ratio)
+    return per_video_frame
+
+
+def _hop_levels_per_video_frame(levels, onset_times_s, sample_rate, n_fft, hop, fps, fps_base, offset_ms, n_frames,
+                                rise_ratio):
+    """`levels_per_video_frame` of hop-level columns: shape (n_frames, width), float64."""
     # A window's energy belongs to its end: a note counts from the video frame it
     # starts in, never earlier (the 93 ms window would otherwise anticipate it).
     hop_times_s = spectra.window_end_s(np.arange(len(levels)), n_fft, hop, sample_rate)

@@ -1,5 +1,10 @@
 """Anchoring band levels to hits, so a note's level starts on the note's own time.
 
+Levels measured on each video frame's own samples (`levels.FrameLevels`: the mix's bands and the
+overall level) need only the hit's frame to hold the level its band reaches within the filters'
+rise time (`credit_hits`). Levels measured on 93 ms band hops (bands on a part of the mix or a
+stem, chroma) are anchored hop by hop (`anchor_to_onsets`), for the reasons below.
+
 A 93 ms window resolves bass notes but reaches a note's level only once the note fills
 it. Crediting a window's energy to its centre would anticipate every note by up to
 46 ms; to its end, a kick peaks 2 video frames late at 24 fps and 4 at 60 fps. So the
@@ -14,6 +19,7 @@ exceeds a 60 fps video frame.
 import numpy as np
 
 from . import shaping
+from . import timing
 
 # A band is anchored to a hit when its level rises more than 3 dB after it; a second
 # hit inside that rise is the same note when the level has already risen 1 dB by then.
@@ -115,3 +121,71 @@ def _row_hits(column, firsts, onset_times_s, peak_hops, peaks, before, rising_hi
                 kept.pop()
         kept.append([first, peak_hop, peak, level_before, float(onset_times_s[i])])
     return kept
+
+
+# A hit's level may still be rising this long after the time the onset analysis gives it, on top of what
+# its measurement adds (`levels._BandFilter.reach_s`): its attack (a stab's or a snare's take a few ms; a
+# kick starting on a sine's zero crossing reaches its peak over a cycle at 100 Hz and more, under 10 ms).
+HIT_ATTACK_S = 0.010
+
+
+def credit_hits(per_frame, hit_times_s, reach_s, fps, fps_base=1.0, offset_ms=0.0, rise_ratio=ANCHOR_RISE_RATIO,
+                before_ring=None, ring_s=0.0, gate_delay_s=None):
+    """The level each hit reaches, also on the video frame the hit starts in.
+
+    A level measured on each frame's own samples (`levels.FrameLevels`) peaks on the frame that holds the
+    peak; a hit late in a frame, whose band still rises for its attack and the filters' spread (``reach_s``
+    plus `HIT_ATTACK_S`), would peak on the next. So the frame a hit starts in takes the highest level of the
+    frames until then, in every column that has begun to rise in that frame (or whose gate had no time to
+    open in it: the hit came within ``gate_delay_s`` of its end) and rises more than ``rise_ratio`` above
+    the frame before (the bass under a hat is left alone). Nothing moves to a frame before a hit's own
+    (`onsets.onset_times` never places a hit before its first sample); and the frame before a hit that
+    starts within ``ring_s`` of its frame's start keeps only its level from before then (``before_ring``):
+    what a resampler rang ahead of the hit is not a sound.
+
+    Parameters
+    ----------
+    per_frame : np.ndarray, shape (n_frames, n_columns), mean squares (>= 0)
+    hit_times_s : np.ndarray, shape (n_hits,), where hits begin (`onsets.onset_times`)
+    reach_s, gate_delay_s : np.ndarray, shape (n_columns,) (``gate_delay_s`` None: 0)
+    before_ring : None, or np.ndarray, shape (n_frames, n_columns): each frame's level without its last
+        ``ring_s`` (`levels.FrameLevels.result`)
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, n_columns), float64: a copy with the hits' frames raised
+    """
+    levels = np.array(per_frame, dtype=np.float64)
+    n_frames = len(levels)
+    hit_times_s = np.asarray(hit_times_s, dtype=np.float64)
+    hit_frames = timing.frames_of_times(hit_times_s, fps, fps_base, offset_ms)
+    inside = (hit_frames >= 0) & (hit_frames < n_frames)
+    hit_times_s, hit_frames = hit_times_s[inside], hit_frames[inside]
+    if not len(hit_frames) or not levels.size:
+        return levels
+    if before_ring is not None:
+        rung = hit_frames[(hit_frames > 0) & (timing.frames_of_times(hit_times_s - ring_s, fps, fps_base, offset_ms)
+                                              < hit_frames)] - 1
+        levels[rung] = np.asarray(before_ring, dtype=np.float64)[rung]
+    credited = levels.copy()
+    # The last frame each hit's rise may reach, per column: shape (n_hits, n_columns).
+    last_frames = timing.frames_of_times((hit_times_s[:, None] + np.asarray(reach_s)[None, :] + HIT_ATTACK_S).ravel(),
+                                         fps, fps_base, offset_ms).reshape(len(hit_frames), -1)
+    last_frames = np.minimum(last_frames, n_frames - 1)
+    own = levels[hit_frames]
+    peaks = own.copy()
+    for offset in range(1, int((last_frames - hit_frames[:, None]).max(initial=0)) + 1):
+        later = levels[np.minimum(hit_frames + offset, n_frames - 1)]
+        peaks = np.where(hit_frames[:, None] + offset <= last_frames, np.maximum(peaks, later), peaks)
+    before = np.where((hit_frames > 0)[:, None], levels[np.maximum(hit_frames - 1, 0)], 0.0)
+    silence = 10.0 ** (shaping.SILENCE_DB / 10.0)
+    # Begun to rise in the hit's own frame (a sound of a later event within the reach is not credited to
+    # it), and by more than `rise_ratio` by the end of its reach.
+    gate_delay_s = np.zeros(levels.shape[1]) if gate_delay_s is None else np.asarray(gate_delay_s)
+    too_late = timing.frames_of_times((hit_times_s[:, None] + gate_delay_s[None, :]).ravel(), fps, fps_base,
+                                      offset_ms).reshape(len(hit_frames), -1) > hit_frames[:, None]
+    begun = (own > before * ANCHOR_FILLING_RATIO) | too_late
+    rises = begun & (peaks > before * rise_ratio) & (peaks > silence)
+    rows, columns = np.nonzero(rises)
+    np.maximum.at(credited, (hit_frames[rows], columns), peaks[rows, columns])
+    return credited

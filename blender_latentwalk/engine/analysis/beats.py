@@ -168,7 +168,8 @@ def beat_times(flux, sample_rate, accent=None, accent_rate=None):
 OFFBEAT_FLUX_RATIO = 0.8  # every other beat this much weaker in the flux,
 OFFBEAT_ACCENT_RATIO = 0.3  # and with this little of the low end: those are off-beats (eighth notes)
 MIDBEAT_FLUX_RATIO = 0.7  # hits midway between the beats this strong in the flux,
-MIDBEAT_ACCENT_RATIO = 0.3  # and with this much low end (a snare's body, a bass note): the beat is twice as fast
+MIDBEAT_ACCENT_RATIO = 0.2  # and with this much low end (a snare's body, a bass note): the beat is twice as fast
+OFFBEAT_SHIFT_ACCENT_RATIO = 3.0  # the low end this much stronger midway between the beats: they are off-beats
 TAPPED_BPM_RANGE = (60.0, 200.0)  # halving and doubling stay inside this
 STRENGTH_WINDOW_S = 0.05  # a beat's strength is the curve's highest within this of it
 
@@ -184,7 +185,9 @@ def _strength_at(times_s, curve, rate):
 def tapped_level(times_s, flux, flux_rate, accent, accent_rate):
     """The beats a listener taps, from beats tracked at twice or half their tempo (times_s: shape (n,), s).
 
-    Tracked at the eighth notes: every other beat is weaker in the flux and carries almost no low end (a
+    Tracked on the off-beats (a hi-hat between the kicks changes the spectrum as much as a kick): the low end
+    is much stronger midway between the beats: the beats move there. Tracked at the eighth notes: every
+    other beat is weaker in the flux and carries almost no low end (a
     hi-hat between kicks and snares): only the strong ones are kept. Tracked at half the tempo: midway
     between the beats are hits nearly as strong with low end of their own (the snare between the kicks): the
     midpoints are added. Neither leaves `TAPPED_BPM_RANGE`."""
@@ -199,17 +202,28 @@ def tapped_level(times_s, flux, flux_rate, accent, accent_rate):
             and weak_accent < OFFBEAT_ACCENT_RATIO * strong_accent):
         return times_s[strong::2]
     middles = (times_s[:-1] + times_s[1:]) / 2
-    if (60.0 / (gap_s / 2) <= TAPPED_BPM_RANGE[1]
-            and _strength_at(middles, flux, flux_rate).mean() >= MIDBEAT_FLUX_RATIO * flux_at.mean()
-            and _strength_at(middles, accent, accent_rate).mean() >= MIDBEAT_ACCENT_RATIO * accent_at.mean()):
-        reach = max(1, int(STRENGTH_WINDOW_S * flux_rate))
-        snapped = []
-        for middle in middles:  # each midpoint on its own hit
-            centre = int(round(middle * flux_rate))
-            low = max(0, centre - reach)
-            snapped.append((low + int(np.argmax(flux[low:centre + reach + 1]))) / flux_rate)
-        return np.sort(np.concatenate([times_s, snapped]))
+    middle_flux, middle_accent = _strength_at(middles, flux, flux_rate), _strength_at(middles, accent, accent_rate)
+    if middle_accent.mean() >= OFFBEAT_SHIFT_ACCENT_RATIO * max(accent_at.mean(), 1e-12) \
+            and middle_flux.mean() >= MIDBEAT_FLUX_RATIO * flux_at.mean():
+        times_s = _on_hits(middles, flux, flux_rate)  # tracked on the off-beats: the kicks are between them
+        flux_at, accent_at = middle_flux, middle_accent
+        middles = (times_s[:-1] + times_s[1:]) / 2
+        middle_flux, middle_accent = _strength_at(middles, flux, flux_rate), _strength_at(middles, accent, accent_rate)
+    if (60.0 / (gap_s / 2) <= TAPPED_BPM_RANGE[1] and middle_flux.mean() >= MIDBEAT_FLUX_RATIO * flux_at.mean()
+            and middle_accent.mean() >= MIDBEAT_ACCENT_RATIO * accent_at.mean()):
+        return np.sort(np.concatenate([times_s, _on_hits(middles, flux, flux_rate)]))
     return times_s
+
+
+def _on_hits(times_s, flux, flux_rate):
+    """Each time moved to the strongest flux within `STRENGTH_WINDOW_S` of it, shape (n,)."""
+    reach = max(1, int(STRENGTH_WINDOW_S * flux_rate))
+    moved = []
+    for time in times_s:
+        centre = int(round(time * flux_rate))
+        low = max(0, centre - reach)
+        moved.append((low + int(np.argmax(flux[low:centre + reach + 1]))) / flux_rate)
+    return np.asarray(moved)
 
 
 def steady_tempo_regions(fine_envelope, fine_rate, per_hop):

@@ -115,11 +115,14 @@ class _BandThread:
         self.n_check_hops = stems.check_hops(band_rate, self.hop) if check_stems else 0
         self.n_samples = 0  # samples at the band rate so far: the part signal's length
         self.mix_blocks, self.part_blocks, self.group_blocks = [], [], []
+        self.frame_levels = None  # the mix's bands and total on each video frame's own samples (`levels.FrameLevels`)
 
     def push(self, samples, final=False):
         """samples: shape (n,), float32 -> the part signal's new samples at the onset rate, a list
         of arrays (empty unless the onset curve listens to a part)."""
         self.n_samples += len(samples)
+        if self.frame_levels is not None:
+            self.frame_levels.push(samples, final)
         part_samples = []
         first_hop, stft_frames = self.framer.push(samples, final)
         for offset, chunk in spectra.in_chunks(stft_frames):
@@ -252,14 +255,15 @@ def _curves(per_video_frame, onset_strength, band_shapes, onset_shape, frames_pe
     """The Features' curves (``bands``, ``onset``, ``rms``, ``chroma``), a dict.
 
     per_video_frame : shape (n_frames, n_bands + 13), `aggregate.levels_per_video_frame`
-    onset_strength : shape (n_frames,), `aggregate.onset_per_video_frame`
+    onset_strength : ``(flux, fresh rise)``, shape (n_frames,) each, `aggregate.onset_per_video_frame` of the
+        onset flux and of its fresh rise (`onsets.OnsetFlux`)
     """
     n_bands = len(band_shapes)
     loudness = shaping.loudness_curve(per_video_frame[:, n_bands], frames_per_s, range_db, window_s)
     bands = shaping.band_curves(per_video_frame[:, :n_bands], band_shapes, frames_per_s, range_db, window_s)
     return {
         "bands": bands.astype(np.float32),
-        "onset": shaping.onset_curve(onset_strength, loudness, onset_shape, frames_per_s),
+        "onset": shaping.onset_curve(*onset_strength, loudness, onset_shape, frames_per_s),
         "rms": loudness,
         "chroma": shaping.chroma_curve(per_video_frame[:, n_bands + 1 :], loudness),
     }
@@ -314,6 +318,27 @@ def _curve_source(curve, source, parts):
         allowed = ", ".join(["mix"] + list(parts) + ["a stem file"])
         raise LatentWalkError(f"the {curve} curve cannot listen to the {source} part; use {allowed}.")
     return source
+
+
+SILENT_LOUDNESS = 0.02  # a beat where the loudness curve is below this (about 39 dB under the loud parts) is none
+
+
+def _beats(flux, hop_levels, band_thread, sample_rate, timeline, loudness):
+    """``(beat frames (n_beats,) int64, tempo in BPM)``: the beats a listener taps, none in silence.
+
+    hop_levels : shape (n_hops, n_bands + 13), the band levels whose low bands give the beat's accent
+    timeline : (fps, fps_base, offset_ms, n_frames); loudness : shape (n_frames,), the loudness curve
+    """
+    fps, fps_base, offset_ms, n_frames = timeline
+    low = [i for i, band in enumerate(band_thread.bands) if band.high_hz <= structure.LOW_BANDS_HIGH_HZ] or [0]
+    accent = beats.low_accent(hop_levels[:, low].sum(axis=1))
+    times_s = beats.beat_times(flux, sample_rate, accent, band_thread.band_rate / band_thread.hop)
+    frames = timing.frames_of_times(times_s, fps, fps_base, offset_ms)
+    inside = (frames >= 0) & (frames < n_frames)
+    heard = inside & (loudness[np.clip(frames, 0, max(n_frames - 1, 0))] >= SILENT_LOUDNESS)
+    times_s = times_s[heard]
+    return beats.beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames, times_s), \
+        beats.tempo_bpm(times_s)
 
 
 def _one_blas_thread(function):
@@ -375,6 +400,8 @@ def analyze(path, fps, fps_base=1.0, bands=DEFAULT_BANDS, band_shapes=None, onse
     # window and hop durations at any rate; onsets and beats always at `sample_rate`.
     band_rate = band_sample_rate(bands, info.sample_rate)
     band_thread = _BandThread(bands, band_rate, chroma_source == HARMONIC, onset_part, sample_rate, bool(stem_files))
+    band_thread.frame_levels = levels.FrameLevels([(bands[i].low_hz, bands[i].high_hz) for i in band_thread.on_mix],
+                                                  band_rate, fps, fps_base, offset_ms)
     onset_flux = onsets.OnsetFlux(sample_rate)
     steps.start(STEP_MEASURING)
     decoded_samples = _measure_song(path, info, band_thread, onset_flux, onset_stem, steps)
@@ -387,27 +414,32 @@ def analyze(path, fps, fps_base=1.0, bands=DEFAULT_BANDS, band_shapes=None, onse
     steps.start(STEP_FRAMES)
     per_video_frame = aggregate.levels_per_video_frame(
         hop_levels, onsets.onset_times(flux, sample_rate), band_rate, band_thread.n_fft, band_thread.hop,
-        fps, fps_base, offset_ms, n_frames, rise_ratio=ANCHOR_RISE_RATIO)
+        fps, fps_base, offset_ms, n_frames, rise_ratio=ANCHOR_RISE_RATIO, frame_levels=band_thread.frame_levels,
+        frame_columns=band_thread.on_mix + [levels.total_column(len(bands))])
     onset_strength = aggregate.onset_per_video_frame(flux, sample_rate, fps, fps_base, offset_ms, n_frames)
+    onset_rise = aggregate.onset_per_video_frame(onset_flux.fresh_rise_curve(), sample_rate, fps, fps_base, offset_ms,
+                                                 n_frames)
     window_s = normalise_window_s if normalise == "window" else None
     steps.start(STEP_SHAPING)
-    curves = _curves(per_video_frame, onset_strength, band_shapes, onset_shape, timing.frames_per_second(fps, fps_base),
-                     range_db, window_s)
+    curves = _curves(per_video_frame, (onset_strength, onset_rise), band_shapes, onset_shape,
+                     timing.frames_per_second(fps, fps_base), range_db, window_s)
     steps.start(STEP_BEATS)
-    low = [i for i, band in enumerate(bands) if band.high_hz <= structure.LOW_BANDS_HIGH_HZ] or [0]
-    accent = beats.low_accent(hop_levels[:, low].sum(axis=1))
-    beat_times_s = beats.beat_times(flux, sample_rate, accent, band_rate / band_thread.hop)
-    beat_frames = beats.beat_video_frames(flux, sample_rate, fps, fps_base, offset_ms, n_frames, beat_times_s)
+    beat_frames, tempo_bpm = _beats(flux, hop_levels, band_thread, sample_rate, (fps, fps_base, offset_ms, n_frames),
+                                    curves["rms"])
     form = structure.analyse(per_video_frame, onset_strength, beat_frames, [b.high_hz for b in bands])
     meta = _meta(path, info, duration_s, bands, band_rate, fps, fps_base, offset_ms, sample_rate, onset_source,
                  chroma_source, normalise, window_s)
-    meta.update(tempo_bpm=beats.tempo_bpm(beat_times_s), beats_per_bar=form.beats_per_bar)
+    meta.update(tempo_bpm=tempo_bpm, beats_per_bar=form.beats_per_bar)
+    return _features(bands, beat_frames, form, meta, curves)
+
+
+def _features(bands, beat_frames, form, meta, curves):
+    """The `Features` of the bands, the beats, the form (`structure.Structure`) and the curves (`_curves`)."""
     return Features(
         band_names=[b.name for b in bands],
         band_low_hz=np.array([b.low_hz for b in bands], dtype=np.float64),
         band_high_hz=np.array([b.high_hz for b in bands], dtype=np.float64),
-        beats=beat_frames,
-        meta=meta,
+        beats=beat_frames, meta=meta,
         downbeats=form.downbeats, section_starts=form.section_starts, section_labels=form.section_labels,
         drops=form.drops, beat=form.beat, bar=form.bar, section=form.section, drop=form.drop,
         **curves,
