@@ -23,6 +23,7 @@ from blender_latentwalk.engine.generators import biggan
 from blender_latentwalk.engine.diffusion import img2img
 from blender_latentwalk.engine.render import compute
 from blender_latentwalk.engine.render import run as render
+from blender_latentwalk.engine.walk.plan import PLAN_VERSION
 from blender_latentwalk.engine.render import trust
 from blender_latentwalk.engine.worker import messages
 from blender_latentwalk.engine.worker import process as worker
@@ -309,7 +310,7 @@ def _old_plan(path):
 
 @pytest.mark.parametrize("case,expected", [
     ("batch size 0", "--batch-size 0: give 1 or more"),
-    ("old plan", "is from an older version of Latent Walk (plan version 1, this one reads 3)"),
+    ("old plan", f"is from an older version of Latent Walk (plan version 1, this one reads {PLAN_VERSION})"),
     ("features file", "is not a render plan (it holds"),
     ("text file", "is not a render plan"),
     ("frames outside", "--plan-indices '0-3,60-80': index 80 is outside the plan's 0-71"),

@@ -102,3 +102,12 @@ def test_stylegan_keys_and_pixels_change_only_in_the_section(tiny, tmp_path, spa
     section_files = [f"frame_{frame:06d}.png" for frame in range(5, 9)]  # one aligned batch at size 4
     assert [n for n in base_png if base_png[n] != mixed_png[n]] == section_files
     assert all(mixed_png[n] == nine_png[n] for n in section_files)
+
+
+def test_a_plan_without_section_seeds_follows_its_seed_when_copied_with_another():
+    import dataclasses
+
+    plain = plan()
+    assert plain.walk_seed is None and list(plain.walk_seeds()) == [5] * N_FRAMES
+    reseeded = dataclasses.replace(plain, seed=9)
+    np.testing.assert_array_equal(latents.noise_vectors(reseeded), latents.noise_vectors(plan(seed=9)))

@@ -73,11 +73,11 @@ def _per_frame(seeds, for_seed):
 def noise_vectors(plan):
     """BigGAN noise vectors, already scaled by the truncation.
 
-    Each frame's resting point and directions are those of its walk seed (``plan.walk_seed``: the Seed, or its
+    Each frame's resting point and directions are those of its walk seed (``plan.walk_seeds()``: the Seed, or its
     section look's seed); travel sums each frame's step along its own seed's directions.
     Returns np.ndarray, shape (n_frames, 128), float32.
     """
-    seeds = np.asarray(plan.walk_seed, np.int64)
+    seeds = plan.walk_seeds()
     energy = np.asarray(plan.bands, np.float64) * np.asarray(plan.band_weights, np.float64)  # (n_bands, N)
     frame_s = plan.fps_base / plan.fps
     travel = plan.settings.get("mode", "displacement") == "travel"
@@ -105,7 +105,7 @@ def noise_vectors(plan):
 
 def resting_point(plan, frame_index=0):
     """Where the displacement walk rests in silence at ``frame_index`` (shape (128,))."""
-    rest, _, _ = _directions(int(plan.walk_seed[frame_index]), len(plan.band_names))
+    rest, _, _ = _directions(int(plan.walk_seeds()[frame_index]), len(plan.band_names))
     return (truncations(plan)[frame_index] * fold(rest)).astype(np.float32)
 
 

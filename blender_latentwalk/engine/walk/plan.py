@@ -53,8 +53,9 @@ class RenderPlan:
     frame_start : int, the Blender frame of index 0
     fps, fps_base : float
     seed : int, the walk's seed (the Seed setting)
-    walk_seed : np.ndarray, shape (n_frames,), int64, the walk's seed on each frame (whole numbers 0 to
-        MAX_WALK_SEED; default: ``seed`` on every frame): a section's look may give its frames their own
+    walk_seed : None, or np.ndarray, shape (n_frames,), int64, the walk's seed on each frame (whole numbers 0 to
+        MAX_WALK_SEED): a section's look may give its frames their own. None: ``seed`` on every frame (so a
+        copy with another ``seed`` follows it); `walk_seeds` gives the array either way
     band_names : list of str, length n_bands
     bands : np.ndarray, shape (n_bands, n_frames), sampled band curves
     band_weights : np.ndarray, shape (n_bands, n_frames), how much each band moves the image
@@ -103,8 +104,7 @@ class RenderPlan:
     walk_seed: np.ndarray = None
 
     ARRAYS = ("bands", "band_weights", "onset", "chroma", "truncation", "pulse", "speed", "jitter",
-              "strength", "guidance", "steps", "noise_seed", "prompt_weights", *STYLEGAN_DEFAULTS, "walk_seed")
-    WHOLE_NUMBER_ARRAYS = ("walk_seed",)  # saved as int64: float32 holds whole numbers only up to 2**24
+              "strength", "guidance", "steps", "noise_seed", "prompt_weights", *STYLEGAN_DEFAULTS)
 
     def __post_init__(self):
         self.settings = {**DEFAULT_SETTINGS, **self.settings}
@@ -115,18 +115,24 @@ class RenderPlan:
         if self.walk_seed is None:
             if not 0 <= int(self.seed) <= MAX_WALK_SEED:
                 raise ValueError(f"the walk's seed is {self.seed}: it must be a whole number 0..{MAX_WALK_SEED}")
-            self.walk_seed = np.full(n_frames, int(self.seed), np.int64)
-        walk_seed = np.asarray(self.walk_seed)
-        if walk_seed.shape != (n_frames,) or np.any(walk_seed != np.round(walk_seed)) or (
-                n_frames and not (0 <= walk_seed.min() and walk_seed.max() <= MAX_WALK_SEED)):
-            raise ValueError(f"walk_seed must hold one whole number 0..{MAX_WALK_SEED} per frame ({n_frames}), "
-                             f"got shape {walk_seed.shape}")
-        self.walk_seed = walk_seed.astype(np.int64)
+        else:
+            walk_seed = np.asarray(self.walk_seed)
+            if walk_seed.shape != (n_frames,) or np.any(walk_seed != np.round(walk_seed)) or (
+                    n_frames and not (0 <= walk_seed.min() and walk_seed.max() <= MAX_WALK_SEED)):
+                raise ValueError(f"walk_seed must hold one whole number 0..{MAX_WALK_SEED} per frame ({n_frames}), "
+                                 f"got shape {walk_seed.shape}")
+            self.walk_seed = walk_seed.astype(np.int64)
         if self.prompt_weights is None:
             self.prompt_weights = np.ones((n_frames, len(self.settings["prompts"])), np.float32)
         if self.prompt_weights.shape != (n_frames, len(self.settings["prompts"])):
             raise ValueError(f"prompt_weights has shape {self.prompt_weights.shape}, expected "
                              f"({n_frames}, {len(self.settings['prompts'])}) for the plan's prompts")
+
+    def walk_seeds(self):
+        """The walk's seed on every frame, shape (n_frames,), int64 (``seed`` where ``walk_seed`` is None)."""
+        if self.walk_seed is None:
+            return np.full(self.n_frames, int(self.seed), np.int64)
+        return self.walk_seed
 
     def frame_prompts(self, index):
         """{prompt text: weight} of the prompts frame ``index`` uses (weights > 0)."""
@@ -144,8 +150,8 @@ class RenderPlan:
         """A hash of everything that affects the frames (for resume and caching)."""
         digest = hashlib.sha256(json.dumps(self._header(), sort_keys=True).encode())
         for name in self.ARRAYS:
-            dtype = np.int64 if name in self.WHOLE_NUMBER_ARRAYS else np.float32
-            digest.update(np.ascontiguousarray(getattr(self, name), dtype=dtype).tobytes())
+            digest.update(np.ascontiguousarray(getattr(self, name), dtype=np.float32).tobytes())
+        digest.update(self.walk_seeds().tobytes())
         return digest.hexdigest()
 
     def _header(self):
@@ -160,8 +166,8 @@ class RenderPlan:
         }
 
     def save(self, path):
-        arrays = {name: np.asarray(getattr(self, name), dtype=np.int64 if name in self.WHOLE_NUMBER_ARRAYS else np.float32)
-                  for name in self.ARRAYS}
+        arrays = {name: np.asarray(getattr(self, name), dtype=np.float32) for name in self.ARRAYS}
+        arrays["walk_seed"] = self.walk_seeds()  # int64: float32 holds whole numbers only up to 2**24
         arrays["header"] = np.array(json.dumps(self._header(), sort_keys=True))
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
@@ -199,6 +205,7 @@ class RenderPlan:
             if missing:
                 raise LatentWalkError(f"plan '{path}' is damaged (it lacks {', '.join(missing)}): {fix}.")
             arrays = {name: data[name] for name in cls.ARRAYS}
+            arrays["walk_seed"] = data["walk_seed"] if "walk_seed" in data.files else None
         try:
             return cls(
                 frame_start=header["frame_start"], fps=header["fps"], fps_base=header["fps_base"],

@@ -99,7 +99,7 @@ def stylegan_inputs(plan):
                          0.0),
         transform=transform,
         frames=plan.frame_start + np.arange(plan.n_frames),
-        walk_seeds=np.asarray(plan.walk_seed, np.int64),
+        walk_seeds=plan.walk_seeds(),
         base_seed=int(plan.seed),
     )
 
