@@ -897,19 +897,6 @@ def analysis_code():
     return f"commit {commit}" + (f" + uncommitted {', '.join(names)}" if names else "")
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def main():
     parser = argparse.ArgumentParser(description="Our analysis against essentia and madmom on real music.")
     parser.add_argument("--tracks", nargs="+", metavar="DIR_OR_FILE", help="your own music instead of the default set")
@@ -937,6 +924,7 @@ def main():
     sys.path.insert(0, ROOT)
     from blender_latentwalk.engine.analysis.bands import DEFAULT_BANDS
     from blender_latentwalk.engine.analysis.features import FEATURES_VERSION
+    from blender_latentwalk.engine.render.compute import cpu_model
 
     fps_list = [float(f) if "." in f else int(f) for f in args.fps.split(",")]
     libraries = [lib.strip() for lib in args.references.split(",") if lib.strip()]

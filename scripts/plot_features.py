@@ -27,6 +27,16 @@ DEFAULT_OUT = os.path.join(ROOT, "docs", "features.png")
 DEFAULT_STRUCTURE_OUT = os.path.join(ROOT, "docs", "structure.png")
 
 
+def _save(figure, out):
+    """Write ``figure`` to ``out`` (the same bytes on every run: no software tag) and close it; returns ``out``."""
+    import matplotlib.pyplot as plt
+
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    figure.savefig(out, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(figure)
+    return out
+
+
 def plot(out, seconds=4.0, fps=30.0):
     import matplotlib
 
@@ -62,10 +72,7 @@ def plot(out, seconds=4.0, fps=30.0):
     axes[-1].set_xlabel(f"seconds ({fps:g} fps; blue: beats)")
     axes[-1].set_xlim(0, seconds)
     figure.suptitle("The demo song analysed: one value per video frame", y=0.995)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    figure.savefig(out, dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
-    return out
+    return _save(figure, out)
 
 
 def plot_structure(out, fps=24.0):
@@ -116,10 +123,7 @@ def plot_structure(out, fps=24.0):
     axes[-1].set_xlim(0, len(samples) / sample_rate)
     figure.suptitle(f"A B A C with a build and a drop, analysed: sections {' '.join(features.section_labels)}, "
                     f"{features.meta['tempo_bpm']:.1f} BPM", y=0.995)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    figure.savefig(out, dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
-    return out
+    return _save(figure, out)
 
 
 def main():

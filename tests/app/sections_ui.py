@@ -15,10 +15,8 @@ The steps are tutorial_ui.py's helpers. Prints ``RESULT {json}`` lines, ``CUT_LA
 """
 
 import argparse
-import json
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -37,7 +35,6 @@ TIMEOUT_S = 600
 
 import tutorial_ui  # noqa: E402 (its helpers: it walks the tutorial only when run by -P)
 import blender_ui  # noqa: E402
-import cut_labels  # noqa: E402
 from blender_ui import area_of, override, region_of, result, view_range, window  # noqa: E402
 from tutorial_ui import confirm_dialog, scroll_sidebar, sequencer, shot, sidebar_click, wait_for_jobs  # noqa: E402
 
@@ -168,17 +165,5 @@ def moved_marker_rebake_and_snap():
     result(city_snapped_to=city.frame, bar_near_city=bars[2], moved_after_snap=moved.frame)
 
 
-def steps():
-    started = time.monotonic()
-    yield from tutorial_ui.new_video_editing_file()
-    for part in (bake_and_look_at_the_markers, look_and_render, moved_marker_rebake_and_snap):
-        yield from part()
-        result(**{f"seconds_after_{part.__name__}": round(time.monotonic() - started, 1)})
-    bpy.ops.wm.save_mainfile()
-    print("CUT_LABELS " + json.dumps(cut_labels.FOUND), flush=True)
-    print("REPORTS " + json.dumps(blender_ui.reports()), flush=True)
-    if time.monotonic() - started > TIMEOUT_S:
-        result(error="timed out")
-
-
-blender_ui.run_steps(steps())
+PARTS = (bake_and_look_at_the_markers, look_and_render, moved_marker_rebake_and_snap)
+blender_ui.run_steps(tutorial_ui.walk_parts(PARTS, TIMEOUT_S))

@@ -12,10 +12,8 @@ Prints ``RESULT {json}`` lines, ``CUT_LABELS {json}`` and ``REPORTS {json}`` as 
 """
 
 import argparse
-import json
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -35,7 +33,6 @@ TIMEOUT_S = 600
 
 import tutorial_ui  # noqa: E402 (its helpers: it walks the tutorial only when run by -P)
 import blender_ui  # noqa: E402
-import cut_labels  # noqa: E402
 from blender_ui import override, result  # noqa: E402
 from tutorial_ui import scroll_sidebar, sequencer, shot, sidebar_click, wait_for_jobs  # noqa: E402
 
@@ -113,17 +110,4 @@ def render_and_encode():
     shot("stylegan_after_render.png")
 
 
-def steps():
-    started = time.monotonic()
-    yield from tutorial_ui.new_video_editing_file()
-    for part in (bake, stylegan_walk, render_and_encode):
-        yield from part()
-        result(**{f"seconds_after_{part.__name__}": round(time.monotonic() - started, 1)})
-    bpy.ops.wm.save_mainfile()
-    print("CUT_LABELS " + json.dumps(cut_labels.FOUND), flush=True)
-    print("REPORTS " + json.dumps(blender_ui.reports()), flush=True)
-    if time.monotonic() - started > TIMEOUT_S:
-        result(error="timed out")
-
-
-blender_ui.run_steps(steps())
+blender_ui.run_steps(tutorial_ui.walk_parts((bake, stylegan_walk, render_and_encode), TIMEOUT_S))

@@ -87,6 +87,21 @@ def graph_context(region="WINDOW"):
     return override(area_of("GRAPH_EDITOR"), region)
 
 
+def walk_parts(parts, timeout_s):
+    """A UI walk of its own (stylegan_ui.py, sections_ui.py): the Video Editing file, each part in turn (the time
+    after each in a RESULT line), the .blend saved, then the CUT_LABELS and REPORTS lines its test reads."""
+    started = time.monotonic()
+    yield from new_video_editing_file()
+    for part in parts:
+        yield from part()
+        result(**{f"seconds_after_{part.__name__}": round(time.monotonic() - started, 1)})
+    bpy.ops.wm.save_mainfile()
+    print("CUT_LABELS " + json.dumps(cut_labels.FOUND), flush=True)
+    print("REPORTS " + json.dumps(blender_ui.reports()), flush=True)
+    if time.monotonic() - started > timeout_s:
+        result(error="timed out")
+
+
 def new_video_editing_file():
     """File > New > Video Editing, the add-on registered, the sidebar's Latent Walk tab open, Save As."""
     bpy.ops.wm.read_homefile(app_template="Video_Editing")
